@@ -1,0 +1,73 @@
+package io.versionfs.capture;
+
+import io.versionfs.report.Json;
+
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+
+/**
+ * One captured (or lost) version. Everything is known at capture time except the SHA-256, which is
+ * computed afterwards off the program's critical path (hashing 512 MiB inside close() would take
+ * seconds); the manifest line is written once the hash is known.
+ */
+public final class Version {
+    public static final DateTimeFormatter ISO_MILLIS =
+            DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSXXX").withZone(ZoneOffset.UTC);
+
+    public enum Status { SAVED, LOST }
+
+    public final long number;
+    public final String file;          // target file name, e.g. job.gbw
+    public final String versionFile;   // e.g. job.000003.gbw, or null when lost
+    public final long size;
+    public final Instant time;
+    public final int pid;
+    public final String command;
+    public final String reason;        // close, rename, final-unclosed, initial
+    public final Status status;
+    public final String error;         // why it was lost
+    private volatile String sha256;
+
+    public Version(long number, String file, String versionFile, long size, Instant time, int pid,
+                   String command, String reason, Status status, String error) {
+        this.number = number;
+        this.file = file;
+        this.versionFile = versionFile;
+        this.size = size;
+        this.time = time;
+        this.pid = pid;
+        this.command = command;
+        this.reason = reason;
+        this.status = status;
+        this.error = error;
+    }
+
+    public String sha256() {
+        return sha256;
+    }
+
+    void sha256(String hex) {
+        this.sha256 = hex;
+    }
+
+    public boolean lost() {
+        return status == Status.LOST;
+    }
+
+    public Json.Obj toJson() {
+        Json.Obj o = Json.obj()
+                .put("version", number)
+                .put("file", file)
+                .put("path", versionFile)
+                .put("size", size)
+                .put("sha256", sha256)
+                .put("time", ISO_MILLIS.format(time))
+                .put("pid", pid)
+                .put("cmdline", command)
+                .put("reason", reason)
+                .put("status", status.name().toLowerCase());
+        if (error != null) o.put("error", error);
+        return o;
+    }
+}

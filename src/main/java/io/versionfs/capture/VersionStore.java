@@ -1,0 +1,284 @@
+package io.versionfs.capture;
+
+import io.versionfs.report.Json;
+import io.versionfs.report.Log;
+import io.versionfs.sys.Errno;
+import io.versionfs.sys.LibC;
+import io.versionfs.sys.Posix;
+import jnr.ffi.Pointer;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One versions folder: the numbered version files, {@code manifest.jsonl}, and the hidden
+ * {@code .versionfs/} area (the live backing files in symlink mode, temp files). Living inside the
+ * versions folder puts the backing store on the job's filesystem, next to the versions, which is
+ * what makes an O(1) capture by hard link possible.
+ *
+ * <p>Capturing is a hard link of the live file (the caller guarantees the live file is not
+ * modified afterwards: see {@code fs.LiveFile}). Only where a link is impossible do we copy,
+ * inside the capture, and say so once. Hashing and the manifest line happen on one background
+ * thread, in capture order.
+ */
+public final class VersionStore implements AutoCloseable {
+    public static final String HIDDEN = ".versionfs";
+
+    private final Path dir;
+    private final int dirFd;
+    private final Manifest manifest;
+    private final Instant start;
+    private final Map<String, AtomicLong> next = new ConcurrentHashMap<>();
+    private final List<String> existingNames;
+    private final List<Version> versions = new ArrayList<>();
+    private final AtomicInteger lost = new AtomicInteger();
+    private final ExecutorService hasher = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "versionfs-hasher");
+        t.setDaemon(true);
+        return t;
+    });
+
+    private VersionStore(Path dir, int dirFd, Manifest manifest, List<String> existing, Instant start) {
+        this.dir = dir;
+        this.dirFd = dirFd;
+        this.manifest = manifest;
+        this.existingNames = existing;
+        this.start = start;
+    }
+
+    /** Creates (if needed) and opens a versions folder. Throws IOException with a clear message. */
+    public static VersionStore open(Path dir, Instant start) throws IOException {
+        Path abs = dir.toAbsolutePath().normalize();
+        Files.createDirectories(abs.resolve(HIDDEN).resolve("live"));
+        Files.createDirectories(abs.resolve(HIDDEN).resolve("tmp"));
+        if (!Files.isWritable(abs)) throw new IOException(abs + " is not writable");
+        List<String> existing = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(abs)) {
+            for (Path p : ds) existing.add(p.getFileName().toString());
+        }
+        int fd = Posix.openDir(abs.toString());
+        return new VersionStore(abs, fd, new Manifest(abs), existing, start);
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    /** Folder holding live backing files in symlink mode. */
+    public Path liveDir() {
+        return dir.resolve(HIDDEN).resolve("live");
+    }
+
+    public Path manifestPath() {
+        return manifest.path();
+    }
+
+    public Instant start() {
+        return start;
+    }
+
+    /** Next number for {@code file}, continuing after any versions already in the folder. */
+    private long allocate(String file) {
+        return next.computeIfAbsent(file, f -> {
+            long max = 0;
+            for (String n : existingNames) {
+                var num = VersionNaming.parse(f, n);
+                if (num.isPresent()) max = Math.max(max, num.getAsInt());
+            }
+            return new AtomicLong(max + 1);
+        }).getAndIncrement();
+    }
+
+    /** Result of a capture: the version, and whether the live file is now shared with it. */
+    public record Captured(Version version, boolean linked) {}
+
+    /**
+     * Saves the current content of {@code srcRel} (relative to {@code srcDirFd}; {@code linkFlags}
+     * AT_SYMLINK_FOLLOW when it is a /proc/self/fd link) as the next version of {@code file}. The caller holds the file's exclusive lock, so the content cannot change
+     * while we link or copy.
+     */
+    public Captured capture(int srcDirFd, String srcRel, int linkFlags, String file, String reason, int pid,
+                            String cmd) {
+        long number = allocate(file);
+        String name = VersionNaming.versionName(file, number);
+        Instant now = Instant.now();
+        boolean linked = false;
+        String error = null;
+        if (Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags) == 0) {
+            linked = true;
+        } else {
+            int e = Posix.errno();
+            if (e == Errno.ENOENT && linkFlags != 0) {
+                // The live name was unlinked while open: an inode with no name cannot be linked.
+                error = copyInto(srcDirFd, srcRel, name);
+            } else if (e == Errno.EXDEV || e == Errno.EPERM || e == Errno.EMLINK || e == Errno.EOPNOTSUPP) {
+                Log.warnOnce("nolink:" + dir, "cannot hard-link into " + dir + " (" + Posix.strerror(e)
+                        + "): copying each version instead, which makes close() wait for the copy."
+                        + " Put the versions folder on the same filesystem as the target to avoid this.");
+                error = copyInto(srcDirFd, srcRel, name);
+            } else {
+                error = "link: " + Posix.strerror(e);
+            }
+        }
+        Version v;
+        if (error == null) {
+            Pointer st = Posix.allocStat();
+            long size = Posix.C.fstatat(dirFd, name, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? Posix.statSize(st) : -1;
+            v = new Version(number, file, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
+        } else {
+            lost.incrementAndGet();
+            Log.warn("version " + number + " of " + file + " could not be saved: " + error
+                    + (error.contains("space") || error.contains("quota")
+                    ? " (free space or quota in " + dir + ", the job itself continues)" : ""));
+            v = new Version(number, file, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
+        }
+        synchronized (versions) {
+            versions.add(v);
+        }
+        record(v);
+        return new Captured(v, linked);
+    }
+
+    /** Copies the source into a temp file, then renames it into place: a version appears complete or not at all. */
+    private String copyInto(int srcDirFd, String srcRel, String name) {
+        String tmp = HIDDEN + "/tmp/" + name + ".part";
+        int src = Posix.C.openat(srcDirFd, srcRel, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
+        if (src < 0) return "open: " + Posix.strerror(Posix.errno());
+        int dst = -1;
+        try {
+            Pointer st = Posix.allocStat();
+            Posix.C.fstat(src, st);
+            dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC, 0644);
+            if (dst < 0) return "create: " + Posix.strerror(Posix.errno());
+            FileCopier.copy(src, dst, Posix.statSize(st), () -> false);
+            if (Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) return "rename: " + Posix.strerror(Posix.errno());
+            return null;
+        } catch (FileCopier.CopyException e) {
+            Posix.C.unlinkat(dirFd, tmp, 0);
+            return e.getMessage();
+        } catch (FileCopier.Cancelled e) {
+            return "cancelled";
+        } finally {
+            Posix.C.close(src);
+            if (dst >= 0) Posix.C.close(dst);
+        }
+    }
+
+    /** Records a version that could not even be attempted (e.g. the live file vanished). */
+    public Version recordLost(String file, String reason, int pid, String cmd, String error) {
+        long number = allocate(file);
+        Version v = new Version(number, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
+        lost.incrementAndGet();
+        synchronized (versions) {
+            versions.add(v);
+        }
+        record(v);
+        return v;
+    }
+
+    /**
+     * A version that was saved but had to be given up later (its file could not be unshared from
+     * the live file, e.g. disk full): the file is removed and the manifest says why.
+     */
+    public void giveUp(Version v, String error) {
+        Posix.C.unlinkat(dirFd, v.versionFile, 0);
+        lost.incrementAndGet();
+        Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
+                Version.Status.LOST, error);
+        synchronized (versions) {
+            versions.replaceAll(x -> x == v ? gone : x);
+        }
+        hasher.execute(() -> append(gone.toJson()));
+    }
+
+    private void record(Version v) {
+        hasher.execute(() -> {
+            if (!v.lost()) v.sha256(sha256(dir.resolve(v.versionFile)));
+            append(v.toJson());
+        });
+    }
+
+    /** Appends a non-version event (rename detected, run start/end) in order with the versions. */
+    public void event(Json.Obj event) {
+        hasher.execute(() -> append(event));
+    }
+
+    private void append(Json.Obj line) {
+        try {
+            manifest.append(line);
+        } catch (IOException e) {
+            Log.warnOnce("manifest:" + dir, "cannot append to " + manifest.path() + ": " + e.getMessage());
+        }
+    }
+
+    static String sha256(Path p) {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+            while (ch.read(buf) >= 0) {
+                buf.flip();
+                md.update(buf);
+                buf.clear();
+            }
+            return HexFormat.of().formatHex(md.digest());
+        } catch (IOException e) {
+            return null;
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Waits until every queued hash and manifest line is written. */
+    public void drain() {
+        try {
+            hasher.submit(() -> {}).get();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public List<Version> versions() {
+        synchronized (versions) {
+            return List.copyOf(versions);
+        }
+    }
+
+    public int lostCount() {
+        return lost.get();
+    }
+
+    @Override
+    public void close() {
+        drain();
+        hasher.shutdown();
+        try {
+            hasher.awaitTermination(10, TimeUnit.SECONDS);
+            manifest.close();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            Posix.C.close(dirFd);
+        }
+    }
+}

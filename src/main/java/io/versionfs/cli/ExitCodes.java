@@ -1,0 +1,48 @@
+package io.versionfs.cli;
+
+/**
+ * Exit codes. {@code versionfs run} exits with the child's own code (0-125), or 128+N when signal
+ * N killed the child, as a shell would. versionfs's own failures use 200-209: a range no common
+ * program uses, so a script can always tell "versionfs could not do its job" from "the job failed".
+ * These numbers are part of the interface: never renumber them.
+ */
+public final class ExitCodes {
+    public static final int OK = 0;
+    /** Unexpected internal error (a bug: please report it with the message). */
+    public static final int INTERNAL = 200;
+    /** Bad command line: unknown option, missing argument. */
+    public static final int USAGE = 201;
+    /** The target is unusable: its folder is missing or not writable, it is a directory, a path where a name is expected. */
+    public static final int BAD_TARGET = 202;
+    /** The versions folder cannot be created or written. */
+    public static final int VERSIONS_DIR = 203;
+    /** FUSE is not usable here: no /dev/fuse, no access to it, no fusermount, no libfuse2. */
+    public static final int NO_FUSE = 204;
+    /** Mounting failed: mountpoint missing, not a folder, not empty, busy, or a stale mount that cannot be cleared. */
+    public static final int MOUNT_FAILED = 205;
+    /** The command to run was not found or is not executable. */
+    public static final int CHILD_NOT_FOUND = 206;
+    /** The job finished (exit 0) but at least one version could not be saved (disk full, quota). */
+    public static final int VERSIONS_LOST = 207;
+    /** No space left to set up (copying the existing target into the backing store). */
+    public static final int NO_SPACE = 208;
+    /** The target or the symlink was renamed/replaced by the program: capture stopped early. Reported, exit 0 otherwise. */
+    public static final int RESERVED_209 = 209;
+
+    private ExitCodes() {}
+
+    public static String describe(int code) {
+        return switch (code) {
+            case INTERNAL -> "internal error";
+            case USAGE -> "usage error";
+            case BAD_TARGET -> "bad target";
+            case VERSIONS_DIR -> "versions folder unusable";
+            case NO_FUSE -> "FUSE not available";
+            case MOUNT_FAILED -> "mount failed";
+            case CHILD_NOT_FOUND -> "command not found";
+            case VERSIONS_LOST -> "versions lost";
+            case NO_SPACE -> "no space left";
+            default -> "exit " + code;
+        };
+    }
+}

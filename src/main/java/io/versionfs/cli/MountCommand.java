@@ -1,0 +1,121 @@
+package io.versionfs.cli;
+
+import io.versionfs.capture.TargetMatcher;
+import io.versionfs.capture.Targets;
+import io.versionfs.capture.VersionStore;
+import io.versionfs.fs.CaptureFs;
+import io.versionfs.fs.FuseMount;
+import io.versionfs.fs.FuseSupport;
+import io.versionfs.report.Log;
+import io.versionfs.report.Summary;
+import io.versionfs.run.Signals;
+import io.versionfs.sys.Posix;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code versionfs mount}: the seed tool's interface. Serves MOUNTPOINT until Ctrl-C, SIGTERM or
+ * {@code fusermount -u MOUNTPOINT}; the program writes MOUNTPOINT/NAME and every version lands in
+ * the versions folder.
+ */
+@Command(name = "mount", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {
+                "Mount a capture filesystem in the foreground (the original interface).",
+                "",
+                "Give MOUNTPOINT/NAME to the program as its output path (or symlink it); every version",
+                "closed after a write is saved in --target-dir as NAME.000001.EXT, NAME.000002.EXT, ...",
+                "with manifest.jsonl beside them. The live file is kept in TARGET-DIR/.versionfs/live/.",
+                "Stop with Ctrl-C, SIGTERM, or: fusermount -u MOUNTPOINT",
+                "",
+                "For batch jobs prefer 'versionfs run', which mounts, runs the job and cleans up."
+        })
+final class MountCommand implements Callable<Integer> {
+    @Option(names = "--target", required = true, paramLabel = "NAME",
+            description = "File name to version (a name, not a path; a glob like '*.gbw' is allowed). Repeatable.")
+    List<String> targets;
+
+    @Option(names = {"--target-dir", "--target_dir"}, required = true, paramLabel = "DIR",
+            description = "Versions folder (created if its parent exists).")
+    Path targetDir;
+
+    @Option(names = "--json", description = "Print the final summary as JSON on stdout.")
+    boolean json;
+
+    @Parameters(index = "0", paramLabel = "MOUNTPOINT", description = "Empty folder to mount on.")
+    Path mountPoint;
+
+    @Override
+    public Integer call() throws Exception {
+        for (String t : targets) {
+            if (t.contains("/") || t.isEmpty() || t.equals(".") || t.equals("..")) {
+                throw new UserError(ExitCodes.BAD_TARGET, "--target must be a file name, not a path: '" + t
+                        + "'. Mount a filesystem per folder, or use 'versionfs run --target PATH'");
+            }
+        }
+        FuseSupport.check();
+        Path vdir = targetDir.toAbsolutePath().normalize();
+        Instant start = Instant.now();
+        VersionStore store = openStore(vdir, start);
+        int rootFd = Posix.openDir(store.liveDir().toString());
+        CaptureFs fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(targets), store));
+        CountDownLatch stop = new CountDownLatch(1);
+        Signals.install(sig -> stop.countDown());
+        FuseMount mount;
+        try {
+            mount = FuseMount.mount(fs, mountPoint);
+        } catch (UserError e) {
+            store.close();
+            Posix.C.close(rootFd);
+            throw e;
+        }
+        Log.info("mounted at " + mount.mountPoint() + "; versions of " + String.join(", ", targets) + " go to " + vdir);
+        Log.info("stop with Ctrl-C, kill " + ProcessHandle.current().pid() + ", or: fusermount -u " + mount.mountPoint());
+        // Wait for a signal or an unmount from outside.
+        while (stop.getCount() > 0 && mount.isAlive()) {
+            stop.await(200, java.util.concurrent.TimeUnit.MILLISECONDS);
+        }
+        mount.awaitHandlesClosed(5_000);
+        fs.captureUnclosed();
+        fs.detachAll();
+        mount.close();
+        Posix.C.close(rootFd);
+        store.close();
+        Summary s = new Summary(start)
+                .put("mount", mount.mountPoint().toString())
+                .put("live", store.liveDir().toString());
+        s.add(new Summary.FileReport(String.join(", ", targets), vdir.toString(), store.manifestPath().toString(),
+                store.versions(), List.of()));
+        s.printHuman(System.err);
+        if (json) System.out.println(s.toJson());
+        return store.lostCount() > 0 ? ExitCodes.VERSIONS_LOST : ExitCodes.OK;
+    }
+
+    static VersionStore openStore(Path vdir, Instant start) {
+        if (!Files.isDirectory(vdir.getParent())) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
+                    + vdir.getParent() + " does not exist (create it, or choose another --target-dir)");
+        }
+        if (Files.exists(vdir) && !Files.isDirectory(vdir)) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, vdir + " exists and is not a folder: choose another versions folder");
+        }
+        try {
+            return VersionStore.open(vdir, start);
+        } catch (IOException e) {
+            String m = e.getMessage() == null ? e.toString() : e.getMessage();
+            if (m.contains("No space") || m.contains("quota")) {
+                throw new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
+            }
+            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
+                    + e.getClass().getSimpleName().replace("Exception", "") + ": " + m + "): check it is writable by you");
+        }
+    }
+}

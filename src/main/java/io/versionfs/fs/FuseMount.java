@@ -1,0 +1,214 @@
+package io.versionfs.fs;
+
+import io.versionfs.cli.ExitCodes;
+import io.versionfs.cli.UserError;
+import io.versionfs.report.Log;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One mounted {@link CaptureFs}: mounting (with the options the capture needs), waiting until the
+ * kernel is really talking to us, and unmounting on every exit path.
+ *
+ * <p>We run libfuse's loop on our own thread instead of jnr-fuse's {@code mount()}, which guesses
+ * success after a 2 s timeout and unmounts lazily without waiting: we wait for FUSE's INIT (the
+ * mount is usable) or for the loop to fail, and at the end for the loop to finish.
+ */
+public final class FuseMount implements AutoCloseable {
+    /**
+     * big_writes/max_write: 128 KiB writes instead of 4 KiB. atomic_o_trunc: O_TRUNC reaches open()
+     * so the truncation is attributed to the handle. kernel_cache: nothing but us touches the
+     * backing files, so page-cache contents stay valid across opens. default_permissions: the
+     * kernel checks modes as on a normal filesystem. auto_unmount: if this process is killed
+     * (SIGKILL, OOM), fusermount unmounts for us instead of leaving a dead mount.
+     */
+    static final String BASE_OPTIONS =
+            "fsname=versionfs,subtype=versionfs,big_writes,max_write=131072,atomic_o_trunc,kernel_cache,default_permissions";
+
+    private final CaptureFs fs;
+    private final Path mountPoint;
+    private final Thread loop;
+    private volatile int loopResult = Integer.MIN_VALUE;
+    private volatile boolean unmounted;
+
+    private FuseMount(CaptureFs fs, Path mountPoint) {
+        this.fs = fs;
+        this.mountPoint = mountPoint;
+        this.loop = new Thread(this::runLoop, "versionfs-fuse-loop");
+        this.loop.setDaemon(true);
+    }
+
+    private void runLoop() {
+        String[] args = {"versionfs", "-f", mountPoint.toString(), "-o", BASE_OPTIONS + ",auto_unmount"};
+        loopResult = fs.runLoop(args);
+    }
+
+    /** Mounts and returns once the filesystem answers; throws UserError(MOUNT_FAILED) otherwise. */
+    public static FuseMount mount(CaptureFs fs, Path mountPoint) {
+        Path mp = mountPoint.toAbsolutePath().normalize();
+        prepareMountPoint(mp);
+        FuseMount m = new FuseMount(fs, mp);
+        m.loop.start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!fs.initialized().await(50, TimeUnit.MILLISECONDS)) {
+                if (!m.loop.isAlive()) {
+                    throw new UserError(ExitCodes.MOUNT_FAILED, "mounting at " + mp + " failed (libfuse said why, above)."
+                            + " Check that FUSE works on this node: fusermount -V; ls -l /dev/fuse");
+                }
+                if (System.nanoTime() > deadline) {
+                    m.close();
+                    throw new UserError(ExitCodes.MOUNT_FAILED, "mounting at " + mp + " did not complete within 30 s");
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            m.close();
+            throw new UserError(ExitCodes.MOUNT_FAILED, "interrupted while mounting " + mp);
+        }
+        return m;
+    }
+
+    /**
+     * The mount point must be an empty folder with nothing mounted on it. A dead FUSE mount left by
+     * a killed process ("Transport endpoint is not connected") is cleared.
+     */
+    public static void prepareMountPoint(Path mp) {
+        if (isStale(mp)) {
+            Log.warn("clearing a stale FUSE mount at " + mp + " left by a process that was killed");
+            lazyUnmount(mp);
+            if (isStale(mp)) {
+                throw new UserError(ExitCodes.MOUNT_FAILED, mp + " is a dead FUSE mount that could not be cleared:"
+                        + " run 'fusermount -u -z " + mp + "' (as root: umount -l " + mp + ") and try again");
+            }
+        }
+        if (!Files.exists(mp)) {
+            throw new UserError(ExitCodes.MOUNT_FAILED, "mount point " + mp + " does not exist: create it (mkdir -p " + mp + ")");
+        }
+        if (!Files.isDirectory(mp)) {
+            throw new UserError(ExitCodes.MOUNT_FAILED, "mount point " + mp + " is not a folder: give an empty folder");
+        }
+        if (MountTable.isMountPoint(mp)) {
+            throw new UserError(ExitCodes.MOUNT_FAILED, "mount point " + mp + " is busy: something is already mounted there"
+                    + " (see: findmnt " + mp + "); unmount it or choose another folder");
+        }
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(mp)) {
+            if (ds.iterator().hasNext()) {
+                throw new UserError(ExitCodes.MOUNT_FAILED, "mount point " + mp + " is not empty: give an empty folder"
+                        + " (mounting would hide its files)");
+            }
+        } catch (IOException e) {
+            throw new UserError(ExitCodes.MOUNT_FAILED, "cannot read mount point " + mp + ": " + e.getMessage());
+        }
+        if (!Files.isWritable(mp) && !FuseSupport.isRoot()) {
+            throw new UserError(ExitCodes.MOUNT_FAILED, "mount point " + mp + " is not writable by you: FUSE only mounts"
+                    + " on folders you own and can write");
+        }
+    }
+
+    /** True if {@code p} is a FUSE mount whose daemon is gone. */
+    public static boolean isStale(Path p) {
+        try {
+            Files.readAttributes(p, "basic:isDirectory");
+            return false;
+        } catch (FileSystemException e) {
+            String r = e.getReason();
+            return r != null && r.contains("not connected");
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** Detaches whatever is mounted at {@code mp}, even if busy or dead. */
+    public static void lazyUnmount(Path mp) {
+        if (!runQuiet(fusermountCmd("-u", "-z", mp)) && FuseSupport.isRoot()) {
+            runQuiet(List.of("umount", "-l", mp.toString()));
+        }
+    }
+
+    private static List<String> fusermountCmd(String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(FuseSupport.fusermount().map(Path::toString).orElse("fusermount"));
+        for (String a : args) cmd.add(a);
+        return cmd;
+    }
+
+    private static List<String> fusermountCmd(String a, String b, Path mp) {
+        return fusermountCmd(a, b, mp.toString());
+    }
+
+    private static boolean runQuiet(List<String> cmd) {
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            return p.waitFor(20, TimeUnit.SECONDS) && p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    public Path mountPoint() {
+        return mountPoint;
+    }
+
+    public CaptureFs fs() {
+        return fs;
+    }
+
+    /** True while libfuse's loop runs (false once someone ran fusermount -u on us). */
+    public boolean isAlive() {
+        return loop.isAlive();
+    }
+
+    /** Blocks until the loop ends (the filesystem was unmounted from outside) or the timeout passes. */
+    public boolean awaitLoopEnd(long millis) throws InterruptedException {
+        loop.join(millis);
+        return !loop.isAlive();
+    }
+
+    /**
+     * Waits (bounded) until every open handle has been released: release is asynchronous, so
+     * right after the last process exits some may still be in flight.
+     */
+    public boolean awaitHandlesClosed(long millis) {
+        long deadline = System.currentTimeMillis() + millis;
+        while (fs.openHandles() > 0 && System.currentTimeMillis() < deadline) {
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        return fs.openHandles() == 0;
+    }
+
+    /** Unmounts (lazily if busy) and waits for the loop to end. Idempotent. */
+    @Override
+    public void close() {
+        if (unmounted) return;
+        unmounted = true;
+        if (loop.isAlive()) {
+            if (!runQuiet(fusermountCmd("-u", mountPoint.toString()))) {
+                lazyUnmount(mountPoint);
+            }
+        }
+        try {
+            loop.join(10_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (loop.isAlive() || MountTable.fuseAt(mountPoint) != null) {
+            lazyUnmount(mountPoint);
+        }
+    }
+}

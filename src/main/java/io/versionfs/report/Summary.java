@@ -1,0 +1,133 @@
+package io.versionfs.report;
+
+import io.versionfs.capture.Version;
+
+import java.io.PrintStream;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The end-of-job report: a header (command, status, wall time, Slurm ids), then per file its
+ * versions folder and a table with one row per version. Human form on stderr, the same content as
+ * one JSON document for {@code --json} on stdout.
+ */
+public final class Summary {
+    /** Rows shown at each end of a long table; the middle is elided. */
+    static final int HEAD = 8, TAIL = 8;
+
+    public record FileReport(String file, String versionsDir, String manifest, List<Version> versions,
+                             List<String> warnings) {}
+
+    private final Map<String, Object> header = new LinkedHashMap<>();
+    private final List<FileReport> files = new ArrayList<>();
+    private final List<String> warnings = new ArrayList<>();
+    private final Instant start;
+
+    public Summary(Instant start) {
+        this.start = start;
+    }
+
+    public Summary put(String key, Object value) {
+        header.put(key, value);
+        return this;
+    }
+
+    public Summary add(FileReport f) {
+        files.add(f);
+        return this;
+    }
+
+    public Summary warn(String w) {
+        warnings.add(w);
+        return this;
+    }
+
+    public int totalVersions() {
+        return files.stream().mapToInt(f -> (int) f.versions.stream().filter(v -> !v.lost()).count()).sum();
+    }
+
+    public int totalLost() {
+        return files.stream().mapToInt(f -> (int) f.versions.stream().filter(Version::lost).count()).sum();
+    }
+
+    public void printHuman(PrintStream out) {
+        out.println("versionfs: ---- summary ----");
+        for (Map.Entry<String, Object> e : header.entrySet()) {
+            if (e.getValue() != null) out.printf("versionfs: %-9s %s%n", e.getKey() + ":", e.getValue());
+        }
+        for (FileReport f : files) {
+            long saved = f.versions.stream().filter(v -> !v.lost()).count();
+            long lost = f.versions.size() - saved;
+            out.printf("versionfs: %s: %d version%s%s in %s%n", f.file, saved, saved == 1 ? "" : "s",
+                    lost > 0 ? " (" + lost + " LOST)" : "", f.versionsDir);
+            if (!f.versions.isEmpty()) {
+                out.printf("  %6s  %9s  %10s  %-8s  %-28s  %s%n", "#", "after", "size", "sha256", "process", "reason");
+                List<Version> vs = f.versions;
+                for (int i = 0; i < vs.size(); i++) {
+                    if (vs.size() > HEAD + TAIL + 1 && i == HEAD) {
+                        out.printf("  %6s  ... %d more versions, all in the manifest ...%n", "", vs.size() - HEAD - TAIL);
+                        i = vs.size() - TAIL;
+                    }
+                    out.println(row(vs.get(i)));
+                }
+            }
+            for (String w : f.warnings) out.println("versionfs: WARNING: " + w);
+        }
+        for (String w : warnings) out.println("versionfs: WARNING: " + w);
+        out.flush();
+    }
+
+    private String row(Version v) {
+        String after = elapsed(Duration.between(start, v.time));
+        String size = v.lost() && v.size < 0 ? "-" : bytes(v.size);
+        String sha = v.sha256() == null ? (v.lost() ? "LOST" : "?") : v.sha256().substring(0, 8);
+        String proc = v.pid > 0 ? v.pid + " " + shortCmd(v.command) : "-";
+        if (proc.length() > 28) proc = proc.substring(0, 27) + "…";
+        String reason = v.lost() ? v.reason + " LOST: " + v.error : v.reason;
+        return String.format("  %6d  %9s  %10s  %-8s  %-28s  %s", v.number, after, size, sha, proc, reason);
+    }
+
+    static String shortCmd(String cmd) {
+        if (cmd == null || cmd.isEmpty()) return "";
+        cmd = cmd.replaceAll("\\s+", " ").trim();
+        String first = cmd.split(" ", 2)[0];
+        String rest = cmd.length() > first.length() ? cmd.substring(first.length()) : "";
+        int slash = first.lastIndexOf('/');
+        return (slash >= 0 ? first.substring(slash + 1) : first) + rest;
+    }
+
+    public static String elapsed(Duration d) {
+        long ms = Math.max(0, d.toMillis());
+        if (ms < 60_000) return String.format("+%.2fs", ms / 1000.0);
+        if (ms < 3_600_000) return String.format("+%dm%02ds", ms / 60_000, (ms / 1000) % 60);
+        return String.format("+%dh%02dm", ms / 3_600_000, (ms / 60_000) % 60);
+    }
+
+    public static String bytes(long n) {
+        if (n < 1024) return n + " B";
+        if (n < 1024 * 1024) return String.format("%.1f KiB", n / 1024.0);
+        if (n < 1024L * 1024 * 1024) return String.format("%.1f MiB", n / 1048576.0);
+        return String.format("%.2f GiB", n / 1073741824.0);
+    }
+
+    public String toJson() {
+        Json.Obj o = Json.obj();
+        for (Map.Entry<String, Object> e : header.entrySet()) o.put(e.getKey(), e.getValue());
+        List<Object> fs = new ArrayList<>();
+        for (FileReport f : files) {
+            List<Object> vs = new ArrayList<>();
+            for (Version v : f.versions) vs.add(v.toJson().put("after_ms", Duration.between(start, v.time).toMillis()));
+            fs.add(Json.obj().put("file", f.file).put("versions_dir", f.versionsDir).put("manifest", f.manifest)
+                    .put("saved", f.versions.stream().filter(v -> !v.lost()).count())
+                    .put("lost", f.versions.stream().filter(Version::lost).count())
+                    .put("warnings", f.warnings).put("versions", vs));
+        }
+        o.put("files", fs);
+        o.put("warnings", warnings);
+        return o.toString();
+    }
+}
