@@ -38,7 +38,7 @@ import java.util.concurrent.Callable;
                 "",
                 "For batch jobs prefer 'versionfs run', which mounts, runs the job and cleans up."
         })
-final class MountCommand implements Callable<Integer> {
+public final class MountCommand implements Callable<Integer> {
     @Option(names = "--target", required = true, paramLabel = "NAME",
             description = "File name to version (a name, not a path; a glob like '*.gbw' is allowed). Repeatable.")
     List<String> targets;
@@ -99,7 +99,7 @@ final class MountCommand implements Callable<Integer> {
         return store.lostCount() > 0 ? ExitCodes.VERSIONS_LOST : ExitCodes.OK;
     }
 
-    static VersionStore openStore(Path vdir, Instant start) {
+    public static VersionStore openStore(Path vdir, Instant start) {
         if (!Files.isDirectory(vdir.getParent())) {
             throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
                     + vdir.getParent() + " does not exist (create it, or choose another --target-dir)");

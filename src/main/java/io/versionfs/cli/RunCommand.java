@@ -1,13 +1,60 @@
 package io.versionfs.cli;
 
+import io.versionfs.run.RunSession;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
+import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "run", description = "Run a command with a target file versioned (coming next).")
+/** {@code versionfs run}: the batch-job wrapper. */
+@Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {
+                "Run COMMAND with TARGET versioned: every close() after a write saves a version.",
+                "",
+                "versionfs mounts a capture filesystem in a private folder, replaces TARGET by a",
+                "symlink into it, and runs COMMAND (same folder, same environment, same stdin/out/err).",
+                "When COMMAND ends - normally, with an error, or killed - versionfs saves unclosed",
+                "changes, unmounts, turns TARGET back into a regular file with the final content,",
+                "prints a summary on stderr, and exits with COMMAND's exit code (128+N for signal N).",
+                "",
+                "Versions: TARGET.versions/NAME.000001.EXT, ... and manifest.jsonl (one JSON line each).",
+                "An existing TARGET is kept as version 0 (reason 'initial') and is what COMMAND reads.",
+                "",
+                "Signals TERM, INT, HUP, USR1, USR2 are forwarded to COMMAND. After TERM/INT/HUP",
+                "COMMAND gets --grace seconds, then SIGKILL, so versionfs can finish inside Slurm's",
+                "KillWait. Processes COMMAND leaves behind get TERM, then KILL.",
+                "",
+                "Example (sbatch script):  exec versionfs run --target job.gbw -- orca job.inp",
+        })
 final class RunCommand implements Callable<Integer> {
+    @Option(names = {"-t", "--target"}, required = true, paramLabel = "TARGET",
+            description = "File to version (path; need not exist yet). Repeatable.")
+    List<Path> targets;
+
+    @Option(names = "--versions-dir", paramLabel = "DIR",
+            description = "Folder for the versions (default: TARGET.versions beside each target).")
+    Path versionsDir;
+
+    @Option(names = "--mount-dir", paramLabel = "DIR",
+            description = "Where to create the private mount folder (default: $SLURM_TMPDIR, $TMPDIR, /tmp).")
+    Path mountDir;
+
+    @Option(names = "--grace", paramLabel = "SECONDS", defaultValue = "10",
+            description = "After forwarding TERM/INT/HUP, wait this long for COMMAND before SIGKILL (default: ${DEFAULT-VALUE}).")
+    long graceSeconds;
+
+    @Option(names = "--json", description = "Also print the summary as one JSON document on stdout.")
+    boolean json;
+
+    @Parameters(paramLabel = "COMMAND", arity = "1..*", description = "The program and its arguments, after --.")
+    List<String> command;
+
     @Override
     public Integer call() {
-        throw new UserError(ExitCodes.USAGE, "run is not implemented yet");
+        return new RunSession(new RunSession.Options(targets, versionsDir, mountDir, json, graceSeconds * 1000, command))
+                .execute();
     }
 }

@@ -1,0 +1,101 @@
+package io.versionfs.run;
+
+import io.versionfs.sys.Posix;
+import org.apache.commons.exec.CommandLine;
+import org.apache.commons.exec.DefaultExecuteResultHandler;
+import org.apache.commons.exec.DefaultExecutor;
+import org.apache.commons.exec.ExecuteStreamHandler;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+
+/**
+ * The job's main process, started with commons-exec. Its stdin, stdout and stderr are inherited
+ * (not pumped through Java: a job's output must reach Slurm's file untouched and unbuffered), its
+ * environment is ours unchanged (ORCA's own mpirun aborts if SLURM_* variables vanish), and its
+ * working directory is set by path so that, in directory mode, it resolves to the mount.
+ */
+public final class ChildProcess {
+    private final Process process;
+    private final DefaultExecuteResultHandler result;
+
+    private ChildProcess(Process process, DefaultExecuteResultHandler result) {
+        this.process = process;
+        this.result = result;
+    }
+
+    /** Starts {@code command}; IOException if it cannot be executed. */
+    public static ChildProcess start(List<String> command, Path workDir) throws IOException {
+        CommandLine cl = new CommandLine(command.get(0));
+        for (String a : command.subList(1, command.size())) cl.addArgument(a, false);
+        CompletableFuture<Process> launched = new CompletableFuture<>();
+        DefaultExecutor ex = new DefaultExecutor() {
+            @Override
+            protected Process launch(CommandLine cmd, Map<String, String> env, File dir) throws IOException {
+                try {
+                    Process p = new ProcessBuilder(cmd.toStrings()).directory(dir).inheritIO().start();
+                    launched.complete(p);
+                    return p;
+                } catch (IOException e) {
+                    launched.completeExceptionally(e);
+                    throw e;
+                }
+            }
+        };
+        ex.setWorkingDirectory(workDir.toFile());
+        ex.setExitValues(null); // every exit code is the job's answer, not an executor failure
+        ex.setStreamHandler(new InheritedStreams());
+        DefaultExecuteResultHandler handler = new DefaultExecuteResultHandler();
+        ex.execute(cl, handler);
+        // commons-exec launches on its own thread: wait until the process exists (or failed to).
+        try {
+            return new ChildProcess(launched.get(), handler);
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            throw c instanceof IOException io ? io : new IOException(String.valueOf(c), c);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while starting the job");
+        }
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    /** Sends signal {@code sig} to the child (not its tree: the child, e.g. mpirun, forwards it). */
+    public void signal(int sig) {
+        if (process.isAlive()) Posix.C.kill((int) process.pid(), sig);
+    }
+
+    /** Waits up to {@code millis}; true if the child has exited. */
+    public boolean waitFor(long millis) throws InterruptedException {
+        result.waitFor(millis);
+        return result.hasResult();
+    }
+
+    /** Exit code as a shell reports it: the code, or 128+N when killed by signal N. */
+    public int exitCode() {
+        return result.getExitValue();
+    }
+
+    /** Streams are inherited by the child; nothing to pump. */
+    private static final class InheritedStreams implements ExecuteStreamHandler {
+        @Override public void setProcessErrorStream(InputStream is) {}
+        @Override public void setProcessInputStream(OutputStream os) {}
+        @Override public void setProcessOutputStream(InputStream is) {}
+        @Override public void start() {}
+        @Override public void stop() {}
+    }
+}

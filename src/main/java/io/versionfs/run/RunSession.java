@@ -1,0 +1,300 @@
+package io.versionfs.run;
+
+import io.versionfs.capture.VersionStore;
+import io.versionfs.cli.ExitCodes;
+import io.versionfs.cli.UserError;
+import io.versionfs.fs.FuseSupport;
+import io.versionfs.report.Log;
+import io.versionfs.report.Summary;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One {@code versionfs run}: check, set up every target, run the job, and on every way out
+ * (normal end, job failure, signal, setup failure) put the user's files back, unmount, and
+ * report. The order of the clean-up is the point of this class: processes first (nothing may
+ * hold the files), then pending closes, then a last version of unclosed changes, then unmount,
+ * then the symlinks become regular files again.
+ */
+public final class RunSession {
+    private static final int SIGKILL = 9;
+
+    public record Options(List<Path> targets, Path versionsDir, Path mountDir, boolean json, long graceMillis,
+                          List<String> command) {}
+
+    private final Options opt;
+    private final Path cwd = Path.of("").toAbsolutePath();
+    private final List<TargetLink> links = new ArrayList<>();
+    private final Map<Path, VersionStore> stores = new LinkedHashMap<>();
+    private volatile ChildProcess child;
+    private volatile int setupSignal;           // a signal that arrived before the job started
+    private volatile long stopRequestedAt;      // when TERM/INT/HUP was forwarded
+    private volatile String lastSignal;
+
+    public RunSession(Options opt) {
+        this.opt = opt;
+    }
+
+    public int execute() {
+        Instant start = Instant.now();
+        List<Path> targets = Preflight.targets(opt.targets(), cwd);
+        Preflight.command(opt.command());
+        FuseSupport.check();
+        Reaper.becomeSubreaper();
+        Signals.install(sig -> onSignal(sig.getNumber(), sig.getName()));
+
+        Path privateDir = null;
+        ScheduledExecutorService watcher = null;
+        int exit = ExitCodes.INTERNAL;
+        String status = "not started";
+        UserError failure = null;
+        Set<Long> keep = Set.of();
+        try {
+            for (Path t : targets) {
+                Path vdir = opt.versionsDir() != null ? opt.versionsDir().toAbsolutePath().normalize()
+                        : t.resolveSibling(t.getFileName() + ".versions");
+                VersionStore store = stores.get(vdir);
+                if (store == null) {
+                    store = io.versionfs.cli.MountCommand.openStore(vdir, start);
+                    stores.put(vdir, store);
+                }
+                links.add(new TargetLink(t, store));
+            }
+            for (TargetLink l : links) {
+                l.recoverEarlierRun();
+                Preflight.notASymlink(l.target);
+            }
+            privateDir = Preflight.privateDir(opt.mountDir());
+            int i = 0;
+            for (TargetLink l : links) {
+                l.prepareLive();
+                Path mp = privateDir.resolve("m" + i++);
+                Files.createDirectory(mp);
+                l.mount(mp);
+                l.installLink();
+                abortIfSignalled();
+            }
+            keep = Reaper.currentChildren();
+            abortIfSignalled();
+            try {
+                child = ChildProcess.start(opt.command(), cwd);
+            } catch (IOException e) {
+                throw new UserError(ExitCodes.CHILD_NOT_FOUND, "cannot start " + opt.command().get(0) + ": " + e.getMessage());
+            }
+            if (setupSignal != 0) child.signal(setupSignal);
+            watcher = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "versionfs-link-watch");
+                t.setDaemon(true);
+                return t;
+            });
+            watcher.scheduleWithFixedDelay(() -> links.forEach(TargetLink::check), 500, 500, TimeUnit.MILLISECONDS);
+            while (!child.waitFor(200)) {
+                long asked = stopRequestedAt;
+                if (asked > 0 && System.currentTimeMillis() - asked > opt.graceMillis()) {
+                    Log.warn("the job is still running " + opt.graceMillis() / 1000 + " s after " + lastSignal
+                            + ": killing it (SIGKILL) to save the versions before the batch system kills us");
+                    child.signal(SIGKILL);
+                    stopRequestedAt = 0;
+                }
+            }
+            exit = child.exitCode();
+            status = describeExit(exit);
+        } catch (UserError e) {
+            failure = e;
+            exit = e.code;
+            status = "versionfs error: " + e.getMessage();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            failure = new UserError(ExitCodes.INTERNAL, "interrupted");
+            exit = failure.code;
+        } catch (IOException e) {
+            failure = new UserError(TargetLink.isNoSpace(e) ? ExitCodes.NO_SPACE : ExitCodes.INTERNAL, "setting up: " + e.getMessage());
+            exit = failure.code;
+            status = "versionfs error: " + e.getMessage();
+        } finally {
+            if (watcher != null) watcher.shutdownNow();
+            if (child != null) Reaper.endLeftovers(keep, 3_000);
+            for (TargetLink l : links) {
+                try {
+                    l.finishCapture(5_000);
+                } catch (RuntimeException e) {
+                    Log.warn("finishing capture of " + l.target + ": " + e);
+                }
+            }
+            for (TargetLink l : links) {
+                try {
+                    l.restore();
+                } catch (IOException | RuntimeException e) {
+                    Log.warn("could not put " + l.target + " back as a regular file (" + e.getMessage()
+                            + "); its last content is in " + l.store.liveDir());
+                }
+                l.cleanup();
+            }
+            for (VersionStore s : stores.values()) s.close();
+            if (privateDir != null) {
+                try {
+                    Files.deleteIfExists(privateDir);
+                } catch (IOException e) {
+                    Log.debug("leaving " + privateDir + ": " + e.getMessage());
+                }
+            }
+        }
+        Summary summary = summary(start, status);
+        summary.printHuman(System.err);
+        if (opt.json()) {
+            PrintStream out = System.out;
+            out.println(summary.toJson());
+            out.flush();
+        }
+        if (failure != null) {
+            System.err.println("versionfs: error: " + failure.getMessage());
+            return failure.code;
+        }
+        if (exit == 0 && summary.totalLost() > 0) return ExitCodes.VERSIONS_LOST;
+        return exit;
+    }
+
+    private void abortIfSignalled() {
+        if (setupSignal != 0) {
+            throw new UserError(128 + setupSignal, "stopped by " + lastSignal + " before the job started");
+        }
+    }
+
+    private void onSignal(int number, String name) {
+        lastSignal = "SIG" + name;
+        ChildProcess c = child;
+        if (c == null) {
+            setupSignal = number;
+            return;
+        }
+        Log.info("received SIG" + name + ": forwarding it to the job (pid " + c.pid() + ")");
+        c.signal(number);
+        if ((name.equals("TERM") || name.equals("INT") || name.equals("HUP")) && stopRequestedAt == 0) {
+            stopRequestedAt = System.currentTimeMillis();
+        }
+    }
+
+    static String describeExit(int code) {
+        if (code > 128 && code < 128 + 65) return "killed by " + Signals.name(code - 128) + " (exit " + code + ")";
+        return "exit " + code;
+    }
+
+    private Summary summary(Instant start, String status) {
+        Summary s = new Summary(start)
+                .put("command", String.join(" ", opt.command()))
+                .put("status", status)
+                .put("wall", Summary.elapsed(Duration.between(start, Instant.now())).substring(1));
+        String job = System.getenv("SLURM_JOB_ID");
+        if (job != null) {
+            String arr = System.getenv("SLURM_ARRAY_JOB_ID");
+            String task = System.getenv("SLURM_ARRAY_TASK_ID");
+            s.put("slurm", arr != null && task != null ? "job " + job + " (array " + arr + "_" + task + ")" : "job " + job);
+        }
+        for (TargetLink l : links) {
+            List<io.versionfs.capture.Version> mine = l.store.versions().stream().filter(v -> v.file.equals(l.name)).toList();
+            s.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
+                    mine, l.problems()));
+        }
+        return s;
+    }
+
+    /** Checks that can fail before anything is touched. */
+    static final class Preflight {
+        private Preflight() {}
+
+        static List<Path> targets(List<Path> given, Path cwd) {
+            List<Path> out = new ArrayList<>();
+            for (Path g : given) {
+                Path t = cwd.resolve(g).normalize();
+                if (out.contains(t)) throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is given twice");
+                Path dir = t.getParent();
+                if (dir == null || !Files.isDirectory(dir)) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "the folder of --target " + g + " (" + dir
+                            + ") does not exist: create it first, or fix the path");
+                }
+                if (!Files.isWritable(dir)) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "the folder of --target " + g + " (" + dir
+                            + ") is not writable: versionfs puts a symlink there; run from a folder you can write");
+                }
+                if (Files.isDirectory(t, LinkOption.NOFOLLOW_LINKS)) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the"
+                            + " program overwrites (e.g. job.gbw)");
+                }
+                out.add(t);
+            }
+            return out;
+        }
+
+        static void notASymlink(Path t) {
+            if (Files.isSymbolicLink(t)) {
+                String to;
+                try {
+                    to = Files.readSymbolicLink(t).toString();
+                } catch (IOException e) {
+                    to = "?";
+                }
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + t + " is a symlink (to " + to
+                        + "): give the real file's path instead");
+            }
+        }
+
+        static void command(List<String> command) {
+            if (command == null || command.isEmpty()) {
+                throw new UserError(ExitCodes.USAGE, "no command to run: put it after --, e.g. versionfs run --target job.gbw -- orca job.inp");
+            }
+            String c = command.get(0);
+            if (c.contains("/")) {
+                Path p = Path.of(c);
+                if (!Files.exists(p)) throw new UserError(ExitCodes.CHILD_NOT_FOUND, "command not found: " + c + " does not exist");
+                if (Files.isDirectory(p) || !Files.isExecutable(p)) {
+                    throw new UserError(ExitCodes.CHILD_NOT_FOUND, "command " + c + " is not an executable file (chmod +x " + c + "?)");
+                }
+                return;
+            }
+            String path = System.getenv().getOrDefault("PATH", "");
+            for (String d : path.split(":")) {
+                if (d.isEmpty()) d = ".";
+                Path p = Path.of(d, c);
+                if (Files.isRegularFile(p) && Files.isExecutable(p)) return;
+            }
+            throw new UserError(ExitCodes.CHILD_NOT_FOUND, "command not found: '" + c + "' is not on PATH: give its full path"
+                    + " or load its module before versionfs");
+        }
+
+        /** A fresh folder only we can enter, for the mount points. */
+        static Path privateDir(Path mountDir) throws IOException {
+            Path base = mountDir;
+            if (base == null) {
+                for (String env : new String[] {"SLURM_TMPDIR", "TMPDIR"}) {
+                    String v = System.getenv(env);
+                    if (v != null && !v.isBlank() && Files.isDirectory(Path.of(v)) && Files.isWritable(Path.of(v))) {
+                        base = Path.of(v);
+                        break;
+                    }
+                }
+                if (base == null) base = Path.of("/tmp");
+            }
+            if (!Files.isDirectory(base) || !Files.isWritable(base)) {
+                throw new UserError(ExitCodes.MOUNT_FAILED, "--mount-dir " + base + " is not a writable folder: give one"
+                        + " on a local disk (e.g. /tmp)");
+            }
+            return Files.createTempDirectory(base.toAbsolutePath(), "versionfs-",
+                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        }
+    }
+}

@@ -1,0 +1,331 @@
+package io.versionfs.run;
+
+import io.versionfs.capture.FileCopier;
+import io.versionfs.capture.TargetMatcher;
+import io.versionfs.capture.Targets;
+import io.versionfs.capture.VersionNaming;
+import io.versionfs.capture.VersionStore;
+import io.versionfs.cli.ExitCodes;
+import io.versionfs.cli.UserError;
+import io.versionfs.fs.CaptureFs;
+import io.versionfs.fs.FuseMount;
+import io.versionfs.report.Json;
+import io.versionfs.report.Log;
+import io.versionfs.sys.Errno;
+import io.versionfs.sys.LibC;
+import io.versionfs.sys.Posix;
+import jnr.ffi.Pointer;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One target in symlink mode: its versions folder, its mount, and the symlink at the target path
+ * that points into the mount. Owns the whole life of that symlink: putting it in place without
+ * ever losing the user's file, noticing when the program renames or replaces it, and turning it
+ * back into a regular file with the final content at the end, or after a crash, on the next run.
+ */
+final class TargetLink {
+
+    final Path target;
+    final String name;
+    final VersionStore store;
+    private Path mountPoint;
+    private Path linkTarget;
+    private int rootFd = -1;
+    private CaptureFs fs;
+    private FuseMount mount;
+    private boolean linkInstalled;
+    private volatile String lastStatus = "intact";
+    private final List<String> problems = new ArrayList<>();
+
+    TargetLink(Path target, VersionStore store) {
+        this.target = target;
+        this.name = target.getFileName().toString();
+        this.store = store;
+    }
+
+    private Path stateFile() {
+        // Written while a run owns the target; found by the next run if this one was killed.
+        return store.dir().resolve(VersionStore.HIDDEN).resolve("run-" + name + ".json");
+    }
+
+    private Path liveFile() {
+        return store.liveDir().resolve(name);
+    }
+
+    // ---- before the run ---------------------------------------------------------------------
+
+    /** Recovers what an earlier, killed run left (stale mount, dangling symlink, live content). */
+    void recoverEarlierRun() throws IOException {
+        Path state = stateFile();
+        if (!Files.exists(state)) {
+            cleanTemps();
+            return;
+        }
+        Map<String, Object> s;
+        try {
+            s = Json.parseObject(Files.readString(state));
+        } catch (RuntimeException e) {
+            s = Map.of();
+        }
+        long pid = s.get("pid") instanceof Long l ? l : -1;
+        if (pid > 0 && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
+                && ProcessHandle.of(pid).flatMap(p -> p.info().commandLine()).map(c -> c.contains("versionfs")).orElse(false)) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, "another versionfs run (pid " + pid + ") is using " + store.dir()
+                    + ": wait for it to finish, or give this run its own --versions-dir");
+        }
+        String oldMount = (String) s.get("mount");
+        String oldLink = (String) s.get("link");
+        if (oldMount != null) {
+            Path mp = Path.of(oldMount);
+            if (FuseMount.isStale(mp) || io.versionfs.fs.MountTable.fuseAt(mp) != null) FuseMount.lazyUnmount(mp);
+            try {
+                Files.deleteIfExists(mp);
+                Files.deleteIfExists(mp.getParent());
+            } catch (IOException e) {
+                // not empty or not ours: leave it
+            }
+        }
+        Path live = liveFile();
+        if (Files.exists(live)) {
+            if (Files.isSymbolicLink(target) && oldLink != null && Files.readSymbolicLink(target).toString().equals(oldLink)) {
+                Files.move(live, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                Log.warn("recovered " + target + " from an earlier versionfs run that was killed (pid " + pid
+                        + "): it holds that run's last content again");
+            } else {
+                Path keep = store.dir().resolve(recoveredName());
+                Files.move(live, keep);
+                Log.warn("an earlier versionfs run (pid " + pid + ") was killed; its last content of " + name
+                        + " is kept as " + keep);
+            }
+        } else if (Files.isSymbolicLink(target) && !Files.exists(target)) {
+            Log.warn(target + " is a dangling symlink left by an earlier versionfs run (pid " + pid
+                    + "); its versions are in " + store.dir() + ". Removing the symlink.");
+            Files.delete(target);
+        }
+        store.event(Json.obj().put("event", "recovered").put("file", name).put("from_pid", pid)
+                .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        cleanTemps();
+        Files.deleteIfExists(state);
+    }
+
+    private String recoveredName() {
+        String stamp = Long.toString(System.currentTimeMillis() / 1000);
+        String v = VersionNaming.versionName(name, 0);
+        return v.replace(".000000", ".recovered-" + stamp);
+    }
+
+    private void cleanTemps() throws IOException {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(store.liveDir(), CaptureFs.TMP_PREFIX + "*")) {
+            for (Path p : ds) Files.deleteIfExists(p);
+        }
+    }
+
+    /**
+     * Makes the live file: the existing target's content (saved first as version 0, "initial",
+     * by hard link: the user's original file is never modified or lost) or nothing.
+     */
+    void prepareLive() {
+        Path live = liveFile();
+        try {
+            Files.deleteIfExists(live);
+            if (!Files.exists(target, LinkOption.NOFOLLOW_LINKS)) return;
+            store.capture(LibC.AT_FDCWD, target.toString(), 0, name, "initial", 0, "");
+            copyFile(target, live);
+        } catch (IOException e) {
+            if (isNoSpace(e)) {
+                throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + store.liveDir()
+                        + ": free space or quota there (or choose --versions-dir on another filesystem)");
+            }
+            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot copy " + target + " into " + store.liveDir() + ": " + e.getMessage());
+        }
+    }
+
+    static boolean isNoSpace(IOException e) {
+        String m = String.valueOf(e.getMessage());
+        return m.contains("No space") || m.contains("quota");
+    }
+
+    /** Copies {@code from} to {@code to} via a temp name (reflink/copy_file_range when possible), keeping mode and mtime. */
+    static void copyFile(Path from, Path to) throws IOException {
+        Path tmp = to.resolveSibling(CaptureFs.TMP_PREFIX + to.getFileName() + ".copy");
+        int in = Posix.C.openat(LibC.AT_FDCWD, from.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
+        if (in < 0) throw new Posix.NativeException("open " + from, Posix.errno());
+        int out = -1;
+        try {
+            Pointer st = Posix.allocStat();
+            Posix.C.fstat(in, st);
+            out = Posix.C.openat(LibC.AT_FDCWD, tmp.toString(), LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC,
+                    Posix.statMode(st) & 07777);
+            if (out < 0) throw new Posix.NativeException("create " + tmp, Posix.errno());
+            FileCopier.copy(in, out, Posix.statSize(st), () -> false);
+            if (Posix.C.fsync(out) != 0) throw new Posix.NativeException("fsync " + tmp, Posix.errno());
+        } catch (FileCopier.CopyException e) {
+            Files.deleteIfExists(tmp);
+            throw new IOException(e.getMessage());
+        } catch (FileCopier.Cancelled e) {
+            throw new IOException("cancelled");
+        } finally {
+            Posix.C.close(in);
+            if (out >= 0) Posix.C.close(out);
+        }
+        Files.setLastModifiedTime(tmp, Files.getLastModifiedTime(from));
+        Files.move(tmp, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    // ---- mount and link ---------------------------------------------------------------------
+
+    void mount(Path mountPoint) throws IOException {
+        this.mountPoint = mountPoint;
+        this.linkTarget = mountPoint.resolve(name);
+        rootFd = Posix.openDir(store.liveDir().toString());
+        fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(List.of(name)), store));
+        fs.onNamespaceEvent(ev -> Log.warn(ev.replace(name, target.toString()) + " inside the capture mount"));
+        mount = FuseMount.mount(fs, mountPoint);
+        Files.writeString(stateFile(), Json.obj().put("pid", ProcessHandle.current().pid()).put("target", target.toString())
+                .put("link", linkTarget.toString()).put("mount", mountPoint.toString())
+                .put("started", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())).toString(), StandardCharsets.UTF_8);
+    }
+
+    /** Atomically replaces the target (or its absence) by the symlink into the mount. */
+    void installLink() throws IOException {
+        Path tmp = target.resolveSibling("." + name + ".versionfs-link");
+        Files.deleteIfExists(tmp);
+        Files.createSymbolicLink(tmp, linkTarget);
+        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        linkInstalled = true;
+    }
+
+    // ---- during the run ---------------------------------------------------------------------
+
+    /** Where symlinks into our mount now are (normally just the target). */
+    private List<Path> linksIntoMount() {
+        List<Path> found = new ArrayList<>();
+        if (isOurLink(target)) found.add(target);
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(target.getParent())) {
+            for (Path p : ds) if (!p.equals(target) && isOurLink(p)) found.add(p);
+        } catch (IOException e) {
+            // folder unreadable: report what we know
+        }
+        return found;
+    }
+
+    private boolean isOurLink(Path p) {
+        try {
+            return Files.isSymbolicLink(p) && Files.readSymbolicLink(p).equals(linkTarget);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** Checks the symlink; warns once per change of state. Cheap: called every second. */
+    void check() {
+        if (!linkInstalled) return;
+        String status;
+        if (isOurLink(target)) {
+            status = "intact";
+        } else {
+            List<Path> moved = linksIntoMount();
+            boolean replaced = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
+            if (!moved.isEmpty()) {
+                status = "renamed to " + moved.get(0).getFileName() + (replaced ? ", and a new " + name + " was written directly" : "");
+            } else {
+                status = replaced ? "replaced by a new file" : "deleted";
+            }
+        }
+        if (!status.equals(lastStatus)) {
+            lastStatus = status;
+            String msg = "the program " + status.replace("renamed", "renamed " + name) + (status.startsWith("replaced") ? " (" + name + ")" : "")
+                    + ": writes to " + target + " are no longer captured. Fix: run with --mode dir"
+                    + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
+                    + " (README: 'Renames').";
+            problems.add(msg);
+            Log.warn(msg);
+            store.event(Json.obj().put("event", "symlink-" + status.split(" ")[0]).put("file", name).put("detail", status)
+                    .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        }
+    }
+
+    List<String> problems() {
+        return problems;
+    }
+
+    // ---- after the run ----------------------------------------------------------------------
+
+    FuseMount mountHandle() {
+        return mount;
+    }
+
+    CaptureFs fs() {
+        return fs;
+    }
+
+    /** Saves unclosed changes, finishes copies and unmounts. Safe to call if mount() never happened. */
+    void finishCapture(long handleWaitMillis) {
+        if (mount == null) return;
+        if (!mount.awaitHandlesClosed(handleWaitMillis)) {
+            Log.warn(fs.openHandles() + " handle(s) on " + name + " still open after the job ended; unmounting anyway");
+        }
+        fs.captureUnclosed();
+        fs.detachAll();
+        mount.close();
+    }
+
+    /**
+     * Puts the final content back as regular files: at the target if the symlink is still there,
+     * and at every place the program renamed the symlink to. If the program replaced or deleted
+     * the target, the last content is kept in the versions folder instead.
+     */
+    void restore() throws IOException {
+        Path live = liveFile();
+        if (linkInstalled) check();
+        List<Path> links = linkInstalled ? linksIntoMount() : List.of();
+        if (!Files.exists(live)) {
+            for (Path p : links) Files.deleteIfExists(p); // the program deleted the file: so be it
+        } else if (links.isEmpty()) {
+            if (linkInstalled) {
+                Path keep = store.dir().resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
+                Files.move(live, keep, StandardCopyOption.REPLACE_EXISTING);
+                problems.add("the last content the program wrote through versionfs is kept as " + keep);
+            } else {
+                // never linked (failed before): the target was never touched; drop our copy
+                Files.deleteIfExists(live);
+            }
+        } else {
+            for (int i = 1; i < links.size(); i++) copyFile(live, links.get(i));
+            try {
+                Files.move(live, links.get(0), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+                copyFile(live, links.get(0));
+                Files.delete(live);
+            }
+        }
+        linkInstalled = false;
+    }
+
+    /** Releases the descriptor and removes the state file and mount point. */
+    void cleanup() {
+        if (rootFd >= 0) Posix.C.close(rootFd);
+        rootFd = -1;
+        try {
+            Files.deleteIfExists(stateFile());
+            if (mountPoint != null && io.versionfs.fs.MountTable.fuseAt(mountPoint) == null) Files.deleteIfExists(mountPoint);
+        } catch (IOException e) {
+            Log.debug("cleanup: " + e.getMessage());
+        }
+    }
+
+    boolean isNoSpace(int errno) {
+        return Errno.isNoSpace(errno);
+    }
+}
