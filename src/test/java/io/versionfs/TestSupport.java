@@ -1,0 +1,107 @@
+package io.versionfs;
+
+import io.versionfs.capture.Manifest;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/** Shared helpers: run real processes, read versions and manifests, check mounts. */
+public final class TestSupport {
+    public static final Path PROJECT = Path.of("").toAbsolutePath();
+    public static final Path FSOPS = PROJECT.resolve("src/test/resources/fsops.py");
+    public static final Path LAUNCHER = PROJECT.resolve("bin/versionfs");
+
+    private TestSupport() {}
+
+    public record Result(int exit, String out, String err) {}
+
+    /** Runs a command to completion (bounded), capturing stdout and stderr. */
+    public static Result run(Path cwd, Map<String, String> env, long timeoutSec, String... cmd) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(cwd.toFile());
+        if (env != null) pb.environment().putAll(env);
+        Path out = Files.createTempFile("vfs-out", ".txt"), err = Files.createTempFile("vfs-err", ".txt");
+        pb.redirectOutput(out.toFile()).redirectError(err.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE);
+        Process p = pb.start();
+        p.getOutputStream().close();
+        if (!p.waitFor(timeoutSec, TimeUnit.SECONDS)) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            fail("timed out after " + timeoutSec + " s: " + String.join(" ", cmd) + "\nstderr: " + Files.readString(err));
+        }
+        Result r = new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+        Files.delete(out);
+        Files.delete(err);
+        return r;
+    }
+
+    /** Runs fsops.py COMMAND ARGS as its own process and asserts it succeeded. */
+    public static void fsops(String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of("python3", FSOPS.toString()), Arrays.stream(args)).toArray(String[]::new);
+        Result r = run(PROJECT, null, 120, cmd);
+        assertEquals(0, r.exit, "fsops " + String.join(" ", args) + " failed: " + r.err);
+    }
+
+    public static Process fsopsAsync(String... args) throws IOException {
+        String[] cmd = Stream.concat(Stream.of("python3", FSOPS.toString()), Arrays.stream(args)).toArray(String[]::new);
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
+    }
+
+    /** The content fsops.py's payload(tag, i, size) writes. */
+    public static byte[] payload(String tag, int i, int size) {
+        byte[] head = (tag + ":" + i + ":" + size + "\n").getBytes(StandardCharsets.US_ASCII);
+        if (size < head.length) return head;
+        int sum = 0;
+        for (byte b : tag.getBytes(StandardCharsets.UTF_8)) sum += b & 0xff;
+        byte fill = (byte) (65 + (i * 7 + sum) % 26);
+        byte[] out = new byte[size];
+        Arrays.fill(out, fill);
+        System.arraycopy(head, 0, out, 0, head.length);
+        return out;
+    }
+
+    /** Version files of {@code name} in {@code dir}, in capture (lexical) order. */
+    public static List<Path> versions(Path dir, String stem, String ext) throws IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().matches(java.util.regex.Pattern.quote(stem) + "\\.\\d{6}" + java.util.regex.Pattern.quote(ext)))
+                    .sorted().collect(Collectors.toList());
+        }
+    }
+
+    public static List<Map<String, Object>> manifestVersions(Path dir) throws IOException {
+        List<Map<String, Object>> rows = new ArrayList<>();
+        for (Map<String, Object> m : Manifest.read(dir)) if (m.containsKey("version")) rows.add(m);
+        return rows;
+    }
+
+    public static String read(Path p) throws IOException {
+        return Files.readString(p, StandardCharsets.ISO_8859_1);
+    }
+
+    /** Lines of /proc/mounts for versionfs mounts. */
+    public static List<String> versionfsMounts() throws IOException {
+        return Files.readAllLines(Path.of("/proc/mounts")).stream().filter(l -> l.contains("fuse.versionfs")).collect(Collectors.toList());
+    }
+
+    public static void assertNoMountUnder(Path dir) throws IOException {
+        String abs = dir.toAbsolutePath().toString();
+        List<String> left = versionfsMounts().stream().filter(l -> l.split(" ")[1].startsWith(abs)).toList();
+        assertTrue(left.isEmpty(), "FUSE mounts left behind: " + left);
+    }
+
+    public static boolean isRoot() {
+        return "root".equals(System.getProperty("user.name"));
+    }
+}
