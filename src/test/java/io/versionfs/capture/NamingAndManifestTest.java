@@ -1,0 +1,80 @@
+package io.versionfs.capture;
+
+import io.versionfs.report.Json;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalInt;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class NamingAndManifestTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void versionNamesKeepTheExtensionAndSortInCaptureOrder() {
+        assertEquals("job.000001.gbw", VersionNaming.versionName("job.gbw", 1));
+        assertEquals("state.000012.cpt", VersionNaming.versionName("state.cpt", 12));
+        assertEquals("a.b.000003.xyz", VersionNaming.versionName("a.b.xyz", 3));
+        assertEquals("README.000002", VersionNaming.versionName("README", 2));
+        assertEquals(".hidden.000002", VersionNaming.versionName(".hidden", 2));
+        List<String> names = new java.util.ArrayList<>();
+        for (int i : new int[] {10, 2, 999_999, 1, 100}) names.add(VersionNaming.versionName("job.gbw", i));
+        List<String> sorted = names.stream().sorted().toList();
+        assertEquals(List.of("job.000001.gbw", "job.000002.gbw", "job.000010.gbw", "job.000100.gbw", "job.999999.gbw"), sorted);
+    }
+
+    @Test
+    void parsesOnlyVersionsOfTheSameFile() {
+        assertEquals(OptionalInt.of(7), VersionNaming.parse("job.gbw", "job.000007.gbw"));
+        assertFalse(VersionNaming.parse("job.gbw", "job.000007.ges").isPresent());
+        assertFalse(VersionNaming.parse("job.gbw", "myjob.000007.gbw").isPresent());
+        assertFalse(VersionNaming.parse("job.gbw", "job.gbw").isPresent());
+    }
+
+    @Test
+    void globsAndNames() {
+        TargetMatcher m = new TargetMatcher(List.of("job.gbw", "*.xyz"));
+        assertTrue(m.matches("job.gbw"));
+        assertTrue(m.matches("traj.xyz"));
+        assertFalse(m.matches("job.ges"));
+        assertFalse(m.matches("sub/traj.xyz"), "globs do not cross folders");
+        assertFalse(m.matches("."));
+    }
+
+    @Test
+    void manifestLinesRoundTripAndSurviveAHalfWrittenLine() throws Exception {
+        try (Manifest man = new Manifest(tmp)) {
+            man.append(Json.obj().put("version", 1).put("cmdline", "orca \"job\".inp\n\tx").put("sha256", null));
+            man.append(Json.obj().put("event", "rename").put("from", "job.gbw").put("to", "job.ges"));
+        }
+        Files.writeString(tmp.resolve(Manifest.FILE_NAME), "{\"version\":2,\"fi", java.nio.file.StandardOpenOption.APPEND);
+        List<Map<String, Object>> rows = Manifest.read(tmp);
+        assertEquals(2, rows.size(), "the cut line is skipped, the others kept");
+        assertEquals(1L, rows.get(0).get("version"));
+        assertEquals("orca \"job\".inp\n\tx", rows.get(0).get("cmdline"));
+        assertEquals("job.ges", rows.get(1).get("to"));
+    }
+
+    @Test
+    void storeContinuesAfterExistingVersions() throws Exception {
+        Files.writeString(tmp.resolve("job.000041.gbw"), "old");
+        try (VersionStore s = VersionStore.open(tmp, java.time.Instant.now())) {
+            Files.writeString(tmp.resolve("src"), "new");
+            int fd = io.versionfs.sys.Posix.openDir(tmp.toString());
+            VersionStore.Captured c = s.capture(fd, "src", 0, "job.gbw", "close", 1, "x");
+            io.versionfs.sys.Posix.C.close(fd);
+            assertEquals(42, c.version().number);
+            assertTrue(c.linked(), "same filesystem: captured by hard link");
+            s.drain();
+            assertEquals("new", Files.readString(tmp.resolve("job.000042.gbw")));
+        }
+    }
+}

@@ -1,0 +1,235 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import io.versionfs.report.Json;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static io.versionfs.TestSupport.manifestVersions;
+import static io.versionfs.TestSupport.versions;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code versionfs run} end to end, through the real launcher, with real child processes. */
+class RunIT {
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+        TestSupport.assertNoMountUnder(Path.of("/tmp"));
+    }
+
+    private Result vfs(String... args) throws Exception {
+        return vfsEnv(Map.of(), args);
+    }
+
+    private Result vfsEnv(Map<String, String> env, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(TestSupport.LAUNCHER.toString()));
+        cmd.addAll(List.of(args));
+        return TestSupport.run(dir, env, 180, cmd.toArray(String[]::new));
+    }
+
+    private static void assertRegularFile(Path p, String content) throws Exception {
+        assertFalse(Files.isSymbolicLink(p), p + " must be a regular file again, not a symlink");
+        assertTrue(Files.isRegularFile(p), p + " exists");
+        assertEquals(content, Files.readString(p));
+    }
+
+    private static void assertOneLineError(Result r, int code, String mustContain) {
+        assertEquals(code, r.exit(), "exit code; stderr: " + r.err());
+        assertTrue(r.err().contains("versionfs: error: "), r.err());
+        assertTrue(r.err().contains(mustContain), "message names the cause: " + r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+    }
+
+    @Test
+    void exitCodesOfTheJobPassThrough() throws Exception {
+        Result ok = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo one > job.gbw; echo two > job.gbw");
+        assertEquals(0, ok.exit(), ok.err());
+        assertRegularFile(dir.resolve("job.gbw"), "two\n");
+        assertEquals(2, versions(dir.resolve("job.gbw.versions"), "job", ".gbw").size());
+        assertTrue(ok.err().contains("exit 0"), ok.err());
+
+        Result seven = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo three > job.gbw; exit 7");
+        assertEquals(7, seven.exit(), seven.err());
+        assertRegularFile(dir.resolve("job.gbw"), "three\n");
+
+        Result killed = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo four > job.gbw; kill -TERM $$; sleep 5");
+        assertEquals(128 + 15, killed.exit(), killed.err());
+        assertTrue(killed.err().contains("killed by SIGTERM"), killed.err());
+        assertRegularFile(dir.resolve("job.gbw"), "four\n");
+        // initial(one..) + 2 + initial + 1 + initial + 1: the earlier runs' versions are all kept
+        List<Map<String, Object>> rows = manifestVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(List.of("close", "close", "initial", "close", "initial", "close"),
+                rows.stream().map(m -> m.get("reason")).toList());
+    }
+
+    @Test
+    void existingTargetIsReadByTheJobAndKeptAsVersionOne() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "original orbitals");
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "cat job.gbw > seen.txt; echo new > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("original orbitals", Files.readString(dir.resolve("seen.txt")));
+        List<Path> vs = versions(dir.resolve("job.gbw.versions"), "job", ".gbw");
+        assertEquals("original orbitals", Files.readString(vs.get(0)));
+        assertEquals("new\n", Files.readString(vs.get(1)));
+        assertRegularFile(dir.resolve("job.gbw"), "new\n");
+    }
+
+    @Test
+    void missingTargetIsCreatedByTheJob() throws Exception {
+        Result r = vfs("run", "--json", "--target", "out/result.dat", "--", "sh", "-c", "printf abc > out/result.dat");
+        // out/ does not exist: a clear error, nothing touched
+        assertOneLineError(r, 202, "does not exist");
+        Files.createDirectory(dir.resolve("out"));
+        r = vfs("run", "--json", "--target", "out/result.dat", "--", "sh", "-c", "printf abc > out/result.dat");
+        assertEquals(0, r.exit(), r.err());
+        assertRegularFile(dir.resolve("out/result.dat"), "abc");
+        Map<String, Object> json = Json.parseObject(r.out().trim());
+        assertEquals("exit 0", json.get("status"));
+        @SuppressWarnings("unchecked")
+        Map<String, Object> f = ((List<Map<String, Object>>) json.get("files")).get(0);
+        assertEquals(dir.resolve("out/result.dat.versions").toString(), f.get("versions_dir"));
+        assertEquals(1L, f.get("saved"));
+    }
+
+    @Test
+    void aRenameOfTheSymlinkIsDetectedAndEveryFileKept() throws Exception {
+        // ORCA AutoStart: job.gbw renamed to job.ges, then a fresh job.gbw written.
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c",
+                "echo v1 > job.gbw; mv job.gbw job.ges; sleep 1.2; echo v2 > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("renamed job.gbw to job.ges"), r.err());
+        assertTrue(r.err().contains("--mode dir"), "names the fix: " + r.err());
+        assertRegularFile(dir.resolve("job.ges"), "v1\n");
+        assertRegularFile(dir.resolve("job.gbw"), "v2\n");
+        assertTrue(Files.readString(dir.resolve("job.gbw.versions/manifest.jsonl")).contains("\"event\":\"symlink-renamed\""));
+    }
+
+    @Test
+    void leftoverBackgroundProcessesAreEnded() throws Exception {
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c",
+                "sleep 300 & echo $! > bg.pid; (sleep 300 & echo $! > orphan.pid) ; echo done > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        for (String f : List.of("bg.pid", "orphan.pid")) {
+            long pid = Long.parseLong(Files.readString(dir.resolve(f)).trim());
+            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), f + " process still alive");
+        }
+        assertTrue(r.err().contains("left behind"), r.err());
+    }
+
+    @Test
+    void wrapperGettingTermStopsTheJobAndKeepsEverything() throws Exception {
+        Path script = dir.resolve("loop.sh");
+        Files.writeString(script, "#!/bin/sh\ni=0\nwhile true; do i=$((i+1)); echo \"v$i\" > job.gbw; sleep 0.1; done\n");
+        script.toFile().setExecutable(true);
+        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", script.toString())
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log.txt").toFile()).start();
+        Path vdir = dir.resolve("job.gbw.versions");
+        long deadline = System.currentTimeMillis() + 60_000;
+        while ((!Files.isDirectory(vdir) || versions(vdir, "job", ".gbw").size() < 5) && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        assertTrue(versions(vdir, "job", ".gbw").size() >= 5, "job produced versions");
+        p.toHandle().descendants().count(); // (the launcher execs java: p is the wrapper itself)
+        new ProcessBuilder("kill", "-TERM", Long.toString(p.pid())).start().waitFor();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "wrapper finished after TERM");
+        String log = Files.readString(dir.resolve("log.txt"));
+        assertEquals(128 + 15, p.exitValue(), log);
+        assertTrue(log.contains("forwarding it to the job"), log);
+        List<Path> vs = versions(vdir, "job", ".gbw");
+        String last = Files.readString(vs.get(vs.size() - 1));
+        assertRegularFile(dir.resolve("job.gbw"), last);
+        List<Map<String, Object>> rows = manifestVersions(vdir);
+        assertEquals(vs.size(), rows.size(), "every version is in the manifest");
+    }
+
+    @Test
+    void aKilledRunIsRecoveredByTheNextOne() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "start");
+        Path script = dir.resolve("slow.sh");
+        Files.writeString(script, "#!/bin/sh\necho progress > job.gbw\ntouch ready\nsleep 300\n");
+        script.toFile().setExecutable(true);
+        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", script.toString())
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log.txt").toFile()).start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (!Files.exists(dir.resolve("ready")) && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        List<ProcessHandle> kids = p.toHandle().descendants().toList();
+        p.destroyForcibly(); // SIGKILL: no clean-up at all
+        p.waitFor(30, TimeUnit.SECONDS);
+        kids.forEach(ProcessHandle::destroyForcibly);
+        assertTrue(Files.isSymbolicLink(dir.resolve("job.gbw")), "a killed run leaves its symlink");
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "cat job.gbw > seen.txt");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("recovered"), r.err());
+        assertEquals("progress\n", Files.readString(dir.resolve("seen.txt")), "the next job reads the last content");
+        assertRegularFile(dir.resolve("job.gbw"), "progress\n");
+    }
+
+    @Test
+    void badInputGetsOneLineAndADistinctCode() throws Exception {
+        Files.createDirectory(dir.resolve("adir"));
+        assertOneLineError(vfs("run", "--target", "adir", "--", "true"), 202, "is a directory");
+        assertOneLineError(vfs("run", "--target", "nowhere/job.gbw", "--", "true"), 202, "does not exist");
+        assertOneLineError(vfs("run", "--target", "job.gbw", "--", "no-such-program-xyz"), 206, "not on PATH");
+        assertOneLineError(vfs("run", "--target", "job.gbw", "--", "./missing.sh"), 206, "does not exist");
+        assertOneLineError(vfsEnv(Map.of("VERSIONFS_JAVA_OPTS", "-Dversionfs.devFuse=/nonexistent/fuse"),
+                "run", "--target", "job.gbw", "--", "true"), 204, "/nonexistent/fuse does not exist");
+        assertOneLineError(vfsEnv(Map.of("VERSIONFS_JAVA_OPTS", "-Dversionfs.path=/nonexistent"),
+                "run", "--target", "job.gbw", "--", "true"), 204, "fusermount was not found");
+        Result usage = vfs("run", "--bogus");
+        assertEquals(201, usage.exit(), usage.err());
+        assertFalse(Files.exists(dir.resolve("job.gbw")), "nothing was created by failed runs");
+        Files.writeString(dir.resolve("job.gbw"), "precious");
+        assertOneLineError(vfs("run", "--target", "job.gbw", "--", "./missing.sh"), 206, "does not exist");
+        assertRegularFile(dir.resolve("job.gbw"), "precious");
+    }
+
+    @Test
+    void mountCommandRejectsBadMountPoints() throws Exception {
+        Files.createDirectories(dir.resolve("mp"));
+        assertOneLineError(vfs("mount", "--target", "a/b.gbw", "--target-dir", "v", "mp"), 202, "not a path");
+        assertOneLineError(vfs("mount", "--target", "b.gbw", "--target-dir", "v", "missing"), 205, "does not exist");
+        Files.writeString(dir.resolve("mp/file"), "x");
+        assertOneLineError(vfs("mount", "--target", "b.gbw", "--target_dir", "v", "mp"), 205, "not empty");
+        assertOneLineError(vfs("mount", "--target", "b.gbw", "--target-dir", "no/such/v", "mp2"), 203, "does not exist");
+    }
+
+    @Test
+    void mountRunsUntilUnmountedAndAKilledMountDoesNotStayStale() throws Exception {
+        Files.createDirectories(dir.resolve("mp"));
+        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "mount", "--target", "t.txt", "--target-dir", "v", "mp")
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log.txt").toFile()).start();
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (!Files.readString(dir.resolve("log.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        TestSupport.fsops("write", dir.resolve("mp/t.txt").toString(), "hello");
+        assertEquals(0, new ProcessBuilder("fusermount", "-u", dir.resolve("mp").toString()).start().waitFor());
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), Files.readString(dir.resolve("log.txt")));
+        assertTrue(Files.readString(dir.resolve("log.txt")).contains("1 version in"));
+
+        // SIGKILL the daemon: auto_unmount (or the next mount) must not leave a dead mount.
+        p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "mount", "--target", "t.txt", "--target-dir", "v", "mp")
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log2.txt").toFile()).start();
+        deadline = System.currentTimeMillis() + 30_000;
+        while (!Files.readString(dir.resolve("log2.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        p.destroyForcibly();
+        p.waitFor(10, TimeUnit.SECONDS);
+        deadline = System.currentTimeMillis() + 10_000;
+        while (!TestSupport.versionfsMounts().stream().filter(l -> l.contains(dir.toString())).toList().isEmpty()
+                && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        assertEquals(List.of(), TestSupport.versionfsMounts().stream().filter(l -> l.contains(dir.toString())).toList(),
+                "auto_unmount removed the mount of the killed daemon");
+        assertEquals("hello", Files.readString(dir.resolve("v/t.000001.txt")));
+    }
+}
