@@ -30,7 +30,9 @@ public interface LibC {
 
     /** struct stat on x86_64/aarch64 Linux is at most 144 bytes; over-allocate. */
     int STAT_SIZE = 256;
-    int STAT_MODE_OFFSET = 24, STAT_SIZE_OFFSET = 48;
+    /** st_mode: after dev, ino, nlink (8 each) on x86_64; aarch64's generic layout has a 4-byte nlink after it. */
+    int STAT_MODE_OFFSET = "aarch64".equals(System.getProperty("os.arch")) ? 16 : 24;
+    int STAT_SIZE_OFFSET = 48; // the same on both
 
     LibC INSTANCE = LibraryLoader.create(LibC.class).load("c");
 
