@@ -27,8 +27,13 @@ public final class Manifest implements AutoCloseable {
     private final FileChannel out;
 
     public Manifest(Path dir) throws IOException {
-        this.path = dir.resolve(FILE_NAME);
-        this.out = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        this(dir, dir);
+    }
+
+    /** Opens {@code access}/manifest.jsonl, reported to the user as {@code shown}/manifest.jsonl. */
+    public Manifest(Path access, Path shown) throws IOException {
+        this.path = shown.resolve(FILE_NAME);
+        this.out = FileChannel.open(access.resolve(FILE_NAME), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.APPEND);
     }
 

@@ -43,7 +43,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class VersionStore implements AutoCloseable {
     public static final String HIDDEN = ".versionfs";
 
-    private final Path dir;
+    private final Path dir;          // as the user knows it (summary, manifest path)
+    private final Path access;       // how we reach it: /proc/self/fd/N, never through our own mount
     private final int dirFd;
     private final Manifest manifest;
     private final Instant start;
@@ -60,6 +61,7 @@ public final class VersionStore implements AutoCloseable {
     private VersionStore(Path dir, int dirFd, Manifest manifest, List<String> existing, Instant start) {
         this.dir = dir;
         this.dirFd = dirFd;
+        this.access = Path.of("/proc/self/fd/" + dirFd);
         this.manifest = manifest;
         this.existingNames = existing;
         this.start = start;
@@ -68,15 +70,25 @@ public final class VersionStore implements AutoCloseable {
     /** Creates (if needed) and opens a versions folder. Throws IOException with a clear message. */
     public static VersionStore open(Path dir, Instant start) throws IOException {
         Path abs = dir.toAbsolutePath().normalize();
-        Files.createDirectories(abs.resolve(HIDDEN).resolve("live"));
-        Files.createDirectories(abs.resolve(HIDDEN).resolve("tmp"));
-        if (!Files.isWritable(abs)) throw new IOException(abs + " is not writable");
+        return open(abs, abs, start);
+    }
+
+    /**
+     * Opens a versions folder reached through {@code access} (e.g. /proc/self/fd/N/name.versions,
+     * for a folder inside a directory that our own mount now covers) but known to the user as
+     * {@code shown}. Everything after this goes through the folder's descriptor.
+     */
+    public static VersionStore open(Path access, Path shown, Instant start) throws IOException {
+        Files.createDirectories(access.resolve(HIDDEN).resolve("live"));
+        Files.createDirectories(access.resolve(HIDDEN).resolve("tmp"));
+        if (!Files.isWritable(access)) throw new IOException(shown + " is not writable");
         List<String> existing = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(abs)) {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
             for (Path p : ds) existing.add(p.getFileName().toString());
         }
-        int fd = Posix.openDir(abs.toString());
-        return new VersionStore(abs, fd, new Manifest(abs), existing, start);
+        int fd = Posix.openDir(access.toString());
+        Path fdPath = Path.of("/proc/self/fd/" + fd);
+        return new VersionStore(shown, fd, new Manifest(fdPath, shown), existing, start);
     }
 
     public Path dir() {
@@ -86,6 +98,11 @@ public final class VersionStore implements AutoCloseable {
     /** Folder holding live backing files in symlink mode. */
     public Path liveDir() {
         return dir.resolve(HIDDEN).resolve("live");
+    }
+
+    /** The same folder, reached through our descriptor (safe while a mount covers its path). */
+    public Path liveDirAccess() {
+        return access.resolve(HIDDEN).resolve("live");
     }
 
     public Path manifestPath() {
@@ -212,7 +229,7 @@ public final class VersionStore implements AutoCloseable {
 
     private void record(Version v) {
         hasher.execute(() -> {
-            if (!v.lost()) v.sha256(sha256(dir.resolve(v.versionFile)));
+            if (!v.lost()) v.sha256(sha256(access.resolve(v.versionFile)));
             append(v.toJson());
         });
     }

@@ -100,6 +100,10 @@ public final class MountCommand implements Callable<Integer> {
     }
 
     public static VersionStore openStore(Path vdir, Instant start) {
+        return openStore(vdir, vdir, start);
+    }
+
+    public static VersionStore openStore(Path access, Path vdir, Instant start) {
         if (!Files.isDirectory(vdir.getParent())) {
             throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
                     + vdir.getParent() + " does not exist (create it, or choose another --target-dir)");
@@ -108,7 +112,7 @@ public final class MountCommand implements Callable<Integer> {
             throw new UserError(ExitCodes.VERSIONS_DIR, vdir + " exists and is not a folder: choose another versions folder");
         }
         try {
-            return VersionStore.open(vdir, start);
+            return VersionStore.open(access, vdir, start);
         } catch (IOException e) {
             String m = e.getMessage() == null ? e.toString() : e.getMessage();
             if (m.contains("No space") || m.contains("quota")) {

@@ -31,8 +31,16 @@ import java.util.concurrent.Callable;
         })
 final class RunCommand implements Callable<Integer> {
     @Option(names = {"-t", "--target"}, required = true, paramLabel = "TARGET",
-            description = "File to version (path; need not exist yet). Repeatable.")
+            description = "File to version (path; need not exist yet), or a glob ('*.gbw'). Repeatable.")
     List<Path> targets;
+
+    @Option(names = "--mode", paramLabel = "MODE", defaultValue = "symlink",
+            description = {"symlink (default): TARGET becomes a symlink into a private mount; renames of it are",
+                    "  detected and reported, but what the program writes after renaming is not captured.",
+                    "dir: the job's working folder itself is served through versionfs (same path), so",
+                    "  renames, deletes and atomic saves (temp file + rename) are all captured.",
+                    "  TARGETs are names or globs ('*.gbw') inside the working folder."})
+    String mode;
 
     @Option(names = "--versions-dir", paramLabel = "DIR",
             description = "Folder for the versions (default: TARGET.versions beside each target).")
@@ -54,7 +62,12 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        return new RunSession(new RunSession.Options(targets, versionsDir, mountDir, json, graceSeconds * 1000, command))
+        RunSession.Mode m = switch (mode) {
+            case "symlink" -> RunSession.Mode.SYMLINK;
+            case "dir", "directory" -> RunSession.Mode.DIR;
+            default -> throw new UserError(ExitCodes.USAGE, "--mode must be symlink or dir, not '" + mode + "'");
+        };
+        return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command))
                 .execute();
     }
 }

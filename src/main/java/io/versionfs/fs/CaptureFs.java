@@ -268,13 +268,17 @@ public final class CaptureFs extends FuseStubFS {
                     .put("to", to).put("time", Version.ISO_MILLIS.format(java.time.Instant.now())).put("pid", pid));
             if (toStore == null) renameListener.accept("rename " + from + " -> " + to);
         }
+        if (moving != null && toStore == null) moving.retire();
         if (toStore != null) {
             LiveFile lf;
             if (moving != null && moving.store() == toStore && baseName(from).equals(baseName(to))) {
                 moving.renamedTo(to);
                 lf = moving;
             } else {
-                if (moving != null) moving.renamedTo(to); // handles open on it keep working
+                if (moving != null) {
+                    moving.renamedTo(to); // handles open on it keep working, but version under the new name
+                    moving.retire();
+                }
                 lf = new LiveFile(rootFd, to, baseName(to), toStore);
             }
             live.put(to, lf);

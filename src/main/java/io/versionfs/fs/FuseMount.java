@@ -38,15 +38,18 @@ public final class FuseMount implements AutoCloseable {
     private volatile int loopResult = Integer.MIN_VALUE;
     private volatile boolean unmounted;
 
-    private FuseMount(CaptureFs fs, Path mountPoint) {
+    private final String extraOptions;
+
+    private FuseMount(CaptureFs fs, Path mountPoint, String extraOptions) {
         this.fs = fs;
         this.mountPoint = mountPoint;
+        this.extraOptions = extraOptions;
         this.loop = new Thread(this::runLoop, "versionfs-fuse-loop");
         this.loop.setDaemon(true);
     }
 
     private void runLoop() {
-        String[] args = {"versionfs", "-f", mountPoint.toString(), "-o", BASE_OPTIONS + ",auto_unmount"};
+        String[] args = {"versionfs", "-f", mountPoint.toString(), "-o", BASE_OPTIONS + ",auto_unmount" + extraOptions};
         loopResult = fs.runLoop(args);
     }
 
@@ -54,7 +57,26 @@ public final class FuseMount implements AutoCloseable {
     public static FuseMount mount(CaptureFs fs, Path mountPoint) {
         Path mp = mountPoint.toAbsolutePath().normalize();
         prepareMountPoint(mp);
-        FuseMount m = new FuseMount(fs, mp);
+        return start(new FuseMount(fs, mp, ""));
+    }
+
+    /**
+     * Mounts over a folder that has files (directory mode: the job's own folder, served by
+     * {@code fs} from a descriptor opened on it before the mount hid it).
+     */
+    public static FuseMount mountOver(CaptureFs fs, Path folder) {
+        Path mp = folder.toAbsolutePath().normalize();
+        if (isStale(mp)) lazyUnmount(mp);
+        if (MountTable.fuseAt(mp) != null) {
+            throw new UserError(ExitCodes.MOUNT_FAILED, mp + " already has a FUSE filesystem mounted on it"
+                    + " (another versionfs run?): see findmnt " + mp);
+        }
+        return start(new FuseMount(fs, mp, ",nonempty"));
+    }
+
+    private static FuseMount start(FuseMount m) {
+        Path mp = m.mountPoint;
+        CaptureFs fs = m.fs;
         m.loop.start();
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

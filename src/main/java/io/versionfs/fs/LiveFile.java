@@ -57,11 +57,22 @@ final class LiveFile {
     private CopyJob pending;
     private volatile boolean unlinked;
 
+    private volatile boolean retired;     // renamed away to a name that is not versioned
+
     LiveFile(int rootFd, String rel, String file, VersionStore store) {
         this.rootFd = rootFd;
         this.rel = rel;
         this.file = file;
         this.store = store;
+        // A file with other hard links may be a version file (a run killed before it could
+        // unshare): copy before the first modification, whatever we know or not.
+        Pointer st = Posix.allocStat();
+        if (C.fstatat(rootFd, rel, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 && Posix.statNlink(st) > 1) shared = true;
+    }
+
+    /** The file was renamed to a name that is not versioned: its closes make no more versions. */
+    void retire() {
+        retired = true;
     }
 
     String rel() {
@@ -241,7 +252,7 @@ final class LiveFile {
      * gives nothing.
      */
     void flushFrom(Handle h, int pid) {
-        if (h.wroteMod == 0) return; // cheap exit for readers, no lock
+        if (h.wroteMod == 0 || retired) return; // cheap exit for readers, no lock
         lock.writeLock().lock();
         try {
             long m = modCount.get();
@@ -312,6 +323,11 @@ final class LiveFile {
             }
         }
         if (err != null) {
+            if (sharedWith == null) {
+                // Linked to something we did not capture in this run (left by a killed run):
+                // writing in place would change that file, so the write fails instead.
+                return -Errno.ENOSPC;
+            }
             // No room for a fresh copy. The program's write must still succeed, so the version
             // gives way: its link is removed (the manifest says why) and we write in place.
             store.giveUp(sharedWith, "dropped before the next write: could not copy the live file (" + err + ")");
@@ -348,6 +364,7 @@ final class LiveFile {
                 C.close(nf);
                 C.unlinkat(rootFd, tmp, 0);
             }
+            if (sharedWith == null) return -e;
             store.giveUp(sharedWith, "dropped before truncation: could not create a new file (" + Posix.strerror(e) + ")");
             shared = false;
             sharedWith = null;

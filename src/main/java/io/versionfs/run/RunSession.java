@@ -34,7 +34,9 @@ import java.util.concurrent.TimeUnit;
 public final class RunSession {
     private static final int SIGKILL = 9;
 
-    public record Options(List<Path> targets, Path versionsDir, Path mountDir, boolean json, long graceMillis,
+    public enum Mode { SYMLINK, DIR }
+
+    public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                           List<String> command) {}
 
     private final Options opt;
@@ -52,7 +54,9 @@ public final class RunSession {
 
     public int execute() {
         Instant start = Instant.now();
-        List<Path> targets = Preflight.targets(opt.targets(), cwd);
+        DirCapture dirMode = opt.mode() == Mode.DIR
+                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start) : null;
+        List<Path> targets = dirMode == null ? Preflight.targets(opt.targets(), cwd) : List.of();
         Preflight.command(opt.command());
         FuseSupport.check();
         Reaper.becomeSubreaper();
@@ -79,7 +83,8 @@ public final class RunSession {
                 l.recoverEarlierRun();
                 Preflight.notASymlink(l.target);
             }
-            privateDir = Preflight.privateDir(opt.mountDir());
+            if (dirMode != null) dirMode.setup();
+            if (!links.isEmpty()) privateDir = Preflight.privateDir(opt.mountDir());
             int i = 0;
             for (TargetLink l : links) {
                 l.prepareLive();
@@ -129,6 +134,14 @@ public final class RunSession {
         } finally {
             if (watcher != null) watcher.shutdownNow();
             if (child != null) Reaper.endLeftovers(keep, 3_000);
+            if (dirMode != null) {
+                try {
+                    dirMode.finish(5_000);
+                } catch (RuntimeException e) {
+                    Log.warn("finishing capture in " + cwd + ": " + e);
+                }
+                dirMode.close();
+            }
             for (TargetLink l : links) {
                 try {
                     l.finishCapture(5_000);
@@ -154,7 +167,7 @@ public final class RunSession {
                 }
             }
         }
-        Summary summary = summary(start, status);
+        Summary summary = summary(start, status, dirMode);
         summary.printHuman(System.err);
         if (opt.json()) {
             PrintStream out = System.out;
@@ -194,7 +207,7 @@ public final class RunSession {
         return "exit " + code;
     }
 
-    private Summary summary(Instant start, String status) {
+    private Summary summary(Instant start, String status, DirCapture dirMode) {
         Summary s = new Summary(start)
                 .put("command", String.join(" ", opt.command()))
                 .put("status", status)
@@ -204,6 +217,10 @@ public final class RunSession {
             String arr = System.getenv("SLURM_ARRAY_JOB_ID");
             String task = System.getenv("SLURM_ARRAY_TASK_ID");
             s.put("slurm", arr != null && task != null ? "job " + job + " (array " + arr + "_" + task + ")" : "job " + job);
+        }
+        if (dirMode != null) {
+            s.put("mode", "dir (" + cwd + " served through versionfs)");
+            dirMode.reports().forEach(s::add);
         }
         for (TargetLink l : links) {
             List<io.versionfs.capture.Version> mine = l.store.versions().stream().filter(v -> v.file.equals(l.name)).toList();
@@ -219,7 +236,7 @@ public final class RunSession {
 
         static List<Path> targets(List<Path> given, Path cwd) {
             List<Path> out = new ArrayList<>();
-            for (Path g : given) {
+            for (Path g : expandGlobs(given, cwd)) {
                 Path t = cwd.resolve(g).normalize();
                 if (out.contains(t)) throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is given twice");
                 Path dir = t.getParent();
@@ -236,6 +253,39 @@ public final class RunSession {
                             + " program overwrites (e.g. job.gbw)");
                 }
                 out.add(t);
+            }
+            return out;
+        }
+
+        /**
+         * In symlink mode a glob can only mean the files that exist now (a symlink must be put in
+         * place before the job starts); files created later need --mode dir.
+         */
+        static List<Path> expandGlobs(List<Path> given, Path cwd) {
+            List<Path> out = new ArrayList<>();
+            for (Path g : given) {
+                String name = g.getFileName() == null ? "" : g.getFileName().toString();
+                if (!io.versionfs.capture.TargetMatcher.isGlob(name)) {
+                    out.add(g);
+                    continue;
+                }
+                Path dir = cwd.resolve(g).normalize().getParent();
+                java.nio.file.PathMatcher m = dir.getFileSystem().getPathMatcher("glob:" + name);
+                List<Path> found = new ArrayList<>();
+                try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+                    for (Path p : ds) {
+                        if (m.matches(p.getFileName()) && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) found.add(p);
+                    }
+                } catch (IOException e) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "cannot list " + dir + " for --target " + g + ": " + e.getMessage());
+                }
+                if (found.isEmpty()) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "--target '" + g + "' matches no existing file: in the default"
+                            + " symlink mode a pattern only covers files that exist when the job starts; use --mode dir"
+                            + " to version files the job creates");
+                }
+                found.sort(null);
+                out.addAll(found);
             }
             return out;
         }

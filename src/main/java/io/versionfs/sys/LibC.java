@@ -33,6 +33,7 @@ public interface LibC {
     /** st_mode: after dev, ino, nlink (8 each) on x86_64; aarch64's generic layout has a 4-byte nlink after it. */
     int STAT_MODE_OFFSET = "aarch64".equals(System.getProperty("os.arch")) ? 16 : 24;
     int STAT_SIZE_OFFSET = 48; // the same on both
+    boolean STAT_NLINK_64 = !"aarch64".equals(System.getProperty("os.arch")); // 8 bytes at 16 on x86_64, 4 at 20 on aarch64
 
     LibC INSTANCE = LibraryLoader.create(LibC.class).load("c");
 

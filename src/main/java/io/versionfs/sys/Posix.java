@@ -27,6 +27,10 @@ public final class Posix {
         return st.getInt(LibC.STAT_MODE_OFFSET);
     }
 
+    public static long statNlink(Pointer st) {
+        return LibC.STAT_NLINK_64 ? st.getLong(16) : st.getInt(20);
+    }
+
     public static long statSize(Pointer st) {
         return st.getLong(LibC.STAT_SIZE_OFFSET);
     }

@@ -1,0 +1,174 @@
+package io.versionfs.run;
+
+import io.versionfs.capture.TargetMatcher;
+import io.versionfs.capture.Targets;
+import io.versionfs.capture.Version;
+import io.versionfs.capture.VersionStore;
+import io.versionfs.cli.ExitCodes;
+import io.versionfs.cli.UserError;
+import io.versionfs.fs.CaptureFs;
+import io.versionfs.fs.FuseMount;
+import io.versionfs.report.Log;
+import io.versionfs.report.Summary;
+import io.versionfs.sys.Posix;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Directory mode: the job's working folder itself is served through the capture filesystem,
+ * mounted over its own path. The program sees its folder at the same path as without versionfs
+ * (absolute paths in its input keep working), and every create, rename, delete and atomic save in
+ * it goes through us, so renames that defeat the symlink are seen.
+ *
+ * <p>The trick that makes mounting over the folder possible: we open a descriptor on the folder
+ * <em>before</em> mounting, and the filesystem serves everything relative to that descriptor
+ * (the real files stay where they are; nothing needs restoring at the end). Our own accesses to
+ * versions folders inside it go through /proc/self/fd/N, never through the mount.
+ */
+final class DirCapture {
+    private final Path folder;
+    private final List<String> patterns;
+    private final Path versionsDir;
+    private final Instant start;
+    private int rootFd = -1;
+    private Targets targets;
+    private CaptureFs fs;
+    private FuseMount mount;
+    private final List<String> events = new ArrayList<>();
+
+    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start) {
+        this.folder = folder;
+        this.patterns = patterns;
+        this.versionsDir = versionsDir;
+        this.start = start;
+    }
+
+    /** Target arguments become patterns relative to the working folder. */
+    static List<String> patterns(List<Path> given, Path folder) {
+        List<String> out = new ArrayList<>();
+        for (Path g : given) {
+            String s = g.toString();
+            if (g.isAbsolute()) {
+                Path n = g.normalize();
+                if (!n.startsWith(folder) || n.equals(folder)) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is outside the working folder " + folder
+                            + ": in --mode dir targets are files of the folder the job runs in (cd there first)");
+                }
+                s = folder.relativize(n).toString();
+            } else if (s.startsWith("../") || s.equals("..")) {
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is outside the working folder: in --mode dir"
+                        + " targets are files of the folder the job runs in (cd there first)");
+            }
+            if (s.startsWith("./")) s = s.substring(2);
+            if (Files.isDirectory(folder.resolve(s)) && !TargetMatcher.isGlob(s)) {
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the program overwrites");
+            }
+            out.add(s);
+        }
+        return out;
+    }
+
+    void setup() throws IOException {
+        rootFd = Posix.openDir(folder.toString());
+        Path viaFd = Path.of("/proc/self/fd/" + rootFd);
+        removeTempsOfKilledRun(viaFd);
+        targets = new Targets();
+        TargetMatcher matcher = new TargetMatcher(patterns);
+        if (versionsDir != null) {
+            Path shown = versionsDir.toAbsolutePath().normalize();
+            Path access = shown.startsWith(folder) ? viaFd.resolve(folder.relativize(shown)) : shown;
+            targets.add(matcher, io.versionfs.cli.MountCommand.openStore(access, shown, start));
+        } else {
+            targets.addPerFile(matcher, rel -> {
+                try {
+                    return VersionStore.open(viaFd.resolve(rel + ".versions"), folder.resolve(rel + ".versions"), start);
+                } catch (IOException e) {
+                    Log.warn("cannot create " + folder.resolve(rel + ".versions") + " (" + e.getMessage()
+                            + "): " + rel + " is NOT versioned");
+                    throw new UncheckedIOException(e);
+                }
+            });
+        }
+        saveInitialContent(viaFd);
+        fs = new CaptureFs(rootFd, targets);
+        fs.onNamespaceEvent(ev -> {
+            synchronized (events) {
+                events.add(ev);
+            }
+            Log.info(ev + " (seen in directory mode; versions continue)");
+        });
+        mount = FuseMount.mountOver(fs, folder);
+    }
+
+    /**
+     * Existing targets are saved as version "initial" (a hard link: the user's original file is
+     * never modified; the first write through the mount copies first), as in symlink mode.
+     */
+    private void saveInitialContent(Path viaFd) throws IOException {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(viaFd)) {
+            for (Path p : ds) {
+                String rel = p.getFileName().toString();
+                if (!Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
+                VersionStore store = targets.storeFor(rel);
+                if (store != null) store.capture(rootFd, rel, 0, rel, "initial", 0, "");
+            }
+        }
+    }
+
+    /** COW temp files (hidden from the program) of a run that was SIGKILLed: copies, safe to drop. */
+    private static void removeTempsOfKilledRun(Path viaFd) throws IOException {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(viaFd, CaptureFs.TMP_PREFIX + "*")) {
+            for (Path p : ds) {
+                Log.info("removing " + p.getFileName() + ", a temporary copy left by a versionfs run that was killed");
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    void finish(long handleWaitMillis) {
+        if (mount == null) return;
+        if (!mount.awaitHandlesClosed(handleWaitMillis)) {
+            Log.warn(fs.openHandles() + " handle(s) still open in " + folder + " after the job ended; unmounting anyway");
+        }
+        fs.captureUnclosed();
+        fs.detachAll();
+        mount.close();
+    }
+
+    void close() {
+        if (targets != null) for (VersionStore s : targets.stores()) s.close();
+        if (rootFd >= 0) Posix.C.close(rootFd);
+        rootFd = -1;
+    }
+
+    List<VersionStore> stores() {
+        return targets == null ? List.of() : targets.stores();
+    }
+
+    /** One report per versioned file, grouped by file. */
+    List<Summary.FileReport> reports() {
+        List<Summary.FileReport> out = new ArrayList<>();
+        for (VersionStore s : stores()) {
+            Map<String, List<Version>> byFile = new LinkedHashMap<>();
+            for (Version v : s.versions()) byFile.computeIfAbsent(v.file, k -> new ArrayList<>()).add(v);
+            for (Map.Entry<String, List<Version>> e : byFile.entrySet()) {
+                out.add(new Summary.FileReport(folder.resolve(e.getKey()).toString(), s.dir().toString(),
+                        s.manifestPath().toString(), e.getValue(), List.of()));
+            }
+        }
+        if (out.isEmpty()) {
+            out.add(new Summary.FileReport(String.join(", ", patterns) + " (in " + folder + ")", "-", "-", List.of(),
+                    List.of("no file matching the targets was written")));
+        }
+        return out;
+    }
+}

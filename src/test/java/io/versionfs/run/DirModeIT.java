@@ -1,0 +1,144 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static io.versionfs.TestSupport.manifestVersions;
+import static io.versionfs.TestSupport.versions;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The rename patterns of real programs, reproduced with real processes: directory mode must
+ * capture them all; symlink mode must detect them during the run and say what to do.
+ */
+class DirModeIT {
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    private Result run(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(TestSupport.LAUNCHER.toString(), "run"));
+        cmd.addAll(List.of(args));
+        return TestSupport.run(dir, null, 180, cmd.toArray(String[]::new));
+    }
+
+    private List<String> contents(Path vdir, String stem, String ext) throws Exception {
+        List<String> out = new ArrayList<>();
+        for (Path p : versions(vdir, stem, ext)) out.add(Files.readString(p));
+        return out;
+    }
+
+    private static String fsops() {
+        return "python3 " + TestSupport.FSOPS;
+    }
+
+    @Test
+    void orcaAutoStartRenameAwayThenFreshWrite() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "guess");
+        // Absolute paths, as in an input file: the folder is at the same path under versionfs.
+        String gbw = dir.resolve("job.gbw").toString(), ges = dir.resolve("job.ges").toString();
+        Result r = run("--mode", "dir", "--target", "job.gbw", "--", "sh", "-c",
+                "cat " + gbw + " > seen; " + fsops() + " rename " + gbw + " " + ges + "; "
+                        + fsops() + " write " + gbw + " scf1; " + fsops() + " write " + gbw + " scf2");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("guess", Files.readString(dir.resolve("seen")));
+        assertEquals(List.of("guess", "scf1", "scf2"), contents(dir.resolve("job.gbw.versions"), "job", ".gbw"));
+        assertEquals("guess", Files.readString(dir.resolve("job.ges")));
+        assertEquals("scf2", Files.readString(dir.resolve("job.gbw")));
+        assertFalse(Files.isSymbolicLink(dir.resolve("job.gbw")));
+        assertTrue(Files.readString(dir.resolve("job.gbw.versions/manifest.jsonl")).contains("\"event\":\"rename\""));
+    }
+
+    @Test
+    void tempFilePlusRenameOverTheTargetManyTimes() throws Exception {
+        StringBuilder sh = new StringBuilder();
+        for (int i = 1; i <= 15; i++) sh.append(fsops()).append(" save-via-rename state.cpt step").append(i).append("; ");
+        Result r = run("--mode", "dir", "--target", "state.cpt", "--", "sh", "-c", sh.toString());
+        assertEquals(0, r.exit(), r.err());
+        List<String> expected = new ArrayList<>();
+        for (int i = 1; i <= 15; i++) expected.add("step" + i);
+        assertEquals(expected, contents(dir.resolve("state.cpt.versions"), "state", ".cpt"));
+        List<Map<String, Object>> rows = manifestVersions(dir.resolve("state.cpt.versions"));
+        assertTrue(rows.stream().allMatch(m -> m.get("reason").equals("rename")), rows.toString());
+        assertFalse(Files.exists(dir.resolve("state.cpt.tmp")));
+    }
+
+    @Test
+    void renameToBakNThenNewFile() throws Exception {
+        StringBuilder sh = new StringBuilder(fsops() + " write restart.wfn r0; ");
+        for (int i = 1; i <= 3; i++) {
+            sh.append("mv restart.wfn restart.wfn.bak-").append(i).append("; ")
+                    .append(fsops()).append(" write restart.wfn r").append(i).append("; ");
+        }
+        Result r = run("--mode", "dir", "--target", "restart.wfn", "--", "sh", "-c", sh.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("r0", "r1", "r2", "r3"), contents(dir.resolve("restart.wfn.versions"), "restart", ".wfn"));
+        assertEquals("r0", Files.readString(dir.resolve("restart.wfn.bak-1")), "the program's own backups are untouched");
+        assertEquals("r2", Files.readString(dir.resolve("restart.wfn.bak-3")));
+    }
+
+    @Test
+    void deleteAndRecreateContinuesTheSequence() throws Exception {
+        Result r = run("--mode", "dir", "--target", "out.dat", "--", "sh", "-c",
+                fsops() + " write out.dat a; rm out.dat; " + fsops() + " write out.dat b; rm out.dat; " + fsops() + " write out.dat c");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("a", "b", "c"), contents(dir.resolve("out.dat.versions"), "out", ".dat"));
+    }
+
+    @Test
+    void oneGlobTwoFilesWrittenAlternately() throws Exception {
+        StringBuilder sh = new StringBuilder();
+        for (int i = 1; i <= 4; i++) {
+            sh.append(fsops()).append(" write a.xyz a").append(i).append("; ")
+                    .append(fsops()).append(" write b.xyz b").append(i).append("; ");
+        }
+        sh.append("echo scratch > big.tmp");
+        Result r = run("--mode", "dir", "--target", "*.xyz", "--", "sh", "-c", sh.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("a1", "a2", "a3", "a4"), contents(dir.resolve("a.xyz.versions"), "a", ".xyz"));
+        assertEquals(List.of("b1", "b2", "b3", "b4"), contents(dir.resolve("b.xyz.versions"), "b", ".xyz"));
+        assertFalse(Files.exists(dir.resolve("big.tmp.versions")), "non-matching files pass through unversioned");
+        assertEquals("scratch\n", Files.readString(dir.resolve("big.tmp")));
+        assertTrue(r.err().contains("a.xyz: 4 versions") && r.err().contains("b.xyz: 4 versions"), "summary groups by file: " + r.err());
+    }
+
+    @Test
+    void globInSymlinkModeCoversExistingFilesAndSaysWhatItCannotDo() throws Exception {
+        Result none = run("--target", "*.xyz", "--", "true");
+        assertEquals(202, none.exit(), none.err());
+        assertTrue(none.err().contains("--mode dir"), none.err());
+        Files.writeString(dir.resolve("a.xyz"), "a0");
+        Files.writeString(dir.resolve("b.xyz"), "b0");
+        Result r = run("--target", "*.xyz", "--", "sh", "-c", "echo a1 > a.xyz; echo b1 > b.xyz");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("a0", "a1\n"), contents(dir.resolve("a.xyz.versions"), "a", ".xyz"));
+        assertEquals(List.of("b0", "b1\n"), contents(dir.resolve("b.xyz.versions"), "b", ".xyz"));
+    }
+
+    @Test
+    void symlinkModeReportsARenameWhileTheJobStillRuns() throws Exception {
+        // The warning must come during the run, before the job's own later output.
+        Result r = run("--target", "job.gbw", "--", "sh", "-c",
+                "echo v1 > job.gbw; mv job.gbw job.ges; sleep 2; echo JOB-STILL-RUNNING >&2; echo v2 > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        int warn = r.err().indexOf("renamed job.gbw to job.ges");
+        int later = r.err().indexOf("JOB-STILL-RUNNING");
+        assertTrue(warn >= 0 && later > warn, "detected before the job went on: " + r.err());
+        assertTrue(r.err().contains("!NoAutoStart"), "names ORCA's fix: " + r.err());
+    }
+}
