@@ -3,6 +3,7 @@ package io.versionfs.fs;
 import io.versionfs.capture.FileCopier;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
+import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
@@ -309,6 +310,15 @@ final class LiveFile {
 
     /** Makes the live name an independent file again; caller holds the write lock. */
     private int unshareLocked() {
+        return unshareLocked(true);
+    }
+
+    /**
+     * @param mayDropVersion when the copy fails (disk full): true drops the version so the program
+     *                       can write in place; false (end of run, nobody writes any more) keeps
+     *                       the version and leaves the file sharing its storage.
+     */
+    private int unshareLocked(boolean mayDropVersion) {
         CopyJob job = pending;
         pending = null;
         if (job == null) {
@@ -321,6 +331,11 @@ final class LiveFile {
                 err = "rename: " + Posix.strerror(Posix.errno());
                 C.unlinkat(rootFd, job.tmp, 0);
             }
+        }
+        if (err != null && !mayDropVersion) {
+            Log.warn(rel + " shares its storage with its last version (no room for a separate copy: " + err
+                    + "); copy it before editing it in place, or that version changes too");
+            return 0;
         }
         if (err != null) {
             if (sharedWith == null) {
@@ -485,7 +500,7 @@ final class LiveFile {
     void detach() {
         lock.writeLock().lock();
         try {
-            if (shared && !unlinked) unshareLocked();
+            if (shared && !unlinked) unshareLocked(false);
         } finally {
             lock.writeLock().unlock();
         }

@@ -1,0 +1,69 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * A full disk must cost versions, never the program's data: the program's writes and closes
+ * succeed, the lost version is in the manifest and the summary, and the run exits 207.
+ * Uses a 2.5 MiB tmpfs, so it needs root (CI runs as root).
+ */
+class DiskFullIT {
+    @TempDir
+    Path dir;
+    Path small;
+
+    @BeforeEach
+    void smallDisk() throws Exception {
+        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
+        small = dir.resolve("small");
+        Files.createDirectory(small);
+        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=2560k", "tmpfs", small.toString()).exit());
+    }
+
+    @AfterEach
+    void unmount() throws Exception {
+        if (small != null) TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    @Test
+    void aVersionThatDoesNotFitIsLostAndTheJobsDataIsNot() throws Exception {
+        String f = "small/job.gbw", py = "python3 " + TestSupport.FSOPS;
+        // 1 MiB file: v1 is a hard link (no space). Each in-place edit needs a fresh 1 MiB copy
+        // first (copy-on-write); on 2.5 MiB the second copy cannot fit.
+        String script = py + " rewrite " + f + " big 1 1 1048576; "
+                + py + " overwrite-middle " + f + " EDIT-ONE 1000; "
+                + py + " overwrite-middle " + f + " EDIT-TWO 2000; "
+                + "head -c 2008 " + f + " | tail -c 8 > check.txt";
+        Result r = TestSupport.run(dir, null, 180, TestSupport.LAUNCHER.toString(), "run", "--target", f, "--", "sh", "-c", script);
+        assertEquals(207, r.exit(), "job succeeded, a version was lost: " + r.err());
+        assertEquals("EDIT-TWO", Files.readString(dir.resolve("check.txt")), "the program's write succeeded");
+        byte[] last = Files.readAllBytes(dir.resolve(f));
+        assertEquals(1048576, last.length);
+        assertEquals("EDIT-ONE", new String(last, 1000, 8));
+        assertEquals("EDIT-TWO", new String(last, 2000, 8));
+        List<Map<String, Object>> rows = TestSupport.manifestVersions(dir.resolve("small/job.gbw.versions"));
+        long lost = rows.stream().filter(m -> "lost".equals(m.get("status"))).count();
+        assertTrue(lost >= 1, "the manifest records the lost version: " + rows);
+        assertTrue(rows.stream().filter(m -> "lost".equals(m.get("status"))).allMatch(m -> m.get("error") != null));
+        assertTrue(r.err().contains("LOST"), "the summary says so: " + r.err());
+        // The versions that were saved are intact.
+        Map<String, Object> first = rows.get(0);
+        assertEquals("saved", first.get("status"));
+        assertEquals(1048576L, first.get("size"));
+    }
+}
