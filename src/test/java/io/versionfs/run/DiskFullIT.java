@@ -66,4 +66,26 @@ class DiskFullIT {
         assertEquals("saved", first.get("status"));
         assertEquals(1048576L, first.get("size"));
     }
+
+    @Test
+    void versionsOnAnotherFilesystemAreCopiedAndThatIsSaidOnce() throws Exception {
+        // Directory mode with the versions folder on the tmpfs: hard links cannot cross filesystems.
+        Path work = dir.resolve("work");
+        Files.createDirectory(work);
+        String py = "python3 " + TestSupport.FSOPS;
+        Result r = TestSupport.run(work, null, 180, TestSupport.LAUNCHER.toString(), "run", "--mode", "dir",
+                "--versions-dir", small.resolve("v").toString(), "--target", "job.gbw", "--", "sh", "-c",
+                py + " write job.gbw one; " + py + " write job.gbw two; " + py + " write job.gbw three");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(1, r.err().split("cannot hard-link", -1).length - 1, "said exactly once: " + r.err());
+        List<Path> vs = TestSupport.versions(small.resolve("v"), "job", ".gbw");
+        assertEquals(List.of("one", "two", "three"), vs.stream().map(p -> {
+            try {
+                return Files.readString(p);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }).toList());
+        assertEquals("three", Files.readString(work.resolve("job.gbw")));
+    }
 }
