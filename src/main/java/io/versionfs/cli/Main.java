@@ -36,6 +36,7 @@ public final class Main implements Runnable {
 
     public static int execute(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        cl.setUsageHelpWidth(100);
         cl.setParameterExceptionHandler((ex, a) -> {
             PrintWriter err = ex.getCommandLine().getErr();
             err.println("versionfs: error: " + ex.getMessage() + " (see: "

@@ -21,7 +21,15 @@ import java.util.concurrent.Callable;
                 "prints a summary on stderr, and exits with COMMAND's exit code (128+N for signal N).",
                 "",
                 "Versions: TARGET.versions/NAME.000001.EXT, ... and manifest.jsonl (one JSON line each).",
-                "An existing TARGET is kept as version 0 (reason 'initial') and is what COMMAND reads.",
+                "An existing TARGET is kept as version 1 (reason 'initial') and is what COMMAND reads.",
+                "",
+                "Modes:",
+                "  symlink  TARGET becomes a symlink into a private mount. If the program renames or",
+                "           replaces it (ORCA AutoStart, temp file + rename), versionfs says so at once,",
+                "           keeps every file, but later writes are not captured.",
+                "  dir      The job's working folder itself is served through versionfs, at the same path.",
+                "           Renames, deletes and atomic saves are all captured. TARGETs are names or",
+                "           globs ('*.gbw') inside the working folder; each file gets NAME.versions/.",
                 "",
                 "Signals TERM, INT, HUP, USR1, USR2 are forwarded to COMMAND. After TERM/INT/HUP",
                 "COMMAND gets --grace seconds, then SIGKILL, so versionfs can finish inside Slurm's",
@@ -35,11 +43,7 @@ final class RunCommand implements Callable<Integer> {
     List<Path> targets;
 
     @Option(names = "--mode", paramLabel = "MODE", defaultValue = "symlink",
-            description = {"symlink (default): TARGET becomes a symlink into a private mount; renames of it are",
-                    "  detected and reported, but what the program writes after renaming is not captured.",
-                    "dir: the job's working folder itself is served through versionfs (same path), so",
-                    "  renames, deletes and atomic saves (temp file + rename) are all captured.",
-                    "  TARGETs are names or globs ('*.gbw') inside the working folder."})
+            description = "symlink (default) or dir. See 'Modes' above.")
     String mode;
 
     @Option(names = "--versions-dir", paramLabel = "DIR",
