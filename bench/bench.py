@@ -1,0 +1,774 @@
+#!/usr/bin/env python3
+"""versionfs benchmark suite: every measurement side by side in one run (see bench/README.md).
+
+Started by bench/run.sh, which installs tools, builds the jar, compiles vfsbench.c and cleans up
+mounts on any exit. This script mounts versionfs (one `versionfs mount` daemon per scenario, so the
+daemon's peak RSS can be read per scenario), runs the same workload through the mount and directly
+on the same disk, and prints a table plus results/latest.csv and results/latest.json.
+"""
+import argparse
+import csv
+import datetime
+import glob
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+VERSIONFS = os.path.join(REPO, "bin", "versionfs")
+BLACKBOX = os.path.join(REPO, "examples", "blackbox.sh")
+
+PROBLEMS = []      # versionfs misbehaviour seen during the run (hang, mount left, bad exit, ...)
+SESSIONS = []      # one entry per versionfs daemon: scenario, file size, versions, peak RSS
+LIVE_MOUNTS = []   # mounts currently up, for emergency cleanup
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def problem(msg):
+    PROBLEMS.append(msg)
+    log("PROBLEM: " + msg)
+
+
+def sh(cmd, timeout=600, **kw):
+    """Runs a command, returns CompletedProcess; a timeout is recorded as a problem (hang)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        problem(f"command timed out after {timeout}s (hang?): {' '.join(map(str, cmd))}")
+        raise
+
+
+def run_json(cmd, timeout=900):
+    r = sh(cmd, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({r.returncode}): {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def drop_caches():
+    """Writes back dirty data and drops the guest page cache (root only)."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def fuse_mounted(mnt):
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == mnt and parts[2] == "fuse.versionfs":
+                return True
+    return False
+
+
+def proc_status(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmHWM", "VmRSS")):
+                    k, v = line.split(":", 1)
+                    out[k] = int(v.split()[0])  # kB
+    except OSError:
+        pass
+    return out
+
+
+def pct(values, p):
+    """Nearest-rank percentile."""
+    s = sorted(values)
+    k = max(1, math.ceil(p / 100 * len(s)))
+    return s[k - 1]
+
+
+class RssSampler:
+    """Samples VmHWM of a process every 50 ms (for daemons we cannot ask before they exit)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.hwm_kb = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            st = proc_status(self.pid)
+            if "VmHWM" in st:
+                self.hwm_kb = max(self.hwm_kb, st["VmHWM"])
+            self._stop.wait(0.05)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+        return self.hwm_kb
+
+
+class Mount:
+    """One `versionfs mount` daemon; always unmounted on exit, problems recorded."""
+
+    def __init__(self, work, scenario, target, label=None):
+        self.scenario = scenario
+        self.label = label or scenario
+        self.target = target
+        self.base = os.path.join(work, "vfs-" + scenario)
+        self.mnt = os.path.join(self.base, "mnt")
+        self.vdir = os.path.join(self.base, "versions")
+        self.live = os.path.join(self.vdir, ".versionfs", "live")
+        self.logpath = os.path.join(self.base, "daemon.log")
+        self.proc = None
+        self.hwm_kb = None
+        self.max_size = 0
+
+    @property
+    def path(self):
+        return os.path.join(self.mnt, self.target)
+
+    def __enter__(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        self.logf = open(self.logpath, "w")
+        self.proc = subprocess.Popen([VERSIONFS, "mount", "--target", self.target, "--target-dir", self.vdir, self.mnt],
+                                     stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
+        LIVE_MOUNTS.append(self)
+        deadline = time.monotonic() + 60
+        while not fuse_mounted(self.mnt):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"versionfs mount exited with {self.proc.returncode}: see {self.logpath}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"versionfs mount at {self.mnt} not ready after 60 s")
+            time.sleep(0.02)
+        return self
+
+    def rss(self):
+        return proc_status(self.proc.pid)
+
+    def versions(self):
+        stem, ext = os.path.splitext(self.target)
+        return sorted(glob.glob(os.path.join(self.vdir, glob.escape(stem) + ".[0-9][0-9][0-9][0-9][0-9][0-9]*" + ext)))
+
+    def manifest(self):
+        p = os.path.join(self.vdir, "manifest.jsonl")
+        if not os.path.exists(p):
+            return []
+        with open(p) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def __exit__(self, *exc):
+        st = self.rss()
+        self.hwm_kb = st.get("VmHWM")
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60)
+            if rc != 0:
+                problem(f"[{self.scenario}] versionfs mount exited with code {rc} after SIGTERM (see {self.logpath})")
+        except subprocess.TimeoutExpired:
+            problem(f"[{self.scenario}] versionfs mount did not exit within 60 s of SIGTERM (hang); killed")
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if fuse_mounted(self.mnt):
+            problem(f"[{self.scenario}] mount {self.mnt} left behind after the daemon exited; lazy-unmounting")
+            subprocess.run(["fusermount", "-u", "-z", self.mnt])
+        self.logf.close()
+        LIVE_MOUNTS.remove(self)
+        man = self.manifest()
+        SESSIONS.append({
+            "scenario": self.label,
+            "key": self.scenario,
+            "largest_file_bytes": self.max_size,
+            "versions": sum(1 for m in man if "version" in m),
+            "lost": sum(1 for m in man if m.get("status") == "lost"),
+            "peak_rss_kib": self.hwm_kb,
+        })
+        return False
+
+
+def settle_copy(live_dir, name, timeout=300):
+    """Waits for versionfs's background copy-on-write copy of `name` to finish; returns seconds or None."""
+    t0 = time.monotonic()
+    live = os.path.join(live_dir, name)
+    seen = False
+    while time.monotonic() - t0 < timeout:
+        try:
+            size = os.stat(live).st_size
+        except FileNotFoundError:
+            return None
+        tmps = glob.glob(os.path.join(live_dir, ".versionfs~" + glob.escape(name) + "~*"))
+        if tmps:
+            seen = True
+            try:
+                if all(os.stat(t).st_size >= size for t in tmps):
+                    return time.monotonic() - t0
+            except FileNotFoundError:
+                pass
+        elif time.monotonic() - t0 > 3:
+            return None if not seen else time.monotonic() - t0
+        time.sleep(0.01)
+    problem(f"background copy of {name} not finished after {timeout}s")
+    return None
+
+
+# ---- measurements ------------------------------------------------------------------------------
+
+def bench_seq(cfg, R):
+    mib, reps = cfg.seq_mib, cfg.seq_reps
+    direct = os.path.join(cfg.work, "direct", "seq")
+    os.makedirs(direct, exist_ok=True)
+    dpath = os.path.join(direct, "seq.dat")
+    res = {k: {"vfs": [], "direct": []} for k in ("write_fsync", "write_buffered", "read_cold", "read_warm")}
+    copy_s = []
+    with Mount(cfg.work, "seq", "seq.dat", f"seq write/read {mib} MiB") as m:
+        m.max_size = mib << 20
+        for rep in range(reps):
+            order = [("direct", dpath), ("vfs", m.path)]
+            if rep % 2:
+                order.reverse()
+            for side, path in order:   # durable write: write() + fsync() + close()
+                drop_caches()
+                r = run_json([cfg.tool, "seqwrite", path, str(mib), "1024", "fsync"])
+                res["write_fsync"][side].append(r["bytes"] / r["total_s"] / 1e6)
+                if side == "vfs":
+                    c = settle_copy(m.live, "seq.dat")
+                    if c is not None:
+                        copy_s.append(c)
+            for side, path in order:   # cold read, then warm read
+                drop_caches()
+                r = run_json([cfg.tool, "seqread", path, "1024"])
+                if r["bytes"] != mib << 20:
+                    problem(f"seqread of {path} returned {r['bytes']} bytes, expected {mib << 20}")
+                res["read_cold"][side].append(r["bytes"] / r["read_s"] / 1e6)
+                r = run_json([cfg.tool, "seqread", path, "1024"])
+                res["read_warm"][side].append(r["bytes"] / r["read_s"] / 1e6)
+            for side, path in order:   # buffered write: write() + close(), page cache absorbs it
+                drop_caches()
+                r = run_json([cfg.tool, "seqwrite", path, str(mib), "1024", "nofsync"])
+                res["write_buffered"][side].append(r["bytes"] / r["total_s"] / 1e6)
+                if side == "vfs":
+                    settle_copy(m.live, "seq.dat")
+            log(f"seq rep {rep + 1}/{reps}: " + ", ".join(
+                f"{k} vfs {v['vfs'][-1]:.0f} direct {v['direct'][-1]:.0f} MB/s" for k, v in res.items()))
+        R["raw"]["seq"] = {"mib": mib, "reps": reps, "mb_per_s": res, "cow_copy_s": copy_s}
+    shutil.rmtree(m.base, ignore_errors=True)
+    os.unlink(dpath)
+    med = {k: {s: statistics.median(v[s]) for s in v} for k, v in res.items()}
+    note = f"{mib} MiB file, 1 MiB blocks, median of {reps}"
+    R["rows"] += [
+        row("seq write MB/s (write+fsync+close)", med["write_fsync"]["vfs"], med["write_fsync"]["direct"],
+            "vfs/direct >= 0.6", med["write_fsync"]["vfs"] / med["write_fsync"]["direct"] >= 0.6, note),
+        row("seq write MB/s (buffered, no fsync)", med["write_buffered"]["vfs"], med["write_buffered"]["direct"],
+            "vfs/direct >= 0.6", med["write_buffered"]["vfs"] / med["write_buffered"]["direct"] >= 0.6, note),
+        row("seq read MB/s (cold: caches dropped)", med["read_cold"]["vfs"], med["read_cold"]["direct"],
+            "vfs/direct >= 0.7", med["read_cold"]["vfs"] / med["read_cold"]["direct"] >= 0.7, note),
+        row("seq read MB/s (warm: page cache)", med["read_warm"]["vfs"], med["read_warm"]["direct"],
+            "vfs/direct >= 0.7", med["read_warm"]["vfs"] / med["read_warm"]["direct"] >= 0.7, note),
+    ]
+    if copy_s:
+        R["rows"].append(row(f"background CoW copy after close, s ({mib} MiB)", statistics.median(copy_s), None,
+                             "info", None, "versionfs only: copy of the live file made after each capture"))
+
+
+def bench_close(cfg, R):
+    """close() latency of a full rewrite, captured (versionfs) vs plain (direct), two ways:
+    back to back (the program rewrites as fast as it can: the daemon's background hash and copy of
+    the previous version still run) and paced (the program computes between rewrites)."""
+    direct = os.path.join(cfg.work, "direct", "close")
+    os.makedirs(direct, exist_ok=True)
+    dpath = os.path.join(direct, "close.dat")
+    R["raw"]["close"] = {}
+    for mib, count, pcount, pause_ms in cfg.close_counts:
+        res = {}
+        with Mount(cfg.work, f"close{mib}", "close.dat", f"close() latency {mib} MiB") as m:
+            m.max_size = mib << 20
+            for mode, n, pause in (("b2b", count, 0), ("paced", pcount, pause_ms)):
+                drop_caches()
+                d = run_json([cfg.tool, "closelat", dpath, str(mib), str(n), str(pause)])
+                drop_caches()
+                before = len(m.versions())
+                v = run_json([cfg.tool, "closelat", m.path, str(mib), str(n), str(pause)])
+                nver = len(m.versions()) - before
+                if nver != n:
+                    problem(f"close-latency {mib} MiB {mode}: {n} rewrites closed but {nver} new versions on disk")
+                res[mode] = {"vfs": v, "direct": d, "versions": nver}
+                for f in m.versions():  # keep the disk from filling up with 512 MiB versions
+                    os.unlink(f)
+        shutil.rmtree(m.base, ignore_errors=True)
+        os.unlink(dpath)
+        R["raw"]["close"][str(mib)] = res
+        for mode in ("b2b", "paced"):
+            v, d = res[mode]["vfs"], res[mode]["direct"]
+            n = len(v["close_us"])
+            vm, vp = statistics.median(v["close_us"]) / 1000, pct(v["close_us"], 99) / 1000
+            dm, dp = statistics.median(d["close_us"]) / 1000, pct(d["close_us"], 99) / 1000
+            label = "back-to-back" if mode == "b2b" else f"paced {v['pause_ms']} ms"
+            log(f"close {mib} MiB {label} x{n}: vfs median {vm:.3f} p99 {vp:.3f} ms; "
+                f"direct median {dm:.3f} p99 {dp:.3f} ms")
+            goal = mib == 512
+            note = f"n={n}, {label}; p99 = nearest rank" + (" (= max for n < 100)" if n < 100 else "")
+            R["rows"].append(row(f"close() median ms @ {mib} MiB, {label}", vm, dm, "<= 2 ms" if goal else "info",
+                                 (vm <= 2.0) if goal else None, note))
+            R["rows"].append(row(f"close() p99 ms @ {mib} MiB, {label}", vp, dp, "<= 2 ms" if goal else "info",
+                                 (vp <= 2.0) if goal else None, note))
+        if mib == 512:
+            v, d = res["b2b"]["vfs"], res["b2b"]["direct"]
+            R["rows"].append(row(f"open(O_TRUNC) p99 ms @ {mib} MiB, back-to-back", pct(v["open_us"], 99) / 1000,
+                                 pct(d["open_us"], 99) / 1000, "info", None,
+                                 f"the next rewrite's open right after a capture (median vfs "
+                                 f"{statistics.median(v['open_us']) / 1000:.3f} ms)"))
+            R["rows"].append(row(f"write 512 MiB s (before close), back-to-back", statistics.median(v["write_us"]) / 1e6,
+                                 statistics.median(d["write_us"]) / 1e6, "info", None,
+                                 "median time of the write() calls of one rewrite (buffered)"))
+
+
+def bench_rss(cfg, R):
+    """Daemon memory against version count: one mount, the 4-writer workload repeated."""
+    points = []
+    with Mount(cfg.work, "rss-growth", "target.txt", "memory vs version count") as m:
+        m.max_size = cfg.rw_size
+        lock = os.path.join(cfg.work, "rss.lock")
+        st = m.rss()
+        points.append({"versions": 0, "rss_kib": st.get("VmRSS"), "hwm_kib": st.get("VmHWM")})
+        for b in range(cfg.rss_batches):
+            run_json([cfg.tool, "rewriters", m.path, str(cfg.writers), str(cfg.rewrites), str(cfg.rw_size),
+                      str(cfg.rw_chunk), lock])
+            n = len(m.versions())
+            st = m.rss()
+            points.append({"versions": n, "rss_kib": st.get("VmRSS"), "hwm_kib": st.get("VmHWM")})
+            log(f"rss growth: {n} versions, VmRSS {st.get('VmRSS', 0) / 1024:.1f} MiB, VmHWM {st.get('VmHWM', 0) / 1024:.1f} MiB")
+    shutil.rmtree(m.base, ignore_errors=True)
+    R["raw"]["rss_growth"] = points
+    first = next((p for p in points if p["versions"] > 0), None)
+    last = points[-1]
+    if first and last is not first and first["hwm_kib"] and last["hwm_kib"]:
+        R["rows"].append(row(f"daemon peak RSS MiB, {last['versions']} vs {first['versions']} versions (same mount)",
+                             last["hwm_kib"] / 1024, first["hwm_kib"] / 1024, "flat (report)", None,
+                             "VmHWM after each batch of 4x250 64 KiB rewrites: " +
+                             ", ".join(f"{p['versions']}: {p['hwm_kib'] / 1024:.0f}" for p in points)))
+
+
+def verify(cfg, files):
+    """Runs vfsbench verify; returns (set of valid (w, seq), torn list, duplicates)."""
+    valid, torn, dup = set(), [], 0
+    for i in range(0, len(files), 200):
+        r = sh([cfg.tool, "verify"] + files[i:i + 200])
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            if parts[0] == "OK":
+                key = (int(parts[1]), int(parts[2]))
+                if key in valid:
+                    dup += 1
+                valid.add(key)
+            else:
+                torn.append(line)
+    return valid, torn, dup
+
+
+INOTIFY_LOOP = r'''i=0; inotifywait -m . -e close_write 2>"$1" | while read path action file; do if [[ "$file" = "target.txt" ]]; then i=$((i+1)); cp $path/$file versions/$i.txt; fi; done'''
+
+
+def wait_stable(dirpath, quiet=3.0, timeout=300):
+    last, t_last = -1, time.monotonic()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        n = len(os.listdir(dirpath))
+        if n != last:
+            last, t_last = n, time.monotonic()
+        elif time.monotonic() - t_last >= quiet:
+            return n
+        time.sleep(0.1)
+    return last
+
+
+def bench_rewriters(cfg, R):
+    W, N, size, chunk = cfg.writers, cfg.rewrites, cfg.rw_size, cfg.rw_chunk
+    tot = {"vfs": {"completed": 0, "valid": 0, "torn": 0, "missed": 0, "dup": 0, "wall": []},
+           "inotify": {"completed": 0, "valid": 0, "torn": 0, "missed": 0, "dup": 0, "wall": []},
+           "direct": {"wall": []}}
+    examples = {"vfs": [], "inotify": []}
+    lock = os.path.join(cfg.work, "rewriters.lock")
+    for rnd in range(cfg.rw_rounds):
+        # 1. plain direct, nothing watching: the workload's own speed
+        d = os.path.join(cfg.work, "direct", "rw")
+        os.makedirs(d, exist_ok=True)
+        r = run_json([cfg.tool, "rewriters", os.path.join(d, "target.txt"), str(W), str(N), str(size), str(chunk), lock])
+        tot["direct"]["wall"].append(r["wall_s"])
+        shutil.rmtree(d)
+
+        # 2. the seed README's inotifywait loop on a direct folder
+        d = os.path.join(cfg.work, "inotify")
+        os.makedirs(os.path.join(d, "versions"), exist_ok=True)
+        err = os.path.join(cfg.work, "inotifywait.err")
+        open(err, "w").close()
+        loop = subprocess.Popen(["bash", "-c", INOTIFY_LOOP, "inotify-loop", err], cwd=d, start_new_session=True,
+                                stdout=subprocess.DEVNULL)
+        t0 = time.monotonic()
+        while "Watches established" not in open(err).read():
+            if time.monotonic() - t0 > 30:
+                raise RuntimeError("inotifywait did not start: " + open(err).read())
+            time.sleep(0.02)
+        r = run_json([cfg.tool, "rewriters", os.path.join(d, "target.txt"), str(W), str(N), str(size), str(chunk), lock])
+        wait_stable(os.path.join(d, "versions"))
+        os.killpg(loop.pid, signal.SIGTERM)
+        loop.wait()
+        files = sorted(glob.glob(os.path.join(d, "versions", "*.txt")))
+        valid, torn, dup = verify(cfg, files)
+        t = tot["inotify"]
+        t["completed"] += sum(r["completed"]); t["valid"] += len(valid); t["torn"] += len(torn); t["dup"] += dup
+        t["missed"] += sum(r["completed"]) - len(valid); t["wall"].append(r["wall_s"])
+        t.setdefault("copies", 0)
+        t["copies"] += len(files)
+        examples["inotify"] += torn[:3]
+        shutil.rmtree(d)
+
+        # 3. versionfs
+        with Mount(cfg.work, "rewriters", "target.txt", f"{W} x {N} rewriters") as m:
+            m.max_size = size
+            r = run_json([cfg.tool, "rewriters", m.path, str(W), str(N), str(size), str(chunk), lock])
+        files = m.versions()
+        valid, torn, dup = verify(cfg, files)
+        man = m.manifest()
+        lost = [x for x in man if x.get("status") == "lost"]
+        t = tot["vfs"]
+        t["completed"] += sum(r["completed"]); t["valid"] += len(valid); t["torn"] += len(torn); t["dup"] += dup
+        t["missed"] += sum(r["completed"]) - len(valid); t["wall"].append(r["wall_s"])
+        t.setdefault("versions", 0); t.setdefault("manifest_lost", 0)
+        t["versions"] += len(files); t["manifest_lost"] += len(lost)
+        if torn or sum(r["completed"]) != len(valid) or lost or any(r["errors"]):
+            problem(f"rewriters round {rnd + 1}: versionfs kept {len(valid)} valid versions of {sum(r['completed'])}"
+                    f" completed rewrites; {len(torn)} torn (e.g. {torn[:3]}), {dup} duplicates, {len(lost)} lost in"
+                    f" manifest, writer errors {r['errors']}; files kept in {m.base}")
+            examples["vfs"] += torn[:3]
+        else:
+            shutil.rmtree(m.base, ignore_errors=True)
+        log(f"rewriters round {rnd + 1}/{cfg.rw_rounds}: vfs missed {t['missed']} torn {t['torn']}; "
+            f"inotify missed {tot['inotify']['missed']} torn {tot['inotify']['torn']} (cumulative)")
+    R["raw"]["rewriters"] = {"writers": W, "rewrites": N, "size": size, "chunk": chunk, "rounds": cfg.rw_rounds,
+                             "totals": tot, "torn_examples": examples}
+    v, i = tot["vfs"], tot["inotify"]
+    note = f"{cfg.rw_rounds} round(s) of {W} x {N} rewrites of {size // 1024} KiB in {chunk // 1024} KiB writes; baseline = inotifywait loop"
+    R["rows"] += [
+        row(f"versions missed ({W}x{N} rewrites)", v["missed"], i["missed"], "0", v["missed"] == 0,
+            note + f"; completed vfs {v['completed']}, inotify {i['completed']}"),
+        row(f"versions torn ({W}x{N} rewrites)", v["torn"], i["torn"], "0", v["torn"] == 0,
+            f"inotify made {i.get('copies', 0)} copies, {i['dup']} duplicate(s)"),
+    ]
+    vw, dw = statistics.median(v["wall"]), statistics.median(tot["direct"]["wall"])
+    R["rows"].append(row(f"rewrites/s ({W} writers, {size // 1024} KiB)", W * N / vw, W * N / dw, "info", None,
+                         "baseline = same workload direct, nothing watching"))
+
+
+def check_blackbox_versions(files, iterations, kib):
+    """Each version must be one complete iteration: header line + kib KiB of its letter; all iterations present."""
+    seen, bad = set(), []
+    for f in files:
+        with open(f, "rb") as fh:
+            data = fh.read()
+        nl = data.find(b"\n")
+        mo = re.match(rb"iteration (\d+) written by rank (\d+) pid \d+$", data[:nl]) if nl > 0 else None
+        if not mo:
+            bad.append(f"{f}: bad header")
+            continue
+        i = int(mo.group(1))
+        body = data[nl + 1:]
+        letter = bytes([65 + i % 26])
+        if len(body) != kib * 1024 or body.count(letter) != len(body):
+            bad.append(f"{f}: incomplete body for iteration {i} ({len(body)} bytes)")
+            continue
+        seen.add(i)
+    missed = iterations - len(seen & set(range(1, iterations + 1)))
+    return missed, bad
+
+
+def run_available():
+    try:
+        r = subprocess.run([VERSIONFS, "run", "--help"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return r.returncode == 0 and "--target" in (r.stdout + r.stderr)
+
+
+def run_job(cfg, d, args, cwd, it, kib, label):
+    """One `versionfs run` of the example job; returns (wall seconds, peak RSS KiB, versions check)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([VERSIONFS, "run"] + args + ["--json", "--", "bash", BLACKBOX] + cfg.ex_args(d if cwd is None else "job.gbw"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=cwd)
+    sampler = RssSampler(p.pid)
+    try:
+        out, err = p.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        problem(f"versionfs run ({label}) of the example job did not finish within 1800 s (hang)")
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+    wall = time.monotonic() - t0
+    hwm = sampler.stop()
+    if p.returncode != 0:
+        problem(f"versionfs run ({label}) of the example job exited {p.returncode}: {err.strip()[-500:]}")
+    job = os.path.join(d, "job.gbw")
+    if os.path.islink(job) or not os.path.isfile(job):
+        problem(f"after versionfs run ({label}), {job} is not a regular file")
+    vdir = os.path.join(d, "job.gbw.versions")
+    files = sorted(glob.glob(os.path.join(vdir, "job.[0-9][0-9][0-9][0-9][0-9][0-9]*.gbw")))
+    missed, bad = check_blackbox_versions(files, it, kib)
+    if missed or bad or len(files) != it:
+        problem(f"example job (versionfs run, {label}): {len(files)} versions for {it} iterations, "
+                f"{missed} iterations missing, bad: {bad[:3]}; kept in {d}")
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+    return wall, hwm, {"variant": label, "versions": len(files), "missed": missed, "bad": bad[:5]}
+
+
+def bench_example(cfg, R):
+    it, workers, kib, reps = cfg.ex_iterations, 4, 256, cfg.ex_reps
+    cfg.ex_args = lambda d: [d if d == "job.gbw" else os.path.join(d, "job.gbw"), str(it), str(workers), str(kib)]
+    has_run = run_available()
+    names = {"direct": "plain", "run": "versionfs run", "run-dir": "versionfs run --mode dir",
+             "premounted": "pre-mounted versionfs mount"}
+    walls = {k: [] for k in names}
+    peak = {"run": 0, "run-dir": 0}
+    details = []
+    for rep in range(reps):
+        variants = ["direct", "premounted"] + (["run", "run-dir"] if has_run else [])
+        if rep % 2:
+            variants.reverse()
+        for var in variants:
+            if var == "direct":
+                d = os.path.join(cfg.work, "direct", "example")
+                os.makedirs(d, exist_ok=True)
+                t0 = time.monotonic()
+                r = sh(["bash", BLACKBOX] + cfg.ex_args(d), timeout=1800)
+                walls[var].append(time.monotonic() - t0)
+                if r.returncode != 0:
+                    raise RuntimeError("blackbox.sh failed: " + r.stderr)
+                shutil.rmtree(d)
+            elif var == "premounted":
+                with Mount(cfg.work, "example", "job.gbw", "example job, pre-mounted") as m:
+                    m.max_size = kib * 1024
+                    t0 = time.monotonic()
+                    r = sh(["bash", BLACKBOX] + cfg.ex_args(m.mnt), timeout=1800)
+                    walls[var].append(time.monotonic() - t0)
+                if r.returncode != 0:
+                    problem(f"blackbox.sh under a premounted versionfs exited {r.returncode}: {r.stderr.strip()}")
+                missed, bad = check_blackbox_versions(m.versions(), it, kib)
+                details.append({"variant": var, "versions": len(m.versions()), "missed": missed, "bad": bad[:5]})
+                if missed or bad or len(m.versions()) != it:
+                    problem(f"example job (premounted): {len(m.versions())} versions for {it} iterations, "
+                            f"{missed} iterations missing, bad: {bad[:3]}; kept in {m.base}")
+                else:
+                    shutil.rmtree(m.base, ignore_errors=True)
+            else:
+                d = os.path.join(cfg.work, var + "-example")
+                os.makedirs(d, exist_ok=True)
+                if var == "run":
+                    w, hwm, det = run_job(cfg, d, ["--target", os.path.join(d, "job.gbw")], None, it, kib, var)
+                else:
+                    w, hwm, det = run_job(cfg, d, ["--mode", "dir", "--target", "job.gbw"], d, it, kib, var)
+                walls[var].append(w)
+                peak[var] = max(peak[var], hwm)
+                details.append(det)
+            log(f"example rep {rep + 1}/{reps} {names[var]}: {walls[var][-1]:.2f} s")
+    for var in ("run", "run-dir"):
+        if peak[var]:
+            SESSIONS.append({"scenario": f"example job, {names[var]}", "largest_file_bytes": kib * 1024 + 64,
+                             "versions": it, "lost": None, "peak_rss_kib": peak[var]})
+    R["raw"]["example"] = {"iterations": it, "workers": workers, "kib": kib, "reps": reps, "wall_s": walls,
+                           "run_available": has_run, "checks": details}
+    dm = statistics.median(walls["direct"])
+    note = f"examples/blackbox.sh {it} iterations x {workers} workers x {kib} KiB, median of {reps}, plain = no versionfs"
+    if has_run:
+        rm = statistics.median(walls["run"])
+        R["rows"].append(row("example job wall s: versionfs run / plain", rm, dm, "ratio <= 1.3", rm / dm <= 1.3,
+                             note + "; includes JVM start, mount, unmount, restore"))
+        rd = statistics.median(walls["run-dir"])
+        R["rows"].append(row("example job wall s: run --mode dir / plain", rd, dm, "info", None,
+                             "working folder served through versionfs"))
+    else:
+        R["rows"].append(row("example job wall s: versionfs run / plain", None, dm, "ratio <= 1.3", None,
+                             "'versionfs run' not available in this build: not measured"))
+    pm = statistics.median(walls["premounted"])
+    R["rows"].append(row("example job wall s: pre-mounted / plain", pm, dm, "info" if has_run else "ratio <= 1.3",
+                         None if has_run else pm / dm <= 1.3, "mount already up (no JVM start in the timing)"))
+
+
+def rss_rows(R):
+    by = {s.get("key"): s for s in SESSIONS}
+    for s in SESSIONS:
+        if s["peak_rss_kib"]:
+            R["rows"].append(row(f"daemon peak RSS MiB: {s['scenario']}", s["peak_rss_kib"] / 1024, None, "info", None,
+                                 f"largest file {s['largest_file_bytes'] / 2**20:.2f} MiB, {s['versions']} versions"))
+    small, big = by.get("close1"), by.get("close512")
+    if small and big and small["peak_rss_kib"] and big["peak_rss_kib"]:
+        R["rows"].append(row("peak RSS ratio 512 MiB file vs 1 MiB file", big["peak_rss_kib"] / 1024,
+                             small["peak_rss_kib"] / 1024, "flat (report)", None,
+                             "versionfs column = 512 MiB session, baseline column = 1 MiB session"))
+
+
+def row(metric, vfs, base, goal, ok, note=""):
+    ratio = vfs / base if isinstance(vfs, (int, float)) and isinstance(base, (int, float)) and base else None
+    return {"metric": metric, "versionfs": vfs, "baseline": base, "ratio": ratio, "goal": goal,
+            "result": "n/a" if ok is None else ("PASS" if ok else "FAIL"), "note": note}
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if isinstance(x, int):
+        return str(x)
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def table(rows):
+    cols = ["metric", "versionfs", "baseline", "ratio", "goal", "result"]
+    cells = [[r["metric"], fmt(r["versionfs"]), fmt(r["baseline"]), fmt(r["ratio"]), r["goal"], r["result"]] for r in rows]
+    w = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
+    line = "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(cols)) + " |"
+    sep = "|" + "|".join("-" * (w[i] + 2) for i in range(len(cols))) + "|"
+    out = [line, sep]
+    for x in cells:
+        out.append("| " + " | ".join((x[i].ljust(w[i]) if i in (0, 4, 5) else x[i].rjust(w[i]))
+                                     for i in range(len(cols))) + " |")
+    return "\n".join(out)
+
+
+def machine(cfg):
+    def cmd(c):
+        try:
+            return subprocess.run(c, capture_output=True, text=True, timeout=30).stdout.strip()
+        except Exception:
+            return ""
+    mem = ""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "kernel": platform.release(),
+        "os": cmd(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "df_h": cmd(["df", "-h", "--output=source,fstype,size,used,avail,target", cfg.work]),
+        "java": cmd(["sh", "-c", "java -version 2>&1 | head -1"]),
+        "fuse": cmd(["sh", "-c", "dpkg-query -W -f '${Package} ${Version}\\n' libfuse2 fuse3 2>/dev/null"]),
+        "git_head": cmd(["git", "-C", REPO, "log", "-1", "--format=%h %s"]),
+        "git_dirty": bool(cmd(["git", "-C", REPO, "status", "--porcelain", "--", "src", "pom.xml", "bin"])),
+        "jar": cfg.jar, "work_dir": cfg.work,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--jar", default="")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="seq,close,rewriters,rss,example")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    cfg = ap.parse_args()
+    q = cfg.quick
+    cfg.seq_mib, cfg.seq_reps = (256, 1) if q else (1024, 3)
+    # (MiB, back-to-back count, paced count, pause ms)
+    cfg.close_counts = ([(1, 20, 10, 50), (64, 5, 3, 500), (512, 5, 3, 3000)] if q
+                        else [(1, 100, 50, 50), (64, 30, 10, 500), (512, 20, 10, 3000)])
+    cfg.rss_batches = 2 if q else 4
+    cfg.writers, cfg.rewrites = 4, 250
+    cfg.rw_size, cfg.rw_chunk = 64 * 1024, 4096
+    cfg.rw_rounds = 1 if q else 3
+    cfg.ex_iterations, cfg.ex_reps = (15, 1) if q else (30, 5)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+
+    R = {"mode": "quick" if q else "full", "machine": machine(cfg), "rows": [], "raw": {}, "problems": PROBLEMS,
+         "sessions": SESSIONS}
+    # Same disk for the baseline as for the mount's backing store: both live under the work dir.
+    os.makedirs(os.path.join(cfg.work, "direct"), exist_ok=True)
+    if os.stat(os.path.join(cfg.work, "direct")).st_dev != os.stat(cfg.work).st_dev:
+        raise RuntimeError("direct baseline folder is not on the work dir's filesystem")
+    fstype = subprocess.run(["df", "--output=fstype", cfg.work], capture_output=True, text=True).stdout.split()[-1]
+    if fstype in ("tmpfs", "ramfs"):
+        log(f"WARNING: work dir {cfg.work} is on {fstype}: 'direct' numbers are memory, not disk")
+    R["machine"]["work_fstype"] = fstype
+    R["machine"]["drop_caches"] = drop_caches()
+    t_start = time.monotonic()
+    only = set(cfg.only.split(","))
+    try:
+        if "seq" in only:
+            log("sequential write/read ...")
+            bench_seq(cfg, R)
+        if "close" in only:
+            log("close() latency ...")
+            bench_close(cfg, R)
+        if "rewriters" in only:
+            log("concurrent rewriters vs inotify loop ...")
+            bench_rewriters(cfg, R)
+        if "rss" in only:
+            log("daemon memory vs version count ...")
+            bench_rss(cfg, R)
+        if "example" in only:
+            log("example job wall time ...")
+            bench_example(cfg, R)
+    finally:
+        for m in list(LIVE_MOUNTS):
+            try:
+                m.__exit__(None, None, None)
+            except Exception as e:  # keep cleaning up
+                log(f"cleanup of {m.mnt}: {e}")
+    rss_rows(R)
+    R["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    os.makedirs(cfg.results, exist_ok=True)
+    with open(os.path.join(cfg.results, "latest.json"), "w") as f:
+        json.dump(R, f, indent=1)
+    with open(os.path.join(cfg.results, "latest.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["metric", "versionfs", "baseline", "ratio", "goal", "result", "note"])
+        for r in R["rows"]:
+            wr.writerow([r["metric"], r["versionfs"], r["baseline"], r["ratio"], r["goal"], r["result"], r["note"]])
+    tbl = table(R["rows"])
+    with open(os.path.join(cfg.results, "latest.md"), "w") as f:
+        mch = R["machine"]
+        f.write(f"versionfs bench ({R['mode']}), {mch['date_utc']}, {mch['git_head']}"
+                f"{' (+uncommitted changes)' if mch['git_dirty'] else ''}\n\n")
+        f.write(f"machine: {mch['nproc']} cores ({mch['cpu']}), {mch['memory']} RAM, kernel {mch['kernel']}, "
+                f"{mch['os']}, {mch['java']}\n\n```\n{mch['df_h']}\n```\n\n{tbl}\n")
+        if PROBLEMS:
+            f.write("\nProblems seen:\n" + "".join(f"- {p}\n" for p in PROBLEMS))
+    print()
+    print(tbl)
+    print()
+    for r in R["rows"]:
+        if r["note"]:
+            print(f"  {r['metric']}: {r['note']}")
+    print(f"\nelapsed {R['elapsed_s']} s; results in {cfg.results}/latest.{{csv,json,md}}")
+    if PROBLEMS:
+        print("\nPROBLEMS (versionfs misbehaviour, see above):")
+        for p in PROBLEMS:
+            print("  - " + p)
+    return 1 if PROBLEMS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
