@@ -54,13 +54,11 @@ stop "$root/munge/munged.pid" munged
 #    TERM) would keep mounts busy: KILL those whose environment names this cluster's SLURM_CONF
 #    and that are slurmstepd or job processes (SLURM_JOB_ID set). Never this script or its callers.
 mine=" $$ $(ps -o ppid= -p $$ | tr -d ' ') $PPID "
-for env in /proc/[0-9]*/environ; do
+for env in $(grep -lsxzF "SLURM_CONF=$SLURM_CONF" /proc/[0-9]*/environ); do
   pid=${env#/proc/}; pid=${pid%/environ}
   [[ $mine == *" $pid "* ]] && continue
-  e=$(tr '\0' '\n' 2>/dev/null < "$env") || continue
-  grep -qx "SLURM_CONF=$SLURM_CONF" <<<"$e" || continue
   comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
-  if [[ $comm == slurmstepd ]] || grep -q '^SLURM_JOB_ID=' <<<"$e"; then
+  if [[ $comm == slurmstepd ]] || grep -qsz '^SLURM_JOB_ID=' "$env"; then
     say "killing leftover $comm (pid $pid)"
     kill -KILL "$pid" 2>/dev/null || true
   fi
