@@ -35,6 +35,47 @@ final class LocalSlurm {
         this.stateDir = slurmConf.getParent().getParent();
     }
 
+    /** The folder slurm-up.sh uses (its default, or $VERSIONFS_SLURM_DIR as the scripts read it). */
+    static Path clusterDir() {
+        String d = System.getenv("VERSIONFS_SLURM_DIR");
+        return Path.of(d == null || d.isBlank() ? "/tmp/versionfs-slurm" : d);
+    }
+
+    /**
+     * Takes an exclusive lock for the cluster's folder, so that two test runs on one machine (two
+     * checkouts, or a developer's run during CI's) take turns: both would start and stop the same
+     * daemons, ports and folder. Waits up to {@code timeout}; the lock goes with the JVM.
+     */
+    static java.nio.channels.FileChannel lock(Duration timeout) {
+        Path lockFile = Path.of(clusterDir() + ".lock");
+        try {
+            java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(lockFile,
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+            long deadline = System.nanoTime() + timeout.toNanos();
+            boolean told = false;
+            while (true) {
+                try {
+                    if (ch.tryLock() != null) return ch;
+                } catch (java.nio.channels.OverlappingFileLockException e) {
+                    // held by this JVM already: treat as busy
+                }
+                if (!told) {
+                    System.out.println("[SlurmIT] " + lockFile + " is held by another test run: waiting up to "
+                            + timeout.toMinutes() + " min");
+                    told = true;
+                }
+                if (System.nanoTime() > deadline) {
+                    ch.close();
+                    throw new IllegalStateException("another test run holds " + lockFile + " for more than "
+                            + timeout.toMinutes() + " min: cannot use the test Slurm");
+                }
+                sleep(1000);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot lock " + lockFile, e);
+        }
+    }
+
     /** Runs slurm-up.sh (installs, configures, starts; idempotent) and returns the running cluster. */
     static LocalSlurm up(Path projectRoot) {
         Result r = run(List.of(projectRoot.resolve("slurm/test/slurm-up.sh").toString()), projectRoot, Map.of(),

@@ -63,6 +63,7 @@ class SlurmIT {
 
     private static LocalSlurm slurm;
     private static Path jar;
+    private static java.nio.channels.FileChannel clusterLock;
     private static volatile boolean downDone;
     private static Thread shutdownHook;
 
@@ -75,6 +76,7 @@ class SlurmIT {
                 "run from the project root (Maven does): slurm/test/slurm-up.sh not found under " + ROOT);
         assertTrue(Files.isRegularFile(ROOT.resolve("target/versionfs.jar")),
                 "target/versionfs.jar is missing: SlurmIT runs in 'mvn verify', after 'package'");
+        clusterLock = LocalSlurm.lock(Duration.ofMinutes(15));
         // Stop Slurm even if the JVM is interrupted (Ctrl-C on mvn) before @AfterAll runs.
         shutdownHook = new Thread(SlurmIT::stopSlurmOnce, "slurm-down");
         Runtime.getRuntime().addShutdownHook(shutdownHook);
@@ -93,13 +95,21 @@ class SlurmIT {
 
     @AfterAll
     static void stopSlurm() {
-        if (shutdownHook == null) return; // skipped (not root): nothing was started
+        if (shutdownHook == null) return; // skipped (not root) or no lock: this run started nothing
         try {
             Runtime.getRuntime().removeShutdownHook(shutdownHook);
         } catch (IllegalStateException e) {
             // already shutting down: the hook runs it
         }
-        stopSlurmOnce();
+        try {
+            stopSlurmOnce();
+        } finally {
+            try {
+                clusterLock.close(); // releases the lock: the next test run may start its cluster
+            } catch (IOException e) {
+                log("closing the cluster lock: " + e);
+            }
+        }
         // After everything: no versionfs mount anywhere under this class's folders.
         assertEquals(List.of(), versionfsMountsUnder(base), "versionfs mounts left after slurm-down");
     }
