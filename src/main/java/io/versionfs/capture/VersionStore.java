@@ -50,13 +50,18 @@ public final class VersionStore implements AutoCloseable {
     private final Instant start;
     private final Map<String, AtomicLong> next = new ConcurrentHashMap<>();
     private final List<String> existingNames;
-    private final List<Version> versions = new ArrayList<>();
+    private final Map<String, VersionLog> logs = new ConcurrentHashMap<>();
     private final AtomicInteger lost = new AtomicInteger();
-    private final ExecutorService hasher = Executors.newSingleThreadExecutor(r -> {
+    /**
+     * One thread hashes and writes manifest lines for every store, in capture order. Shared so
+     * that a glob matching thousands of files does not mean thousands of threads.
+     */
+    private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "versionfs-hasher");
         t.setDaemon(true);
         return t;
     });
+    private final ExecutorService hasher = HASHER;
 
     private VersionStore(Path dir, int dirFd, Manifest manifest, List<String> existing, Instant start) {
         this.dir = dir;
@@ -168,9 +173,7 @@ public final class VersionStore implements AutoCloseable {
                     ? " (free space or quota in " + dir + ", the job itself continues)" : ""));
             v = new Version(number, file, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
         }
-        synchronized (versions) {
-            versions.add(v);
-        }
+        log(file).add(v);
         record(v);
         return new Captured(v, linked);
     }
@@ -205,9 +208,7 @@ public final class VersionStore implements AutoCloseable {
         long number = allocate(file);
         Version v = new Version(number, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
         lost.incrementAndGet();
-        synchronized (versions) {
-            versions.add(v);
-        }
+        log(file).add(v);
         record(v);
         return v;
     }
@@ -221,9 +222,7 @@ public final class VersionStore implements AutoCloseable {
         lost.incrementAndGet();
         Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
                 Version.Status.LOST, error);
-        synchronized (versions) {
-            versions.replaceAll(x -> x == v ? gone : x);
-        }
+        log(v.file).replace(v, gone);
         hasher.execute(() -> append(gone.toJson()));
     }
 
@@ -273,10 +272,15 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
-    public List<Version> versions() {
-        synchronized (versions) {
-            return List.copyOf(versions);
-        }
+    private VersionLog log(String file) {
+        return logs.computeIfAbsent(file, f -> new VersionLog());
+    }
+
+    /** Per file name, what the summary shows (bounded; the manifest has everything). */
+    public Map<String, VersionLog.Snapshot> versions() {
+        Map<String, VersionLog.Snapshot> out = new java.util.TreeMap<>();
+        logs.forEach((f, l) -> out.put(f, l.snapshot()));
+        return out;
     }
 
     public int lostCount() {
@@ -286,14 +290,10 @@ public final class VersionStore implements AutoCloseable {
     @Override
     public void close() {
         drain();
-        hasher.shutdown();
         try {
-            hasher.awaitTermination(10, TimeUnit.SECONDS);
             manifest.close();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         } finally {
             Posix.C.close(dirFd);
         }

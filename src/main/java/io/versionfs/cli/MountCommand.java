@@ -92,8 +92,12 @@ public final class MountCommand implements Callable<Integer> {
         Summary s = new Summary(start)
                 .put("mount", mount.mountPoint().toString())
                 .put("live", store.liveDir().toString());
-        s.add(new Summary.FileReport(String.join(", ", targets), vdir.toString(), store.manifestPath().toString(),
-                store.versions(), List.of()));
+        store.versions().forEach((file, vs) ->
+                s.add(new Summary.FileReport(file, vdir.toString(), store.manifestPath().toString(), vs, List.of())));
+        if (store.versions().isEmpty()) {
+            s.add(new Summary.FileReport(String.join(", ", targets), vdir.toString(), store.manifestPath().toString(),
+                    null, List.of()));
+        }
         s.printHuman(System.err);
         if (json) System.out.println(s.toJson());
         return store.lostCount() > 0 ? ExitCodes.VERSIONS_LOST : ExitCodes.OK;

@@ -1,6 +1,7 @@
 package io.versionfs.report;
 
 import io.versionfs.capture.Version;
+import io.versionfs.capture.VersionLog;
 
 import java.io.PrintStream;
 import java.time.Duration;
@@ -16,11 +17,14 @@ import java.util.Map;
  * one JSON document for {@code --json} on stdout.
  */
 public final class Summary {
-    /** Rows shown at each end of a long table; the middle is elided. */
-    static final int HEAD = 8, TAIL = 8;
+    public record FileReport(String file, String versionsDir, String manifest, VersionLog.Snapshot versions,
+                             List<String> warnings) {
+        static final VersionLog.Snapshot NONE = new VersionLog.Snapshot(List.of(), List.of(), 0, 0, List.of());
 
-    public record FileReport(String file, String versionsDir, String manifest, List<Version> versions,
-                             List<String> warnings) {}
+        public FileReport {
+            if (versions == null) versions = NONE;
+        }
+    }
 
     private final Map<String, Object> header = new LinkedHashMap<>();
     private final List<FileReport> files = new ArrayList<>();
@@ -46,12 +50,12 @@ public final class Summary {
         return this;
     }
 
-    public int totalVersions() {
-        return files.stream().mapToInt(f -> (int) f.versions.stream().filter(v -> !v.lost()).count()).sum();
+    public long totalVersions() {
+        return files.stream().mapToLong(f -> f.versions.saved()).sum();
     }
 
-    public int totalLost() {
-        return files.stream().mapToInt(f -> (int) f.versions.stream().filter(Version::lost).count()).sum();
+    public long totalLost() {
+        return files.stream().mapToLong(f -> f.versions.lost()).sum();
     }
 
     public void printHuman(PrintStream out) {
@@ -60,19 +64,19 @@ public final class Summary {
             if (e.getValue() != null) out.printf("versionfs: %-9s %s%n", e.getKey() + ":", e.getValue());
         }
         for (FileReport f : files) {
-            long saved = f.versions.stream().filter(v -> !v.lost()).count();
-            long lost = f.versions.size() - saved;
+            VersionLog.Snapshot vs = f.versions;
+            long saved = vs.saved(), lost = vs.lost();
             out.printf("versionfs: %s: %d version%s%s in %s%n", f.file, saved, saved == 1 ? "" : "s",
                     lost > 0 ? " (" + lost + " LOST)" : "", f.versionsDir);
-            if (!f.versions.isEmpty()) {
+            if (vs.total() > 0) {
                 out.printf("  %6s  %9s  %10s  %-8s  %-28s  %s%n", "#", "after", "size", "sha256", "process", "reason");
-                List<Version> vs = f.versions;
-                for (int i = 0; i < vs.size(); i++) {
-                    if (vs.size() > HEAD + TAIL + 1 && i == HEAD) {
-                        out.printf("  %6s  ... %d more versions, all in the manifest ...%n", "", vs.size() - HEAD - TAIL);
-                        i = vs.size() - TAIL;
-                    }
-                    out.println(row(vs.get(i)));
+                for (Version v : vs.head()) out.println(row(v));
+                if (vs.elided() > 0) {
+                    out.printf("  %6s  ... %d more versions, all in %s ...%n", "", vs.elided(), f.manifest);
+                }
+                for (Version v : vs.tail()) out.println(row(v));
+                for (Version v : vs.lostOnes()) {
+                    if (!vs.head().contains(v) && !vs.tail().contains(v)) out.println(row(v));
                 }
             }
             for (String w : f.warnings) out.println("versionfs: WARNING: " + w);
@@ -120,11 +124,13 @@ public final class Summary {
         List<Object> fs = new ArrayList<>();
         for (FileReport f : files) {
             List<Object> vs = new ArrayList<>();
-            for (Version v : f.versions) vs.add(v.toJson().put("after_ms", Duration.between(start, v.time).toMillis()));
+            for (Version v : f.versions.shown()) vs.add(v.toJson().put("after_ms", Duration.between(start, v.time).toMillis()));
+            List<Object> lostOnes = new ArrayList<>();
+            for (Version v : f.versions.lostOnes()) lostOnes.add(v.toJson());
             fs.add(Json.obj().put("file", f.file).put("versions_dir", f.versionsDir).put("manifest", f.manifest)
-                    .put("saved", f.versions.stream().filter(v -> !v.lost()).count())
-                    .put("lost", f.versions.stream().filter(Version::lost).count())
-                    .put("warnings", f.warnings).put("versions", vs));
+                    .put("saved", f.versions.saved()).put("lost", f.versions.lost())
+                    .put("elided", f.versions.elided())
+                    .put("warnings", f.warnings).put("versions", vs).put("lost_versions", lostOnes));
         }
         o.put("files", fs);
         o.put("warnings", warnings);

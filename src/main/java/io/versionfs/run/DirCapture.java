@@ -2,7 +2,6 @@ package io.versionfs.run;
 
 import io.versionfs.capture.TargetMatcher;
 import io.versionfs.capture.Targets;
-import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.cli.ExitCodes;
 import io.versionfs.cli.UserError;
@@ -19,9 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Directory mode: the job's working folder itself is served through the capture filesystem,
@@ -158,15 +155,11 @@ final class DirCapture {
     List<Summary.FileReport> reports() {
         List<Summary.FileReport> out = new ArrayList<>();
         for (VersionStore s : stores()) {
-            Map<String, List<Version>> byFile = new LinkedHashMap<>();
-            for (Version v : s.versions()) byFile.computeIfAbsent(v.file, k -> new ArrayList<>()).add(v);
-            for (Map.Entry<String, List<Version>> e : byFile.entrySet()) {
-                out.add(new Summary.FileReport(folder.resolve(e.getKey()).toString(), s.dir().toString(),
-                        s.manifestPath().toString(), e.getValue(), List.of()));
-            }
+            s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(folder.resolve(file).toString(),
+                    s.dir().toString(), s.manifestPath().toString(), vs, List.of())));
         }
         if (out.isEmpty()) {
-            out.add(new Summary.FileReport(String.join(", ", patterns) + " (in " + folder + ")", "-", "-", List.of(),
+            out.add(new Summary.FileReport(String.join(", ", patterns) + " (in " + folder + ")", "-", "-", null,
                     List.of("no file matching the targets was written")));
         }
         return out;

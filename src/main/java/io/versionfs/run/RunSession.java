@@ -223,9 +223,8 @@ public final class RunSession {
             dirMode.reports().forEach(s::add);
         }
         for (TargetLink l : links) {
-            List<io.versionfs.capture.Version> mine = l.store.versions().stream().filter(v -> v.file.equals(l.name)).toList();
             s.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
-                    mine, l.problems()));
+                    l.store.versions().get(l.name), l.problems()));
         }
         return s;
     }

@@ -25,10 +25,16 @@ class RunIT {
     @TempDir
     Path dir;
 
+    /** Private mount folders go to $TMPDIR: keep them inside this test's folder, so we check only ours. */
+    private Map<String, String> tmpEnv() throws Exception {
+        Path t = dir.resolve("tmp");
+        Files.createDirectories(t);
+        return Map.of("TMPDIR", t.toString());
+    }
+
     @AfterEach
     void noMountLeft() throws Exception {
         TestSupport.assertNoMountUnder(dir);
-        TestSupport.assertNoMountUnder(Path.of("/tmp"));
     }
 
     private Result vfs(String... args) throws Exception {
@@ -38,7 +44,17 @@ class RunIT {
     private Result vfsEnv(Map<String, String> env, String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(TestSupport.LAUNCHER.toString()));
         cmd.addAll(List.of(args));
-        return TestSupport.run(dir, env, 180, cmd.toArray(String[]::new));
+        Map<String, String> all = new java.util.HashMap<>(tmpEnv());
+        all.putAll(env);
+        return TestSupport.run(dir, all, 180, cmd.toArray(String[]::new));
+    }
+
+    private ProcessBuilder launcher(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(TestSupport.LAUNCHER.toString()));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
+        pb.environment().putAll(tmpEnv());
+        return pb;
     }
 
     private static void assertRegularFile(Path p, String content) throws Exception {
@@ -135,8 +151,8 @@ class RunIT {
         Path script = dir.resolve("loop.sh");
         Files.writeString(script, "#!/bin/sh\ni=0\nwhile true; do i=$((i+1)); echo \"v$i\" > job.gbw; sleep 0.1; done\n");
         script.toFile().setExecutable(true);
-        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", script.toString())
-                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log.txt").toFile()).start();
+        Process p = launcher("run", "--target", "job.gbw", "--", script.toString())
+                .redirectOutput(dir.resolve("log.txt").toFile()).start();
         Path vdir = dir.resolve("job.gbw.versions");
         long deadline = System.currentTimeMillis() + 60_000;
         while ((!Files.isDirectory(vdir) || versions(vdir, "job", ".gbw").size() < 5) && System.currentTimeMillis() < deadline) Thread.sleep(100);
@@ -160,8 +176,8 @@ class RunIT {
         Path script = dir.resolve("slow.sh");
         Files.writeString(script, "#!/bin/sh\necho progress > job.gbw\ntouch ready\nsleep 300\n");
         script.toFile().setExecutable(true);
-        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", script.toString())
-                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log.txt").toFile()).start();
+        Process p = launcher("run", "--target", "job.gbw", "--", script.toString())
+                .redirectOutput(dir.resolve("log.txt").toFile()).start();
         long deadline = System.currentTimeMillis() + 60_000;
         while (!Files.exists(dir.resolve("ready")) && System.currentTimeMillis() < deadline) Thread.sleep(100);
         List<ProcessHandle> kids = p.toHandle().descendants().toList();
@@ -208,8 +224,8 @@ class RunIT {
     @Test
     void mountRunsUntilUnmountedAndAKilledMountDoesNotStayStale() throws Exception {
         Files.createDirectories(dir.resolve("mp"));
-        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "mount", "--target", "t.txt", "--target-dir", "v", "mp")
-                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log.txt").toFile()).start();
+        Process p = launcher("mount", "--target", "t.txt", "--target-dir", "v", "mp")
+                .redirectOutput(dir.resolve("log.txt").toFile()).start();
         long deadline = System.currentTimeMillis() + 30_000;
         while (!Files.readString(dir.resolve("log.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) Thread.sleep(50);
         TestSupport.fsops("write", dir.resolve("mp/t.txt").toString(), "hello");
@@ -219,8 +235,8 @@ class RunIT {
         assertTrue(Files.readString(dir.resolve("log.txt")).contains("1 version in"));
 
         // SIGKILL the daemon: auto_unmount (or the next mount) must not leave a dead mount.
-        p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "mount", "--target", "t.txt", "--target-dir", "v", "mp")
-                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("log2.txt").toFile()).start();
+        p = launcher("mount", "--target", "t.txt", "--target-dir", "v", "mp")
+                .redirectOutput(dir.resolve("log2.txt").toFile()).start();
         deadline = System.currentTimeMillis() + 30_000;
         while (!Files.readString(dir.resolve("log2.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) Thread.sleep(50);
         p.destroyForcibly();
