@@ -145,7 +145,14 @@ public final class VersionStore implements AutoCloseable {
         Instant now = Instant.now();
         boolean linked = false;
         String error = null;
-        if (Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags) == 0) {
+        int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
+        for (int tries = 0; rc != 0 && Posix.errno() == Errno.EEXIST && tries < 1000; tries++) {
+            // A file already has that name (put there by hand, or by a run we did not scan): skip the number.
+            number = allocate(file);
+            name = VersionNaming.versionName(file, number);
+            rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
+        }
+        if (rc == 0) {
             linked = true;
         } else {
             int e = Posix.errno();

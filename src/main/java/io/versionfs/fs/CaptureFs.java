@@ -269,6 +269,7 @@ public final class CaptureFs extends FuseStubFS {
             if (toStore == null) renameListener.accept("rename " + from + " -> " + to);
         }
         if (moving != null && toStore == null) moving.retire();
+        if (toStore != null && !isRegularFile(to)) toStore = null; // a folder renamed onto a pattern: not ours
         if (toStore != null) {
             LiveFile lf;
             if (moving != null && moving.store() == toStore && baseName(from).equals(baseName(to))) {
@@ -285,6 +286,11 @@ public final class CaptureFs extends FuseStubFS {
             lf.captureNow("rename", pid);
         }
         return 0;
+    }
+
+    private boolean isRegularFile(String r) {
+        Pointer st = Posix.allocStat();
+        return C.fstatat(rootFd, r, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 && (Posix.statMode(st) & 0170000) == 0100000;
     }
 
     // ---- files -----------------------------------------------------------------------------

@@ -132,7 +132,7 @@ final class TargetLink {
     }
 
     /**
-     * Makes the live file: the existing target's content (saved first as version 0, "initial",
+     * Makes the live file: the existing target's content (saved first as version 1, "initial",
      * by hard link: the user's original file is never modified or lost) or nothing.
      */
     void prepareLive() {
@@ -141,7 +141,14 @@ final class TargetLink {
             Files.deleteIfExists(live);
             if (!Files.exists(target, LinkOption.NOFOLLOW_LINKS)) return;
             store.capture(LibC.AT_FDCWD, target.toString(), 0, name, "initial", 0, "");
-            copyFile(target, live);
+            try {
+                // O(1) for any size: the live file starts as one more name of the user's file. It
+                // has other links, so the filesystem copies before the first modification (and
+                // never copies at all if the program rewrites it from scratch, as ORCA does).
+                Files.createLink(live, target);
+            } catch (IOException | UnsupportedOperationException e) {
+                copyFile(target, live); // versions folder on another filesystem
+            }
         } catch (IOException e) {
             if (isNoSpace(e)) {
                 throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + store.liveDir()

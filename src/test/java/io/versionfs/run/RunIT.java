@@ -105,6 +105,21 @@ class RunIT {
     }
 
     @Test
+    void existingTargetEditedInPlaceNeverChangesItsInitialVersion() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "0123456789".repeat(100_000));
+        Result r = vfs("run", "--target", "job.gbw", "--", "python3", TestSupport.FSOPS.toString(),
+                "overwrite-middle", "job.gbw", "EDITED", "500000");
+        assertEquals(0, r.exit(), r.err());
+        List<Path> vs = versions(dir.resolve("job.gbw.versions"), "job", ".gbw");
+        assertEquals(2, vs.size());
+        assertEquals("0123456789".repeat(100_000), Files.readString(vs.get(0)), "the user's original is untouched");
+        String edited = Files.readString(vs.get(1));
+        assertEquals("EDITED", edited.substring(500000, 500006));
+        assertRegularFile(dir.resolve("job.gbw"), edited);
+        assertEquals(1L, Files.getAttribute(dir.resolve("job.gbw"), "unix:nlink"), "the final file shares nothing with a version");
+    }
+
+    @Test
     void missingTargetIsCreatedByTheJob() throws Exception {
         Result r = vfs("run", "--json", "--target", "out/result.dat", "--", "sh", "-c", "printf abc > out/result.dat");
         // out/ does not exist: a clear error, nothing touched
