@@ -25,7 +25,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-VERSIONFS = os.path.join(REPO, "bin", "versionfs")
+VERSIONFS = os.environ.get("BENCH_VERSIONFS") or os.path.join(REPO, "bin", "versionfs")
 BLACKBOX = os.path.join(REPO, "examples", "blackbox.sh")
 
 PROBLEMS = []      # versionfs misbehaviour seen during the run (hang, mount left, bad exit, ...)
@@ -585,36 +585,68 @@ def bench_example(cfg, R):
         if peak[var]:
             SESSIONS.append({"scenario": f"example job, {names[var]}", "largest_file_bytes": kib * 1024 + 64,
                              "versions": it, "lost": None, "peak_rss_kib": peak[var]})
+    fixed = []
+    if has_run:   # the fixed cost of the wrapper: JVM start, mount, symlink, unmount, restore
+        for _ in range(reps):
+            d = os.path.join(cfg.work, "run-true")
+            os.makedirs(d, exist_ok=True)
+            t0 = time.monotonic()
+            r = sh([VERSIONFS, "run", "--target", os.path.join(d, "job.gbw"), "--", "true"], timeout=300)
+            fixed.append(time.monotonic() - t0)
+            if r.returncode != 0:
+                problem(f"versionfs run -- true exited {r.returncode}: {r.stderr.strip()[-300:]}")
+            shutil.rmtree(d, ignore_errors=True)
     R["raw"]["example"] = {"iterations": it, "workers": workers, "kib": kib, "reps": reps, "wall_s": walls,
-                           "run_available": has_run, "checks": details}
+                           "run_available": has_run, "checks": details, "run_true_s": fixed}
+
+    def paired(var):  # each repetition ran every variant back to back: the ratio within a repetition
+        return statistics.median(a / b for a, b in zip(walls[var], walls["direct"]))
     dm = statistics.median(walls["direct"])
     note = f"examples/blackbox.sh {it} iterations x {workers} workers x {kib} KiB, median of {reps}, plain = no versionfs"
     if has_run:
         rm = statistics.median(walls["run"])
         R["rows"].append(row("example job wall s: versionfs run / plain", rm, dm, "ratio <= 1.3", rm / dm <= 1.3,
-                             note + "; includes JVM start, mount, unmount, restore"))
+                             note + f"; includes JVM start, mount, unmount, restore; median of per-repetition"
+                             f" ratios {paired('run'):.2f}"))
         rd = statistics.median(walls["run-dir"])
         R["rows"].append(row("example job wall s: run --mode dir / plain", rd, dm, "info", None,
-                             "working folder served through versionfs"))
+                             f"working folder served through versionfs; median of per-repetition ratios"
+                             f" {paired('run-dir'):.2f}"))
+        R["rows"].append(row("versionfs run -- true: fixed cost s", statistics.median(fixed), None, "info", None,
+                             f"JVM start + mount + unmount + restore, no work; median of {len(fixed)}"))
     else:
         R["rows"].append(row("example job wall s: versionfs run / plain", None, dm, "ratio <= 1.3", None,
                              "'versionfs run' not available in this build: not measured"))
     pm = statistics.median(walls["premounted"])
     R["rows"].append(row("example job wall s: pre-mounted / plain", pm, dm, "info" if has_run else "ratio <= 1.3",
-                         None if has_run else pm / dm <= 1.3, "mount already up (no JVM start in the timing)"))
+                         None if has_run else pm / dm <= 1.3, "mount already up (no JVM start in the timing);"
+                         f" median of per-repetition ratios {paired('premounted'):.2f}"))
 
 
 def rss_rows(R):
-    by = {s.get("key"): s for s in SESSIONS}
-    for s in SESSIONS:
-        if s["peak_rss_kib"]:
-            R["rows"].append(row(f"daemon peak RSS MiB: {s['scenario']}", s["peak_rss_kib"] / 1024, None, "info", None,
-                                 f"largest file {s['largest_file_bytes'] / 2**20:.2f} MiB, {s['versions']} versions"))
-    small, big = by.get("close1"), by.get("close512")
+    """One row per scenario (the largest VmHWM when the scenario ran several times)."""
+    by, order = {}, []
+    for sess in SESSIONS:
+        if not sess["peak_rss_kib"]:
+            continue
+        k = sess["scenario"]
+        if k not in by:
+            order.append(k)
+            by[k] = dict(sess, runs=0)
+        by[k]["runs"] += 1
+        by[k]["peak_rss_kib"] = max(by[k]["peak_rss_kib"], sess["peak_rss_kib"])
+        by[k]["versions"] = max(by[k]["versions"] or 0, sess["versions"] or 0)
+    for k in order:
+        x = by[k]
+        R["rows"].append(row(f"daemon peak RSS MiB: {k}", x["peak_rss_kib"] / 1024, None, "info", None,
+                             f"largest file {x['largest_file_bytes'] / 2**20:.2f} MiB, {x['versions']} versions"
+                             + (f"; max of {x['runs']} daemons" if x["runs"] > 1 else "")))
+    keyed = {sess.get("key"): sess for sess in SESSIONS}
+    small, big = keyed.get("close1"), keyed.get("close512")
     if small and big and small["peak_rss_kib"] and big["peak_rss_kib"]:
-        R["rows"].append(row("peak RSS ratio 512 MiB file vs 1 MiB file", big["peak_rss_kib"] / 1024,
+        R["rows"].append(row("daemon peak RSS MiB, 512 MiB vs 1 MiB file", big["peak_rss_kib"] / 1024,
                              small["peak_rss_kib"] / 1024, "flat (report)", None,
-                             "versionfs column = 512 MiB session, baseline column = 1 MiB session"))
+                             "versionfs column = 512 MiB close() session, baseline column = 1 MiB close() session"))
 
 
 def row(metric, vfs, base, goal, ok, note=""):
@@ -674,7 +706,8 @@ def machine(cfg):
         "fuse": cmd(["sh", "-c", "dpkg-query -W -f '${Package} ${Version}\\n' libfuse2 fuse3 2>/dev/null"]),
         "git_head": cmd(["git", "-C", REPO, "log", "-1", "--format=%h %s"]),
         "git_dirty": bool(cmd(["git", "-C", REPO, "status", "--porcelain", "--", "src", "pom.xml", "bin"])),
-        "jar": cfg.jar, "work_dir": cfg.work,
+        "jar": cfg.jar, "jar_source": os.environ.get("BENCH_JAR_SOURCE", ""), "launcher": VERSIONFS,
+        "work_dir": cfg.work,
     }
 
 
@@ -688,7 +721,7 @@ def main():
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     cfg = ap.parse_args()
     q = cfg.quick
-    cfg.seq_mib, cfg.seq_reps = (256, 1) if q else (1024, 3)
+    cfg.seq_mib, cfg.seq_reps = (256, 1) if q else (1024, 5)
     # (MiB, back-to-back count, paced count, pause ms)
     cfg.close_counts = ([(1, 20, 10, 50), (64, 5, 3, 500), (512, 5, 3, 3000)] if q
                         else [(1, 100, 50, 50), (64, 30, 10, 500), (512, 20, 10, 3000)])
@@ -750,8 +783,8 @@ def main():
     tbl = table(R["rows"])
     with open(os.path.join(cfg.results, "latest.md"), "w") as f:
         mch = R["machine"]
-        f.write(f"versionfs bench ({R['mode']}), {mch['date_utc']}, {mch['git_head']}"
-                f"{' (+uncommitted changes)' if mch['git_dirty'] else ''}\n\n")
+        f.write(f"versionfs bench ({R['mode']}), {mch['date_utc']}, git {mch['git_head']}; jar: {mch['jar_source']}"
+                f"{' (working tree has uncommitted changes)' if mch['git_dirty'] and 'HEAD' not in mch['jar_source'] else ''}\n\n")
         f.write(f"machine: {mch['nproc']} cores ({mch['cpu']}), {mch['memory']} RAM, kernel {mch['kernel']}, "
                 f"{mch['os']}, {mch['java']}\n\n```\n{mch['df_h']}\n```\n\n{tbl}\n")
         if PROBLEMS:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # versionfs benchmark suite: one command, every measurement side by side in the same run.
 #
-#   bash bench/run.sh [--quick] [--keep] [--only seq,close,rewriters,rss,example]
+#   bash bench/run.sh [--quick] [--head] [--keep] [--only seq,close,rewriters,rss,example]
 #
 #   --quick   small sizes and one repetition (a couple of minutes) instead of the full run (~10 min)
+#   --head    benchmark the committed HEAD (git archive, built in the work folder) instead of
+#             target/versionfs.jar (which is built only if missing)
 #   --keep    keep the work folder (bench/results/work.*) instead of deleting it at the end
 #   --only    run only some sections (comma-separated)
 #
@@ -18,14 +20,15 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-quick=() keep=0 only=()
+quick=() keep=0 only=() head=0
 while (( $# )); do
   case $1 in
     --quick) quick=(--quick) ;;
     --keep) keep=1 ;;
+    --head) head=1 ;;
     --only) only=(--only "$2"); shift ;;
     --only=*) only=(--only "${1#--only=}") ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -53,21 +56,6 @@ if (( EUID != 0 )); then
   say "not root: page caches cannot be dropped, 'cold' reads will be warm; run as root for honest numbers"
 fi
 
-# ---- the jar ----------------------------------------------------------------------------------
-if [[ -n ${VERSIONFS_JAR:-} ]]; then
-  jar=$VERSIONFS_JAR
-  [[ -f $jar ]] || { echo "bench: VERSIONFS_JAR=$jar not found" >&2; exit 2; }
-else
-  jar=$repo/target/versionfs.jar
-  if [[ ! -f $jar ]]; then
-    say "building $jar (mvn package)"
-    (cd "$repo" && mvn -q -B package -DskipTests) || { echo "bench: build failed" >&2; exit 2; }
-  elif [[ -n $(find "$repo/src/main" "$repo/pom.xml" -newer "$jar" -type f 2>/dev/null | head -1) ]]; then
-    say "WARNING: $jar is older than the sources; benchmarking it anyway (rebuild: mvn -q -B package -DskipTests)"
-  fi
-fi
-export VERSIONFS_JAR=$jar
-
 # ---- work folder and cleanup ------------------------------------------------------------------
 mkdir -p "${BENCH_WORK:-$here/results}"
 work=$(mktemp -d "$(cd "${BENCH_WORK:-$here/results}" && pwd)/work.XXXXXX")
@@ -89,6 +77,32 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ---- the jar ----------------------------------------------------------------------------------
+jar_source="target/versionfs.jar of the working tree"
+if (( head )); then
+  say "building the committed HEAD ($(git -C "$repo" log -1 --format=%h)) in $work/build"
+  mkdir -p "$work/build"
+  git -C "$repo" archive HEAD | tar -x -C "$work/build"
+  (cd "$work/build" && mvn -q -B package -DskipTests) >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; echo "bench: build of HEAD failed" >&2; exit 2; }
+  jar=$work/build/target/versionfs.jar
+  jar_source="committed HEAD $(git -C "$repo" log -1 --format=%h), built by --head"
+  export BENCH_VERSIONFS=$work/build/bin/versionfs
+elif [[ -n ${VERSIONFS_JAR:-} ]]; then
+  jar_source="VERSIONFS_JAR"
+  jar=$VERSIONFS_JAR
+  [[ -f $jar ]] || { echo "bench: VERSIONFS_JAR=$jar not found" >&2; exit 2; }
+else
+  jar=$repo/target/versionfs.jar
+  if [[ ! -f $jar ]]; then
+    say "building $jar (mvn package)"
+    (cd "$repo" && mvn -q -B package -DskipTests) || { echo "bench: build failed" >&2; exit 2; }
+  elif [[ -n $(find "$repo/src/main" "$repo/pom.xml" -newer "$jar" -type f 2>/dev/null | head -1) ]]; then
+    say "WARNING: $jar is older than the sources; benchmarking it anyway (rebuild: mvn -q -B package -DskipTests)"
+  fi
+fi
+export VERSIONFS_JAR=$jar
+
+export BENCH_JAR_SOURCE=$jar_source
 tool=$work/vfsbench
 gcc -O2 -Wall -o "$tool" "$here/vfsbench.c"
 
