@@ -10,8 +10,9 @@ import io.versionfs.sys.Posix;
 import jnr.ffi.Pointer;
 
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -36,11 +37,16 @@ final class LiveFile {
     private static final LibC C = Posix.C;
     private static final AtomicInteger TMP_SEQ = new AtomicInteger();
     /** Copies are I/O bound; a small pool keeps several files' copies going without a thread each. */
-    private static final ExecutorService COPIER = Executors.newCachedThreadPool(r -> {
-        Thread t = new Thread(r, "versionfs-copier");
-        t.setDaemon(true);
-        return t;
-    });
+    private static final ThreadPoolExecutor COPIER = new ThreadPoolExecutor(2, 64, 60, TimeUnit.SECONDS,
+            new SynchronousQueue<>(), r -> {
+                Thread t = new Thread(r, "versionfs-copier");
+                t.setDaemon(true);
+                return t;
+            });
+
+    static {
+        COPIER.prestartAllCoreThreads(); // no thread creation inside the program's close()
+    }
 
     private final int rootFd;
     private final String file;            // name of the version series (basename)
@@ -254,12 +260,13 @@ final class LiveFile {
      */
     void flushFrom(Handle h, int pid) {
         if (h.wroteMod == 0 || retired) return; // cheap exit for readers, no lock
+        String cmd = Caller.commandLine(pid);   // outside the lock: other writers need not wait for /proc
         lock.writeLock().lock();
         try {
             long m = modCount.get();
             if (m == versionedMod) return;
             if (h.wroteMod <= versionedMod) return;
-            takeVersionLocked("close", pid, m);
+            takeVersionLocked("close", pid, cmd, m);
         } finally {
             lock.writeLock().unlock();
         }
@@ -271,7 +278,7 @@ final class LiveFile {
         try {
             long m = modCount.get();
             if (m == versionedMod) return null;
-            return takeVersionLocked(reason, pid, m);
+            return takeVersionLocked(reason, pid, Caller.commandLine(pid), m);
         } finally {
             lock.writeLock().unlock();
         }
@@ -281,14 +288,13 @@ final class LiveFile {
     Version captureNow(String reason, int pid) {
         lock.writeLock().lock();
         try {
-            return takeVersionLocked(reason, pid, modCount.get());
+            return takeVersionLocked(reason, pid, Caller.commandLine(pid), modCount.get());
         } finally {
             lock.writeLock().unlock();
         }
     }
 
-    private Version takeVersionLocked(String reason, int pid, long m) {
-        String cmd = Caller.commandLine(pid);
+    private Version takeVersionLocked(String reason, int pid, String cmd, long m) {
         VersionStore.Captured c;
         if (fd >= 0) {
             // Through the descriptor: works even if the name was unlinked meanwhile.
