@@ -24,11 +24,17 @@ def write_all(fd, data, chunk=1 << 20):
 
 
 def rewrite(path, tag, i, size, lock=False):
-    """open(O_WRONLY|O_CREAT|O_TRUNC), write, close: one version."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    """open(O_WRONLY|O_CREAT|O_TRUNC), write, close: one version.
+
+    With lock, writers take turns: open WITHOUT O_TRUNC (an O_TRUNC open would cut another
+    writer's rewrite in progress, before any lock can be taken), flock, truncate, write, close.
+    The lock is released only after close() returned, i.e. after the version was taken."""
     if lock:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)  # truncate under the lock: another writer may have written meanwhile
+        os.ftruncate(fd, 0)
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     write_all(fd, payload(tag, i, size))
     os.close(fd)
 
