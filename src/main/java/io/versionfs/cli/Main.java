@@ -31,7 +31,25 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        dropPrivateJar();
         System.exit(execute(args));
+    }
+
+    /**
+     * The launcher runs a private copy of the jar (so rebuilding versionfs cannot break running
+     * jobs). The JVM has it open by now and keeps reading classes through the open file, so the
+     * name can go at once: nothing is left in the temp folder, even after a SIGKILL.
+     */
+    private static void dropPrivateJar() {
+        String p = System.getProperty("versionfs.privateJar");
+        if (p == null) return;
+        // jffi unpacks its native stub from the jar (by name) on first use: do that first.
+        io.versionfs.sys.Posix.C.getpid();
+        try {
+            java.nio.file.Files.deleteIfExists(java.nio.file.Path.of(p));
+        } catch (java.io.IOException e) {
+            Log.debug("cannot remove " + p + ": " + e.getMessage());
+        }
     }
 
     public static int execute(String... args) {

@@ -208,6 +208,33 @@ class RunIT {
     }
 
     @Test
+    void rebuildingVersionfsWhileAJobRunsDoesNotBreakIt() throws Exception {
+        Path jar = dir.resolve("installed.jar");
+        Files.copy(TestSupport.PROJECT.resolve("target/versionfs.jar"), jar);
+        Path script = dir.resolve("job.sh");
+        Files.writeString(script, "#!/bin/sh\necho a > t.txt\ntouch started\nwhile [ ! -e go ]; do sleep 0.1; done\necho b > t.txt\n");
+        script.toFile().setExecutable(true);
+        ProcessBuilder pb = launcher("run", "--target", "t.txt", "--", script.toString()).redirectOutput(dir.resolve("log.txt").toFile());
+        pb.environment().put("VERSIONFS_JAR", jar.toString());
+        Process p = pb.start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (!Files.exists(dir.resolve("started")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        // Overwrite the installed jar in place, as a rebuild or an update does.
+        byte[] junk = new byte[(int) Files.size(jar)];
+        Files.write(jar, junk);
+        Files.createFile(dir.resolve("go"));
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String log = Files.readString(dir.resolve("log.txt"));
+        assertEquals(0, p.exitValue(), log);
+        assertTrue(log.contains("2 versions in"), log);
+        assertRegularFile(dir.resolve("t.txt"), "b\n");
+        try (var s = Files.list(dir.resolve("tmp"))) {
+            assertEquals(List.of(), s.filter(f -> f.getFileName().toString().startsWith("versionfs-jar")).toList(),
+                    "the private copy of the jar is gone");
+        }
+    }
+
+    @Test
     void badInputGetsOneLineAndADistinctCode() throws Exception {
         Files.createDirectory(dir.resolve("adir"));
         assertOneLineError(vfs("run", "--target", "adir", "--", "true"), 202, "is a directory");
