@@ -12,6 +12,7 @@ import jnr.ffi.Struct;
 import ru.serce.jnrfuse.FuseFillDir;
 import ru.serce.jnrfuse.FuseStubFS;
 import ru.serce.jnrfuse.struct.FileStat;
+import ru.serce.jnrfuse.struct.FuseBufvec;
 import ru.serce.jnrfuse.struct.FuseFileInfo;
 import ru.serce.jnrfuse.struct.Statvfs;
 import ru.serce.jnrfuse.struct.Timespec;
@@ -362,6 +363,16 @@ public final class CaptureFs extends FuseStubFS {
         if (h.live != null) return h.live.write(buf, size, offset, h);
         long n = C.pwrite(h.fd, buf, size, offset);
         return n < 0 ? -Posix.errno() : (int) n;
+    }
+
+    /** The write path libfuse uses when write_buf exists: splices when mounted with splice_write. */
+    @Override
+    public int write_buf(String path, FuseBufvec buf, long off, FuseFileInfo fi) {
+        Handle h = handles.get(fi.fh.get());
+        if (h == null) return -Errno.EBADF;
+        Pointer src = Struct.getMemory(buf);
+        if (h.live != null) return h.live.writeBuf(src, off, h);
+        return io.versionfs.sys.FuseBufs.copyToFd(src, h.fd, off);
     }
 
     @Override

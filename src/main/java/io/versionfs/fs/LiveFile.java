@@ -160,6 +160,20 @@ final class LiveFile {
         }
     }
 
+    /** write_buf: the data arrives as a FUSE buffer vector (possibly a pipe to splice from). */
+    int writeBuf(Pointer bufvec, long offset, Handle h) {
+        int err = lockForModify();
+        if (err < 0) return err;
+        try {
+            int n = io.versionfs.sys.FuseBufs.copyToFd(bufvec, fd, offset);
+            if (n < 0) return n;
+            h.wroteMod = modCount.incrementAndGet();
+            return n;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     /** ftruncate (h != null), truncate(2) on the path (h == null), or O_TRUNC at open. */
     int truncate(long size, Handle h) {
         if (size == 0) {
