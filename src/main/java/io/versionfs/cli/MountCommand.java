@@ -83,10 +83,7 @@ public final class MountCommand implements Callable<Integer> {
         while (stop.getCount() > 0 && mount.isAlive()) {
             stop.await(200, java.util.concurrent.TimeUnit.MILLISECONDS);
         }
-        mount.awaitHandlesClosed(5_000);
-        fs.captureUnclosed();
-        fs.detachAll();
-        mount.close();
+        mount.finish(5_000);
         Posix.C.close(rootFd);
         store.close();
         Summary s = new Summary(start)

@@ -216,6 +216,19 @@ public final class FuseMount implements AutoCloseable {
         return fs.openHandles() == 0;
     }
 
+    /**
+     * The end of capture, in the order that loses nothing: wait (bounded) for pending releases,
+     * save changes never closed, make live files independent of their versions, unmount.
+     */
+    public void finish(long handleWaitMillis) {
+        if (!awaitHandlesClosed(handleWaitMillis)) {
+            Log.warn(fs.openHandles() + " handle(s) still open in " + mountPoint + " after the job ended; unmounting anyway");
+        }
+        fs.captureUnclosed();
+        fs.detachAll();
+        close();
+    }
+
     /** Unmounts (lazily if busy) and waits for the loop to end. Idempotent. */
     @Override
     public void close() {

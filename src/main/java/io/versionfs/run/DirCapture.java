@@ -133,12 +133,7 @@ final class DirCapture {
 
     void finish(long handleWaitMillis) {
         if (mount == null) return;
-        if (!mount.awaitHandlesClosed(handleWaitMillis)) {
-            Log.warn(fs.openHandles() + " handle(s) still open in " + folder + " after the job ended; unmounting anyway");
-        }
-        fs.captureUnclosed();
-        fs.detachAll();
-        mount.close();
+        mount.finish(handleWaitMillis);
     }
 
     void close() {

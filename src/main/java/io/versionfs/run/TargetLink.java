@@ -280,12 +280,7 @@ final class TargetLink {
     /** Saves unclosed changes, finishes copies and unmounts. Safe to call if mount() never happened. */
     void finishCapture(long handleWaitMillis) {
         if (mount == null) return;
-        if (!mount.awaitHandlesClosed(handleWaitMillis)) {
-            Log.warn(fs.openHandles() + " handle(s) on " + name + " still open after the job ended; unmounting anyway");
-        }
-        fs.captureUnclosed();
-        fs.detachAll();
-        mount.close();
+        mount.finish(handleWaitMillis);
     }
 
     /**

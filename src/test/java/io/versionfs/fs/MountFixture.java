@@ -46,10 +46,7 @@ public final class MountFixture implements AutoCloseable {
 
     /** Unmounts as `run` does at the end: pending closes, unclosed changes, then unmount. */
     public void finish() {
-        mount.awaitHandlesClosed(5_000);
-        fs.captureUnclosed();
-        fs.detachAll();
-        mount.close();
+        mount.finish(5_000);
         store.drain();
     }
 
