@@ -235,30 +235,38 @@ final class TargetLink {
         }
     }
 
-    /** Checks the symlink; warns once per change of state. Cheap: called every second. */
+    /** Checks the symlink; warns once per change of state. Cheap: called twice a second. */
     void check() {
         if (!linkInstalled) return;
-        String status;
+        String status, what;
         if (isOurLink(target)) {
             status = "intact";
+            what = null;
         } else {
             List<Path> moved = linksIntoMount();
             boolean replaced = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
             if (!moved.isEmpty()) {
-                status = "renamed to " + moved.get(0).getFileName() + (replaced ? ", and a new " + name + " was written directly" : "");
+                status = "renamed";
+                what = "renamed " + name + " to " + moved.get(0).getFileName()
+                        + (replaced ? " and then wrote a new " + name + " directly" : "");
+            } else if (replaced) {
+                status = "replaced";
+                what = "replaced " + name + " with a new file (temp file + rename?)";
             } else {
-                status = replaced ? "replaced by a new file" : "deleted";
+                status = "deleted";
+                what = "deleted " + name;
             }
+            status = status + (replaced ? "+new" : "");
         }
         if (!status.equals(lastStatus)) {
             lastStatus = status;
-            String msg = "the program " + status.replace("renamed", "renamed " + name) + (status.startsWith("replaced") ? " (" + name + ")" : "")
-                    + ": writes to " + target + " are no longer captured. Fix: run with --mode dir"
-                    + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
+            if (what == null) return;
+            String msg = "the program " + what + ": what it writes to " + target + " from now on is not versioned."
+                    + " Fix: run with --mode dir" + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
                     + " (README: 'Renames').";
             problems.add(msg);
             Log.warn(msg);
-            store.event(Json.obj().put("event", "symlink-" + status.split(" ")[0]).put("file", name).put("detail", status)
+            store.event(Json.obj().put("event", "symlink-" + status.replace("+new", "")).put("file", name).put("detail", what)
                     .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
         }
     }
