@@ -58,6 +58,11 @@ def run_json(cmd, timeout=900):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def drop_caches():
     """Writes back dirty data and drops the guest page cache (root only)."""
     os.sync()
@@ -748,22 +753,19 @@ def main():
     R["machine"]["drop_caches"] = drop_caches()
     t_start = time.monotonic()
     only = set(cfg.only.split(","))
+    # Load average before/after each section: this is a shared 2-core machine, anything else
+    # running (a build, tests) shows up here and in the numbers.
+    R["loadavg"] = {}
+    sections = [("seq", "sequential write/read", bench_seq), ("close", "close() latency", bench_close),
+                ("rewriters", "concurrent rewriters vs inotify loop", bench_rewriters),
+                ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example)]
     try:
-        if "seq" in only:
-            log("sequential write/read ...")
-            bench_seq(cfg, R)
-        if "close" in only:
-            log("close() latency ...")
-            bench_close(cfg, R)
-        if "rewriters" in only:
-            log("concurrent rewriters vs inotify loop ...")
-            bench_rewriters(cfg, R)
-        if "rss" in only:
-            log("daemon memory vs version count ...")
-            bench_rss(cfg, R)
-        if "example" in only:
-            log("example job wall time ...")
-            bench_example(cfg, R)
+        for key, title, fn in sections:
+            if key in only:
+                before = loadavg()
+                log(f"{title} ... (load average {before})")
+                fn(cfg, R)
+                R["loadavg"][key] = {"before": before, "after": loadavg()}
     finally:
         for m in list(LIVE_MOUNTS):
             try:
@@ -787,6 +789,8 @@ def main():
                 f"{' (working tree has uncommitted changes)' if mch['git_dirty'] and 'HEAD' not in mch['jar_source'] else ''}\n\n")
         f.write(f"machine: {mch['nproc']} cores ({mch['cpu']}), {mch['memory']} RAM, kernel {mch['kernel']}, "
                 f"{mch['os']}, {mch['java']}\n\n```\n{mch['df_h']}\n```\n\n{tbl}\n")
+        f.write("\nload average (1, 5, 15 min) before -> after each section: " + "; ".join(
+            f"{k} {v['before']} -> {v['after']}" for k, v in R["loadavg"].items()) + "\n")
         if PROBLEMS:
             f.write("\nProblems seen:\n" + "".join(f"- {p}\n" for p in PROBLEMS))
     print()
@@ -795,6 +799,8 @@ def main():
     for r in R["rows"]:
         if r["note"]:
             print(f"  {r['metric']}: {r['note']}")
+    print("\nload average before -> after: " + "; ".join(f"{k} {v['before']} -> {v['after']}"
+                                                       for k, v in R["loadavg"].items()))
     print(f"\nelapsed {R['elapsed_s']} s; results in {cfg.results}/latest.{{csv,json,md}}")
     if PROBLEMS:
         print("\nPROBLEMS (versionfs misbehaviour, see above):")
