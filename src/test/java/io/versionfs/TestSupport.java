@@ -101,6 +101,16 @@ public final class TestSupport {
         assertTrue(left.isEmpty(), "FUSE mounts left behind: " + left);
     }
 
+    /** Running = exists and is not a zombie waiting to be reaped by whoever inherited it. */
+    public static boolean isRunning(long pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            return stat.charAt(stat.lastIndexOf(')') + 2) != 'Z';
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     public static boolean isRoot() {
         return "root".equals(System.getProperty("user.name"));
     }

@@ -43,7 +43,10 @@ public final class Reaper {
         long deadline = System.currentTimeMillis() + graceMillis;
         while (System.currentTimeMillis() < deadline) {
             reap(keep);
-            if (leftovers(keep).isEmpty()) return left.size();
+            if (leftovers(keep).isEmpty()) {
+                reapAll(keep);
+                return left.size();
+            }
             sleep(50);
         }
         List<ProcessHandle> still = leftovers(keep);
@@ -56,8 +59,18 @@ public final class Reaper {
                 sleep(20);
             }
         }
-        reap(keep);
+        reapAll(keep);
         return left.size();
+    }
+
+    /** Waits (briefly) until every ended leftover has been reaped, so no zombie outlives us. */
+    private static void reapAll(Set<Long> keep) {
+        long deadline = System.currentTimeMillis() + 2_000;
+        do {
+            reap(keep);
+            if (ProcessHandle.current().children().noneMatch(p -> !keep.contains(p.pid()) && !running(p))) return;
+            sleep(20);
+        } while (System.currentTimeMillis() < deadline);
     }
 
     private static List<ProcessHandle> leftovers(Set<Long> keep) {

@@ -156,7 +156,7 @@ class RunIT {
         assertEquals(0, r.exit(), r.err());
         for (String f : List.of("bg.pid", "orphan.pid")) {
             long pid = Long.parseLong(Files.readString(dir.resolve(f)).trim());
-            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), f + " process still alive");
+            assertFalse(TestSupport.isRunning(pid), f + " process still running: " + r.err());
         }
         assertTrue(r.err().contains("left behind"), r.err());
     }
