@@ -57,7 +57,10 @@ public final class VersionStore implements AutoCloseable {
      * that a glob matching thousands of files does not mean thousands of threads.
      */
     private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "versionfs-hasher");
+        Thread t = new Thread(() -> {
+            Posix.lowerThreadPriority();
+            r.run();
+        }, "versionfs-hasher");
         t.setDaemon(true);
         return t;
     });

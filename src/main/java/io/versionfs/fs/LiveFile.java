@@ -39,7 +39,10 @@ final class LiveFile {
     /** Copies are I/O bound; a small pool keeps several files' copies going without a thread each. */
     private static final ThreadPoolExecutor COPIER = new ThreadPoolExecutor(2, 64, 60, TimeUnit.SECONDS,
             new SynchronousQueue<>(), r -> {
-                Thread t = new Thread(r, "versionfs-copier");
+                Thread t = new Thread(() -> {
+                    Posix.lowerThreadPriority();
+                    r.run();
+                }, "versionfs-copier");
                 t.setDaemon(true);
                 return t;
             });

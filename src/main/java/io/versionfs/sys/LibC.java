@@ -62,6 +62,9 @@ public interface LibC {
     @SaveError int prctl(int option, long a2, long a3, long a4, long a5);
     @SaveError int kill(int pid, int sig);
     @SaveError int waitpid(int pid, Pointer status, int options);
+    @SaveError long read(int fd, Pointer buf, long count);
+    @SaveError int setpriority(int which, int who, int prio);
+    long syscall(long number);
     int getuid();
     int getgid();
     int getpid();
