@@ -628,6 +628,55 @@ def bench_example(cfg, R):
                          f" median of per-repetition ratios {paired('premounted'):.2f}"))
 
 
+SCRATCH_JOB = r"""
+set -e
+for i in 1 2; do
+  dd if=/dev/zero of=scratch$i.tmp bs=1M count=$1 conv=fsync status=none   # large scratch files
+  for k in 1 2 3; do head -c 65536 /dev/zero > job.gbw; done               # the target, small
+done
+cat scratch1.tmp scratch2.tmp > /dev/null                                   # read the scratch back
+rm -f scratch1.tmp scratch2.tmp
+"""
+
+
+def bench_scratch(cfg, R):
+    """Directory mode serves every file of the working folder, scratch files included: what that
+    costs a job that streams large scratch files next to a small target, side by side with
+    symlink mode (only the target goes through FUSE) and with no versionfs."""
+    mib, reps = cfg.scratch_mib, cfg.scratch_reps
+    walls = {"plain": [], "symlink": [], "dir": []}
+    for rep in range(reps):
+        order = ["plain", "symlink", "dir"] if rep % 2 == 0 else ["dir", "symlink", "plain"]
+        for var in order:
+            d = os.path.join(cfg.work, "scratch-" + var)
+            os.makedirs(d, exist_ok=True)
+            cmd = ["bash", "-c", SCRATCH_JOB, "job", str(mib)]
+            if var == "symlink":
+                cmd = [VERSIONFS, "run", "--target", "job.gbw", "--"] + cmd
+            elif var == "dir":
+                cmd = [VERSIONFS, "run", "--mode", "dir", "--target", "job.gbw", "--"] + cmd
+            drop_caches()
+            t0 = time.monotonic()
+            r = sh(cmd, timeout=1800, cwd=d)
+            walls[var].append(time.monotonic() - t0)
+            if r.returncode != 0:
+                problem(f"scratch job ({var}) exited {r.returncode}: {r.stderr.strip()[-300:]}")
+            if var != "plain":
+                n = len(glob.glob(os.path.join(d, "job.gbw.versions", "job.[0-9]*.gbw")))
+                if n != 6:
+                    problem(f"scratch job ({var}): {n} versions of job.gbw, expected 6")
+            shutil.rmtree(d, ignore_errors=True)
+            log(f"scratch rep {rep + 1}/{reps} {var}: {walls[var][-1]:.2f} s")
+    R["raw"]["scratch"] = {"mib_per_file": mib, "files": 2, "reps": reps, "wall_s": walls}
+    pm = statistics.median(walls["plain"])
+    note = (f"2 x {mib} MiB scratch files written (fsync) and read back + 6 rewrites of a 64 KiB target,"
+            f" median of {reps}")
+    R["rows"].append(row("scratch job wall s: run (symlink) / plain", statistics.median(walls["symlink"]), pm,
+                         "info", None, note + "; scratch files bypass FUSE"))
+    R["rows"].append(row("scratch job wall s: run --mode dir / plain", statistics.median(walls["dir"]), pm,
+                         "info", None, note + "; scratch files go through FUSE"))
+
+
 def rss_rows(R):
     """One row per scenario (the largest VmHWM when the scenario ran several times)."""
     by, order = {}, []
@@ -722,7 +771,7 @@ def main():
     ap.add_argument("--tool", required=True)
     ap.add_argument("--jar", default="")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="seq,close,rewriters,rss,example")
+    ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     cfg = ap.parse_args()
     q = cfg.quick
@@ -735,6 +784,7 @@ def main():
     cfg.rw_size, cfg.rw_chunk = 64 * 1024, 4096
     cfg.rw_rounds = 1 if q else 3
     cfg.ex_iterations, cfg.ex_reps = (15, 1) if q else (30, 5)
+    cfg.scratch_mib, cfg.scratch_reps = (128, 1) if q else (512, 3)
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -758,7 +808,8 @@ def main():
     R["loadavg"] = {}
     sections = [("seq", "sequential write/read", bench_seq), ("close", "close() latency", bench_close),
                 ("rewriters", "concurrent rewriters vs inotify loop", bench_rewriters),
-                ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example)]
+                ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example),
+                ("scratch", "directory mode vs symlink mode with large scratch files", bench_scratch)]
     try:
         for key, title, fn in sections:
             if key in only:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # versionfs benchmark suite: one command, every measurement side by side in the same run.
 #
-#   bash bench/run.sh [--quick] [--head] [--keep] [--only seq,close,rewriters,rss,example]
+#   bash bench/run.sh [--quick] [--head] [--keep] [--only seq,close,rewriters,rss,example,scratch]
 #
 #   --quick   small sizes and one repetition (a couple of minutes) instead of the full run (~10 min)
 #   --head    benchmark the committed HEAD (git archive, built in the work folder) instead of
