@@ -235,6 +235,20 @@ class RunIT {
     }
 
     @Test
+    void listShowsTheManifestAsATableAndAsJson() throws Exception {
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo a > job.gbw; echo b > job.gbw; echo c > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        Result table = vfs("list", "job.gbw.versions");
+        assertEquals(0, table.exit(), table.err());
+        assertEquals(3, table.out().lines().filter(l -> l.contains(" saved ") && l.contains(" close ")).count(), table.out());
+        Result json = vfs("list", "--json", "job.gbw.versions");
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> rows = (List<Map<String, Object>>) Json.parse(json.out().trim());
+        assertEquals(List.of(1L, 2L, 3L), rows.stream().map(m -> m.get("version")).toList());
+        assertOneLineError(vfs("list", "nowhere"), 203, "has no manifest.jsonl");
+    }
+
+    @Test
     void badInputGetsOneLineAndADistinctCode() throws Exception {
         Files.createDirectory(dir.resolve("adir"));
         assertOneLineError(vfs("run", "--target", "adir", "--", "true"), 202, "is a directory");

@@ -1,0 +1,81 @@
+package io.versionfs.cli;
+
+import io.versionfs.capture.Manifest;
+import io.versionfs.report.Json;
+import io.versionfs.report.Summary;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code versionfs list DIR}: the versions recorded in a versions folder's manifest, as a table
+ * (or JSON lines), like restic's {@code snapshots}. Works on folders of finished or running jobs.
+ */
+@Command(name = "list", mixinStandardHelpOptions = true,
+        description = {"List the versions recorded in versions folders (their manifest.jsonl).",
+                "Example: versionfs list job.gbw.versions"})
+final class ListCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "DIR", arity = "1..*", description = "Versions folder(s), e.g. job.gbw.versions")
+    List<Path> dirs;
+
+    @Option(names = "--json", description = "Print the manifest's lines (versions and events) as one JSON array on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws IOException {
+        List<Object> all = new ArrayList<>();
+        for (Path d : dirs) {
+            if (!Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
+                throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
+                        + ": give a versions folder (e.g. job.gbw.versions)");
+            }
+            List<Map<String, Object>> rows = Manifest.read(d);
+            if (json) {
+                all.addAll(rows);
+                continue;
+            }
+            System.out.println(d.toAbsolutePath().normalize() + ":");
+            System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n",
+                    "file", "#", "time (UTC)", "size", "sha256", "status", "reason", "process");
+            for (Map<String, Object> r : rows) {
+                if (r.containsKey("event")) {
+                    System.out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.get("file"), r.get("from")), "",
+                            str(r.get("time"), "").replace('T', ' ').replace("Z", ""), eventText(r));
+                    continue;
+                }
+                Object size = r.get("size");
+                String sha = r.get("sha256") instanceof String s ? s.substring(0, 8) : "-";
+                String proc = r.get("pid") instanceof Long pid && pid > 0 ? pid + " " + firstWord(str(r.get("cmdline"), "")) : "-";
+                System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.get("file"), ""),
+                        r.get("version"), str(r.get("time"), "").replace('T', ' ').replace("Z", ""),
+                        size instanceof Long n && n >= 0 ? Summary.bytes(n) : "-", sha, str(r.get("status"), ""),
+                        str(r.get("reason"), ""), proc + (r.get("error") != null ? "  (" + r.get("error") + ")" : ""));
+            }
+        }
+        if (json) System.out.println(Json.write(all));
+        return ExitCodes.OK;
+    }
+
+    private static String eventText(Map<String, Object> r) {
+        StringBuilder sb = new StringBuilder(str(r.get("event"), ""));
+        for (String k : List.of("from", "to", "detail")) if (r.get(k) != null) sb.append(' ').append(k).append('=').append(r.get(k));
+        return sb.toString();
+    }
+
+    private static String firstWord(String cmd) {
+        String first = cmd.split(" ", 2)[0];
+        return first.substring(first.lastIndexOf('/') + 1);
+    }
+
+    private static String str(Object o, Object fallback) {
+        return o == null ? String.valueOf(fallback) : o.toString();
+    }
+}
