@@ -56,14 +56,7 @@ public final class VersionStore implements AutoCloseable {
      * One thread hashes and writes manifest lines for every store, in capture order. Shared so
      * that a glob matching thousands of files does not mean thousands of threads.
      */
-    private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(() -> {
-            Posix.lowerThreadPriority();
-            r.run();
-        }, "versionfs-hasher");
-        t.setDaemon(true);
-        return t;
-    });
+    private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
     private final ExecutorService hasher = HASHER;
 
     private VersionStore(Path dir, int dirFd, Manifest manifest, List<String> existing, Instant start) {

@@ -38,14 +38,7 @@ final class LiveFile {
     private static final AtomicInteger TMP_SEQ = new AtomicInteger();
     /** Copies are I/O bound; a small pool keeps several files' copies going without a thread each. */
     private static final ThreadPoolExecutor COPIER = new ThreadPoolExecutor(2, 64, 60, TimeUnit.SECONDS,
-            new SynchronousQueue<>(), r -> {
-                Thread t = new Thread(() -> {
-                    Posix.lowerThreadPriority();
-                    r.run();
-                }, "versionfs-copier");
-                t.setDaemon(true);
-                return t;
-            });
+            new SynchronousQueue<>(), Posix.backgroundThreads("versionfs-copier"));
 
     static {
         COPIER.prestartAllCoreThreads(); // no thread creation inside the program's close()

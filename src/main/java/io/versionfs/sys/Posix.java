@@ -60,6 +60,18 @@ public final class Posix {
         if (tid > 0) C.setpriority(PRIO_PROCESS, (int) tid, 10);
     }
 
+    /** Daemon threads at lower priority ({@link #lowerThreadPriority}), for background work. */
+    public static java.util.concurrent.ThreadFactory backgroundThreads(String name) {
+        return r -> {
+            Thread t = new Thread(() -> {
+                lowerThreadPriority();
+                r.run();
+            }, name);
+            t.setDaemon(true);
+            return t;
+        };
+    }
+
     public static int statMode(Pointer st) {
         return st.getInt(LibC.STAT_MODE_OFFSET);
     }
