@@ -26,8 +26,6 @@ public final class ExitCodes {
     public static final int VERSIONS_LOST = 207;
     /** No space left to set up (copying the existing target into the backing store). */
     public static final int NO_SPACE = 208;
-    /** The target or the symlink was renamed/replaced by the program: capture stopped early. Reported, exit 0 otherwise. */
-    public static final int RESERVED_209 = 209;
 
     private ExitCodes() {}
 

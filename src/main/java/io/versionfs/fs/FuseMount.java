@@ -184,10 +184,6 @@ public final class FuseMount implements AutoCloseable {
         return mountPoint;
     }
 
-    public CaptureFs fs() {
-        return fs;
-    }
-
     /** True while libfuse's loop runs (false once someone ran fusermount -u on us). */
     public boolean isAlive() {
         return loop.isAlive();

@@ -11,7 +11,6 @@ import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
 import io.versionfs.report.Json;
 import io.versionfs.report.Log;
-import io.versionfs.sys.Errno;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import jnr.ffi.Pointer;
@@ -277,13 +276,7 @@ final class TargetLink {
 
     // ---- after the run ----------------------------------------------------------------------
 
-    FuseMount mountHandle() {
-        return mount;
-    }
 
-    CaptureFs fs() {
-        return fs;
-    }
 
     /** Saves unclosed changes, finishes copies and unmounts. Safe to call if mount() never happened. */
     void finishCapture(long handleWaitMillis) {
@@ -333,9 +326,5 @@ final class TargetLink {
         } catch (IOException e) {
             Log.debug("cleanup: " + e.getMessage());
         }
-    }
-
-    boolean isNoSpace(int errno) {
-        return Errno.isNoSpace(errno);
     }
 }
