@@ -235,6 +235,27 @@ class RunIT {
     }
 
     @Test
+    void severalTargetsEachGetTheirVersions() throws Exception {
+        Files.createDirectory(dir.resolve("sub"));
+        Result r = vfs("run", "--target", "a.gbw", "--target", "sub/b.xyz", "--", "sh", "-c",
+                "for i in 1 2 3; do echo a$i > a.gbw; echo b$i > sub/b.xyz; done");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(3, versions(dir.resolve("a.gbw.versions"), "a", ".gbw").size());
+        assertEquals(3, versions(dir.resolve("sub/b.xyz.versions"), "b", ".xyz").size());
+        assertRegularFile(dir.resolve("a.gbw"), "a3\n");
+        assertRegularFile(dir.resolve("sub/b.xyz"), "b3\n");
+        // One shared versions folder for both: names keep them apart.
+        r = vfs("run", "--versions-dir", "all", "--target", "a.gbw", "--target", "sub/b.xyz", "--", "sh", "-c",
+                "echo a4 > a.gbw; echo b4 > sub/b.xyz");
+        assertEquals(0, r.exit(), r.err());
+        List<Path> as = versions(dir.resolve("all"), "a", ".gbw"), bs = versions(dir.resolve("all"), "b", ".xyz");
+        assertEquals(List.of("a3\n", "a4\n"), List.of(Files.readString(as.get(0)), Files.readString(as.get(1))));
+        assertEquals(List.of("b3\n", "b4\n"), List.of(Files.readString(bs.get(0)), Files.readString(bs.get(1))));
+        assertRegularFile(dir.resolve("a.gbw"), "a4\n");
+        assertRegularFile(dir.resolve("sub/b.xyz"), "b4\n");
+    }
+
+    @Test
     void listShowsTheManifestAsATableAndAsJson() throws Exception {
         Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo a > job.gbw; echo b > job.gbw; echo c > job.gbw");
         assertEquals(0, r.exit(), r.err());
