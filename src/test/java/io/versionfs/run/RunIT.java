@@ -186,6 +186,31 @@ class RunIT {
     }
 
     @Test
+    void usr1AndUsr2AreForwardedToAJobThatHandlesThem() throws Exception {
+        Path script = dir.resolve("trap.sh");
+        Files.writeString(script, "#!/bin/sh\n"
+                + "trap 'echo usr2 >> got.txt' USR2\n"
+                + "trap 'echo usr1 >> got.txt; echo final > job.gbw; exit 3' USR1\n"
+                + "echo start > job.gbw; touch ready\n"
+                + "while true; do sleep 0.1; done\n");
+        script.toFile().setExecutable(true);
+        Process p = launcher("run", "--target", "job.gbw", "--", script.toString())
+                .redirectOutput(dir.resolve("log.txt").toFile()).start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (!Files.exists(dir.resolve("ready")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        new ProcessBuilder("kill", "-USR2", Long.toString(p.pid())).start().waitFor();
+        deadline = System.currentTimeMillis() + 30_000;
+        while (!Files.exists(dir.resolve("got.txt")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        new ProcessBuilder("kill", "-USR1", Long.toString(p.pid())).start().waitFor();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String log = Files.readString(dir.resolve("log.txt"));
+        assertEquals(3, p.exitValue(), "the job's own exit code after handling USR1: " + log);
+        assertEquals("usr2\nusr1\n", Files.readString(dir.resolve("got.txt")));
+        assertRegularFile(dir.resolve("job.gbw"), "final\n");
+        assertEquals(2, versions(dir.resolve("job.gbw.versions"), "job", ".gbw").size());
+    }
+
+    @Test
     void aKilledRunIsRecoveredByTheNextOne() throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "start");
         Path script = dir.resolve("slow.sh");
