@@ -59,6 +59,12 @@ final class LiveFile {
     private Version sharedWith;
     private CopyJob pending;
     private volatile boolean unlinked;
+    /**
+     * Whether the program rewrote the file from scratch (truncate to zero) after the last
+     * version. Then the eager background copy would be thrown away unread, doubling the job's
+     * write I/O for nothing; so it is skipped until the program is seen editing in place again.
+     */
+    private boolean rewritesFromScratch;
 
     private volatile boolean retired;     // renamed away to a name that is not versioned
 
@@ -316,8 +322,10 @@ final class LiveFile {
         if (c.linked()) {
             shared = true;
             sharedWith = c.version();
-            pending = new CopyJob(rel);
-            pending.start();
+            if (!rewritesFromScratch) {
+                pending = new CopyJob(rel);
+                pending.start();
+            }
         }
         return c.version();
     }
@@ -337,6 +345,7 @@ final class LiveFile {
     private int unshareLocked(boolean mayDropVersion) {
         CopyJob job = pending;
         pending = null;
+        if (mayDropVersion) rewritesFromScratch = false; // edited in place: copy eagerly again
         if (job == null) {
             job = new CopyJob(rel);
             job.run();
@@ -379,6 +388,7 @@ final class LiveFile {
 
     /** Truncate-to-zero while shared: no need to copy anything, an empty file takes the name. */
     private int swapInEmpty() {
+        rewritesFromScratch = true;
         CopyJob job = pending;
         pending = null;
         if (job != null) {

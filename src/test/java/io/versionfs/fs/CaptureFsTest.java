@@ -190,6 +190,36 @@ class CaptureFsTest {
         }
     }
 
+    /**
+     * Full rewrites switch the eager background copy off (it would be thrown away); an in-place
+     * edit after that must still copy first and leave every version as it was.
+     */
+    @Test
+    void inPlaceEditAfterFullRewritesKeepsEveryVersion() throws Exception {
+        int size = 2 << 20;
+        try (MountFixture m = new MountFixture(tmp, "job.gbw")) {
+            String f = m.file("job.gbw").toString();
+            fsops("rewrite", f, "r", "1", "3", "" + size);
+            fsops("overwrite-middle", f, "EDIT", "12345");
+            fsops("rewrite", f, "r", "4", "1", "" + size);
+            fsops("overwrite-middle", f, "EDIT", "54321");
+            m.finish();
+            List<Path> vs = versions(m.versions, "job", ".gbw");
+            assertEquals(6, vs.size());
+            for (int i = 0; i < 3; i++) assertArrayEquals(payload("r", i + 1, size), Files.readAllBytes(vs.get(i)));
+            byte[] edited = payload("r", 3, size);
+            System.arraycopy("EDIT".getBytes(StandardCharsets.US_ASCII), 0, edited, 12345, 4);
+            assertArrayEquals(edited, Files.readAllBytes(vs.get(3)));
+            assertArrayEquals(payload("r", 4, size), Files.readAllBytes(vs.get(4)));
+            byte[] edited2 = payload("r", 4, size);
+            System.arraycopy("EDIT".getBytes(StandardCharsets.US_ASCII), 0, edited2, 54321, 4);
+            assertArrayEquals(edited2, Files.readAllBytes(vs.get(5)));
+            try (var s = Files.list(m.versions.resolve(".versionfs/live"))) {
+                assertEquals(List.of("job.gbw"), s.map(p -> p.getFileName().toString()).toList(), "no temp copies left");
+            }
+        }
+    }
+
     @Test
     void deleteAndRecreateContinuesTheSequence() throws Exception {
         try (MountFixture m = new MountFixture(tmp, "job.gbw")) {
