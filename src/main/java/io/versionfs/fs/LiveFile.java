@@ -31,7 +31,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * marked {@code shared} and a background copy of it to a fresh file starts at once. The next
  * modification waits only for whatever of that copy is unfinished, then swaps the fresh copy in
  * under the live name and carries on there. A truncate to zero (the usual full rewrite) needs no
- * copy at all: the copy is cancelled and an empty file swapped in.
+ * copy at all: the copy is cancelled and an empty file swapped in; and once a program is seen
+ * rewriting from scratch, the eager copy is not even started (it would double the job's write
+ * I/O for nothing) until the program edits in place again.
  */
 final class LiveFile {
     private static final LibC C = Posix.C;
