@@ -38,6 +38,38 @@ public final class FileCopier {
     public static final class Cancelled extends Exception {}
 
     /**
+     * Copies the file {@code src} (relative to {@code srcDir}) to a new file {@code dst} (relative
+     * to {@code dstDir}) with the source's permission bits, optionally fsync'd. Returns null on
+     * success, else why it failed, with {@code dst} removed ("cancelled" if {@code cancelled}
+     * turned true). One place for the open/stat/create/copy/close sequence that capture,
+     * copy-on-write and run's set-up and restore all need.
+     */
+    public static String copyAt(int srcDir, String src, int dstDir, String dst, boolean sync, BooleanSupplier cancelled) {
+        int in = C.openat(srcDir, src, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
+        if (in < 0) return "open " + src + ": " + Posix.strerror(Posix.errno());
+        int out = -1;
+        String err = null;
+        try {
+            Pointer st = Posix.allocStat();
+            if (C.fstat(in, st) != 0) return "stat " + src + ": " + Posix.strerror(Posix.errno());
+            long size = Posix.statSize(st);
+            out = C.openat(dstDir, dst, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC, Posix.statMode(st) & 07777);
+            if (out < 0) return "create " + dst + ": " + Posix.strerror(Posix.errno());
+            copy(in, out, size, cancelled);
+            if (sync && C.fsync(out) != 0) err = "fsync " + dst + ": " + Posix.strerror(Posix.errno());
+        } catch (CopyException e) {
+            err = e.getMessage();
+        } catch (Cancelled e) {
+            err = "cancelled";
+        } finally {
+            C.close(in);
+            if (out >= 0) C.close(out);
+            if (err != null && out >= 0) C.unlinkat(dstDir, dst, 0);
+        }
+        return err;
+    }
+
+    /**
      * Copies all of {@code src} (from offset 0, {@code length} bytes) into {@code dst}, which must be
      * empty. Returns the method that worked.
      */

@@ -25,7 +25,6 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -184,26 +183,12 @@ public final class VersionStore implements AutoCloseable {
     /** Copies the source into a temp file, then renames it into place: a version appears complete or not at all. */
     private String copyInto(int srcDirFd, String srcRel, String name) {
         String tmp = HIDDEN + "/tmp/" + name + ".part";
-        int src = Posix.C.openat(srcDirFd, srcRel, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
-        if (src < 0) return "open: " + Posix.strerror(Posix.errno());
-        int dst = -1;
-        try {
-            Pointer st = Posix.allocStat();
-            Posix.C.fstat(src, st);
-            dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC, 0644);
-            if (dst < 0) return "create: " + Posix.strerror(Posix.errno());
-            FileCopier.copy(src, dst, Posix.statSize(st), () -> false);
-            if (Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) return "rename: " + Posix.strerror(Posix.errno());
-            return null;
-        } catch (FileCopier.CopyException e) {
+        String err = FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, () -> false);
+        if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
+            err = "rename: " + Posix.strerror(Posix.errno());
             Posix.C.unlinkat(dirFd, tmp, 0);
-            return e.getMessage();
-        } catch (FileCopier.Cancelled e) {
-            return "cancelled";
-        } finally {
-            Posix.C.close(src);
-            if (dst >= 0) Posix.C.close(dst);
         }
+        return err;
     }
 
     /** Records a version that could not even be attempted (e.g. the live file vanished). */

@@ -356,16 +356,10 @@ public final class CaptureFs extends FuseStubFS {
         return n < 0 ? -Posix.errno() : (int) n;
     }
 
-    @Override
-    public int write(String path, Pointer buf, long size, long offset, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null) return -Errno.EBADF;
-        if (h.live != null) return h.live.write(buf, size, offset, h);
-        long n = C.pwrite(h.fd, buf, size, offset);
-        return n < 0 ? -Posix.errno() : (int) n;
-    }
-
-    /** The write path libfuse uses when write_buf exists: splices when mounted with splice_write. */
+    /**
+     * The write path: with write_buf implemented libfuse never calls write(). The buffer is memory,
+     * or a pipe to splice from when mounted with splice_write.
+     */
     @Override
     public int write_buf(String path, FuseBufvec buf, long off, FuseFileInfo fi) {
         Handle h = handles.get(fi.fh.get());

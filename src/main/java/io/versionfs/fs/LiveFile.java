@@ -56,7 +56,7 @@ final class LiveFile {
     private volatile String rel;          // path relative to rootFd; changes on rename
     private int fd = -1;                  // shared descriptor while any handle is open
     private int opens;
-    private long versionedMod;            // modCount covered by the last version
+    private volatile long versionedMod;   // modCount covered by the last version (read unlocked in flushFrom)
     private volatile boolean shared;      // live inode is also the latest version file
     private Version sharedWith;
     private CopyJob pending;
@@ -146,19 +146,6 @@ final class LiveFile {
         try {
             long n = C.pread(fd, buf, size, offset);
             return n < 0 ? -Posix.errno() : (int) n;
-        } finally {
-            lock.readLock().unlock();
-        }
-    }
-
-    int write(Pointer buf, long size, long offset, Handle h) {
-        int err = lockForModify();
-        if (err < 0) return err;
-        try {
-            long n = C.pwrite(fd, buf, size, offset);
-            if (n < 0) return -Posix.errno();
-            h.wroteMod = modCount.incrementAndGet();
-            return (int) n;
         } finally {
             lock.readLock().unlock();
         }
@@ -277,7 +264,8 @@ final class LiveFile {
      * gives nothing.
      */
     void flushFrom(Handle h, int pid) {
-        if (h.wroteMod == 0 || retired) return; // cheap exit for readers, no lock
+        // Cheap exits, no lock, no /proc read: readers, and dup/fork copies closing after the version.
+        if (h.wroteMod <= versionedMod || retired) return;
         String cmd = Caller.commandLine(pid);   // outside the lock: other writers need not wait for /proc
         lock.writeLock().lock();
         try {
@@ -463,27 +451,11 @@ final class LiveFile {
 
         @Override
         public void run() {
-            int in = -1, out = -1;
             try {
-                in = C.openat(rootFd, src, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
-                if (in < 0) { done.complete("open: " + Posix.strerror(Posix.errno())); return; }
-                Pointer st = Posix.allocStat();
-                C.fstat(in, st);
-                out = C.openat(rootFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC,
-                        Posix.statMode(st) & 07777);
-                if (out < 0) { done.complete("create: " + Posix.strerror(Posix.errno())); return; }
-                FileCopier.copy(in, out, Posix.statSize(st), () -> cancelled);
-                done.complete(null);
-            } catch (FileCopier.CopyException e) {
-                C.unlinkat(rootFd, tmp, 0);
-                done.complete(e.getMessage());
-            } catch (FileCopier.Cancelled e) {
-                done.complete("cancelled");
+                done.complete(FileCopier.copyAt(rootFd, src, rootFd, tmp, false, () -> cancelled));
             } catch (Throwable t) {
+                C.unlinkat(rootFd, tmp, 0);
                 done.complete(String.valueOf(t));
-            } finally {
-                if (in >= 0) C.close(in);
-                if (out >= 0) C.close(out);
             }
         }
     }

@@ -13,7 +13,6 @@ import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
-import jnr.ffi.Pointer;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -165,26 +164,8 @@ final class TargetLink {
     /** Copies {@code from} to {@code to} via a temp name (reflink/copy_file_range when possible), keeping mode and mtime. */
     static void copyFile(Path from, Path to) throws IOException {
         Path tmp = to.resolveSibling(CaptureFs.TMP_PREFIX + to.getFileName() + ".copy");
-        int in = Posix.C.openat(LibC.AT_FDCWD, from.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
-        if (in < 0) throw new Posix.NativeException("open " + from, Posix.errno());
-        int out = -1;
-        try {
-            Pointer st = Posix.allocStat();
-            Posix.C.fstat(in, st);
-            out = Posix.C.openat(LibC.AT_FDCWD, tmp.toString(), LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC,
-                    Posix.statMode(st) & 07777);
-            if (out < 0) throw new Posix.NativeException("create " + tmp, Posix.errno());
-            FileCopier.copy(in, out, Posix.statSize(st), () -> false);
-            if (Posix.C.fsync(out) != 0) throw new Posix.NativeException("fsync " + tmp, Posix.errno());
-        } catch (FileCopier.CopyException e) {
-            Files.deleteIfExists(tmp);
-            throw new IOException(e.getMessage());
-        } catch (FileCopier.Cancelled e) {
-            throw new IOException("cancelled");
-        } finally {
-            Posix.C.close(in);
-            if (out >= 0) Posix.C.close(out);
-        }
+        String err = FileCopier.copyAt(LibC.AT_FDCWD, from.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
+        if (err != null) throw new IOException(err);
         Files.setLastModifiedTime(tmp, Files.getLastModifiedTime(from));
         Files.move(tmp, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
