@@ -88,4 +88,26 @@ class DiskFullIT {
         }).toList());
         assertEquals("three", Files.readString(work.resolve("job.gbw")));
     }
+
+    @Test
+    void symlinkModeWithVersionsOnAnotherFilesystemCopiesInAndOut() throws Exception {
+        // The live file sits in the versions folder (tmpfs), the target on disk: no hard link
+        // or rename can cross, so the start and the final restore copy (and keep the mode).
+        Path work = dir.resolve("work2");
+        Files.createDirectory(work);
+        Files.writeString(work.resolve("job.gbw"), "start");
+        Files.setPosixFilePermissions(work.resolve("job.gbw"), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r-----"));
+        Result r = TestSupport.run(work, null, 180, TestSupport.LAUNCHER.toString(), "run",
+                "--versions-dir", small.resolve("v2").toString(), "--target", "job.gbw", "--", "sh", "-c",
+                "cat job.gbw > seen; echo end > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("start", Files.readString(work.resolve("seen")));
+        assertTrue(Files.isRegularFile(work.resolve("job.gbw"), java.nio.file.LinkOption.NOFOLLOW_LINKS));
+        assertEquals("end\n", Files.readString(work.resolve("job.gbw")));
+        assertEquals("rw-r-----", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(work.resolve("job.gbw"))));
+        List<Path> vs = TestSupport.versions(small.resolve("v2"), "job", ".gbw");
+        assertEquals(2, vs.size());
+        assertEquals("start", Files.readString(vs.get(0)));
+    }
 }
