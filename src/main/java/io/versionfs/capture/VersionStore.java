@@ -3,6 +3,7 @@ package io.versionfs.capture;
 import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.FileCopier;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import jnr.ffi.Pointer;

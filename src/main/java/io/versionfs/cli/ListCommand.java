@@ -1,5 +1,7 @@
 package io.versionfs.cli;
 
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.capture.Manifest;
 import io.versionfs.report.Json;
 import io.versionfs.report.Summary;

@@ -1,5 +1,7 @@
 package io.versionfs.cli;
 
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.capture.TargetMatcher;
 import io.versionfs.capture.Targets;
 import io.versionfs.capture.VersionStore;

@@ -1,5 +1,7 @@
 package io.versionfs.cli;
 
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.run.RunSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

@@ -1,7 +1,7 @@
 package io.versionfs.fs;
 
-import io.versionfs.cli.ExitCodes;
-import io.versionfs.cli.UserError;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.sys.Posix;
 
 import java.io.File;

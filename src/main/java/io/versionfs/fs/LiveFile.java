@@ -1,6 +1,6 @@
 package io.versionfs.fs;
 
-import io.versionfs.capture.FileCopier;
+import io.versionfs.sys.FileCopier;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.report.Log;

@@ -1,8 +1,8 @@
 package io.versionfs.run;
 
 import io.versionfs.capture.VersionStore;
-import io.versionfs.cli.ExitCodes;
-import io.versionfs.cli.UserError;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.fs.FuseSupport;
 import io.versionfs.report.Log;
 import io.versionfs.report.Summary;

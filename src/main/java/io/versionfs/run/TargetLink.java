@@ -1,12 +1,12 @@
 package io.versionfs.run;
 
-import io.versionfs.capture.FileCopier;
+import io.versionfs.sys.FileCopier;
 import io.versionfs.capture.TargetMatcher;
 import io.versionfs.capture.Targets;
 import io.versionfs.capture.VersionNaming;
 import io.versionfs.capture.VersionStore;
-import io.versionfs.cli.ExitCodes;
-import io.versionfs.cli.UserError;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
 import io.versionfs.report.Json;

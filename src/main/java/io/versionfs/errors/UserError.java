@@ -1,4 +1,4 @@
-package io.versionfs.cli;
+package io.versionfs.errors;
 
 /**
  * A failure the user can fix: printed as one line ("versionfs: error: WHAT. FIX") with no stack

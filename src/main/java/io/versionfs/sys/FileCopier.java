@@ -1,4 +1,4 @@
-package io.versionfs.capture;
+package io.versionfs.sys;
 
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.LibC;

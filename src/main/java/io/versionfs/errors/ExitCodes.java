@@ -1,4 +1,4 @@
-package io.versionfs.cli;
+package io.versionfs.errors;
 
 /**
  * Exit codes. {@code versionfs run} exits with the child's own code (0-125), or 128+N when signal
