@@ -1,40 +1,95 @@
 package io.versionfs.capture;
 
+import io.versionfs.report.Log;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
 /**
- * Which names in a captured folder are versioned, and into which versions folder each goes.
- * Names that match nothing are passed through untouched. A rule either sends every match to one
- * folder, or makes a folder per matching file on first use (a glob in directory mode: each
- * {@code x.xyz} gets {@code x.xyz.versions/}).
+ * Which names in a captured folder are versioned, into which series, and which parts of the
+ * folder are versions folders (read-only through the mount). Names that match nothing are
+ * passed through untouched. A rule either sends every match to one versions folder (the series
+ * is then named by the path relative to the mount, so {@code a/x.dat} and {@code b/x.dat} never
+ * share numbers), or opens a folder per matching file on first use (a glob in directory mode:
+ * each {@code x.xyz} gets {@code x.xyz.versions/}).
  */
 public final class Targets {
-    private record Rule(TargetMatcher matcher, Function<String, VersionStore> stores) {}
+    /** Opens the versions folder for a path; throws with a message a user can act on. */
+    public interface StoreOpener {
+        VersionStore open(String rel) throws Exception;
+    }
+
+    private record Rule(TargetMatcher matcher, Function<String, Series> series) {}
 
     private final List<Rule> rules = new ArrayList<>();
     private final Map<String, VersionStore> opened = new ConcurrentHashMap<>();
+    /** Versions folders inside the mount, relative to its root: nothing may change them through it. */
+    private final Set<String> protectedDirs = ConcurrentHashMap.newKeySet();
+    /** Files that cannot be versioned, with the reason (reported once, and in the summary). */
+    private final Map<String, String> unversionable = new ConcurrentHashMap<>();
 
-    /** Every file matching {@code matcher} is versioned into {@code store}. */
-    public Targets add(TargetMatcher matcher, VersionStore store) {
+    /**
+     * Every file matching {@code matcher} is versioned into {@code store}.
+     *
+     * @param relInMount where the store is inside the mount (protected), or null if outside it
+     */
+    public Targets add(TargetMatcher matcher, VersionStore store, String relInMount) {
         opened.put("fixed:" + store.dir(), store);
-        rules.add(new Rule(matcher, rel -> store));
+        if (relInMount != null) protectedDirs.add(relInMount);
+        rules.add(new Rule(matcher, rel -> new Series(store, rel)));
         return this;
     }
 
-    /** Every file matching {@code matcher} gets its own store, opened by {@code open(relPath)} on first use. */
-    public Targets addPerFile(TargetMatcher matcher, Function<String, VersionStore> open) {
-        rules.add(new Rule(matcher, rel -> opened.computeIfAbsent("file:" + rel, k -> open.apply(rel))));
+    /** Every file matching {@code matcher} gets its own {@code REL.versions} store, opened on first use. */
+    public Targets addPerFile(TargetMatcher matcher, StoreOpener open) {
+        rules.add(new Rule(matcher, rel -> {
+            if (unversionable.containsKey(rel)) return null;
+            VersionStore s = opened.computeIfAbsent("file:" + rel, k -> {
+                try {
+                    return open.open(rel);
+                } catch (Exception e) {
+                    String why = e.getMessage() == null ? e.toString() : e.getMessage();
+                    unversionable.put(rel, why);
+                    Log.warn(rel + " is NOT versioned (its writes go through unchanged): " + why);
+                    return null;
+                }
+            });
+            if (s == null) return null;
+            protectedDirs.add(rel + ".versions");
+            return new Series(s, baseName(rel));
+        }));
         return this;
     }
 
-    /** The versions folder for {@code relPath}, or null when the file is not a target. */
-    public VersionStore storeFor(String relPath) {
-        for (Rule r : rules) if (r.matcher.matches(relPath)) return r.stores.apply(relPath);
+    private static String baseName(String rel) {
+        return rel.substring(rel.lastIndexOf('/') + 1);
+    }
+
+    /** The series of {@code relPath}, or null when the file is not a target (or cannot be versioned). */
+    public Series seriesFor(String relPath) {
+        if (relPath == null || isProtected(relPath)) return null;
+        for (Rule r : rules) if (r.matcher.matches(relPath)) return r.series.apply(relPath);
         return null;
+    }
+
+    /** True when {@code relPath} is a versions folder inside the mount, or inside one. */
+    public boolean isProtected(String relPath) {
+        if (relPath == null || protectedDirs.isEmpty()) return false;
+        for (String d : protectedDirs) {
+            if (relPath.equals(d) || (relPath.length() > d.length() && relPath.startsWith(d) && relPath.charAt(d.length()) == '/')) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Files that matched a target but could not be versioned, and why. */
+    public Map<String, String> unversionable() {
+        return Map.copyOf(unversionable);
     }
 
     /** Every store opened so far. */

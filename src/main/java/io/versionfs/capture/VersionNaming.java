@@ -1,17 +1,19 @@
 package io.versionfs.capture;
 
-import java.util.OptionalInt;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.util.OptionalLong;
 
 /**
  * Names of version files: {@code job.gbw} version 3 is {@code job.000003.gbw}. The extension stays
  * last so tools still recognise the file type, and the number is zero-padded to six digits so
  * that plain lexical order ({@code ls}, shell globs) is capture order for up to a million
- * versions, which a week-long job rewriting every second stays under.
+ * versions, which a week-long job rewriting every second stays under. A series named with a
+ * folder ({@code sub/x.dat}, a target in a subfolder sharing one versions folder) keeps that
+ * folder: {@code sub/x.000001.dat}.
  */
 public final class VersionNaming {
     public static final int DIGITS = 6;
+    /** Numbers we would ever give (a billion versions); a longer digit run is someone else's file. */
+    public static final long MAX_NUMBER = 999_999_999L;
 
     private VersionNaming() {}
 
@@ -22,17 +24,43 @@ public final class VersionNaming {
         return new String[] {name.substring(0, dot), name.substring(dot)};
     }
 
-    public static String versionName(String fileName, long number) {
-        String[] se = split(fileName);
-        return se[0] + "." + String.format("%0" + DIGITS + "d", number) + se[1];
+    /** The folder part of a series name ("" or "sub/"), and its base. */
+    static String folderOf(String series) {
+        int s = series.lastIndexOf('/');
+        return s < 0 ? "" : series.substring(0, s + 1);
     }
 
-    /** If {@code candidate} is a version file of {@code fileName}, its number. */
-    public static OptionalInt parse(String fileName, String candidate) {
-        String[] se = split(fileName);
-        Pattern p = Pattern.compile(Pattern.quote(se[0]) + "\\.(\\d{" + DIGITS + ",})" + Pattern.quote(se[1]));
-        Matcher m = p.matcher(candidate);
-        if (!m.matches()) return OptionalInt.empty();
-        return OptionalInt.of(Integer.parseInt(m.group(1)));
+    static String baseOf(String series) {
+        return series.substring(series.lastIndexOf('/') + 1);
+    }
+
+    public static String versionName(String series, long number) {
+        String[] se = split(baseOf(series));
+        String digits = Long.toString(number);
+        StringBuilder b = new StringBuilder(folderOf(series)).append(se[0]).append('.');
+        for (int i = digits.length(); i < DIGITS; i++) b.append('0');
+        return b.append(digits).append(se[1]).toString();
+    }
+
+    /**
+     * If {@code candidate} (a name in the series' folder) is a version file of {@code series}, its
+     * number. Digit runs beyond {@link #MAX_NUMBER} are not ours (a stray {@code job.99999999999.gbw}
+     * must not push numbering into overflow) and give empty.
+     */
+    public static OptionalLong parse(String series, String candidate) {
+        String[] se = split(baseOf(series));
+        int from = se[0].length() + 1, to = candidate.length() - se[1].length();
+        if (to - from < DIGITS || !candidate.startsWith(se[0]) || candidate.charAt(se[0].length()) != '.'
+                || !candidate.endsWith(se[1])) {
+            return OptionalLong.empty();
+        }
+        if (to - from > 9) return OptionalLong.empty();
+        long n = 0;
+        for (int i = from; i < to; i++) {
+            char c = candidate.charAt(i);
+            if (c < '0' || c > '9') return OptionalLong.empty();
+            n = n * 10 + (c - '0');
+        }
+        return n <= MAX_NUMBER ? OptionalLong.of(n) : OptionalLong.empty();
     }
 }

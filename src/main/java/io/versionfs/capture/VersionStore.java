@@ -1,12 +1,15 @@
 package io.versionfs.capture;
 
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FileCopier;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
-import jnr.ffi.Pointer;
+import io.versionfs.sys.Stat;
+import ru.serce.jnrfuse.struct.FileStat;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -28,6 +31,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 
 /**
  * One versions folder: the numbered version files, {@code manifest.jsonl}, and the hidden
@@ -49,7 +53,6 @@ public final class VersionStore implements AutoCloseable {
     private final Manifest manifest;
     private final Instant start;
     private final Map<String, AtomicLong> next = new ConcurrentHashMap<>();
-    private final List<String> existingNames;
     private final Map<String, VersionLog> logs = new ConcurrentHashMap<>();
     private final AtomicInteger lost = new AtomicInteger();
     /**
@@ -59,12 +62,11 @@ public final class VersionStore implements AutoCloseable {
     private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
     private final ExecutorService hasher = HASHER;
 
-    private VersionStore(Path dir, int dirFd, Manifest manifest, List<String> existing, Instant start) {
+    private VersionStore(Path dir, int dirFd, Manifest manifest, Instant start) {
         this.dir = dir;
         this.dirFd = dirFd;
         this.access = Path.of("/proc/self/fd/" + dirFd);
         this.manifest = manifest;
-        this.existingNames = existing;
         this.start = start;
     }
 
@@ -83,13 +85,43 @@ public final class VersionStore implements AutoCloseable {
         Files.createDirectories(access.resolve(HIDDEN).resolve("live"));
         Files.createDirectories(access.resolve(HIDDEN).resolve("tmp"));
         if (!Files.isWritable(access)) throw new IOException(shown + " is not writable");
-        List<String> existing = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
-            for (Path p : ds) existing.add(p.getFileName().toString());
-        }
         int fd = Posix.openDir(access.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
-        return new VersionStore(shown, fd, new Manifest(fdPath, shown), existing, start);
+        return new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
+    }
+
+    /**
+     * Opens a versions folder for a command, turning every failure into one line that names the
+     * cause and the fix ({@link UserError}: exit 203, or 208 when the disk is full).
+     */
+    public static VersionStore openChecked(Path vdir, Instant start) {
+        return openChecked(vdir, vdir, start);
+    }
+
+    /** As {@link #openChecked(Path, Instant)}, reached through {@code access} (see {@link #open(Path, Path, Instant)}). */
+    public static VersionStore openChecked(Path access, Path vdir, Instant start) {
+        if (vdir.getParent() == null || !Files.isDirectory(vdir.getParent())) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
+                    + vdir.getParent() + " does not exist (create it, or choose another versions folder)");
+        }
+        if (Files.exists(vdir) && !Files.isDirectory(vdir)) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, vdir + " exists and is not a folder: move that file away"
+                    + " or choose another versions folder");
+        }
+        try {
+            return open(access, vdir, start);
+        } catch (IOException e) {
+            String m = e.getMessage() == null ? e.toString() : e.getMessage();
+            if (m.contains("No space") || m.contains("quota")) {
+                throw new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
+            }
+            if (m.contains("name too long")) {
+                throw new UserError(ExitCodes.VERSIONS_DIR, "cannot create " + vdir + ": File name too long"
+                        + " (give a shorter name, or --versions-dir)");
+            }
+            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
+                    + e.getClass().getSimpleName().replace("Exception", "") + ": " + m + "): check it is writable by you");
+        }
     }
 
     public Path dir() {
@@ -114,77 +146,108 @@ public final class VersionStore implements AutoCloseable {
         return start;
     }
 
-    /** Next number for {@code file}, continuing after any versions already in the folder. */
-    private long allocate(String file) {
-        return next.computeIfAbsent(file, f -> {
-            long max = 0;
-            for (String n : existingNames) {
-                var num = VersionNaming.parse(f, n);
-                if (num.isPresent()) max = Math.max(max, num.getAsInt());
+    /**
+     * Next number for {@code series}, continuing after any versions already in the folder. The
+     * folder is scanned once per series, streaming: a million old versions cost one pass, not a
+     * million names held in memory.
+     */
+    private long allocate(String series) {
+        return next.computeIfAbsent(series, f -> new AtomicLong(highestExisting(f) + 1)).getAndIncrement();
+    }
+
+    private long highestExisting(String series) {
+        String folder = VersionNaming.folderOf(series);
+        long max = 0;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(folder.isEmpty() ? access : access.resolve(folder))) {
+            for (Path p : ds) {
+                var num = VersionNaming.parse(series, p.getFileName().toString());
+                if (num.isPresent()) max = Math.max(max, num.getAsLong());
             }
-            return new AtomicLong(max + 1);
-        }).getAndIncrement();
+        } catch (IOException e) {
+            // folder not there yet: numbering starts at 1
+        }
+        return max;
     }
 
     /** Result of a capture: the version, and whether the live file is now shared with it. */
     public record Captured(Version version, boolean linked) {}
 
     /**
-     * Saves the current content of {@code srcRel} (relative to {@code srcDirFd}; {@code linkFlags}
-     * AT_SYMLINK_FOLLOW when it is a /proc/self/fd link) as the next version of {@code file}. The caller holds the file's exclusive lock, so the content cannot change
-     * while we link or copy.
+     * Saves the current content of the open file {@code fd} as the next version of {@code series}:
+     * a hard link through /proc/self/fd (O(1)), or a copy where a link is impossible (the file was
+     * unlinked while open, or the versions folder is on another filesystem). The caller holds the
+     * file's exclusive lock, so the content cannot change while we link or copy; {@code cancelled}
+     * ends a copy early when the run is stopping.
      */
-    public Captured capture(int srcDirFd, String srcRel, int linkFlags, String file, String reason, int pid,
-                            String cmd) {
-        long number = allocate(file);
-        String name = VersionNaming.versionName(file, number);
+    public Captured captureFd(int fd, String series, String reason, int pid, String cmd, BooleanSupplier cancelled) {
+        return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, pid, cmd,
+                cancelled);
+    }
+
+    /** Saves the file {@code rel} (relative to {@code dirFd}) as the next version: the "initial" version. */
+    public Captured captureAt(int dirFd, String rel, String series, String reason) {
+        return capture(dirFd, rel, 0, -1, series, reason, 0, "", () -> false);
+    }
+
+    private Captured capture(int srcDirFd, String srcRel, int linkFlags, int srcFd, String series, String reason, int pid,
+                             String cmd, BooleanSupplier cancelled) {
+        long number = allocate(series);
+        String name = VersionNaming.versionName(series, number);
         Instant now = Instant.now();
         boolean linked = false;
         String error = null;
         int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
+        if (rc != 0 && Posix.errno() == Errno.ENOENT && !VersionNaming.folderOf(series).isEmpty()) {
+            Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755); // first version of sub/x.dat
+            rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
+        }
         for (int tries = 0; rc != 0 && Posix.errno() == Errno.EEXIST && tries < 1000; tries++) {
             // A file already has that name (put there by hand, or by a run we did not scan): skip the number.
-            number = allocate(file);
-            name = VersionNaming.versionName(file, number);
+            number = allocate(series);
+            name = VersionNaming.versionName(series, number);
             rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
         }
         if (rc == 0) {
             linked = true;
         } else {
             int e = Posix.errno();
-            if (e == Errno.ENOENT && linkFlags != 0) {
+            if (e == Errno.ENOENT && srcFd >= 0) {
                 // The live name was unlinked while open: an inode with no name cannot be linked.
-                error = copyInto(srcDirFd, srcRel, name);
+                error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
             } else if (e == Errno.EXDEV || e == Errno.EPERM || e == Errno.EMLINK || e == Errno.EOPNOTSUPP) {
                 Log.warnOnce("nolink:" + dir, "cannot hard-link into " + dir + " (" + Posix.strerror(e)
                         + "): copying each version instead, which makes close() wait for the copy."
                         + " Put the versions folder on the same filesystem as the target to avoid this.");
-                error = copyInto(srcDirFd, srcRel, name);
+                error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
             } else {
                 error = "link: " + Posix.strerror(e);
             }
         }
         Version v;
         if (error == null) {
-            Pointer st = Posix.allocStat();
-            long size = Posix.C.fstatat(dirFd, name, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? Posix.statSize(st) : -1;
-            v = new Version(number, file, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
+            FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
+            long size = st != null ? Stat.size(st) : -1;
+            v = new Version(number, series, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
         } else {
             lost.incrementAndGet();
-            Log.warn("version " + number + " of " + file + " could not be saved: " + error
+            Log.warn("version " + number + " of " + series + " could not be saved: " + error
                     + (error.contains("space") || error.contains("quota")
-                    ? " (free space or quota in " + dir + ", the job itself continues)" : ""));
-            v = new Version(number, file, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
+                    ? " (free space or quota in " + dir + "; the job's own writes are not affected)" : ""));
+            v = new Version(number, series, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
         }
-        log(file).add(v);
+        log(series).add(v);
         record(v);
         return new Captured(v, linked);
     }
 
-    /** Copies the source into a temp file, then renames it into place: a version appears complete or not at all. */
-    private String copyInto(int srcDirFd, String srcRel, String name) {
-        String tmp = HIDDEN + "/tmp/" + name + ".part";
-        String err = FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, () -> false);
+    /**
+     * Copies the source into a temp file, then renames it into place: a version appears complete
+     * or not at all (a partial copy is never a "saved" version).
+     */
+    private String copyInto(int srcFd, int srcDirFd, String srcRel, String name, BooleanSupplier cancelled) {
+        String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
+        String err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
+                : FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, cancelled);
         if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
             err = "rename: " + Posix.strerror(Posix.errno());
             Posix.C.unlinkat(dirFd, tmp, 0);
@@ -235,20 +298,31 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
-    static String sha256(Path p) {
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
-            while (ch.read(buf) >= 0) {
-                buf.flip();
-                md.update(buf);
-                buf.clear();
-            }
-            return HexFormat.of().formatHex(md.digest());
-        } catch (IOException e) {
-            return null;
+    /** The hasher's buffer and digest: one thread hashes, so one of each, reused for every version. */
+    private static final ByteBuffer HASH_BUF = ByteBuffer.allocateDirect(1 << 20);
+    private static final MessageDigest SHA256;
+
+    static {
+        try {
+            SHA256 = MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    /** Only ever called on the hasher thread. */
+    private static String sha256(Path p) {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+            SHA256.reset();
+            HASH_BUF.clear();
+            while (ch.read(HASH_BUF) >= 0) {
+                HASH_BUF.flip();
+                SHA256.update(HASH_BUF);
+                HASH_BUF.clear();
+            }
+            return HexFormat.of().formatHex(SHA256.digest());
+        } catch (IOException e) {
+            return null;
         }
     }
 

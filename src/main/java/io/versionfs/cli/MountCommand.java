@@ -66,9 +66,9 @@ public final class MountCommand implements Callable<Integer> {
         FuseSupport.check();
         Path vdir = targetDir.toAbsolutePath().normalize();
         Instant start = Instant.now();
-        VersionStore store = openStore(vdir, start);
+        VersionStore store = VersionStore.openChecked(vdir, start);
         int rootFd = Posix.openDir(store.liveDir().toString());
-        CaptureFs fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(targets), store));
+        CaptureFs fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(targets), store, null));
         CountDownLatch stop = new CountDownLatch(1);
         Signals.install(sig -> stop.countDown());
         FuseMount mount;
@@ -100,29 +100,5 @@ public final class MountCommand implements Callable<Integer> {
         s.printHuman(System.err);
         if (json) System.out.println(s.toJson());
         return store.lostCount() > 0 ? ExitCodes.VERSIONS_LOST : ExitCodes.OK;
-    }
-
-    public static VersionStore openStore(Path vdir, Instant start) {
-        return openStore(vdir, vdir, start);
-    }
-
-    public static VersionStore openStore(Path access, Path vdir, Instant start) {
-        if (!Files.isDirectory(vdir.getParent())) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
-                    + vdir.getParent() + " does not exist (create it, or choose another --target-dir)");
-        }
-        if (Files.exists(vdir) && !Files.isDirectory(vdir)) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, vdir + " exists and is not a folder: choose another versions folder");
-        }
-        try {
-            return VersionStore.open(access, vdir, start);
-        } catch (IOException e) {
-            String m = e.getMessage() == null ? e.toString() : e.getMessage();
-            if (m.contains("No space") || m.contains("quota")) {
-                throw new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
-            }
-            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
-                    + e.getClass().getSimpleName().replace("Exception", "") + ": " + m + "): check it is writable by you");
-        }
     }
 }

@@ -1,12 +1,15 @@
 package io.versionfs.fs;
 
+import io.versionfs.capture.Series;
 import io.versionfs.capture.Targets;
 import io.versionfs.capture.Version;
-import io.versionfs.capture.VersionStore;
+import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.FuseBufs;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
+import io.versionfs.sys.Stat;
 import jnr.ffi.Pointer;
 import jnr.ffi.Struct;
 import ru.serce.jnrfuse.FuseFillDir;
@@ -23,21 +26,29 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
 
 /**
  * The capture filesystem: a pass-through of one backing folder (reached through a descriptor, as
  * libfuse's passthrough_hp does) in which the files matched by {@link Targets} are versioned.
- * Callbacks stay thin: each resolves its path or handle and delegates, the capture rule lives in
- * {@link LiveFile}. An explicit handle table maps FUSE's {@code fh} to {@link Handle}s.
  *
- * <p>Every callback returns 0/size or -errno, never throws into native code.
+ * <p>Identity is the inode: every open looks up the backing file's (dev, ino) in a table of
+ * {@link LiveFile}s, so a file renamed, hard-linked or unlinked while open keeps one state and
+ * one descriptor whatever name it is reached by. Callbacks stay thin: resolve the handle or name,
+ * delegate, answer 0/size or -errno. Each public callback is an exception barrier: a Java
+ * exception becomes -EIO for that one call (logged), never a crash of the loop, a lost write
+ * elsewhere or a leaked descriptor.
+ *
+ * <p>Versions folders that live inside the mounted folder (directory mode) are read-only through
+ * the mount: nothing the program does can change a saved version.
  */
 public final class CaptureFs extends FuseStubFS {
     /** Prefix of our temp files in the backing folder; hidden from listings. */
@@ -48,11 +59,13 @@ public final class CaptureFs extends FuseStubFS {
     private final int rootFd;
     private final Path rootListing;   // /proc/self/fd/N: lists the backing folder even under a mount
     private final Targets targets;
-    private final Map<String, LiveFile> live = new ConcurrentHashMap<>();
+    /** Names to inodes may change only under the write side (rename, link, unlink, swaps). */
+    private final ReentrantReadWriteLock namespace = new ReentrantReadWriteLock();
+    private final Map<FileId, LiveFile> table = new ConcurrentHashMap<>();
     private final Map<Long, Handle> handles = new ConcurrentHashMap<>();
     private final AtomicLong nextFh = new AtomicLong(1);
     private final CountDownLatch initialized = new CountDownLatch(1);
-    private final List<LiveFile> retired = new ArrayList<>();   // unlinked while open
+    private volatile boolean stopping;
     private volatile Consumer<String> renameListener = s -> {};
 
     /**
@@ -74,28 +87,123 @@ public final class CaptureFs extends FuseStubFS {
         return initialized;
     }
 
+    int rootFd() {
+        return rootFd;
+    }
+
+    ReentrantReadWriteLock namespace() {
+        return namespace;
+    }
+
+    boolean stopping() {
+        return stopping;
+    }
+
+    /**
+     * The run is ending (the job is being killed, or is gone): every wait for a copy-on-write copy
+     * is cancelled so that no program stays blocked in close() or write() (a process blocked in a
+     * FUSE call cannot be killed, and Slurm would drain the node). The versions that could not be
+     * separated in time give way and are recorded lost.
+     */
+    public void stop() {
+        stopping = true;
+    }
+
     /** Runs libfuse's main loop on the calling thread until unmounted. */
     int runLoop(String[] args) {
+        // flag_nullpath_ok (bit 0 of the flags word): with hard_remove, a file unlinked while open
+        // keeps working through its handle, and libfuse passes a null path instead of failing.
+        Struct.getMemory(fuseOperations).putByte(nullpathOkOffset(), (byte) 1);
         return libFuse.fuse_main_real(args.length, args, fuseOperations, Struct.size(fuseOperations), null);
     }
 
+    /** jnr-fuse declares the flag word's bytes as padding, whose offset() is not public API. */
+    private long nullpathOkOffset() {
+        try {
+            Object pad = ru.serce.jnrfuse.struct.FuseOperations.class.getField("flag_nullpath_ok").get(fuseOperations);
+            java.lang.reflect.Method m = findOffset(pad.getClass());
+            m.setAccessible(true);
+            return ((Number) m.invoke(pad)).longValue();
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("jnr-fuse's FuseOperations layout changed", e);
+        }
+    }
+
+    private static java.lang.reflect.Method findOffset(Class<?> c) throws NoSuchMethodException {
+        for (Class<?> k = c; k != null; k = k.getSuperclass()) {
+            for (java.lang.reflect.Method m : k.getDeclaredMethods()) {
+                if (m.getName().equals("offset") && m.getParameterCount() == 0) return m;
+            }
+        }
+        throw new NoSuchMethodException("offset");
+    }
+
     private static String rel(String path) {
+        if (path == null) return null;
         if (path.equals("/")) return ".";
         return path.startsWith("/") ? path.substring(1) : path;
     }
 
-    private static String baseName(String rel) {
-        int s = rel.lastIndexOf('/');
-        return s < 0 ? rel : rel.substring(s + 1);
+    private static boolean isTemp(String r) {
+        return r.startsWith(TMP_PREFIX) || r.contains("/" + TMP_PREFIX);
     }
 
-    /** The LiveFile for a versioned name, created on first use; null when not a target. */
-    private LiveFile liveFor(String rel) {
-        LiveFile lf = live.get(rel);
-        if (lf != null) return lf;
-        VersionStore store = targets.storeFor(rel);
-        if (store == null) return null;
-        return live.computeIfAbsent(rel, r -> new LiveFile(rootFd, r, baseName(r), store));
+    /** The exception barrier's one exit: log (rarely) and fail only this call. */
+    private static int failed(String op, String path, Throwable t) {
+        Log.warnOnce("fail:" + op + ":" + t.getClass().getName(), "internal error in " + op + " " + path + " (" + t
+                + "); that call failed with EIO, everything else goes on. Please report it.");
+        return -Errno.EIO;
+    }
+
+    private int pid() {
+        return (int) getContext().pid.get();
+    }
+
+    // ---- the inode table (lock order: a LiveFile's lock, then namespace, then the table) ------
+
+    void rekey(FileId from, FileId to, LiveFile lf) {
+        table.remove(from, lf);
+        table.put(to, lf);
+    }
+
+    /** Removes {@code lf} from the table if still unused; runs {@code cleanup} when it does. */
+    boolean forget(LiveFile lf, Runnable cleanup) {
+        namespace.writeLock().lock();
+        try {
+            if (lf.refs.get() != 0) return false;
+            table.remove(lf.id(), lf);
+            cleanup.run();
+            return true;
+        } finally {
+            namespace.writeLock().unlock();
+        }
+    }
+
+    /**
+     * The LiveFile of an inode just reached by {@code r} (namespace lock held): the known one, or a
+     * new one when the name is versioned. Null for a pass-through file.
+     */
+    private LiveFile lookup(FileStat st, String r) {
+        FileId id = FileId.of(st);
+        LiveFile lf = table.get(id);
+        if (lf != null || !Stat.isRegular(st)) return lf;
+        Series s = targets.seriesFor(r);
+        if (s == null) return null;
+        long links = Stat.nlink(st);
+        return table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s, links > 1));
+    }
+
+    /**
+     * A pass-through inode just got a versioned name (rename or link onto a target): from now on
+     * its open handles go through the new LiveFile, after their writes in flight have landed.
+     */
+    private void attachOpenHandles(LiveFile lf, FileId id) {
+        for (Handle h : handles.values()) {
+            if (h.live == null && id.equals(h.id)) {
+                lf.refs.incrementAndGet();
+                h.attach(lf);
+            }
+        }
     }
 
     // ---- lifecycle --------------------------------------------------------------------------
@@ -111,10 +219,31 @@ public final class CaptureFs extends FuseStubFS {
         return handles.size();
     }
 
+    /**
+     * The content a target had before the run becomes its version "initial". The one code path
+     * for both modes: the live file is registered as sharing its inode with that version, so the
+     * first change copies (or, for a rewrite from scratch, simply starts a new file).
+     */
+    public Version captureInitial(String r) {
+        LiveFile lf;
+        namespace.readLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null || !Stat.isRegular(st)) return null;
+            FileId id = FileId.of(st);
+            Series s = targets.seriesFor(r);
+            if (s == null) return null;
+            lf = table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s, false));
+        } finally {
+            namespace.readLock().unlock();
+        }
+        return lf.captureNow("initial", 0);
+    }
+
     /** Saves a version of every file changed but never closed since its last version. */
     public List<Version> captureUnclosed() {
         List<Version> out = new ArrayList<>();
-        for (LiveFile lf : allLive()) {
+        for (LiveFile lf : List.copyOf(table.values())) {
             Version v = lf.captureIfChanged("final-unclosed", 0);
             if (v != null) out.add(v);
         }
@@ -123,175 +252,373 @@ public final class CaptureFs extends FuseStubFS {
 
     /** Finishes pending copy-on-write copies so the live files are independent of their versions. */
     public void detachAll() {
-        for (LiveFile lf : allLive()) lf.detach();
-    }
-
-    private List<LiveFile> allLive() {
-        List<LiveFile> all = new ArrayList<>(live.values());
-        synchronized (retired) {
-            all.addAll(retired);
-        }
-        return all;
+        for (LiveFile lf : List.copyOf(table.values())) lf.detach();
     }
 
     // ---- attributes -------------------------------------------------------------------------
 
     @Override
     public int getattr(String path, FileStat stat) {
-        String r = rel(path);
-        if (r.startsWith(TMP_PREFIX) || r.contains("/" + TMP_PREFIX)) return -Errno.ENOENT;
-        return C.fstatat(rootFd, r, Struct.getMemory(stat), LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+        try {
+            String r = rel(path);
+            if (r == null) return -Errno.ENOENT;
+            if (isTemp(r)) return -Errno.ENOENT;
+            return C.fstatat(rootFd, r, Struct.getMemory(stat), LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("getattr", path, t);
+        }
     }
 
     @Override
     public int fgetattr(String path, FileStat stat, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null) return getattr(path, stat);
-        if (h.live != null) return h.live.fstat(Struct.getMemory(stat));
-        return C.fstat(h.fd, Struct.getMemory(stat)) == 0 ? 0 : -Posix.errno();
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return getattr(path, stat);
+            LiveFile lf = h.live;
+            if (lf != null) return lf.fstat(Struct.getMemory(stat));
+            return C.fstat(h.fd, Struct.getMemory(stat)) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("fgetattr", path, t);
+        }
     }
 
     @Override
     public int access(String path, int mask) {
-        return C.faccessat(rootFd, rel(path), mask, 0) == 0 ? 0 : -Posix.errno();
+        try {
+            return C.faccessat(rootFd, rel(path), mask, 0) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("access", path, t);
+        }
+    }
+
+    /**
+     * The LiveFile behind a name, with a reference held (the caller releases it), or null for a
+     * pass-through file. Used by operations by path on files that may be versioned.
+     */
+    private LiveFile refByName(String r) {
+        namespace.readLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null) return null;
+            LiveFile lf = lookup(st, r);
+            if (lf != null) lf.refs.incrementAndGet();
+            return lf;
+        } finally {
+            namespace.readLock().unlock();
+        }
+    }
+
+    private void unref(LiveFile lf) {
+        if (lf.refs.decrementAndGet() == 0) {
+            lf.closeIfIdle();
+            lf.forgetIfUnused();
+        }
     }
 
     @Override
     public int chmod(String path, long mode) {
-        return C.fchmodat(rootFd, rel(path), (int) mode & 07777, 0) == 0 ? 0 : -Posix.errno();
+        try {
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) return C.fchmodat(rootFd, r, (int) mode & 07777, 0) == 0 ? 0 : -Posix.errno();
+            try {
+                return lf.changeMetadata(fd -> C.fchmod(fd, (int) mode & 07777) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("chmod", path, t);
+        }
     }
 
     @Override
     public int chown(String path, long uid, long gid) {
-        return C.fchownat(rootFd, rel(path), (int) uid, (int) gid, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+        try {
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) {
+                return C.fchownat(rootFd, r, (int) uid, (int) gid, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+            }
+            try {
+                return lf.changeMetadata(fd -> C.fchown(fd, (int) uid, (int) gid) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("chown", path, t);
+        }
     }
 
     @Override
     public int utimens(String path, Timespec[] timespec) {
-        return C.utimensat(rootFd, rel(path), Struct.getMemory(timespec[0]), LibC.AT_SYMLINK_NOFOLLOW) == 0
-                ? 0 : -Posix.errno();
+        try {
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            Pointer times = Struct.getMemory(timespec[0]);
+            LiveFile lf = refByName(r);
+            if (lf == null) return C.utimensat(rootFd, r, times, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+            try {
+                return lf.changeMetadata(fd -> C.futimens(fd, times) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("utimens", path, t);
+        }
     }
 
     @Override
     public int statfs(String path, Statvfs stbuf) {
-        return C.fstatvfs(rootFd, Struct.getMemory(stbuf)) == 0 ? 0 : -Posix.errno();
+        try {
+            return C.fstatvfs(rootFd, Struct.getMemory(stbuf)) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("statfs", path, t);
+        }
+    }
+
+    private int readOnly(String r) {
+        Log.warnOnce("ro:" + r, "the program tried to change " + r + ", a versions folder: it is read-only while"
+                + " versionfs runs (saved versions never change)");
+        return -Errno.EROFS;
     }
 
     // ---- directories and names --------------------------------------------------------------
 
     @Override
     public int readdir(String path, Pointer buf, FuseFillDir filter, long offset, FuseFileInfo fi) {
-        String r = rel(path);
-        Path dir = r.equals(".") ? rootListing : rootListing.resolve(r);
-        filter.apply(buf, ".", null, 0);
-        filter.apply(buf, "..", null, 0);
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
-            for (Path p : ds) {
-                String name = p.getFileName().toString();
-                if (name.startsWith(TMP_PREFIX)) continue;
-                if (filter.apply(buf, name, null, 0) != 0) break;
+        try {
+            String r = rel(path);
+            Path dir = r.equals(".") ? rootListing : rootListing.resolve(r);
+            filter.apply(buf, ".", null, 0);
+            filter.apply(buf, "..", null, 0);
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+                for (Path p : ds) {
+                    String name = p.getFileName().toString();
+                    if (name.startsWith(TMP_PREFIX)) continue;
+                    if (filter.apply(buf, name, null, 0) != 0) break;
+                }
+                return 0;
+            } catch (NoSuchFileException e) {
+                return -Errno.ENOENT;
+            } catch (NotDirectoryException e) {
+                return -Errno.ENOTDIR;
+            } catch (IOException e) {
+                return -Errno.EIO;
             }
-            return 0;
-        } catch (NoSuchFileException e) {
-            return -Errno.ENOENT;
-        } catch (NotDirectoryException e) {
-            return -Errno.ENOTDIR;
-        } catch (IOException e) {
-            return -Errno.EIO;
+        } catch (Throwable t) {
+            return failed("readdir", path, t);
         }
     }
 
     @Override
     public int mkdir(String path, long mode) {
-        return C.mkdirat(rootFd, rel(path), (int) mode & 07777) == 0 ? 0 : -Posix.errno();
+        try {
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            return C.mkdirat(rootFd, r, (int) mode & 07777) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("mkdir", path, t);
+        }
     }
 
     @Override
     public int rmdir(String path) {
-        return C.unlinkat(rootFd, rel(path), LibC.AT_REMOVEDIR) == 0 ? 0 : -Posix.errno();
+        try {
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            return C.unlinkat(rootFd, r, LibC.AT_REMOVEDIR) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("rmdir", path, t);
+        }
     }
 
     @Override
     public int symlink(String target, String linkPath) {
-        return C.symlinkat(target, rootFd, rel(linkPath)) == 0 ? 0 : -Posix.errno();
+        try {
+            String r = rel(linkPath);
+            if (targets.isProtected(r)) return readOnly(r);
+            return C.symlinkat(target, rootFd, r) == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("symlink", linkPath, t);
+        }
     }
 
     @Override
     public int readlink(String path, Pointer buf, long size) {
-        long n = C.readlinkat(rootFd, rel(path), buf, size - 1);
-        if (n < 0) return -Posix.errno();
-        buf.putByte(n, (byte) 0);
-        return 0;
+        try {
+            long n = C.readlinkat(rootFd, rel(path), buf, size - 1);
+            if (n < 0) return -Posix.errno();
+            buf.putByte(n, (byte) 0);
+            return 0;
+        } catch (Throwable t) {
+            return failed("readlink", path, t);
+        }
     }
 
+    private void event(Series s, Json.Obj e) {
+        if (s != null) s.store().event(e.put("time", Version.ISO_MILLIS.format(Instant.now())));
+    }
+
+    /**
+     * A hard link. Its new name shares the inode, so it shares the LiveFile: a write by either
+     * name is one file's write, and the copy-on-write swap re-links every name. A link onto a
+     * versioned name is new content at that name: a version (reason "link").
+     */
     @Override
     public int link(String oldPath, String newPath) {
-        return C.linkat(rootFd, rel(oldPath), rootFd, rel(newPath), 0) == 0 ? 0 : -Posix.errno();
-    }
-
-    @Override
-    public int unlink(String path) {
-        String r = rel(path);
-        if (C.unlinkat(rootFd, r, 0) != 0) return -Posix.errno();
-        LiveFile lf = live.remove(r);
-        if (lf != null) {
-            lf.unlinked();
-            if (lf.openCount() > 0) {
-                synchronized (retired) {
-                    retired.add(lf);
+        try {
+            String from = rel(oldPath), to = rel(newPath);
+            if (targets.isProtected(from)) return readOnly(from); // a writable name for a version: never
+            if (targets.isProtected(to)) return readOnly(to);
+            LiveFile capture = null;
+            namespace.writeLock().lock();
+            try {
+                if (C.linkat(rootFd, from, rootFd, to, 0) != 0) return -Posix.errno();
+                FileStat st = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null || !Stat.isRegular(st)) return 0;
+                FileId id = FileId.of(st);
+                LiveFile lf = table.get(id);
+                Series toSeries = targets.seriesFor(to);
+                if (lf != null) {
+                    lf.nameAdded(to);
+                    if (toSeries != null && lf.series() == null) {
+                        lf.setSeries(toSeries);
+                        lf.promote(to);
+                        capture = lf;
+                    }
+                } else if (toSeries != null) {
+                    lf = new LiveFile(this, id, to, toSeries, Stat.nlink(st) > 2);
+                    lf.nameAdded(from);
+                    table.put(id, lf);
+                    attachOpenHandles(lf, id);
+                    capture = lf;
+                }
+            } finally {
+                namespace.writeLock().unlock();
+            }
+            if (capture != null) {
+                capture.refs.incrementAndGet();
+                try {
+                    capture.captureNow("link", pid());
+                } finally {
+                    unref(capture);
                 }
             }
-            lf.store().event(io.versionfs.report.Json.obj().put("event", "unlink").put("file", r)
-                    .put("time", Version.ISO_MILLIS.format(java.time.Instant.now()))
-                    .put("pid", (int) getContext().pid.get()));
-            renameListener.accept("unlink " + r);
+            return 0;
+        } catch (Throwable t) {
+            return failed("link", newPath, t);
         }
-        return 0;
+    }
+
+    /**
+     * Unlink by name (mounted with hard_remove: an unlink while open is a real unlink, not a
+     * rename to .fuse_hidden). The inode lives on for its open handles, whose writes go on and
+     * are versioned at close.
+     */
+    @Override
+    public int unlink(String path) {
+        try {
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf;
+            namespace.writeLock().lock();
+            try {
+                FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+                FileId id = st != null ? FileId.of(st) : null;
+                if (C.unlinkat(rootFd, r, 0) != 0) return -Posix.errno();
+                lf = id != null ? table.get(id) : null;
+                if (lf != null && lf.nameRemoved(r)) {
+                    event(lf.series(), Json.obj().put("event", "unlink").put("file", r).put("pid", pid()));
+                    if (lf.series() != null) renameListener.accept("unlink " + r);
+                }
+            } finally {
+                namespace.writeLock().unlock();
+            }
+            if (lf != null) lf.forgetIfUnused();
+            return 0;
+        } catch (Throwable t) {
+            return failed("unlink", path, t);
+        }
     }
 
     /**
      * A rename onto a versioned name is new content at that name: a version (reason "rename").
-     * A rename away from a versioned name is recorded; the file keeps living under its new name.
+     * A rename away from a versioned name is recorded; the file lives on under its new name, and
+     * its open handles keep writing to it (never to the version taken at the rename).
      */
     @Override
     public int rename(String oldPath, String newPath) {
-        String from = rel(oldPath), to = rel(newPath);
-        LiveFile moving = live.get(from);
-        if (moving != null) moving.detach(); // a pending copy-on-write temp must not outlive the name
-        if (C.renameat(rootFd, from, rootFd, to) != 0) return -Posix.errno();
-        int pid = (int) getContext().pid.get();
-        LiveFile replaced = live.remove(to);
-        if (replaced != null) replaced.unlinked();
-        live.remove(from);
-        VersionStore toStore = targets.storeFor(to);
-        if (moving != null) {
-            moving.store().event(io.versionfs.report.Json.obj().put("event", "rename").put("from", from)
-                    .put("to", to).put("time", Version.ISO_MILLIS.format(java.time.Instant.now())).put("pid", pid));
-            if (toStore == null) renameListener.accept("rename " + from + " -> " + to);
-        }
-        if (moving != null && toStore == null) moving.retire();
-        if (toStore != null && !isRegularFile(to)) toStore = null; // a folder renamed onto a pattern: not ours
-        if (toStore != null) {
-            LiveFile lf;
-            if (moving != null && moving.store() == toStore && baseName(from).equals(baseName(to))) {
-                moving.renamedTo(to);
-                lf = moving;
-            } else {
-                if (moving != null) {
-                    moving.renamedTo(to); // handles open on it keep working, but version under the new name
-                    moving.retire();
+        try {
+            String from = rel(oldPath), to = rel(newPath);
+            if (targets.isProtected(from)) return readOnly(from);
+            if (targets.isProtected(to)) return readOnly(to);
+            int pid = pid();
+            LiveFile capture = null, replaced = null;
+            namespace.writeLock().lock();
+            try {
+                FileStat st = Stat.at(rootFd, from, LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null) return -Posix.errno();
+                FileId idFrom = FileId.of(st);
+                boolean regular = Stat.isRegular(st), folder = Stat.isDirectory(st);
+                long links = Stat.nlink(st);
+                FileStat stTo = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
+                FileId idTo = stTo != null ? FileId.of(stTo) : null;
+                if (C.renameat(rootFd, from, rootFd, to) != 0) return -Posix.errno();
+                if (idFrom.equals(idTo)) return 0; // two links of one file: rename(2) does nothing
+                if (idTo != null) {
+                    replaced = table.get(idTo);
+                    if (replaced != null) replaced.nameRemoved(to);
                 }
-                lf = new LiveFile(rootFd, to, baseName(to), toStore);
+                if (folder) {
+                    for (LiveFile f : table.values()) {
+                        f.folderMoved(from, to);
+                        if (f.rel() != null && f.series() != null && targets.seriesFor(f.rel()) == null) f.setSeries(null);
+                    }
+                    return 0;
+                }
+                if (!regular) return 0;
+                LiveFile lf = table.get(idFrom);
+                Series toSeries = targets.seriesFor(to);
+                if (lf != null) {
+                    Series old = lf.series();
+                    lf.nameMoved(from, to);
+                    if (to.equals(lf.rel()) || toSeries != null) {
+                        if (old != null) {
+                            event(old, Json.obj().put("event", "rename").put("from", from).put("to", to).put("pid", pid));
+                            if (toSeries == null) renameListener.accept("rename " + from + " -> " + to);
+                        }
+                        if (toSeries != null) {
+                            lf.promote(to);
+                            lf.setSeries(toSeries);
+                            capture = lf;
+                        } else {
+                            lf.setSeries(null); // renamed away: its closes make no more versions
+                        }
+                    }
+                } else if (toSeries != null) {
+                    lf = new LiveFile(this, idFrom, to, toSeries, links > 1);
+                    table.put(idFrom, lf);
+                    attachOpenHandles(lf, idFrom);
+                    capture = lf;
+                }
+            } finally {
+                namespace.writeLock().unlock();
             }
-            live.put(to, lf);
-            lf.captureNow("rename", pid);
+            if (replaced != null) replaced.forgetIfUnused();
+            if (capture != null) {
+                capture.refs.incrementAndGet();
+                try {
+                    capture.captureNow("rename", pid);
+                } finally {
+                    unref(capture);
+                }
+            }
+            return 0;
+        } catch (Throwable t) {
+            return failed("rename", oldPath, t);
         }
-        return 0;
-    }
-
-    private boolean isRegularFile(String r) {
-        Pointer st = Posix.allocStat();
-        return C.fstatat(rootFd, r, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 && (Posix.statMode(st) & 0170000) == 0100000;
     }
 
     // ---- files -----------------------------------------------------------------------------
@@ -304,133 +631,211 @@ public final class CaptureFs extends FuseStubFS {
 
     @Override
     public int create(String path, long mode, FuseFileInfo fi) {
-        String r = rel(path);
-        int flags = fi.flags.get();
-        int fd = C.openat(rootFd, r, (flags & ~LibC.O_APPEND) | LibC.O_CREAT | LibC.O_CLOEXEC, (int) mode & 07777);
-        if (fd < 0) return -Posix.errno();
-        if (targets.storeFor(r) == null) {
-            fi.fh.set(register(new Handle(null, fd)));
-            return 0;
+        try {
+            return openFile(path, fi, true, (int) mode & 07777);
+        } catch (Throwable t) {
+            return failed("create", path, t);
         }
-        C.close(fd);
-        LiveFile lf = liveFor(r);
-        int a = lf.acquire();
-        if (a < 0) return a;
-        Handle h = new Handle(lf, -1);
-        lf.created();
-        fi.fh.set(register(h));
-        return 0;
     }
 
     @Override
     public int open(String path, FuseFileInfo fi) {
+        try {
+            return openFile(path, fi, false, 0);
+        } catch (Throwable t) {
+            return failed("open", path, t);
+        }
+    }
+
+    /**
+     * open and create: open the backing name (never with O_TRUNC: if the inode turns out to be
+     * shared with a version, truncating it would change the version), find its LiveFile by inode,
+     * and attach; retried if a copy-on-write swap moved the name to a fresh inode meanwhile.
+     */
+    private int openFile(String path, FuseFileInfo fi, boolean create, int mode) {
         String r = rel(path);
         int flags = fi.flags.get();
-        LiveFile lf = liveFor(r);
-        if (lf == null) {
-            int fd = C.openat(rootFd, r, (flags & ~(LibC.O_CREAT | LibC.O_EXCL | LibC.O_APPEND)) | LibC.O_CLOEXEC, 0);
-            if (fd < 0) return -Posix.errno();
-            fi.fh.set(register(new Handle(null, fd)));
+        int acc = flags & LibC.O_ACCMODE;
+        boolean write = acc != LibC.O_RDONLY || (flags & LibC.O_TRUNC) != 0;
+        if ((write || create) && targets.isProtected(r)) return readOnly(r);
+        int openFlags = (flags & ~(LibC.O_TRUNC | LibC.O_APPEND | LibC.O_CREAT | LibC.O_EXCL)) | LibC.O_CLOEXEC
+                | (create ? LibC.O_CREAT | (flags & LibC.O_EXCL) : 0);
+        for (int attempt = 0; attempt < 8; attempt++) {
+            int fd0;
+            FileId id;
+            LiveFile lf;
+            namespace.readLock().lock();
+            try {
+                fd0 = C.openat(rootFd, r, openFlags, mode);
+                if (fd0 < 0) return -Posix.errno();
+                FileStat st = Stat.of(fd0);
+                if (st == null) {
+                    int e = Posix.errno();
+                    C.close(fd0);
+                    return -e;
+                }
+                id = FileId.of(st);
+                lf = lookup(st, r);
+                if (lf != null) lf.refs.incrementAndGet();
+            } finally {
+                namespace.readLock().unlock();
+            }
+            if (lf == null) {
+                if ((flags & LibC.O_TRUNC) != 0 && acc != LibC.O_RDONLY && C.ftruncate(fd0, 0) != 0) {
+                    int e = Posix.errno();
+                    C.close(fd0);
+                    return -e;
+                }
+                fi.fh.set(register(new Handle(fd0, id, write, null)));
+                return 0;
+            }
+            int a = lf.attach(fd0, id, acc == LibC.O_RDWR, write); // closes fd0
+            if (a == LiveFile.RETRY) {
+                unref(lf);
+                continue;
+            }
+            if (a < 0) {
+                unref(lf);
+                return a;
+            }
+            if (create) lf.created();
+            if ((flags & LibC.O_TRUNC) != 0 && acc != LibC.O_RDONLY) {
+                int t = lf.truncate(0, null); // not a write by this handle: see CaptureRule
+                if (t < 0) {
+                    unref(lf);
+                    return t;
+                }
+            }
+            fi.fh.set(register(new Handle(-1, id, write, lf)));
             return 0;
         }
-        int a = lf.acquire();
-        if (a < 0) return a;
-        Handle h = new Handle(lf, -1);
-        if ((flags & LibC.O_TRUNC) != 0 && (flags & LibC.O_ACCMODE) != LibC.O_RDONLY) {
-            int t = lf.truncate(0, null); // not a write by this handle: see LiveFile.markChanged
-            if (t < 0) {
-                lf.release();
-                return t;
-            }
-        }
-        fi.fh.set(register(h));
-        return 0;
+        return -Errno.EAGAIN;
     }
 
     @Override
     public int read(String path, Pointer buf, long size, long offset, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null) return -Errno.EBADF;
-        if (h.live != null) return h.live.read(buf, size, offset);
-        long n = C.pread(h.fd, buf, size, offset);
-        return n < 0 ? -Posix.errno() : (int) n;
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return -Errno.EBADF;
+            LiveFile lf = h.live;
+            if (lf != null) return lf.read(buf, size, offset);
+            long n = C.pread(h.fd, buf, size, offset);
+            return n < 0 ? -Posix.errno() : (int) n;
+        } catch (Throwable t) {
+            return failed("read", path, t);
+        }
     }
 
     /**
-     * The write path: with write_buf implemented libfuse never calls write(). The buffer is memory,
-     * or a pipe to splice from when mounted with splice_write.
+     * The write path: with write_buf implemented libfuse never calls write(). The buffer is
+     * memory (or, with splice_read, a pipe to splice from).
      */
     @Override
     public int write_buf(String path, FuseBufvec buf, long off, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null) return -Errno.EBADF;
-        Pointer src = Struct.getMemory(buf);
-        if (h.live != null) return h.live.writeBuf(src, off, h);
-        return io.versionfs.sys.FuseBufs.copyToFd(src, h.fd, off);
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return -Errno.EBADF;
+            Pointer src = Struct.getMemory(buf);
+            if (h.live == null && h.beginPassThrough()) {
+                try {
+                    return FuseBufs.copyToFd(src, h.fd, off);
+                } finally {
+                    h.endPassThrough();
+                }
+            }
+            return h.live.write(src, off, h);
+        } catch (Throwable t) {
+            return failed("write", path, t);
+        }
     }
 
     @Override
     public int truncate(String path, long size) {
-        String r = rel(path);
-        LiveFile lf = liveFor(r);
-        if (lf != null) return lf.truncate(size, null);
-        int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC, 0);
-        if (fd < 0) return -Posix.errno();
         try {
-            return C.ftruncate(fd, size) == 0 ? 0 : -Posix.errno();
-        } finally {
-            C.close(fd);
+            String r = rel(path);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf != null) {
+                try {
+                    return lf.truncate(size, null);
+                } finally {
+                    unref(lf);
+                }
+            }
+            int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
+            if (fd < 0) return -Posix.errno();
+            try {
+                return C.ftruncate(fd, size) == 0 ? 0 : -Posix.errno();
+            } finally {
+                C.close(fd);
+            }
+        } catch (Throwable t) {
+            return failed("truncate", path, t);
         }
     }
 
     @Override
     public int ftruncate(String path, long size, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null) return truncate(path, size);
-        if (h.live != null) return h.live.truncate(size, h);
-        return C.ftruncate(h.fd, size) == 0 ? 0 : -Posix.errno();
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return truncate(path, size);
+            if (h.live == null && h.beginPassThrough()) {
+                try {
+                    return C.ftruncate(h.fd, size) == 0 ? 0 : -Posix.errno();
+                } finally {
+                    h.endPassThrough();
+                }
+            }
+            return h.live.truncate(size, h);
+        } catch (Throwable t) {
+            return failed("ftruncate", path, t);
+        }
     }
 
     /**
      * close() waits for this: the version is saved here, so the program cannot run ahead of it.
-     * Must always be implemented (answering ENOSYS once makes the kernel stop sending flush).
+     * Must always be implemented (answering ENOSYS once makes the kernel stop sending flush), and
+     * never fails the program's close() because a version could not be taken.
      */
     @Override
     public int flush(String path, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null || h.live == null) return 0;
         try {
-            h.live.flushFrom(h, (int) getContext().pid.get());
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return 0;
+            LiveFile lf = h.live;
+            if (lf != null) lf.flushFrom(h, pid());
+            return 0;
         } catch (Throwable t) {
-            // Never fail the program's close() because a version could not be taken.
-            Log.warn("capture failed for " + path + ": " + t);
+            failed("flush", path, t);
+            return 0;
         }
-        return 0;
     }
 
     @Override
     public int fsync(String path, int isdatasync, FuseFileInfo fi) {
-        Handle h = handles.get(fi.fh.get());
-        if (h == null) return 0;
-        if (h.live != null) return h.live.fsync(isdatasync != 0);
-        int r = isdatasync != 0 ? C.fdatasync(h.fd) : C.fsync(h.fd);
-        return r == 0 ? 0 : -Posix.errno();
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return 0;
+            LiveFile lf = h.live;
+            if (lf != null) return lf.fsync(isdatasync != 0);
+            int r = isdatasync != 0 ? C.fdatasync(h.fd) : C.fsync(h.fd);
+            return r == 0 ? 0 : -Posix.errno();
+        } catch (Throwable t) {
+            return failed("fsync", path, t);
+        }
     }
 
     @Override
     public int release(String path, FuseFileInfo fi) {
-        Handle h = handles.remove(fi.fh.get());
-        if (h == null) return 0;
-        if (h.live != null) {
-            h.live.release();
-            if (h.live.isUnlinked() && h.live.openCount() == 0) {
-                synchronized (retired) {
-                    retired.remove(h.live);
-                }
-            }
-        } else {
-            C.close(h.fd);
+        try {
+            Handle h = handles.remove(fi.fh.get());
+            if (h == null) return 0;
+            if (h.fd >= 0) C.close(h.fd);
+            LiveFile lf = h.live;
+            if (lf != null) unref(lf);
+            return 0;
+        } catch (Throwable t) {
+            return failed("release", path, t);
         }
-        return 0;
     }
 }

@@ -26,12 +26,14 @@ public final class FuseMount implements AutoCloseable {
      * big_writes/max_write: 128 KiB writes instead of 4 KiB. atomic_o_trunc: O_TRUNC reaches open()
      * so the truncation is attributed to the handle. kernel_cache: nothing but us touches the
      * backing files, so page-cache contents stay valid across opens. default_permissions: the
-     * kernel checks modes as on a normal filesystem. splice_write/splice_move: written data goes
+     * kernel checks modes as on a normal filesystem. hard_remove: an unlink while a file is open is
+     * a real unlink (libfuse2 would otherwise rename it to .fuse_hidden*, visible to the program
+     * and left behind if we are killed); the handles keep working (flag_nullpath_ok, CaptureFs). splice_write/splice_move: written data goes
      * from the kernel to the backing file through a pipe, never copied into the JVM. auto_unmount: if this process is killed
      * (SIGKILL, OOM), fusermount unmounts for us instead of leaving a dead mount.
      */
     static final String BASE_OPTIONS =
-            "fsname=versionfs,subtype=versionfs,big_writes,max_write=131072,atomic_o_trunc,kernel_cache,default_permissions"
+            "fsname=versionfs,subtype=versionfs,big_writes,max_write=131072,atomic_o_trunc,kernel_cache,default_permissions,hard_remove"
             + (Boolean.parseBoolean(System.getProperty("versionfs.splice", "true")) ? ",splice_write,splice_move" : "");
 
     private final CaptureFs fs;
@@ -219,6 +221,7 @@ public final class FuseMount implements AutoCloseable {
     public void finish(long handleWaitMillis) {
         if (!awaitHandlesClosed(handleWaitMillis)) {
             Log.warn(fs.openHandles() + " handle(s) still open in " + mountPoint + " after the job ended; unmounting anyway");
+            fs.stop(); // whoever still waits in a FUSE call gets its answer now
         }
         fs.captureUnclosed();
         fs.detachAll();

@@ -1,121 +1,216 @@
 package io.versionfs.fs;
 
-import io.versionfs.sys.FileCopier;
+import io.versionfs.capture.CaptureRule;
+import io.versionfs.capture.Series;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.FuseBufs;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
+import io.versionfs.sys.Stat;
 import jnr.ffi.Pointer;
+import ru.serce.jnrfuse.struct.FileStat;
 
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.SynchronousQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * The live content of one versioned file, and the rule that turns it into versions.
+ * One versioned file, identified by its backing inode ({@link FileId}), not by a name: every
+ * handle on it, whatever name it was opened by and whatever renames, links and unlinks happened
+ * since, reads and writes through this object and its one descriptor.
  *
  * <h2>Consistency</h2>
- * Reads and writes hold the read lock (positional I/O on one descriptor is safe concurrently, just
- * as on a local disk); taking a version holds the write lock, so it waits for writes in flight and
- * no write from another process or handle can land in the middle of it.
+ * Reads and writes hold the read lock (positional I/O on one descriptor is safe concurrently, as
+ * on a local disk); taking a version and every copy-on-write transition hold the write lock, so a
+ * version waits for writes in flight and no write from another process lands in the middle of it.
  *
  * <h2>O(1) capture: hard link, then copy-on-write</h2>
- * A version is a hard link of the live file, made inside flush in microseconds whatever the size.
- * From then on the live inode <em>is</em> the version and must never change, so the file is
- * marked {@code shared} and a background copy of it to a fresh file starts at once. The next
- * modification waits only for whatever of that copy is unfinished, then swaps the fresh copy in
- * under the live name and carries on there. A truncate to zero (the usual full rewrite) needs no
- * copy at all: the copy is cancelled and an empty file swapped in; and once a program is seen
- * rewriting from scratch, the eager copy is not even started (it would double the job's write
- * I/O for nothing) until the program edits in place again.
+ * A version is a hard link of the live inode, made inside flush in microseconds whatever the size.
+ * From then on that inode <em>is</em> the version and never changes again: the next change first
+ * puts a fresh inode under the live name ({@link Cow}): a background copy started at the capture,
+ * or an empty file when the program truncates to zero (the usual full rewrite: no copy at all).
+ * Once a program is seen rewriting from scratch, the eager copy is not even started (it would
+ * double the job's write I/O for nothing) until the program edits in place again.
+ *
+ * <h2>Lock order</h2>
+ * This file's lock, then the filesystem's namespace lock, then the file table. Namespace changes
+ * (rename, link, unlink in {@link CaptureFs}) update names here without taking this lock; the
+ * swap of a fresh inode under the live name takes the namespace lock inside this lock.
  */
 final class LiveFile {
+    /** {@link #attach} result: the name now leads to another inode; look it up again. */
+    static final int RETRY = Integer.MIN_VALUE;
     private static final LibC C = Posix.C;
     private static final AtomicInteger TMP_SEQ = new AtomicInteger();
-    /** Copies are I/O bound; a small pool keeps several files' copies going without a thread each. */
-    private static final ThreadPoolExecutor COPIER = new ThreadPoolExecutor(2, 64, 60, TimeUnit.SECONDS,
-            new SynchronousQueue<>(), Posix.backgroundThreads("versionfs-copier"));
 
-    static {
-        COPIER.prestartAllCoreThreads(); // no thread creation inside the program's close()
-    }
-
-    private final int rootFd;
-    private final String file;            // name of the version series (basename)
-    private final VersionStore store;
+    private final CaptureFs fs;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-    private final AtomicLong modCount = new AtomicLong();
+    /** Change counter (see {@link CaptureRule}). */
+    private final AtomicLong changes = new AtomicLong();
+    /** Open handles plus temporary users; changed under the namespace lock (read or write). */
+    final AtomicInteger refs = new AtomicInteger();
 
-    // All below guarded by lock (written under the write lock).
-    private volatile String rel;          // path relative to rootFd; changes on rename
-    private int fd = -1;                  // shared descriptor while any handle is open
-    private int opens;
-    private volatile long versionedMod;   // modCount covered by the last version (read unlocked in flushFrom)
-    private volatile boolean shared;      // live inode is also the latest version file
-    private Version sharedWith;
-    private CopyJob pending;
-    private volatile boolean unlinked;
-    /**
-     * Whether the program rewrote the file from scratch (truncate to zero) after the last
-     * version. Then the eager background copy would be thrown away unread, doubling the job's
-     * write I/O for nothing; so it is skipped until the program is seen editing in place again.
-     */
+    // Names: written only under the namespace write lock, read under the namespace lock.
+    private volatile String rel;                          // main name; null once every name is gone
+    private final List<String> aliases = new ArrayList<>(0); // more names, made by link() through the mount
+    private volatile Series series;                       // null: not versioned (renamed away)
+
+    // Guarded by lock (id also by the namespace write lock when it changes).
+    private volatile FileId id;
+    private int fd = -1;
+    private boolean fdWritable;
+    private final Cow cow;
     private boolean rewritesFromScratch;
+    /** Change counter covered by the last version; read unlocked for the cheap exits in flush. */
+    private volatile long saved;
 
-    private volatile boolean retired;     // renamed away to a name that is not versioned
-
-    LiveFile(int rootFd, String rel, String file, VersionStore store) {
-        this.rootFd = rootFd;
+    LiveFile(CaptureFs fs, FileId id, String rel, Series series, boolean foreignLinks) {
+        this.fs = fs;
+        this.id = id;
         this.rel = rel;
-        this.file = file;
-        this.store = store;
-        // A file with other hard links may be a version file (a run killed before it could
-        // unshare): copy before the first modification, whatever we know or not.
-        Pointer st = Posix.allocStat();
-        if (C.fstatat(rootFd, rel, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 && Posix.statNlink(st) > 1) shared = true;
+        this.series = series;
+        this.cow = new Cow(foreignLinks);
     }
 
-    /** The file was renamed to a name that is not versioned: its closes make no more versions. */
-    void retire() {
-        retired = true;
+    // ---- names (namespace write lock held by the caller) -------------------------------------
+
+    FileId id() {
+        return id;
     }
 
     String rel() {
         return rel;
     }
 
-    VersionStore store() {
-        return store;
+    Series series() {
+        return series;
     }
 
-    // ---- descriptor lifetime -------------------------------------------------------------
+    void setSeries(Series s) {
+        series = s;
+    }
 
-    /** Registers an open handle; returns 0 or -errno. */
-    int acquire() {
+    int nameCount() {
+        return (rel == null ? 0 : 1) + aliases.size();
+    }
+
+    void nameAdded(String name) {
+        if (rel == null) rel = name;
+        else if (!name.equals(rel) && !aliases.contains(name)) aliases.add(name);
+    }
+
+    /** {@code to} becomes the main name (a link or rename onto a versioned name). */
+    void promote(String to) {
+        if (to.equals(rel)) return;
+        aliases.remove(to);
+        if (rel != null) aliases.add(rel);
+        rel = to;
+    }
+
+    void nameMoved(String from, String to) {
+        if (from.equals(rel)) rel = to;
+        else aliases.replaceAll(a -> a.equals(from) ? to : a);
+    }
+
+    /** A folder was renamed: names under it move with it. */
+    void folderMoved(String fromDir, String toDir) {
+        String r = rel;
+        if (r != null && r.startsWith(fromDir + "/")) rel = toDir + r.substring(fromDir.length());
+        aliases.replaceAll(a -> a.startsWith(fromDir + "/") ? toDir + a.substring(fromDir.length()) : a);
+    }
+
+    /** @return true if the removed name was the main one */
+    boolean nameRemoved(String name) {
+        if (name.equals(rel)) {
+            rel = aliases.isEmpty() ? null : aliases.remove(0);
+            return true;
+        }
+        aliases.remove(name);
+        return false;
+    }
+
+    // ---- descriptor lifetime -----------------------------------------------------------------
+
+    /**
+     * Gives this file a descriptor fit for the new handle, from {@code fd0} (the caller's fresh
+     * open of the same name, which this method always closes or keeps). {@code RETRY} if the file
+     * moved to another inode since the caller looked it up.
+     */
+    int attach(int fd0, FileId id0, boolean fd0ReadWrite, boolean wantWrite) {
         lock.writeLock().lock();
         try {
-            if (fd < 0) {
-                int r = openLive();
-                if (r < 0) return r;
-                fd = r;
+            if (!id.equals(id0)) {
+                C.close(fd0);
+                return RETRY;
             }
-            opens++;
+            if (fd >= 0 && (fdWritable || !wantWrite)) {
+                C.close(fd0);
+                return 0;
+            }
+            int nf;
+            boolean w = true;
+            if (fd0ReadWrite) {
+                nf = fd0;
+                fd0 = -1;
+            } else {
+                nf = reopen(fd0, LibC.O_RDWR);
+                if (nf < 0 && !wantWrite) {
+                    nf = reopen(fd0, LibC.O_RDONLY);
+                    w = false;
+                }
+            }
+            if (nf < 0) {
+                int e = Posix.errno();
+                C.close(fd0);
+                return -e;
+            }
+            if (fd0 >= 0) C.close(fd0);
+            if (fd >= 0) C.close(fd);
+            fd = nf;
+            fdWritable = w;
             return 0;
         } finally {
             lock.writeLock().unlock();
         }
     }
 
-    void release() {
+    private static int reopen(int fd, int mode) {
+        return C.openat(LibC.AT_FDCWD, "/proc/self/fd/" + fd, mode | LibC.O_CLOEXEC, 0);
+    }
+
+    /** Under the write lock: makes sure there is a descriptor (a path operation with no handle open). */
+    private int ensureFd(boolean write) {
+        if (fd >= 0 && (fdWritable || !write)) return 0;
+        String r = rel;
+        if (r == null) return fd >= 0 ? -Errno.EBADF : -Errno.ENOENT;
+        int nf = C.openat(fs.rootFd(), r, LibC.O_RDWR | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0);
+        boolean w = true;
+        if (nf < 0 && !write) {
+            nf = C.openat(fs.rootFd(), r, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0);
+            w = false;
+        }
+        if (nf < 0) return -Posix.errno();
+        FileStat st = Stat.of(nf);
+        if (st == null || !FileId.of(st).equals(id)) {
+            C.close(nf);
+            return -Errno.EAGAIN; // the name was just renamed over: the caller may retry
+        }
+        if (fd >= 0) C.close(fd);
+        fd = nf;
+        fdWritable = w;
+        return 0;
+    }
+
+    /** The last handle went away: close the descriptor unless someone attached meanwhile. */
+    void closeIfIdle() {
         lock.writeLock().lock();
         try {
-            if (--opens == 0 && fd >= 0) {
+            if (refs.get() == 0 && fd >= 0) {
                 C.close(fd);
                 fd = -1;
             }
@@ -124,19 +219,26 @@ final class LiveFile {
         }
     }
 
-    int openCount() {
-        lock.readLock().lock();
+    /**
+     * Whether nothing needs this object any more: no handle, and either no name left or no series
+     * and nothing shared (a shared inode must stay known as long as a name leads to it, or a later
+     * open would write into a version). Drops the descriptor and any copy when so. Called with no
+     * lock held; takes this lock, then the namespace lock to leave the table.
+     */
+    boolean forgetIfUnused() {
+        lock.writeLock().lock();
         try {
-            return opens;
+            if (refs.get() != 0) return false;
+            if (rel != null && (series != null || cow.mustCopyBeforeChange())) return false;
+            return fs.forget(this, () -> {
+                CopyJob j = cow.takeJob();
+                if (j != null) j.discard();
+                if (fd >= 0) C.close(fd);
+                fd = -1;
+            });
         } finally {
-            lock.readLock().unlock();
+            lock.writeLock().unlock();
         }
-    }
-
-    private int openLive() {
-        int r = C.openat(rootFd, rel, LibC.O_RDWR | LibC.O_CLOEXEC, 0);
-        if (r < 0 && Posix.errno() == Errno.EACCES) r = C.openat(rootFd, rel, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
-        return r < 0 ? -Posix.errno() : r;
     }
 
     // ---- data path -------------------------------------------------------------------------
@@ -144,6 +246,7 @@ final class LiveFile {
     int read(Pointer buf, long size, long offset) {
         lock.readLock().lock();
         try {
+            if (fd < 0) return -Errno.EBADF;
             long n = C.pread(fd, buf, size, offset);
             return n < 0 ? -Posix.errno() : (int) n;
         } finally {
@@ -151,31 +254,34 @@ final class LiveFile {
         }
     }
 
-    /** write_buf: the data arrives as a FUSE buffer vector (possibly a pipe to splice from). */
-    int writeBuf(Pointer bufvec, long offset, Handle h) {
-        int err = lockForModify();
+    /** write_buf: the data arrives as a FUSE buffer vector (memory, or a pipe with splice_read). */
+    int write(Pointer bufvec, long offset, Handle h) {
+        int err = lockForChange();
         if (err < 0) return err;
         try {
-            int n = io.versionfs.sys.FuseBufs.copyToFd(bufvec, fd, offset);
+            int n = FuseBufs.copyToFd(bufvec, fd, offset);
             if (n < 0) return n;
-            h.wroteMod = modCount.incrementAndGet();
+            h.wrote = changes.incrementAndGet();
             return n;
         } finally {
             lock.readLock().unlock();
         }
     }
 
-    /** ftruncate (h != null), truncate(2) on the path (h == null), or O_TRUNC at open. */
+    /** ftruncate (h != null), truncate(2) by path (h == null), or O_TRUNC at open (h == null). */
     int truncate(long size, Handle h) {
         if (size == 0) {
             lock.writeLock().lock();
             try {
-                if (shared) {
-                    int r = swapInEmpty();
+                int r = ensureFd(true);
+                if (r < 0) return r;
+                if (cow.mustCopyBeforeChange()) {
+                    r = swapInEmpty();
                     if (r < 0) return r;
                 } else {
-                    int r = ftruncateLocked(0);
-                    if (r <= 0) return r; // 0: already empty, not a change
+                    FileStat st = Stat.of(fd);
+                    if (st != null && Stat.size(st) == 0) return 0; // already empty: not a change
+                    if (C.ftruncate(fd, 0) != 0) return -Posix.errno();
                 }
                 markChanged(h);
                 return 0;
@@ -183,324 +289,64 @@ final class LiveFile {
                 lock.writeLock().unlock();
             }
         }
-        int err = lockForModify();
+        int err = lockForChange();
         if (err < 0) return err;
         try {
-            int r = ftruncateLocked(size);
-            if (r > 0) markChanged(h);
-            return Math.min(r, 0);
+            FileStat st = Stat.of(fd);
+            if (st != null && Stat.size(st) == size) return 0;
+            if (C.ftruncate(fd, size) != 0) return -Posix.errno();
+            markChanged(h);
+            return 0;
         } finally {
             lock.readLock().unlock();
         }
     }
 
-    /** Truncates under a held lock; returns 1 if the size changed, 0 if it already had that size, or -errno. */
-    private int ftruncateLocked(long size) {
-        int f = fd;
-        boolean temp = false;
-        if (f < 0) {
-            f = C.openat(rootFd, rel, LibC.O_WRONLY | LibC.O_CLOEXEC, 0);
-            if (f < 0) return -Posix.errno();
-            temp = true;
-        }
-        try {
-            Pointer st = Posix.allocStat();
-            if (C.fstat(f, st) == 0 && Posix.statSize(st) == size) return 0;
-            return C.ftruncate(f, size) == 0 ? 1 : -Posix.errno();
-        } finally {
-            if (temp) C.close(f);
-        }
-    }
-
-    /**
-     * Records a change. Only changes made through a handle (write, ftruncate) make that handle's
-     * close a version; a truncation at open (O_TRUNC, or truncate(2) before open as libfuse2 does)
-     * is not a write: shells open with O_TRUNC, dup2 and close the original descriptor before
-     * writing a byte, and that close must not produce an empty version. Such changes are still
-     * versioned by the next writer's close, or as "final-unclosed" at the end.
-     */
+    /** A change; only changes through a handle make its close a version (see {@link CaptureRule}). */
     private void markChanged(Handle h) {
-        long m = modCount.incrementAndGet();
-        if (h != null) h.wroteMod = m;
+        long m = changes.incrementAndGet();
+        if (h != null) h.wrote = m;
     }
 
     /** A fresh create: new (empty) content, but like O_TRUNC not a write by the handle. */
     void created() {
+        changes.incrementAndGet();
+    }
+
+    /** Metadata that versions must not share (mode, owner, times): separate the inode first. */
+    int changeMetadata(java.util.function.IntUnaryOperator onFd) {
         lock.writeLock().lock();
         try {
-            markChanged(null);
+            int r = ensureFd(false);
+            if (r < 0) return r;
+            if (cow.mustCopyBeforeChange()) {
+                r = unshare(true);
+                if (r < 0) return r;
+            }
+            return onFd.applyAsInt(fd);
         } finally {
             lock.writeLock().unlock();
         }
     }
 
     /**
-     * Returns holding the read lock with the live file safe to modify (not shared with a version),
+     * Returns holding the read lock with a writable descriptor on an inode that no version shares,
      * or returns -errno holding nothing.
      */
-    private int lockForModify() {
+    private int lockForChange() {
         lock.readLock().lock();
-        if (!shared) return 0;
+        if (fd >= 0 && fdWritable && !cow.mustCopyBeforeChange()) return 0;
         lock.readLock().unlock();
         lock.writeLock().lock();
         try {
-            if (shared) {
-                int r = unshareLocked();
+            int r = ensureFd(true);
+            if (r < 0) return r;
+            if (cow.mustCopyBeforeChange()) {
+                r = unshare(true);
                 if (r < 0) return r;
             }
             lock.readLock().lock(); // downgrade: still ours when the write lock goes
             return 0;
-        } finally {
-            lock.writeLock().unlock();
-        }
-    }
-
-    // ---- capture ---------------------------------------------------------------------------
-
-    /**
-     * Called from flush (the program's close() is waiting): saves a version when the file changed
-     * since the last version and this handle took part in that change. A handle that only read
-     * (O_RDWR opened to read), or a dup/fork closing its copy after the version was already taken,
-     * gives nothing.
-     */
-    void flushFrom(Handle h, int pid) {
-        // Cheap exits, no lock, no /proc read: readers, and dup/fork copies closing after the version.
-        if (h.wroteMod <= versionedMod || retired) return;
-        String cmd = Caller.commandLine(pid);   // outside the lock: other writers need not wait for /proc
-        lock.writeLock().lock();
-        try {
-            long m = modCount.get();
-            if (m == versionedMod) return;
-            if (h.wroteMod <= versionedMod) return;
-            takeVersionLocked("close", pid, cmd, m);
-        } finally {
-            lock.writeLock().unlock();
-        }
-    }
-
-    /** Saves a version if anything changed since the last one, whoever changed it. */
-    Version captureIfChanged(String reason, int pid) {
-        lock.writeLock().lock();
-        try {
-            long m = modCount.get();
-            if (m == versionedMod) return null;
-            return takeVersionLocked(reason, pid, Caller.commandLine(pid), m);
-        } finally {
-            lock.writeLock().unlock();
-        }
-    }
-
-    /** Saves the current content unconditionally (e.g. a file renamed onto a target name). */
-    Version captureNow(String reason, int pid) {
-        lock.writeLock().lock();
-        try {
-            return takeVersionLocked(reason, pid, Caller.commandLine(pid), modCount.get());
-        } finally {
-            lock.writeLock().unlock();
-        }
-    }
-
-    private Version takeVersionLocked(String reason, int pid, String cmd, long m) {
-        VersionStore.Captured c;
-        if (fd >= 0) {
-            // Through the descriptor: works even if the name was unlinked meanwhile.
-            c = store.capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, file, reason, pid, cmd);
-        } else {
-            c = store.capture(rootFd, rel, 0, file, reason, pid, cmd);
-        }
-        versionedMod = m;
-        if (c.linked()) {
-            shared = true;
-            sharedWith = c.version();
-            if (!rewritesFromScratch) {
-                pending = new CopyJob(rel);
-                pending.start();
-            }
-        }
-        return c.version();
-    }
-
-    // ---- copy-on-write ---------------------------------------------------------------------
-
-    /** Makes the live name an independent file again; caller holds the write lock. */
-    private int unshareLocked() {
-        return unshareLocked(true);
-    }
-
-    /**
-     * @param mayDropVersion when the copy fails (disk full): true drops the version so the program
-     *                       can write in place; false (end of run, nobody writes any more) keeps
-     *                       the version and leaves the file sharing its storage.
-     */
-    private int unshareLocked(boolean mayDropVersion) {
-        CopyJob job = pending;
-        pending = null;
-        if (mayDropVersion) rewritesFromScratch = false; // edited in place: copy eagerly again
-        if (job == null) {
-            job = new CopyJob(rel);
-            job.run();
-        }
-        String err = job.await();
-        if (err == null) {
-            if (C.renameat(rootFd, job.tmp, rootFd, rel) != 0) {
-                err = "rename: " + Posix.strerror(Posix.errno());
-                C.unlinkat(rootFd, job.tmp, 0);
-            }
-        }
-        if (err != null && !mayDropVersion) {
-            Log.warn(rel + " shares its storage with its last version (no room for a separate copy: " + err
-                    + "); copy it before editing it in place, or that version changes too");
-            return 0;
-        }
-        if (err != null) {
-            if (sharedWith == null) {
-                // Linked to something we did not capture in this run (left by a killed run):
-                // writing in place would change that file, so the write fails instead.
-                return -Errno.ENOSPC;
-            }
-            // No room for a fresh copy. The program's write must still succeed, so the version
-            // gives way: its link is removed (the manifest says why) and we write in place.
-            store.giveUp(sharedWith, "dropped before the next write: could not copy the live file (" + err + ")");
-        } else if (fd >= 0) {
-            C.close(fd);
-            int r = openLive();
-            if (r < 0) {
-                fd = -1;
-                shared = false;
-                return r;
-            }
-            fd = r;
-        }
-        shared = false;
-        sharedWith = null;
-        return 0;
-    }
-
-    /** Truncate-to-zero while shared: no need to copy anything, an empty file takes the name. */
-    private int swapInEmpty() {
-        rewritesFromScratch = true;
-        CopyJob job = pending;
-        pending = null;
-        if (job != null) {
-            job.cancel();
-            job.await();
-            C.unlinkat(rootFd, job.tmp, 0);
-        }
-        String tmp = tmpName(rel);
-        int mode = currentMode();
-        int nf = C.openat(rootFd, tmp, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, mode);
-        if (nf < 0 || C.renameat(rootFd, tmp, rootFd, rel) != 0) {
-            int e = Posix.errno();
-            if (nf >= 0) {
-                C.close(nf);
-                C.unlinkat(rootFd, tmp, 0);
-            }
-            if (sharedWith == null) return -e;
-            store.giveUp(sharedWith, "dropped before truncation: could not create a new file (" + Posix.strerror(e) + ")");
-            shared = false;
-            sharedWith = null;
-            return ftruncateLocked(0) < 0 ? -e : 0;
-        }
-        if (fd >= 0) {
-            C.close(fd);
-            fd = nf;
-        } else {
-            C.close(nf);
-        }
-        shared = false;
-        sharedWith = null;
-        return 0;
-    }
-
-    private int currentMode() {
-        Pointer st = Posix.allocStat();
-        if (C.fstatat(rootFd, rel, st, LibC.AT_SYMLINK_NOFOLLOW) == 0) return Posix.statMode(st) & 07777;
-        return 0644;
-    }
-
-    private static String tmpName(String rel) {
-        int slash = rel.lastIndexOf('/');
-        String dir = slash < 0 ? "" : rel.substring(0, slash + 1);
-        return dir + CaptureFs.TMP_PREFIX + rel.substring(slash + 1) + "~" + TMP_SEQ.incrementAndGet();
-    }
-
-    /** Background copy of the (shared, hence immutable) live file to a fresh temp file beside it. */
-    private final class CopyJob implements Runnable {
-        final String src;
-        final String tmp;
-        volatile boolean cancelled;
-        final CompletableFuture<String> done = new CompletableFuture<>();
-
-        CopyJob(String src) {
-            this.src = src;
-            this.tmp = tmpName(src);
-        }
-
-        void start() {
-            COPIER.execute(this);
-        }
-
-        void cancel() {
-            cancelled = true;
-        }
-
-        /** Waits for the copy; null on success, else why it failed. */
-        String await() {
-            return done.join();
-        }
-
-        @Override
-        public void run() {
-            try {
-                done.complete(FileCopier.copyAt(rootFd, src, rootFd, tmp, false, () -> cancelled));
-            } catch (Throwable t) {
-                C.unlinkat(rootFd, tmp, 0);
-                done.complete(String.valueOf(t));
-            }
-        }
-    }
-
-    // ---- namespace changes -----------------------------------------------------------------
-
-    void renamedTo(String newRel) {
-        lock.writeLock().lock();
-        try {
-            rel = newRel;
-        } finally {
-            lock.writeLock().unlock();
-        }
-    }
-
-    /** The name was unlinked: drop a pending copy (nobody will write to this name through us). */
-    void unlinked() {
-        lock.writeLock().lock();
-        try {
-            unlinked = true;
-            if (pending != null) {
-                pending.cancel();
-                pending.await();
-                C.unlinkat(rootFd, pending.tmp, 0);
-                pending = null;
-            }
-            shared = false;
-            sharedWith = null;
-        } finally {
-            lock.writeLock().unlock();
-        }
-    }
-
-    boolean isUnlinked() {
-        return unlinked;
-    }
-
-    /**
-     * At the end of a run: make the live file independent of the last version (finishing the
-     * pending copy), so it can be moved into place without the version changing afterwards.
-     */
-    void detach() {
-        lock.writeLock().lock();
-        try {
-            if (shared && !unlinked) unshareLocked(false);
         } finally {
             lock.writeLock().unlock();
         }
@@ -520,10 +366,242 @@ final class LiveFile {
     int fstat(Pointer st) {
         lock.readLock().lock();
         try {
-            if (fd < 0) return C.fstatat(rootFd, rel, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
-            return C.fstat(fd, st) == 0 ? 0 : -Posix.errno();
+            if (fd >= 0) return C.fstat(fd, st) == 0 ? 0 : -Posix.errno();
+            String r = rel;
+            if (r == null) return -Errno.ENOENT;
+            return C.fstatat(fs.rootFd(), r, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
         } finally {
             lock.readLock().unlock();
+        }
+    }
+
+    // ---- capture ---------------------------------------------------------------------------
+
+    /**
+     * From flush (the program's close() waits for this): a version if {@link CaptureRule} says so.
+     * The cheap exits need no lock and no /proc read (readers, dup/fork copies closing late).
+     */
+    void flushFrom(Handle h, int pid) {
+        if (CaptureRule.atClose(h.wrote, changes.get(), saved, series != null) != CaptureRule.AtClose.VERSION) return;
+        String cmd = Caller.commandLine(pid); // outside the lock: other writers need not wait for /proc
+        lock.writeLock().lock();
+        try {
+            long m = changes.get();
+            if (CaptureRule.atClose(h.wrote, m, saved, series != null) != CaptureRule.AtClose.VERSION) return;
+            takeVersion("close", pid, cmd, m);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** A version if anything changed since the last one, whoever changed it ("final-unclosed"). */
+    Version captureIfChanged(String reason, int pid) {
+        lock.writeLock().lock();
+        try {
+            long m = changes.get();
+            if (!CaptureRule.unsavedAtEnd(m, saved, series != null)) return null;
+            return takeVersion(reason, pid, Caller.commandLine(pid), m);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /**
+     * A version of the current content whatever the counters say: a file arrived at a versioned
+     * name by rename or link, or the content the file had before the run ("initial", with no eager
+     * copy: a program that rewrites it from scratch never pays for one).
+     */
+    Version captureNow(String reason, int pid) {
+        lock.writeLock().lock();
+        try {
+            if (reason.equals("initial")) rewritesFromScratch = true;
+            return takeVersion(reason, pid, Caller.commandLine(pid), changes.get());
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private Version takeVersion(String reason, int pid, String cmd, long m) {
+        Series s = series;
+        if (s == null) return null;
+        int r = ensureFd(false);
+        if (r < 0) {
+            saved = m;
+            return s.store().recordLost(s.name(), reason, pid, cmd, "cannot open the live file: " + Posix.strerror(-r));
+        }
+        VersionStore.Captured c = s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);
+        saved = m;
+        if (c.linked()) {
+            CopyJob job = null;
+            if (!rewritesFromScratch && cow.state() == Cow.State.INDEPENDENT) job = startCopy(true);
+            cow.linked(s.store(), c.version(), job);
+        }
+        if (refs.get() == 0) closeFdLocked();
+        return c.version();
+    }
+
+    private void closeFdLocked() {
+        if (fd >= 0) C.close(fd);
+        fd = -1;
+    }
+
+    // ---- copy-on-write ---------------------------------------------------------------------
+
+    /** A copy of the current inode to a temp file: on the pool ({@code background}), else for running inline. */
+    private CopyJob startCopy(boolean background) {
+        int src = CopyJob.reopenForRead(fd);
+        if (src < 0) return null;
+        CopyJob job = new CopyJob(src, fs.rootFd(), tmpName());
+        if (background && !job.trySubmit()) {
+            // Saturated: no copy now (the next change copies inline). Never a job that no one runs.
+            job.discard();
+            return null;
+        }
+        return job;
+    }
+
+    /**
+     * Makes the live name an independent inode again; caller holds the write lock.
+     *
+     * @param mayDropVersions when the copy fails (disk full): true gives the versions up so the
+     *                        program's change can go in place; false (end of run, nobody writes
+     *                        any more) keeps them and leaves the file sharing its storage.
+     */
+    private int unshare(boolean mayDropVersions) {
+        CopyJob job = cow.takeJob();
+        if (mayDropVersions) rewritesFromScratch = false; // edited in place: copy eagerly again
+        String err;
+        if (job == null) job = startCopy(false);
+        if (job == null) {
+            err = "cannot reopen the live file: " + Posix.strerror(Posix.errno());
+        } else {
+            err = job.await(fs::stopping);
+            if (err == null) {
+                int r = swapIn(job.tmp);
+                if (r == 0) {
+                    cow.independent();
+                    return 0;
+                }
+                C.unlinkat(fs.rootFd(), job.tmp, 0);
+                err = "rename: " + Posix.strerror(-r);
+            }
+        }
+        return copyFailed(err, mayDropVersions, "could not copy the live file");
+    }
+
+    /** Truncate to zero while shared: no need to copy anything, an empty inode takes the name. */
+    private int swapInEmpty() {
+        rewritesFromScratch = true;
+        CopyJob job = cow.takeJob();
+        if (job != null) job.discard();
+        String tmp = tmpName();
+        FileStat st = Stat.of(fd);
+        int mode = st != null ? Stat.mode(st) & 07777 : 0644;
+        int nf = C.openat(fs.rootFd(), tmp, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, mode);
+        int r = nf < 0 ? -Posix.errno() : 0;
+        if (nf >= 0) {
+            C.close(nf);
+            r = swapIn(tmp);
+            if (r < 0) C.unlinkat(fs.rootFd(), tmp, 0);
+        }
+        if (r == 0) {
+            cow.independent();
+            return 0;
+        }
+        int e = copyFailed(Posix.strerror(-r), true, "could not create an empty file");
+        if (e < 0) return e;
+        return C.ftruncate(fd, 0) == 0 ? 0 : -Posix.errno();
+    }
+
+    /** The copy-on-write copy failed: the versions give way (the job's writes come first), or the change fails. */
+    private int copyFailed(String err, boolean mayDropVersions, String what) {
+        if (!mayDropVersions) {
+            Log.warn((rel != null ? rel : "a deleted file") + " shares its storage with its last version (no room"
+                    + " for a separate copy: " + err + "); copy it before editing it in place, or that version changes too");
+            return 0;
+        }
+        if (cow.state() == Cow.State.FOREIGN) {
+            // Links we did not make (a killed run's version, the user's own hard link): writing
+            // in place would change that other file, so the change fails as a full disk would.
+            Log.warn("cannot change " + rel + ": it has other hard links and there is no room for a separate copy ("
+                    + err + ")");
+            return err.contains("space") || err.contains("quota") ? -Errno.ENOSPC : -Errno.EIO;
+        }
+        for (Cow.Linked l : cow.versions()) {
+            l.store().giveUp(l.version(), "dropped before the next change: " + what + " (" + err + ")");
+        }
+        cow.independent();
+        return 0;
+    }
+
+    /**
+     * Puts the inode of {@code tmp} (a complete copy, or an empty file) under the live name and
+     * every alias, and moves this object and its descriptor to it. The old inode keeps only the
+     * versions' names. Holds the namespace lock for the renames, so no open or rename in between
+     * can see a half-swapped file.
+     */
+    private int swapIn(String tmp) {
+        int root = fs.rootFd();
+        int nf = C.openat(root, tmp, LibC.O_RDWR | LibC.O_CLOEXEC, 0);
+        if (nf < 0) return -Posix.errno();
+        FileStat old = fd >= 0 ? Stat.of(fd) : null;
+        if (old != null) {
+            int uid = old.st_uid.intValue(), gid = old.st_gid.intValue();
+            C.fchown(nf, uid, gid); // keep the owner (works as root; as the owner it is a no-op)
+            C.fchmod(nf, Stat.mode(old) & 07777);
+        }
+        FileStat st = Stat.of(nf);
+        FileId newId = st != null ? FileId.of(st) : null;
+        fs.namespace().writeLock().lock();
+        try {
+            String name = rel;
+            if (name != null) {
+                if (C.renameat(root, tmp, root, name) != 0) {
+                    int e = Posix.errno();
+                    C.close(nf);
+                    return -e;
+                }
+                for (String a : aliases) relink(name, a);
+            } else {
+                C.unlinkat(root, tmp, 0); // no name left: the fresh inode lives on through our descriptor
+            }
+            if (newId != null) fs.rekey(id, newId, this);
+            if (newId != null) id = newId;
+        } finally {
+            fs.namespace().writeLock().unlock();
+        }
+        if (fd >= 0) C.close(fd);
+        fd = nf;
+        fdWritable = true;
+        return 0;
+    }
+
+    /** Points {@code alias} at the inode now under {@code name} (a link made by the program stays a link). */
+    private void relink(String name, String alias) {
+        int root = fs.rootFd();
+        String t = tmpName();
+        if (C.linkat(root, name, root, t, 0) != 0 || C.renameat(root, t, root, alias) != 0) {
+            C.unlinkat(root, t, 0);
+            Log.warn("could not keep " + alias + " linked to " + name + " (" + Posix.strerror(Posix.errno())
+                    + "): it keeps the content of the last version");
+        }
+    }
+
+    private String tmpName() {
+        return CaptureFs.TMP_PREFIX + TMP_SEQ.incrementAndGet() + "~" + ProcessHandle.current().pid();
+    }
+
+    /**
+     * End of a run: make the live file independent of its last version (finishing a pending copy),
+     * so it can be moved into place without the version changing afterwards.
+     */
+    void detach() {
+        lock.writeLock().lock();
+        try {
+            if (cow.mustCopyBeforeChange() && rel != null && ensureFd(false) == 0) unshare(false);
+            if (refs.get() == 0) closeFdLocked();
+        } finally {
+            lock.writeLock().unlock();
         }
     }
 }

@@ -82,21 +82,22 @@ final class DirCapture {
         TargetMatcher matcher = new TargetMatcher(patterns);
         if (versionsDir != null) {
             Path shown = versionsDir.toAbsolutePath().normalize();
-            Path access = shown.startsWith(folder) ? viaFd.resolve(folder.relativize(shown)) : shown;
-            targets.add(matcher, io.versionfs.cli.MountCommand.openStore(access, shown, start));
+            boolean inside = shown.startsWith(folder);
+            Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
+            targets.add(matcher, VersionStore.openChecked(access, shown, start),
+                    inside ? folder.relativize(shown).toString() : null);
         } else {
             targets.addPerFile(matcher, rel -> {
-                try {
-                    return VersionStore.open(viaFd.resolve(rel + ".versions"), folder.resolve(rel + ".versions"), start);
-                } catch (IOException e) {
-                    Log.warn("cannot create " + folder.resolve(rel + ".versions") + " (" + e.getMessage()
-                            + "): " + rel + " is NOT versioned");
-                    throw new UncheckedIOException(e);
+                Path shown = folder.resolve(rel + ".versions");
+                if (Files.exists(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                        && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
                 }
+                return VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
             });
         }
-        saveInitialContent(viaFd);
         fs = new CaptureFs(rootFd, targets);
+        saveInitialContent(viaFd);
         fs.onNamespaceEvent(ev -> {
             synchronized (events) {
                 events.add(ev);
@@ -115,8 +116,7 @@ final class DirCapture {
             for (Path p : ds) {
                 String rel = p.getFileName().toString();
                 if (!Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
-                VersionStore store = targets.storeFor(rel);
-                if (store != null) store.capture(rootFd, rel, 0, rel, "initial", 0, "");
+                fs.captureInitial(rel);
             }
         }
     }
@@ -131,6 +131,10 @@ final class DirCapture {
         }
     }
 
+    void stopWaits() {
+        if (fs != null) fs.stop();
+    }
+
     void finish(long handleWaitMillis) {
         if (mount == null) return;
         mount.finish(handleWaitMillis);
@@ -142,6 +146,11 @@ final class DirCapture {
         rootFd = -1;
     }
 
+    /** Files that matched a target but could not be versioned (e.g. their versions folder name is taken). */
+    int unversionableCount() {
+        return targets == null ? 0 : targets.unversionable().size();
+    }
+
     List<VersionStore> stores() {
         return targets == null ? List.of() : targets.stores();
     }
@@ -149,6 +158,10 @@ final class DirCapture {
     /** One report per versioned file, grouped by file. */
     List<Summary.FileReport> reports() {
         List<Summary.FileReport> out = new ArrayList<>();
+        if (targets != null) {
+            targets.unversionable().forEach((rel, why) -> out.add(new Summary.FileReport(folder.resolve(rel).toString(),
+                    "-", "-", null, List.of("NOT versioned: " + why))));
+        }
         for (VersionStore s : stores()) {
             s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(folder.resolve(file).toString(),
                     s.dir().toString(), s.manifestPath().toString(), vs, List.of())));

@@ -72,9 +72,16 @@ public final class RunSession {
             for (Path t : targets) {
                 Path vdir = opt.versionsDir() != null ? opt.versionsDir().toAbsolutePath().normalize()
                         : t.resolveSibling(t.getFileName() + ".versions");
+                for (TargetLink other : links) {
+                    if (other.name.equals(t.getFileName().toString()) && other.store.dir().equals(vdir)) {
+                        throw new UserError(ExitCodes.BAD_TARGET, "--target " + other.target + " and --target " + t
+                                + " have the same file name and would share the versions folder " + vdir
+                                + ": give them separate folders (run versionfs once per target, or drop --versions-dir)");
+                    }
+                }
                 VersionStore store = stores.get(vdir);
                 if (store == null) {
-                    store = io.versionfs.cli.MountCommand.openStore(vdir, start);
+                    store = VersionStore.openChecked(vdir, start);
                     stores.put(vdir, store);
                 }
                 links.add(new TargetLink(t, store));
@@ -113,6 +120,8 @@ public final class RunSession {
                 if (asked > 0 && System.currentTimeMillis() - asked > opt.graceMillis()) {
                     Log.warn("the job is still running " + opt.graceMillis() / 1000 + " s after " + lastSignal
                             + ": killing it (SIGKILL) to save the versions before the batch system kills us");
+                    links.forEach(TargetLink::stopWaits); // a writer waiting on a copy must not survive the KILL
+                    if (dirMode != null) dirMode.stopWaits();
                     child.signal(SIGKILL);
                     stopRequestedAt = 0;
                 }
@@ -154,7 +163,7 @@ public final class RunSession {
                     l.restore();
                 } catch (IOException | RuntimeException e) {
                     Log.warn("could not put " + l.target + " back as a regular file (" + e.getMessage()
-                            + "); its last content is in " + l.store.liveDir());
+                            + "); its last content is in " + l.liveDir);
                 }
                 l.cleanup();
             }
@@ -178,7 +187,9 @@ public final class RunSession {
             System.err.println("versionfs: error: " + failure.getMessage());
             return failure.code;
         }
-        if (exit == 0 && summary.totalLost() > 0) return ExitCodes.VERSIONS_LOST;
+        if (exit == 0 && (summary.totalLost() > 0 || (dirMode != null && dirMode.unversionableCount() > 0))) {
+            return ExitCodes.VERSIONS_LOST;
+        }
         return exit;
     }
 
@@ -251,6 +262,7 @@ public final class RunSession {
                     throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the"
                             + " program overwrites (e.g. job.gbw)");
                 }
+                notSpecial(t, g.toString());
                 out.add(t);
             }
             return out;
@@ -287,6 +299,29 @@ public final class RunSession {
                 out.addAll(found);
             }
             return out;
+        }
+
+        /** Only regular files are versioned: a FIFO, socket or device as target is refused up front. */
+        static void notSpecial(Path t, String given) {
+            if (!Files.exists(t, LinkOption.NOFOLLOW_LINKS) || Files.isSymbolicLink(t)) return;
+            if (!Files.isRegularFile(t, LinkOption.NOFOLLOW_LINKS)) {
+                String kind;
+                try {
+                    Object mode = Files.getAttribute(t, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+                    int fmt = ((Integer) mode) & 0170000;
+                    kind = switch (fmt) {
+                        case 0010000 -> "a FIFO (named pipe)";
+                        case 0140000 -> "a socket";
+                        case 0020000 -> "a character device";
+                        case 0060000 -> "a block device";
+                        default -> "not a regular file";
+                    };
+                } catch (IOException | RuntimeException e) {
+                    kind = "not a regular file";
+                }
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + given + " is " + kind + ": versionfs versions"
+                        + " regular files only (give the file the program overwrites)");
+            }
         }
 
         static void notASymlink(Path t) {

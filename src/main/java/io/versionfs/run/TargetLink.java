@@ -46,10 +46,32 @@ final class TargetLink {
     private volatile String lastStatus = "intact";
     private final List<String> problems = new ArrayList<>();
 
+    /**
+     * Where the live file lives. The job's data must sit on the job's own disk, not on the
+     * versions' disk: with the versions folder on the target's filesystem (the default) that is
+     * the hidden folder inside it (hard-link captures, O(1)); with --versions-dir on another
+     * filesystem it is a hidden folder beside the target, so a full versions disk costs versions
+     * (copied, recorded lost when there is no room), never the job's own writes.
+     */
+    final Path liveDir;
+
     TargetLink(Path target, VersionStore store) {
         this.target = target;
         this.name = target.getFileName().toString();
         this.store = store;
+        this.liveDir = sameFilesystem(target.getParent(), store.liveDirAccess()) ? store.liveDir()
+                : target.getParent().resolve(LIVE_BESIDE);
+    }
+
+    /** Hidden folder beside the target for the live file when the versions folder is on another filesystem. */
+    static final String LIVE_BESIDE = ".versionfs-live";
+
+    private static boolean sameFilesystem(Path a, Path b) {
+        try {
+            return Files.getAttribute(a, "unix:dev").equals(Files.getAttribute(b, "unix:dev"));
+        } catch (IOException | RuntimeException e) {
+            return true;
+        }
     }
 
     private Path stateFile() {
@@ -58,7 +80,7 @@ final class TargetLink {
     }
 
     private Path liveFile() {
-        return store.liveDir().resolve(name);
+        return liveDir.resolve(name);
     }
 
     // ---- before the run ---------------------------------------------------------------------
@@ -94,7 +116,7 @@ final class TargetLink {
                 // not empty or not ours: leave it
             }
         }
-        Path live = liveFile();
+        Path live = s.get("live") instanceof String l ? Path.of(l) : liveFile();
         if (Files.exists(live)) {
             if (Files.isSymbolicLink(target) && oldLink != null && Files.readSymbolicLink(target).toString().equals(oldLink)) {
                 Files.move(live, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
@@ -124,8 +146,11 @@ final class TargetLink {
     }
 
     private void cleanTemps() throws IOException {
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(store.liveDir(), CaptureFs.TMP_PREFIX + "*")) {
-            for (Path p : ds) Files.deleteIfExists(p);
+        for (Path dir : List.of(store.liveDir(), liveDir)) {
+            if (!Files.isDirectory(dir)) continue;
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, CaptureFs.TMP_PREFIX + "*")) {
+                for (Path p : ds) Files.deleteIfExists(p);
+            }
         }
     }
 
@@ -136,23 +161,27 @@ final class TargetLink {
     void prepareLive() {
         Path live = liveFile();
         try {
+            if (!liveDir.equals(store.liveDir())) {
+                Files.createDirectories(liveDir, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                        java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+            }
             Files.deleteIfExists(live);
             if (!Files.exists(target, LinkOption.NOFOLLOW_LINKS)) return;
-            store.capture(LibC.AT_FDCWD, target.toString(), 0, name, "initial", 0, "");
             try {
-                // O(1) for any size: the live file starts as one more name of the user's file. It
-                // has other links, so the filesystem copies before the first modification (and
-                // never copies at all if the program rewrites it from scratch, as ORCA does).
+                // O(1) for any size: the live file starts as one more name of the user's file, and
+                // once mounted that inode is saved as version 1 ("initial", CaptureFs.captureInitial)
+                // and copied before the first modification (never, if the program rewrites it
+                // from scratch, as ORCA does).
                 Files.createLink(live, target);
             } catch (IOException | UnsupportedOperationException e) {
                 copyFile(target, live); // versions folder on another filesystem
             }
         } catch (IOException e) {
             if (isNoSpace(e)) {
-                throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + store.liveDir()
+                throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + liveDir
                         + ": free space or quota there (or choose --versions-dir on another filesystem)");
             }
-            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot copy " + target + " into " + store.liveDir() + ": " + e.getMessage());
+            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot copy " + target + " into " + liveDir + ": " + e.getMessage());
         }
     }
 
@@ -175,12 +204,13 @@ final class TargetLink {
     void mount(Path mountPoint) throws IOException {
         this.mountPoint = mountPoint;
         this.linkTarget = mountPoint.resolve(name);
-        rootFd = Posix.openDir(store.liveDir().toString());
-        fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(List.of(name)), store));
+        rootFd = Posix.openDir(liveDir.toString());
+        fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(List.of(name)), store, null));
+        if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(name);
         fs.onNamespaceEvent(ev -> Log.warn(ev.replace(name, target.toString()) + " inside the capture mount"));
         mount = FuseMount.mount(fs, mountPoint);
         Files.writeString(stateFile(), Json.obj().put("pid", ProcessHandle.current().pid()).put("target", target.toString())
-                .put("link", linkTarget.toString()).put("mount", mountPoint.toString())
+                .put("link", linkTarget.toString()).put("mount", mountPoint.toString()).put("live", liveFile().toString())
                 .put("started", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())).toString(), StandardCharsets.UTF_8);
     }
 
@@ -259,6 +289,11 @@ final class TargetLink {
 
 
 
+    /** The job is being killed: nothing may stay blocked waiting for a copy in our filesystem. */
+    void stopWaits() {
+        if (fs != null) fs.stop();
+    }
+
     /** Saves unclosed changes, finishes copies and unmounts. Safe to call if mount() never happened. */
     void finishCapture(long handleWaitMillis) {
         if (mount == null) return;
@@ -303,6 +338,11 @@ final class TargetLink {
         rootFd = -1;
         try {
             Files.deleteIfExists(stateFile());
+            if (!liveDir.equals(store.liveDir()) && Files.isDirectory(liveDir)) {
+                try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir)) {
+                    if (!ds.iterator().hasNext()) Files.delete(liveDir);
+                }
+            }
             if (mountPoint != null && io.versionfs.fs.MountTable.fuseAt(mountPoint) == null) Files.deleteIfExists(mountPoint);
         } catch (IOException e) {
             Log.debug("cleanup: " + e.getMessage());

@@ -1,5 +1,6 @@
 package io.versionfs.sys;
 
+import jnr.constants.platform.OpenFlags;
 import jnr.ffi.LibraryLoader;
 import jnr.ffi.Pointer;
 import jnr.ffi.annotations.SaveError;
@@ -20,20 +21,19 @@ public interface LibC {
     int AT_REMOVEDIR = 0x200;
     int AT_SYMLINK_FOLLOW_LINK = 0x400; // AT_SYMLINK_FOLLOW, for linkat
 
-    int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_ACCMODE = 3;
-    int O_CREAT = 0100, O_EXCL = 0200, O_TRUNC = 01000, O_APPEND = 02000;
-    int O_DIRECTORY = 0200000, O_NOFOLLOW = 0400000, O_CLOEXEC = 02000000, O_PATH = 010000000;
+    // Open flags from jnr-constants, which has the table of each architecture (O_DIRECTORY and
+    // O_NOFOLLOW differ between x86_64 and aarch64).
+    int O_RDONLY = OpenFlags.O_RDONLY.intValue(), O_WRONLY = OpenFlags.O_WRONLY.intValue(),
+            O_RDWR = OpenFlags.O_RDWR.intValue(), O_ACCMODE = OpenFlags.O_ACCMODE.intValue();
+    int O_CREAT = OpenFlags.O_CREAT.intValue(), O_EXCL = OpenFlags.O_EXCL.intValue(),
+            O_TRUNC = OpenFlags.O_TRUNC.intValue(), O_APPEND = OpenFlags.O_APPEND.intValue();
+    int O_DIRECTORY = OpenFlags.O_DIRECTORY.intValue(), O_NOFOLLOW = OpenFlags.O_NOFOLLOW.intValue(),
+            O_CLOEXEC = OpenFlags.O_CLOEXEC.intValue(), O_NONBLOCK = OpenFlags.O_NONBLOCK.intValue();
+    int SEEK_DATA = 3, SEEK_HOLE = 4; // the same on every Linux architecture
 
     long FICLONE = 0x40049409L;
     int PR_SET_CHILD_SUBREAPER = 36;
     int WNOHANG = 1;
-
-    /** struct stat on x86_64/aarch64 Linux is at most 144 bytes; over-allocate. */
-    int STAT_SIZE = 256;
-    /** st_mode: after dev, ino, nlink (8 each) on x86_64; aarch64's generic layout has a 4-byte nlink after it. */
-    int STAT_MODE_OFFSET = "aarch64".equals(System.getProperty("os.arch")) ? 16 : 24;
-    int STAT_SIZE_OFFSET = 48; // the same on both
-    boolean STAT_NLINK_64 = !"aarch64".equals(System.getProperty("os.arch")); // 8 bytes at 16 on x86_64, 4 at 20 on aarch64
 
     LibC INSTANCE = LibraryLoader.create(LibC.class).load("c");
 
@@ -63,6 +63,10 @@ public interface LibC {
     @SaveError int kill(int pid, int sig);
     @SaveError int waitpid(int pid, Pointer status, int options);
     @SaveError long read(int fd, Pointer buf, long count);
+    @SaveError long lseek(int fd, long offset, int whence);
+    @SaveError int fchmod(int fd, int mode);
+    @SaveError int fchown(int fd, int uid, int gid);
+    @SaveError int futimens(int fd, Pointer times);
     @SaveError int setpriority(int which, int who, int prio);
     long syscall(long number);
     int getuid();

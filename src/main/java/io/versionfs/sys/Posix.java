@@ -19,16 +19,7 @@ public final class Posix {
         return C.strerror(errno);
     }
 
-    private static final ThreadLocal<Pointer> STAT = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, LibC.STAT_SIZE));
     private static final ThreadLocal<Pointer> SMALL = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 4096));
-
-    /**
-     * A stat buffer for this thread (reused: allocating native memory per call showed up in the
-     * close() path). Valid until this thread's next allocStat().
-     */
-    public static Pointer allocStat() {
-        return STAT.get();
-    }
 
     /**
      * Reads up to 4 KiB of a small file (e.g. /proc/PID/cmdline) with three system calls and no
@@ -70,18 +61,6 @@ public final class Posix {
             t.setDaemon(true);
             return t;
         };
-    }
-
-    public static int statMode(Pointer st) {
-        return st.getInt(LibC.STAT_MODE_OFFSET);
-    }
-
-    public static long statNlink(Pointer st) {
-        return LibC.STAT_NLINK_64 ? st.getLong(16) : st.getInt(20);
-    }
-
-    public static long statSize(Pointer st) {
-        return st.getLong(LibC.STAT_SIZE_OFFSET);
     }
 
     /** Opens a directory descriptor to anchor {@code *at} calls; throws with the OS reason. */

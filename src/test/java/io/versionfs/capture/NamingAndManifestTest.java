@@ -8,7 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalInt;
+import java.util.OptionalLong;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -33,10 +33,36 @@ class NamingAndManifestTest {
 
     @Test
     void parsesOnlyVersionsOfTheSameFile() {
-        assertEquals(OptionalInt.of(7), VersionNaming.parse("job.gbw", "job.000007.gbw"));
+        assertEquals(OptionalLong.of(7), VersionNaming.parse("job.gbw", "job.000007.gbw"));
         assertFalse(VersionNaming.parse("job.gbw", "job.000007.ges").isPresent());
         assertFalse(VersionNaming.parse("job.gbw", "myjob.000007.gbw").isPresent());
         assertFalse(VersionNaming.parse("job.gbw", "job.gbw").isPresent());
+        assertFalse(VersionNaming.parse("job.gbw", "job.0000x7.gbw").isPresent());
+        assertEquals(OptionalLong.of(123456789), VersionNaming.parse("job.gbw", "job.123456789.gbw"));
+        // A stray name with a digit run we would never give is not ours (no overflow, no jump).
+        assertFalse(VersionNaming.parse("job.gbw", "job.99999999999.gbw").isPresent());
+        assertFalse(VersionNaming.parse("job.gbw", "job.99999999999999999999999.gbw").isPresent());
+    }
+
+    @Test
+    void seriesInASubfolderKeepItsFolder() {
+        assertEquals("sub/x.000003.dat", VersionNaming.versionName("sub/x.dat", 3));
+        assertEquals(OptionalLong.of(3), VersionNaming.parse("sub/x.dat", "x.000003.dat"));
+    }
+
+    @Test
+    void strayHugeNumberDoesNotBreakNumbering() throws Exception {
+        Files.writeString(tmp.resolve("job.99999999999.gbw"), "stray");
+        Files.writeString(tmp.resolve("job.000002.gbw"), "old");
+        try (VersionStore s = VersionStore.open(tmp, java.time.Instant.now())) {
+            Files.writeString(tmp.resolve("src"), "new");
+            int fd = io.versionfs.sys.Posix.openDir(tmp.toString());
+            VersionStore.Captured c = s.captureAt(fd, "src", "job.gbw", "close");
+            io.versionfs.sys.Posix.C.close(fd);
+            assertEquals(3, c.version().number);
+            s.drain();
+            assertEquals("stray", Files.readString(tmp.resolve("job.99999999999.gbw")));
+        }
     }
 
     @Test
@@ -69,7 +95,7 @@ class NamingAndManifestTest {
         try (VersionStore s = VersionStore.open(tmp, java.time.Instant.now())) {
             Files.writeString(tmp.resolve("src"), "new");
             int fd = io.versionfs.sys.Posix.openDir(tmp.toString());
-            VersionStore.Captured c = s.capture(fd, "src", 0, "job.gbw", "close", 1, "x");
+            VersionStore.Captured c = s.captureAt(fd, "src", "job.gbw", "close");
             io.versionfs.sys.Posix.C.close(fd);
             assertEquals(42, c.version().number);
             assertTrue(c.linked(), "same filesystem: captured by hard link");

@@ -31,7 +31,7 @@ public final class MountFixture implements AutoCloseable {
         Files.createDirectories(mnt);
         store = VersionStore.open(versions, Instant.now());
         rootFd = Posix.openDir(store.liveDir().toString());
-        fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(List.of(targets)), store));
+        fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(List.of(targets)), store, null));
         mount = FuseMount.mount(fs, mnt);
     }
 
