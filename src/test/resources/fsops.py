@@ -99,6 +99,73 @@ def main(argv):
         write_all(fd, argv[2].encode())
         os.close(fd)
         os.rename(tmp, path)
+    elif cmd == "rename-while-open":  # rename-while-open A B: write A, rename to B, pwrite on the same fd, close
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"AAAAAAAA")
+        os.rename(path, argv[2])
+        os.pwrite(fd, b"ZZ", 0)
+        os.close(fd)
+    elif cmd == "link-onto":        # link-onto SRC DST: write SRC, link it to DST while open, write more, close, unlink SRC
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"linked-")
+        os.link(path, argv[2])
+        os.write(fd, b"more")
+        os.close(fd)
+        os.unlink(path)
+    elif cmd == "unlink-while-open":  # write, unlink, write more through the same fd, close
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"before ")
+        os.unlink(path)
+        os.write(fd, b"after")
+        os.lseek(fd, 0, 0)
+        data = os.read(fd, 100)
+        os.close(fd)
+        if data != b"before after":
+            print("read back " + repr(data), file=sys.stderr)
+            return 1
+        if os.path.exists(path) or any(n.startswith(".fuse_hidden") for n in os.listdir(os.path.dirname(path) or ".")):
+            print("the unlinked file is still visible", file=sys.stderr)
+            return 1
+    elif cmd == "burst":            # burst DIR N MINMB MAXMB: N processes close big files at once, then edit in place
+        n, lo, hi = int(argv[2]), int(argv[3]), int(argv[4])
+        go = os.path.join(path, "go.flag")
+        kids = []
+        for k in range(n):
+            pid = os.fork()
+            if pid == 0:
+                f = os.path.join(path, "f%02d.dat" % k)
+                size = (lo + (k * 7) % (hi - lo + 1)) << 20
+                fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+                write_all(fd, payload("b%d" % k, 1, size))
+                while not os.path.exists(go):
+                    os.sched_yield()
+                os.close(fd)                      # all at once: captures, eager copies saturate
+                fd = os.open(f, os.O_RDWR)
+                os.pwrite(fd, b"EDIT%02d" % k, size // 2)  # in place: must wait for a copy, never hang
+                os.close(fd)
+                os._exit(0)
+            kids.append(pid)
+        import time
+        time.sleep(1.0)
+        open(go, "w").close()
+        bad = 0
+        for pid in kids:
+            _, st = os.waitpid(pid, 0)
+            bad += st != 0
+        os.unlink(go)
+        return 1 if bad else 0
+    elif cmd == "sparse":           # sparse PATH GIB: data at both ends of a GIB-sized hole
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.pwrite(fd, b"head" * 1024, 0)
+        os.pwrite(fd, b"tail" * 1024, (int(argv[2]) << 30) - 4096)
+        os.close(fd)
+    elif cmd == "chmod":            # chmod PATH OCTAL
+        os.chmod(path, int(argv[2], 8))
+    elif cmd == "rewrite-many":     # rewrite-many PATH COUNT: small O_TRUNC rewrites
+        for i in range(int(argv[2])):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, b"%d\n" % i)
+            os.close(fd)
     else:
         print("unknown command " + cmd, file=sys.stderr)
         return 2

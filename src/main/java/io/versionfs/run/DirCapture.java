@@ -66,6 +66,7 @@ final class DirCapture {
                         + " targets are files of the folder the job runs in (cd there first)");
             }
             if (s.startsWith("./")) s = s.substring(2);
+            if (!TargetMatcher.isGlob(s)) RunSession.Preflight.notSpecial(folder.resolve(s), g.toString());
             if (Files.isDirectory(folder.resolve(s)) && !TargetMatcher.isGlob(s)) {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the program overwrites");
             }

@@ -1,0 +1,298 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import io.versionfs.capture.Manifest;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The capture engine against what a hostile user (or an unusual program) does: renames, hard
+ * links and unlinks of open files, 80 processes at once, a full versions disk, a file where a
+ * folder should be, a FIFO, chmod, sparse files, tens of thousands of versions. Real mounts, real
+ * processes, through the real launcher; every test checks every saved version against the sha256
+ * its manifest records.
+ */
+class EngineIT {
+    private static final String PY = "python3 " + TestSupport.FSOPS;
+
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    private Result vfs(long timeoutSec, String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
+        return TestSupport.run(dir, null, timeoutSec, cmd);
+    }
+
+    static String sha256(byte[] b) throws Exception {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    }
+
+    /**
+     * Every saved version in {@code vdir} exists and has the bytes its manifest line hashes to;
+     * every version file in the folder is in the manifest. Returns the version lines in order.
+     */
+    static List<Map<String, Object>> verifyVersions(Path vdir) throws Exception {
+        List<Map<String, Object>> rows = TestSupport.manifestVersions(vdir);
+        List<String> listed = new ArrayList<>();
+        for (Map<String, Object> r : rows) {
+            if (!"saved".equals(r.get("status"))) continue;
+            Path f = vdir.resolve((String) r.get("path"));
+            assertTrue(Files.isRegularFile(f), "version file of " + r + " exists");
+            assertNotNull(r.get("sha256"), "hashed: " + r);
+            assertEquals(r.get("sha256"), sha256(Files.readAllBytes(f)), "content of " + f + " matches its manifest sha256");
+            assertEquals(((Number) r.get("size")).longValue(), Files.size(f), "size of " + f);
+            listed.add((String) r.get("path"));
+        }
+        try (Stream<Path> s = Files.list(vdir)) {
+            for (Path p : s.toList()) {
+                String n = p.getFileName().toString();
+                if (n.equals(Manifest.FILE_NAME) || n.startsWith(".")) continue;
+                if (n.matches(".*\\.\\d{6,9}(\\..*)?")) assertTrue(listed.contains(n), n + " is accounted for in the manifest");
+            }
+        }
+        return rows;
+    }
+
+    private static List<String> contents(Path vdir, List<Map<String, Object>> rows) throws Exception {
+        List<String> out = new ArrayList<>();
+        for (Map<String, Object> r : rows) {
+            out.add("saved".equals(r.get("status")) ? Files.readString(vdir.resolve((String) r.get("path"))) : "LOST");
+        }
+        return out;
+    }
+
+    @Test
+    void renameWhileOpenNeverChangesAVersionNorDropsAWrite() throws Exception {
+        // open a.xyz, write AAAAAAAA, rename to b.xyz, pwrite ZZ at 0 on the same fd, close;
+        // then edit b.xyz in place by name.
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "sh", "-c",
+                PY + " rename-while-open a.xyz b.xyz && " + PY + " overwrite-middle b.xyz Y 7");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("ZZAAAAAY", Files.readString(dir.resolve("b.xyz")), "every write of the program is in the file");
+        assertFalse(Files.exists(dir.resolve("a.xyz")));
+        Path vb = dir.resolve("b.xyz.versions");
+        List<Map<String, Object>> rows = verifyVersions(vb);
+        assertEquals(List.of("AAAAAAAA", "ZZAAAAAA", "ZZAAAAAY"), contents(vb, rows),
+                "the version taken at the rename keeps what the file held then");
+        assertEquals(List.of("rename", "close", "close"), rows.stream().map(m -> m.get("reason")).toList());
+        // a.xyz's own folder records that it moved.
+        assertTrue(Manifest.read(dir.resolve("a.xyz.versions")).stream().anyMatch(m -> "rename".equals(m.get("event"))));
+    }
+
+    @Test
+    void aHardLinkOntoATargetIsAVersionAndWritesThroughTheOldNameAreKept() throws Exception {
+        // write tmp.dat (not a target), link it to job.dat while open, write more, close, unlink tmp.dat
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "job.dat", "--", "sh", "-c", PY + " link-onto tmp.dat job.dat");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("linked-more", Files.readString(dir.resolve("job.dat")));
+        assertFalse(Files.exists(dir.resolve("tmp.dat")));
+        Path v = dir.resolve("job.dat.versions");
+        List<Map<String, Object>> rows = verifyVersions(v);
+        assertEquals(List.of("linked-", "linked-more"), contents(v, rows));
+        assertEquals(List.of("link", "close"), rows.stream().map(m -> m.get("reason")).toList());
+    }
+
+    @Test
+    void programHardLinksStayLinkedAcrossVersions() throws Exception {
+        // link(job.dat, other) then edit by one name: both names still show the same content,
+        // and the version taken before the edit does not change.
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "job.dat", "--", "sh", "-c",
+                PY + " write job.dat one && ln job.dat other && " + PY + " overwrite-middle other X 0 && cat job.dat > seen");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("Xne", Files.readString(dir.resolve("seen")), "the edit through the other name is the file's");
+        assertEquals("Xne", Files.readString(dir.resolve("job.dat")));
+        assertEquals("Xne", Files.readString(dir.resolve("other")));
+        assertEquals(Files.getAttribute(dir.resolve("job.dat"), "unix:ino"), Files.getAttribute(dir.resolve("other"), "unix:ino"),
+                "still one file with two names");
+        Path v = dir.resolve("job.dat.versions");
+        assertEquals(List.of("one", "Xne"), contents(v, verifyVersions(v)));
+    }
+
+    @Test
+    void unlinkWhileOpenIsARealUnlinkAndItsWritesAreVersioned() throws Exception {
+        // fsops checks, inside the mount, that the file reads back whole and that no
+        // .fuse_hidden file appeared.
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "x.dat", "--", PY.split(" ")[0], TestSupport.FSOPS.toString(),
+                "unlink-while-open", "x.dat");
+        assertEquals(0, r.exit(), r.err() + r.out());
+        assertFalse(Files.exists(dir.resolve("x.dat")));
+        try (Stream<Path> s = Files.list(dir)) {
+            assertTrue(s.noneMatch(p -> p.getFileName().toString().startsWith(".fuse_hidden")), "no .fuse_hidden left");
+        }
+        Path v = dir.resolve("x.dat.versions");
+        assertEquals(List.of("before after"), contents(v, verifyVersions(v)));
+        assertTrue(Manifest.read(v).stream().anyMatch(m -> "unlink".equals(m.get("event"))));
+    }
+
+    @Test
+    void sameFileNameInTwoFoldersSharingAVersionsFolderIsRefusedUpFront() throws Exception {
+        Files.createDirectories(dir.resolve("a"));
+        Files.createDirectories(dir.resolve("b"));
+        Files.writeString(dir.resolve("a/job.gbw"), "A0");
+        Files.writeString(dir.resolve("b/job.gbw"), "B0");
+        String job = "cat a/job.gbw b/job.gbw > seen; echo A1 > a/job.gbw; echo B1 > b/job.gbw";
+        Result r = vfs(60, "run", "--versions-dir", "V", "--target", "a/job.gbw", "--target", "b/job.gbw", "--", "sh", "-c", job);
+        assertEquals(202, r.exit(), r.err());
+        assertTrue(r.err().contains("same file name"), r.err());
+        assertEquals("A0", Files.readString(dir.resolve("a/job.gbw")), "nothing touched");
+        assertEquals("B0", Files.readString(dir.resolve("b/job.gbw")));
+        assertFalse(Files.exists(dir.resolve("seen")), "the job did not run");
+        // Without a shared folder each gets its own: both work.
+        r = vfs(60, "run", "--target", "a/job.gbw", "--target", "b/job.gbw", "--", "sh", "-c", job);
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("A0B0", Files.readString(dir.resolve("seen")));
+        assertEquals("A1\n", Files.readString(dir.resolve("a/job.gbw")));
+        assertEquals("B1\n", Files.readString(dir.resolve("b/job.gbw")));
+        assertEquals(List.of("A0", "A1\n"), contents(dir.resolve("a/job.gbw.versions"), verifyVersions(dir.resolve("a/job.gbw.versions"))));
+        assertEquals(List.of("B0", "B1\n"), contents(dir.resolve("b/job.gbw.versions"), verifyVersions(dir.resolve("b/job.gbw.versions"))));
+    }
+
+    @Test
+    void eightyProcessesClosingAtOnceThenEditingInPlaceAreNeverHung() throws Exception {
+        // 80 processes write 2-6 MiB each, close at the same moment (80 captures: more eager
+        // copies than the copier takes), then edit in place (each must wait for a copy). The
+        // deadline is generous: only a hang misses it.
+        int n = 80;
+        Result r = vfs(900, "run", "--mode", "dir", "--target", "f*.dat", "--", PY.split(" ")[0], TestSupport.FSOPS.toString(),
+                "burst", ".", String.valueOf(n), "2", "6");
+        assertEquals(0, r.exit(), r.err() + r.out());
+        for (int k = 0; k < n; k++) {
+            String name = String.format("f%02d.dat", k);
+            int size = (2 + (k * 7) % 5) << 20;
+            byte[] first = TestSupport.payload("b" + k, 1, size);
+            byte[] edited = first.clone();
+            byte[] edit = String.format("EDIT%02d", k).getBytes();
+            System.arraycopy(edit, 0, edited, size / 2, edit.length);
+            assertArrayEquals(edited, Files.readAllBytes(dir.resolve(name)), name + " has every write");
+            Path v = dir.resolve(name + ".versions");
+            List<Map<String, Object>> rows = verifyVersions(v);
+            assertEquals(2, rows.size(), name + ": " + rows);
+            assertArrayEquals(first, Files.readAllBytes(v.resolve((String) rows.get(0).get("path"))), name + " version 1");
+            assertArrayEquals(edited, Files.readAllBytes(v.resolve((String) rows.get(1).get("path"))), name + " version 2");
+        }
+    }
+
+    @Test
+    void aFileWhereTheVersionsFolderShouldBeLeavesTheJobsWritesAlone() throws Exception {
+        Files.writeString(dir.resolve("x.dat.versions"), "someone's file");
+        Result r = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c", "echo hello > x.dat");
+        assertEquals("hello\n", Files.readString(dir.resolve("x.dat")), "the job's write succeeded: " + r.err());
+        assertEquals("someone's file", Files.readString(dir.resolve("x.dat.versions")));
+        assertEquals(207, r.exit(), "the job succeeded but nothing could be versioned: " + r.err());
+        assertTrue(r.err().contains("x.dat is NOT versioned") && r.err().contains("is not a folder"), r.err());
+        assertFalse(r.err().contains("Exception"), r.err());
+    }
+
+    @Test
+    void aFullVersionsDiskCostsVersionsNeverTheJobsWrites() throws Exception {
+        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
+        Path small = dir.resolve("small");
+        Files.createDirectory(small);
+        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small.toString()).exit());
+        try {
+            // 10 rewrites of 3 MiB; the versions folder (on the 4 MiB tmpfs) holds one of them.
+            Result r = vfs(300, "run", "--versions-dir", small.resolve("v").toString(), "--target", "job.gbw", "--",
+                    PY.split(" ")[0], TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "r", "1", "10", "3145728");
+            assertEquals(207, r.exit(), "the job succeeded, versions were lost: " + r.err());
+            assertArrayEquals(TestSupport.payload("r", 10, 3145728), Files.readAllBytes(dir.resolve("job.gbw")),
+                    "the job's last write is the file's content");
+            List<Map<String, Object>> rows = verifyVersions(small.resolve("v"));
+            assertEquals(10, rows.size(), rows.toString());
+            assertTrue(rows.stream().allMatch(m -> "close".equals(m.get("reason"))), "every close is a version, none 'final-unclosed'");
+            assertTrue(rows.stream().filter(m -> "saved".equals(m.get("status"))).allMatch(m -> ((Number) m.get("size")).longValue() == 3145728),
+                    "no partial version is marked saved");
+            long lost = rows.stream().filter(m -> "lost".equals(m.get("status"))).count();
+            assertTrue(lost >= 8, "the versions that did not fit are recorded lost: " + rows);
+            assertTrue(r.err().contains("LOST"), r.err());
+            assertFalse(Files.exists(dir.resolve(TargetLink.LIVE_BESIDE)), "the live folder beside the target is removed");
+        } finally {
+            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
+        }
+    }
+
+    @Test
+    void aFifoAsTargetIsRefusedUpFront() throws Exception {
+        assertEquals(0, TestSupport.run(dir, null, 10, "mkfifo", "job.gbw").exit());
+        Result r = vfs(60, "run", "--target", "job.gbw", "--", "true");
+        assertEquals(202, r.exit(), r.err());
+        assertTrue(r.err().contains("FIFO"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
+        r = vfs(60, "run", "--mode", "dir", "--target", "job.gbw", "--", "true");
+        assertEquals(202, r.exit(), r.err());
+        assertTrue(Files.exists(dir.resolve("job.gbw"), LinkOption.NOFOLLOW_LINKS));
+    }
+
+    @Test
+    void chmodThroughTheMountNeverChangesASavedVersion() throws Exception {
+        Result r = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c",
+                "umask 022; " + PY + " write x.dat one && " + PY + " chmod x.dat 600 && " + PY + " overwrite-middle x.dat O 0");
+        assertEquals(0, r.exit(), r.err());
+        Path v = dir.resolve("x.dat.versions");
+        List<Map<String, Object>> rows = verifyVersions(v);
+        assertEquals(List.of("one", "One"), contents(v, rows));
+        assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(v.resolve((String) rows.get(0).get("path")))));
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("x.dat"))));
+        // and the versions folder itself cannot be changed through the mount
+        r = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c",
+                "echo evil > x.dat.versions/" + rows.get(0).get("path") + "; chmod 777 x.dat.versions/" + rows.get(0).get("path")
+                        + "; rm -f x.dat.versions/" + rows.get(0).get("path") + "; echo done");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("one", "One", "One"), contents(v, verifyVersions(v)), "the second run's initial version, nothing else");
+        assertTrue(r.err().contains("read-only"), r.err());
+    }
+
+    @Test
+    void sparseFilesStaySparseInCopies() throws Exception {
+        // 1 GiB with 8 KiB of data; an in-place edit after its version forces a copy-on-write copy.
+        Result r = vfs(300, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c",
+                PY + " sparse x.dat 1 && " + PY + " overwrite-middle x.dat EDIT 100");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(1L << 30, Files.size(dir.resolve("x.dat")));
+        long allocated = Long.parseLong(TestSupport.run(dir, null, 10, "du", "--block-size=1", "x.dat").out().split("\\s+")[0]);
+        assertTrue(allocated < (4L << 20), "the copy stays sparse: " + allocated + " bytes allocated");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("x.dat.versions"));
+        assertEquals(2, rows.size());
+    }
+
+    @Test
+    void twentyThousandVersionsInBoundedMemory() throws Exception {
+        // The job reads the daemon's resident memory (its parent is the versionfs JVM) after
+        // 2,000 and after 20,000 versions: per-version memory must not accumulate.
+        String rss = "grep VmRSS /proc/$PPID/status | tr -s ' ' | cut -d' ' -f2";
+        Result r = vfs(900, "run", "--target", "n.txt", "--", "sh", "-c",
+                PY + " rewrite-many n.txt 2000 && " + rss + " > rss1 && " + PY + " rewrite-many n.txt 18000 && " + rss + " > rss2");
+        assertEquals(0, r.exit(), r.err());
+        long rss1 = Long.parseLong(Files.readString(dir.resolve("rss1")).strip());
+        long rss2 = Long.parseLong(Files.readString(dir.resolve("rss2")).strip());
+        System.out.printf("[EngineIT] daemon RSS after 2,000 versions: %d KiB, after 20,000: %d KiB%n", rss1, rss2);
+        assertTrue(rss2 - rss1 < 64 * 1024, "memory grows by less than 64 MiB over 18,000 versions: " + rss1 + " -> " + rss2 + " KiB");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("n.txt.versions"));
+        assertEquals(20000, rows.size());
+        assertEquals("17999\n", Files.readString(dir.resolve("n.txt")), "the second loop's last write");
+    }
+}
