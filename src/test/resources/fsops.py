@@ -154,6 +154,21 @@ def main(argv):
             bad += st != 0
         os.unlink(go)
         return 1 if bad else 0
+    elif cmd == "edit-loop":        # edit-loop DIR N MB: N processes write MB MiB each, then edit in place until killed
+        n, mb = int(argv[2]), int(argv[3])
+        for k in range(n):
+            if os.fork() == 0:
+                f = os.path.join(path, "e%02d.dat" % k)
+                fd = os.open(f, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+                write_all(fd, payload("e%d" % k, 1, mb << 20))
+                os.close(fd)
+                i = 0
+                while True:
+                    fd = os.open(f, os.O_RDWR)
+                    os.pwrite(fd, b"%08d" % i, (i * 4096) % (mb << 20))
+                    os.close(fd)
+                    i += 1
+        os.wait()
     elif cmd == "sparse":           # sparse PATH GIB: data at both ends of a GIB-sized hole
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         os.pwrite(fd, b"head" * 1024, 0)

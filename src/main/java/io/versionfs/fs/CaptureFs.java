@@ -675,7 +675,12 @@ public final class CaptureFs extends FuseStubFS {
                     return -e;
                 }
                 id = FileId.of(st);
-                lf = lookup(st, r);
+                try {
+                    lf = lookup(st, r);
+                } catch (RuntimeException | Error e) {
+                    C.close(fd0); // the barrier answers EIO; the descriptor must not leak
+                    throw e;
+                }
                 if (lf != null) lf.refs.incrementAndGet();
             } finally {
                 namespace.readLock().unlock();

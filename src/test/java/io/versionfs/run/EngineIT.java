@@ -198,6 +198,41 @@ class EngineIT {
     }
 
     @Test
+    void termWhileManyWritersWaitForCopiesEndsTheRunWithinItsGrace() throws Exception {
+        // 12 processes edit 24 MiB files in place in a loop: every close is a version, every next
+        // edit waits for a copy. TERM to versionfs must end it all: the job killed after --grace,
+        // no writer left blocked in a FUSE call, no mount left, every saved version intact.
+        String[] cmd = {TestSupport.LAUNCHER.toString(), "run", "--grace", "2", "--mode", "dir", "--target", "e*.dat", "--",
+                "python3", TestSupport.FSOPS.toString(), "edit-loop", ".", "12", "24"};
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("out.txt").toFile()).start();
+        long deadline = System.currentTimeMillis() + 120_000;
+        while (System.currentTimeMillis() < deadline && countVersions() < 24) Thread.sleep(200);
+        assertTrue(countVersions() >= 24, "writers got going: " + Files.readString(dir.resolve("out.txt")));
+        List<ProcessHandle> writers = p.descendants()
+                .filter(h -> h.info().commandLine().map(c -> c.contains("edit-loop")).orElse(false)).toList();
+        assertEquals(13, writers.size(), "the job and its 12 writers");
+        TestSupport.run(dir, null, 10, "kill", "-TERM", String.valueOf(p.pid()));
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS), "versionfs ended after TERM (generous deadline)");
+        for (ProcessHandle w : writers) assertFalse(TestSupport.isRunning(w.pid()), "writer " + w.pid() + " is gone");
+        assertEquals(143, p.exitValue(), Files.readString(dir.resolve("out.txt")));
+        for (int k = 0; k < 12; k++) {
+            Path v = dir.resolve(String.format("e%02d.dat.versions", k));
+            if (Files.isDirectory(v)) verifyVersions(v);
+        }
+    }
+
+    private long countVersions() throws Exception {
+        try (Stream<Path> s = Files.list(dir)) {
+            long n = 0;
+            for (Path v : s.filter(p -> p.getFileName().toString().endsWith(".versions")).toList()) {
+                n += TestSupport.manifestVersions(v).size();
+            }
+            return n;
+        }
+    }
+
+    @Test
     void aFileWhereTheVersionsFolderShouldBeLeavesTheJobsWritesAlone() throws Exception {
         Files.writeString(dir.resolve("x.dat.versions"), "someone's file");
         Result r = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c", "echo hello > x.dat");
