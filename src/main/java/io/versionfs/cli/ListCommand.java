@@ -39,7 +39,11 @@ final class ListCommand implements Callable<Integer> {
                 throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
                         + ": give a versions folder (e.g. job.gbw.versions)");
             }
-            List<Map<String, Object>> rows = Manifest.read(d);
+            Manifest.Contents contents = Manifest.readChecked(d);
+            for (String skip : contents.skipped()) {
+                System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip + ": skipped");
+            }
+            List<Map<String, Object>> rows = contents.rows();
             if (json) {
                 all.addAll(rows);
                 continue;
@@ -54,7 +58,7 @@ final class ListCommand implements Callable<Integer> {
                     continue;
                 }
                 Object size = r.get("size");
-                String sha = r.get("sha256") instanceof String s ? s.substring(0, 8) : "-";
+                String sha = r.get("sha256") instanceof String s ? s.substring(0, Math.min(8, s.length())) : "-";
                 String proc = r.get("pid") instanceof Long pid && pid > 0 ? pid + " " + firstWord(str(r.get("cmdline"), "")) : "-";
                 System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.get("file"), ""),
                         r.get("version"), str(r.get("time"), "").replace('T', ' ').replace("Z", ""),

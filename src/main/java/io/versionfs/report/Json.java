@@ -110,8 +110,11 @@ public final class Json {
     }
 
     private static final class Parser {
+        /** Deeper nesting is not a manifest line: refuse it rather than overflow the stack. */
+        private static final int MAX_DEPTH = 64;
         final String s;
         int i;
+        int depth;
 
         Parser(String s) {
             this.s = s;
@@ -127,10 +130,11 @@ public final class Json {
             char c = s.charAt(i);
             switch (c) {
                 case '{': {
+                    if (++depth > MAX_DEPTH) throw new IllegalArgumentException("nested too deep");
                     i++;
                     Map<String, Object> m = new LinkedHashMap<>();
                     ws();
-                    if (s.charAt(i) == '}') { i++; return m; }
+                    if (s.charAt(i) == '}') { i++; depth--; return m; }
                     while (true) {
                         ws();
                         String k = str();
@@ -140,27 +144,30 @@ public final class Json {
                         ws();
                         if (s.charAt(i) == ',') { i++; continue; }
                         expect('}');
+                        depth--;
                         return m;
                     }
                 }
                 case '[': {
+                    if (++depth > MAX_DEPTH) throw new IllegalArgumentException("nested too deep");
                     i++;
                     List<Object> l = new ArrayList<>();
                     ws();
-                    if (s.charAt(i) == ']') { i++; return l; }
+                    if (s.charAt(i) == ']') { i++; depth--; return l; }
                     while (true) {
                         l.add(value());
                         ws();
                         if (s.charAt(i) == ',') { i++; continue; }
                         expect(']');
+                        depth--;
                         return l;
                     }
                 }
                 case '"':
                     return str();
-                case 't': i += 4; return Boolean.TRUE;
-                case 'f': i += 5; return Boolean.FALSE;
-                case 'n': i += 4; return null;
+                case 't': word("true"); return Boolean.TRUE;
+                case 'f': word("false"); return Boolean.FALSE;
+                case 'n': word("null"); return null;
                 default: {
                     int st = i;
                     while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) i++;
@@ -170,6 +177,11 @@ public final class Json {
                     return Long.parseLong(num);
                 }
             }
+        }
+
+        void word(String w) {
+            if (!s.startsWith(w, i)) throw new IllegalArgumentException("bad value at " + i);
+            i += w.length();
         }
 
         void expect(char c) {

@@ -103,4 +103,43 @@ class NamingAndManifestTest {
             assertEquals("new", Files.readString(tmp.resolve("job.000042.gbw")));
         }
     }
+
+    @Test
+    void aDamagedManifestIsReadLineByLineAndTheDamageReported() throws Exception {
+        byte[] bad = {'{', '"', 'x', '"', ':', '"', (byte) 0xff, '"', '}', '\n'};
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+        b.write("{\"version\":1,\"file\":\"job.gbw\"}\n".getBytes());
+        b.write("null\n".getBytes());
+        b.write(bad);
+        b.write(("[".repeat(100_000) + "\n").getBytes());
+        b.write("{\"version\":2,\"file\":\"job.gbw\"}\n".getBytes());
+        b.write("{\"version\":3,\"fi".getBytes()); // torn: the run was killed mid-append
+        Files.write(tmp.resolve(Manifest.FILE_NAME), b.toByteArray());
+        Manifest.Contents c = Manifest.readChecked(tmp);
+        assertEquals(List.of(1L, 2L), c.rows().stream().map(m -> m.get("version")).toList());
+        assertEquals(4, c.skipped().size(), c.skipped().toString());
+        assertTrue(c.skipped().get(0).startsWith("line 2"), c.skipped().toString());
+        assertTrue(c.skipped().get(3).startsWith("line 6") && c.skipped().get(3).contains("cut short"), c.skipped().toString());
+        // The next run appends on a fresh line: its first line is not glued to the fragment.
+        try (Manifest m = new Manifest(tmp)) {
+            m.append(io.versionfs.report.Json.obj().put("version", 4L).put("file", "job.gbw"));
+        }
+        assertEquals(List.of(1L, 2L, 4L), Manifest.read(tmp).stream().map(m -> m.get("version")).toList());
+        // versionfs list shows what it can and names the skipped lines, exit 0, no stack trace.
+        java.io.PrintStream oldErr = System.err, oldOut = System.out;
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream(), out = new java.io.ByteArrayOutputStream();
+        int rc;
+        try {
+            System.setErr(new java.io.PrintStream(err, true));
+            System.setOut(new java.io.PrintStream(out, true));
+            rc = io.versionfs.cli.Main.execute("list", tmp.toString());
+        } finally {
+            System.setErr(oldErr);
+            System.setOut(oldOut);
+        }
+        assertEquals(0, rc, err.toString());
+        assertTrue(err.toString().contains("line 2: not a JSON object: skipped"), err.toString());
+        assertFalse(err.toString().contains("Exception"), err.toString());
+        assertEquals(3, out.toString().lines().filter(l -> l.contains("job.gbw")).count(), out.toString());
+    }
 }
