@@ -100,6 +100,16 @@ public final class VersionStore implements AutoCloseable {
 
     /** As {@link #openChecked(Path, Instant)}, reached through {@code access} (see {@link #open(Path, Path, Instant)}). */
     public static VersionStore openChecked(Path access, Path vdir, Instant start) {
+        checkUsable(vdir);
+        try {
+            return open(access, vdir, start);
+        } catch (IOException e) {
+            throw cannotUse(vdir, e);
+        }
+    }
+
+    /** Checks that can refuse a versions folder before anything is created. */
+    public static void checkUsable(Path vdir) {
         if (vdir.getParent() == null || !Files.isDirectory(vdir.getParent())) {
             throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
                     + vdir.getParent() + " does not exist (create it, or choose another versions folder)");
@@ -108,18 +118,38 @@ public final class VersionStore implements AutoCloseable {
             throw new UserError(ExitCodes.VERSIONS_DIR, vdir + " exists and is not a folder: move that file away"
                     + " or choose another versions folder");
         }
-        try {
-            return open(access, vdir, start);
-        } catch (IOException e) {
+    }
+
+    /**
+     * Removes a versions folder that holds nothing of value (no version, no manifest line): what
+     * a run leaves when it is refused or fails before the job starts.
+     */
+    public static void removeIfUnused(Path vdir) throws IOException {
+        if (!Files.isDirectory(vdir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        List<Path> all;
+        try (var walk = Files.walk(vdir)) {
+            all = walk.sorted(java.util.Comparator.reverseOrder()).toList();
+        }
+        for (Path p : all) {
+            if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
+            if (p.equals(vdir.resolve(Manifest.FILE_NAME)) && Files.size(p) == 0) continue;
+            return; // something of value (or not ours): keep the folder
+        }
+        for (Path p : all) Files.deleteIfExists(p);
+    }
+
+    /** One line for a versions folder that cannot be used, with the cause and the fix. */
+    public static UserError cannotUse(Path vdir, IOException e) {
+        {
             String m = e.getMessage() == null ? e.toString() : e.getMessage();
             if (m.contains("No space") || m.contains("quota")) {
-                throw new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
+                return new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
             }
             if (m.contains("name too long")) {
-                throw new UserError(ExitCodes.VERSIONS_DIR, "cannot create " + vdir + ": File name too long"
+                return new UserError(ExitCodes.VERSIONS_DIR, "cannot create " + vdir + ": File name too long"
                         + " (give a shorter name, or --versions-dir)");
             }
-            throw new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
+            return new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
                     + e.getClass().getSimpleName().replace("Exception", "") + ": " + m + "): check it is writable by you");
         }
     }

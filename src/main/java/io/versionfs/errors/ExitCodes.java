@@ -26,6 +26,8 @@ public final class ExitCodes {
     public static final int VERSIONS_LOST = 207;
     /** No space left to set up (copying the existing target into the backing store). */
     public static final int NO_SPACE = 208;
+    /** Another versionfs run holds this target or versions folder (named in the message); nothing was changed. */
+    public static final int BUSY = 209;
 
     private ExitCodes() {}
 
@@ -40,6 +42,7 @@ public final class ExitCodes {
             case CHILD_NOT_FOUND -> "command not found";
             case VERSIONS_LOST -> "versions lost";
             case NO_SPACE -> "no space left";
+            case BUSY -> "target in use by another run";
             default -> "exit " + code;
         };
     }

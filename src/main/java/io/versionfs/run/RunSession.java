@@ -20,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.LinkedHashSet;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -43,6 +44,9 @@ public final class RunSession {
     private final Path cwd = Path.of("").toAbsolutePath();
     private final List<TargetLink> links = new ArrayList<>();
     private final Map<Path, VersionStore> stores = new LinkedHashMap<>();
+    /** Lock file beside each target (symlink mode) and in the folder (dir mode): one run at a time. */
+    static final String TARGET_LOCK_SUFFIX = ".versionfs-lock", DIR_LOCK = ".versionfs-lock";
+    private final Object signalLock = new Object();
     private volatile ChildProcess child;
     private volatile int setupSignal;           // a signal that arrived before the job started
     private volatile long stopRequestedAt;      // when TERM/INT/HUP was forwarded
@@ -68,17 +72,36 @@ public final class RunSession {
         String status = "not started";
         UserError failure = null;
         Set<Long> keep = Set.of();
+        Cleanup undo = new Cleanup();
         try {
+            Map<Path, Path> vdirOf = new LinkedHashMap<>();
             for (Path t : targets) {
                 Path vdir = opt.versionsDir() != null ? opt.versionsDir().toAbsolutePath().normalize()
                         : t.resolveSibling(t.getFileName() + ".versions");
-                for (TargetLink other : links) {
-                    if (other.name.equals(t.getFileName().toString()) && other.store.dir().equals(vdir)) {
-                        throw new UserError(ExitCodes.BAD_TARGET, "--target " + other.target + " and --target " + t
+                for (Map.Entry<Path, Path> other : vdirOf.entrySet()) {
+                    if (other.getKey().getFileName().equals(t.getFileName()) && other.getValue().equals(vdir)) {
+                        throw new UserError(ExitCodes.BAD_TARGET, "--target " + other.getKey() + " and --target " + t
                                 + " have the same file name and would share the versions folder " + vdir
                                 + ": give them separate folders (run versionfs once per target, or drop --versions-dir)");
                     }
                 }
+                vdirOf.put(t, vdir);
+            }
+            // Exclusion first: nothing is created, moved or deleted before every lock is ours, so
+            // a refused run (another run holds the target) leaves the other run's files alone.
+            if (dirMode != null) {
+                RunLock l = RunLock.acquire(cwd.resolve(DIR_LOCK), "the folder " + cwd + " (--mode dir)");
+                undo.push("unlock " + cwd, l::close);
+            }
+            for (Path t : targets) {
+                RunLock l = RunLock.acquire(t.resolveSibling("." + t.getFileName() + TARGET_LOCK_SUFFIX), t.toString());
+                undo.push("unlock " + t, l::close);
+            }
+            Set<Path> vdirs = new LinkedHashSet<>(vdirOf.values());
+            if (dirMode != null && opt.versionsDir() != null) vdirs.add(opt.versionsDir().toAbsolutePath().normalize());
+            for (Path vdir : vdirs) lockVersionsFolder(vdir, undo);
+            for (Path t : targets) {
+                Path vdir = vdirOf.get(t);
                 VersionStore store = stores.get(vdir);
                 if (store == null) {
                     store = VersionStore.openChecked(vdir, start);
@@ -103,12 +126,7 @@ public final class RunSession {
             }
             keep = Reaper.currentChildren();
             abortIfSignalled();
-            try {
-                child = ChildProcess.start(opt.command(), cwd);
-            } catch (IOException e) {
-                throw new UserError(ExitCodes.CHILD_NOT_FOUND, "cannot start " + opt.command().get(0) + ": " + e.getMessage());
-            }
-            if (setupSignal != 0) child.signal(setupSignal);
+            startJob();
             watcher = Executors.newSingleThreadScheduledExecutor(r -> {
                 Thread t = new Thread(r, "versionfs-link-watch");
                 t.setDaemon(true);
@@ -141,7 +159,15 @@ public final class RunSession {
             exit = failure.code;
             status = "versionfs error: " + e.getMessage();
         } finally {
-            if (watcher != null) watcher.shutdownNow();
+            if (watcher != null) {
+                watcher.shutdownNow();
+                try {
+                    // The watcher reads the symlinks restore is about to change: let it finish.
+                    watcher.awaitTermination(5, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
             if (child != null) Reaper.endLeftovers(keep, 3_000);
             if (dirMode != null) {
                 try {
@@ -159,13 +185,15 @@ public final class RunSession {
                 }
             }
             for (TargetLink l : links) {
+                boolean restored = false;
                 try {
                     l.restore();
+                    restored = true;
                 } catch (IOException | RuntimeException e) {
                     Log.warn("could not put " + l.target + " back as a regular file (" + e.getMessage()
-                            + "); its last content is in " + l.liveDir);
+                            + "); its last content is in " + l.liveDir + " and the next run on this target recovers it");
                 }
-                l.cleanup();
+                l.cleanup(restored);
             }
             for (VersionStore s : stores.values()) s.close();
             if (privateDir != null) {
@@ -175,6 +203,7 @@ public final class RunSession {
                     Log.debug("leaving " + privateDir + ": " + e.getMessage());
                 }
             }
+            undo.runAll();
         }
         Summary summary = summary(start, status, dirMode);
         summary.printHuman(System.err);
@@ -194,23 +223,57 @@ public final class RunSession {
     }
 
     private void abortIfSignalled() {
-        if (setupSignal != 0) {
-            throw new UserError(128 + setupSignal, "stopped by " + lastSignal + " before the job started");
+        synchronized (signalLock) {
+            if (setupSignal != 0) {
+                throw new UserError(128 + setupSignal, "stopped by " + lastSignal + " before the job started");
+            }
+        }
+    }
+
+    /**
+     * Starts the job under the signal lock: a signal that arrives while it starts is either seen
+     * by the last check before (the run stops without starting it) or forwarded, and timed, right
+     * after: never lost between the two.
+     */
+    private void startJob() {
+        synchronized (signalLock) {
+            abortIfSignalled();
+            try {
+                child = ChildProcess.start(opt.command(), cwd);
+            } catch (IOException e) {
+                throw new UserError(ExitCodes.CHILD_NOT_FOUND, "cannot start " + opt.command().get(0) + ": " + e.getMessage());
+            }
         }
     }
 
     private void onSignal(int number, String name) {
-        lastSignal = "SIG" + name;
-        ChildProcess c = child;
-        if (c == null) {
-            setupSignal = number;
-            return;
+        synchronized (signalLock) {
+            lastSignal = "SIG" + name;
+            ChildProcess c = child;
+            if (c == null) {
+                setupSignal = number;
+                return;
+            }
+            Log.info("received SIG" + name + ": forwarding it to the job (pid " + c.pid() + ")");
+            c.signal(number);
+            if ((name.equals("TERM") || name.equals("INT") || name.equals("HUP")) && stopRequestedAt == 0) {
+                stopRequestedAt = System.currentTimeMillis();
+            }
         }
-        Log.info("received SIG" + name + ": forwarding it to the job (pid " + c.pid() + ")");
-        c.signal(number);
-        if ((name.equals("TERM") || name.equals("INT") || name.equals("HUP")) && stopRequestedAt == 0) {
-            stopRequestedAt = System.currentTimeMillis();
+    }
+
+    /** Makes the versions folder (if missing) and locks it; a folder this run made is removed if it stays empty. */
+    private static void lockVersionsFolder(Path vdir, Cleanup undo) {
+        VersionStore.checkUsable(vdir);
+        boolean created = !Files.exists(vdir, LinkOption.NOFOLLOW_LINKS);
+        try {
+            Files.createDirectories(vdir.resolve(VersionStore.HIDDEN));
+        } catch (IOException e) {
+            throw VersionStore.cannotUse(vdir, e);
         }
+        if (created) undo.push("remove empty " + vdir, () -> VersionStore.removeIfUnused(vdir));
+        RunLock l = RunLock.acquire(vdir.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + vdir);
+        undo.push("unlock " + vdir, l::close);
     }
 
     static String describeExit(int code) {

@@ -43,8 +43,11 @@ final class TargetLink {
     private CaptureFs fs;
     private FuseMount mount;
     private boolean linkInstalled;
+    /** Set once prepareLive ran: restore and cleanup touch only what this run set up. */
+    private boolean prepared;
+    private boolean stateWritten;
     private volatile String lastStatus = "intact";
-    private final List<String> problems = new ArrayList<>();
+    private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
 
     /**
      * Where the live file lives. The job's data must sit on the job's own disk, not on the
@@ -159,6 +162,7 @@ final class TargetLink {
      * by hard link: the user's original file is never modified or lost) or nothing.
      */
     void prepareLive() {
+        prepared = true;
         Path live = liveFile();
         try {
             if (!liveDir.equals(store.liveDir())) {
@@ -209,6 +213,7 @@ final class TargetLink {
         if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(name);
         fs.onNamespaceEvent(ev -> Log.warn(ev.replace(name, target.toString()) + " inside the capture mount"));
         mount = FuseMount.mount(fs, mountPoint);
+        stateWritten = true;
         Files.writeString(stateFile(), Json.obj().put("pid", ProcessHandle.current().pid()).put("target", target.toString())
                 .put("link", linkTarget.toString()).put("mount", mountPoint.toString()).put("live", liveFile().toString())
                 .put("started", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())).toString(), StandardCharsets.UTF_8);
@@ -282,7 +287,7 @@ final class TargetLink {
     }
 
     List<String> problems() {
-        return problems;
+        return List.copyOf(problems);
     }
 
     // ---- after the run ----------------------------------------------------------------------
@@ -306,6 +311,7 @@ final class TargetLink {
      * the target, the last content is kept in the versions folder instead.
      */
     void restore() throws IOException {
+        if (!prepared) return;
         Path live = liveFile();
         if (linkInstalled) check();
         List<Path> links = linkInstalled ? linksIntoMount() : List.of();
@@ -333,11 +339,12 @@ final class TargetLink {
     }
 
     /** Releases the descriptor and removes the state file and mount point. */
-    void cleanup() {
+    void cleanup(boolean restored) {
         if (rootFd >= 0) Posix.C.close(rootFd);
         rootFd = -1;
         try {
-            Files.deleteIfExists(stateFile());
+            // A failed restore keeps the record: the next run recovers from it.
+            if (stateWritten && restored) Files.deleteIfExists(stateFile());
             if (!liveDir.equals(store.liveDir()) && Files.isDirectory(liveDir)) {
                 try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir)) {
                     if (!ds.iterator().hasNext()) Files.delete(liveDir);

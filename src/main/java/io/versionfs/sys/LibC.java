@@ -66,6 +66,7 @@ public interface LibC {
     @SaveError long lseek(int fd, long offset, int whence);
     @SaveError int fchmod(int fd, int mode);
     @SaveError int fchown(int fd, int uid, int gid);
+    @SaveError int flock(int fd, int operation);
     @SaveError int futimens(int fd, Pointer times);
     @SaveError int setpriority(int which, int who, int prio);
     long syscall(long number);

@@ -1,0 +1,142 @@
+package io.versionfs.run;
+
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
+import io.versionfs.report.Json;
+import io.versionfs.report.Log;
+import io.versionfs.sys.Errno;
+import io.versionfs.sys.LibC;
+import io.versionfs.sys.Posix;
+import io.versionfs.sys.Stat;
+import ru.serce.jnrfuse.struct.FileStat;
+
+import java.net.InetAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Map;
+
+/**
+ * "One run at a time" for a target or a versions folder: an exclusive {@code flock} on a small
+ * file, held for the run's whole life and dropped by the kernel when the process dies, even by
+ * SIGKILL (so a dead run never blocks the next one). The file records who holds it (host, pid,
+ * since, command), so a refused run can say which run to wait for, including one on another node
+ * sharing the folder (flock works across NFS clients; where a filesystem has no flock the
+ * recorded host and pid decide).
+ *
+ * <p>A refused run has created nothing but, at most, the lock file itself (never removed by it:
+ * it belongs to the holder).
+ */
+final class RunLock implements AutoCloseable {
+    private static final int LOCK_EX = 2, LOCK_NB = 4;
+    private final Path path;
+    private final int fd;
+
+    private RunLock(Path path, int fd) {
+        this.path = path;
+        this.fd = fd;
+    }
+
+    /**
+     * Takes the lock at {@code path} or throws {@link UserError} (exit 209) naming the holder.
+     *
+     * @param what what the lock protects, for the message ("job.gbw", "the versions folder X")
+     */
+    static RunLock acquire(Path path, String what) {
+        for (int attempt = 0; attempt < 5; attempt++) {
+            int fd = Posix.C.openat(LibC.AT_FDCWD, path.toString(), LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0644);
+            if (fd < 0) {
+                int e = Posix.errno();
+                throw new UserError(e == Errno.ENAMETOOLONG ? ExitCodes.BAD_TARGET : ExitCodes.VERSIONS_DIR,
+                        "cannot create the lock file " + path + ": " + Posix.strerror(e)
+                                + (e == Errno.ENAMETOOLONG ? " (use a shorter file name)" : " (check the folder is writable)"));
+            }
+            if (Posix.C.flock(fd, LOCK_EX | LOCK_NB) != 0) {
+                int e = Posix.errno();
+                Posix.C.close(fd);
+                if (e == Errno.EAGAIN) throw busy(path, what);
+                // No flock on this filesystem (some Lustre mounts): the record decides.
+                Log.warnOnce("noflock:" + path.getParent(), "no file locking in " + path.getParent() + " ("
+                        + Posix.strerror(e) + "): relying on the recorded host and pid to keep runs apart");
+                refuseIfRecordedHolderAlive(path, what);
+                fd = Posix.C.openat(LibC.AT_FDCWD, path.toString(), LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC, 0644);
+                if (fd < 0) throw new UserError(ExitCodes.VERSIONS_DIR, "cannot open " + path + ": " + Posix.strerror(Posix.errno()));
+            }
+            // The holder before us may have removed the file after we opened it: the lock must be
+            // on the file that the name leads to now.
+            FileStat st = Stat.of(fd);
+            long ino = st != null ? Stat.ino(st) : -1;
+            FileStat now = Stat.at(LibC.AT_FDCWD, path.toString(), LibC.AT_SYMLINK_NOFOLLOW);
+            if (now == null || Stat.ino(now) != ino) {
+                Posix.C.close(fd);
+                continue;
+            }
+            RunLock lock = new RunLock(path, fd);
+            lock.record();
+            return lock;
+        }
+        throw busy(path, what);
+    }
+
+    private void record() {
+        String host;
+        try {
+            host = InetAddress.getLocalHost().getHostName();
+        } catch (Exception e) {
+            host = "?";
+        }
+        String cmd = ProcessHandle.current().info().commandLine().orElse("versionfs");
+        byte[] text = (Json.obj().put("host", host).put("pid", ProcessHandle.current().pid())
+                .put("since", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now()))
+                .put("slurm_job", System.getenv("SLURM_JOB_ID"))
+                .put("cmdline", cmd.length() > 300 ? cmd.substring(0, 300) : cmd) + "\n").getBytes(StandardCharsets.UTF_8);
+        Posix.C.ftruncate(fd, 0);
+        jnr.ffi.Pointer buf = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), text.length);
+        buf.put(0, text, 0, text.length);
+        Posix.C.pwrite(fd, buf, text.length, 0);
+    }
+
+    private static Map<String, Object> holder(Path path) {
+        try {
+            return Json.parseObject(Files.readString(path).strip());
+        } catch (Exception e) {
+            return Map.of();
+        }
+    }
+
+    private static UserError busy(Path path, String what) {
+        Map<String, Object> h = holder(path);
+        String who = h.isEmpty() ? "another versionfs run" : "another versionfs run (host " + h.get("host") + ", pid "
+                + h.get("pid") + (h.get("slurm_job") != null ? ", Slurm job " + h.get("slurm_job") : "")
+                + ", since " + h.get("since") + ")";
+        return new UserError(ExitCodes.BUSY, who + " is using " + what + ": wait for it to finish, or give this run"
+                + " its own target and --versions-dir. Nothing was changed.");
+    }
+
+    private static void refuseIfRecordedHolderAlive(Path path, String what) {
+        Map<String, Object> h = holder(path);
+        if (h.isEmpty() || !(h.get("pid") instanceof Long pid)) return;
+        String host;
+        try {
+            host = InetAddress.getLocalHost().getHostName();
+        } catch (Exception e) {
+            host = "?";
+        }
+        if (!host.equals(h.get("host"))) throw busy(path, what);
+        if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && pid != ProcessHandle.current().pid()) {
+            throw busy(path, what);
+        }
+    }
+
+    /** Releases the lock and removes the file (a waiting run then retries on a fresh one). */
+    @Override
+    public void close() {
+        try {
+            Files.deleteIfExists(path);
+        } catch (Exception e) {
+            Log.debug("lock " + path + ": " + e.getMessage());
+        }
+        Posix.C.close(fd);
+    }
+}
