@@ -44,6 +44,14 @@ public final class Targets {
         return this;
     }
 
+    /** The one file {@code rel} is versioned into {@code store} as series {@code series} (symlink mode). */
+    public Targets addFile(String rel, VersionStore store, String series) {
+        opened.put("fixed:" + store.dir(), store);
+        TargetMatcher m = new TargetMatcher(List.of(rel));
+        rules.add(new Rule(m, r -> new Series(store, series)));
+        return this;
+    }
+
     /** Every file matching {@code matcher} gets its own {@code REL.versions} store, opened on first use. */
     public Targets addPerFile(TargetMatcher matcher, StoreOpener open) {
         rules.add(new Rule(matcher, rel -> {

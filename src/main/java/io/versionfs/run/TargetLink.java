@@ -82,8 +82,16 @@ final class TargetLink {
         return store.dir().resolve(VersionStore.HIDDEN).resolve("run-" + name + ".json");
     }
 
+    /**
+     * The live file sits one folder down in the mount ({@code MOUNT/f/NAME}), and the symlink
+     * points there. If versionfs is killed, the mount folder is left empty and {@code f/} does not
+     * exist in it, so the job's next open of the target fails (ENOENT, even as root) instead of
+     * silently creating a phantom file in a temp folder that Slurm wipes.
+     */
+    static final String LIVE_SUB = "f";
+
     private Path liveFile() {
-        return liveDir.resolve(name);
+        return liveDir.resolve(LIVE_SUB).resolve(name);
     }
 
     // ---- before the run ---------------------------------------------------------------------
@@ -120,26 +128,65 @@ final class TargetLink {
             }
         }
         Path live = s.get("live") instanceof String l ? Path.of(l) : liveFile();
-        if (Files.exists(live)) {
-            if (Files.isSymbolicLink(target) && oldLink != null && Files.readSymbolicLink(target).toString().equals(oldLink)) {
-                Files.move(live, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-                Log.warn("recovered " + target + " from an earlier versionfs run that was killed (pid " + pid
-                        + "): it holds that run's last content again");
+        // Every symlink the killed run's job left pointing into its mount: the target, and any
+        // name the job renamed it to (job.ges after an ORCA AutoStart rename).
+        List<Path> left = oldLink == null ? List.of() : symlinksTo(Path.of(oldLink));
+        List<String> places = new ArrayList<>();
+        if (Files.exists(live, LinkOption.NOFOLLOW_LINKS)) {
+            if (!left.isEmpty()) {
+                Path first = left.contains(target) ? target : left.get(0);
+                for (Path p : left) {
+                    if (p.equals(first)) continue;
+                    copyFile(live, p);
+                    places.add(p.toString());
+                }
+                // A live file that still shares its inode with its last version is copied, so the
+                // version cannot change when the user edits the recovered file.
+                if (((Number) Files.getAttribute(live, "unix:nlink", LinkOption.NOFOLLOW_LINKS)).intValue() > 1) {
+                    copyFile(live, first);
+                    Files.delete(live);
+                } else {
+                    Files.move(live, first, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                }
+                places.add(0, first.toString());
+                Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
+                        + pid + ") into " + String.join(", ", places));
             } else {
                 Path keep = store.dir().resolve(recoveredName());
                 Files.move(live, keep);
+                places.add(keep.toString());
                 Log.warn("an earlier versionfs run (pid " + pid + ") was killed; its last content of " + name
-                        + " is kept as " + keep);
+                        + " is kept as " + keep + " (" + target + " was replaced meanwhile)");
             }
-        } else if (Files.isSymbolicLink(target) && !Files.exists(target)) {
-            Log.warn(target + " is a dangling symlink left by an earlier versionfs run (pid " + pid
-                    + "); its versions are in " + store.dir() + ". Removing the symlink.");
-            Files.delete(target);
+        } else {
+            for (Path p : left) {
+                Log.warn(p + " is a dangling symlink left by an earlier versionfs run (pid " + pid
+                        + ") whose file was deleted; its versions are in " + store.dir() + ". Removing the symlink.");
+                Files.deleteIfExists(p);
+            }
         }
-        store.event(Json.obj().put("event", "recovered").put("file", name).put("from_pid", pid)
+        store.event(Json.obj().put("event", "recovered").put("file", name).put("from_pid", pid).put("into", places)
                 .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
         cleanTemps();
         Files.deleteIfExists(state);
+    }
+
+    /** Symlinks in the target's folder that point at {@code link} (the target itself included). */
+    private List<Path> symlinksTo(Path link) {
+        List<Path> found = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(target.getParent())) {
+            for (Path p : ds) {
+                try {
+                    if (Files.isSymbolicLink(p) && Files.readSymbolicLink(p).equals(link)) found.add(p);
+                } catch (IOException e) {
+                    // vanished meanwhile
+                }
+            }
+        } catch (IOException e) {
+            // unreadable folder: nothing found
+        }
+        found.sort((a, b) -> a.equals(target) ? -1 : b.equals(target) ? 1 : a.compareTo(b));
+        return found;
     }
 
     private String recoveredName() {
@@ -149,7 +196,7 @@ final class TargetLink {
     }
 
     private void cleanTemps() throws IOException {
-        for (Path dir : List.of(store.liveDir(), liveDir)) {
+        for (Path dir : List.of(store.liveDir(), liveDir, liveDir.resolve(LIVE_SUB))) {
             if (!Files.isDirectory(dir)) continue;
             try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, CaptureFs.TMP_PREFIX + "*")) {
                 for (Path p : ds) Files.deleteIfExists(p);
@@ -169,6 +216,7 @@ final class TargetLink {
                 Files.createDirectories(liveDir, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
                         java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
             }
+            Files.createDirectories(live.getParent());
             Files.deleteIfExists(live);
             if (!Files.exists(target, LinkOption.NOFOLLOW_LINKS)) return;
             try {
@@ -207,11 +255,11 @@ final class TargetLink {
 
     void mount(Path mountPoint) throws IOException {
         this.mountPoint = mountPoint;
-        this.linkTarget = mountPoint.resolve(name);
+        this.linkTarget = mountPoint.resolve(LIVE_SUB).resolve(name);
         rootFd = Posix.openDir(liveDir.toString());
-        fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(List.of(name)), store, null));
-        if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(name);
-        fs.onNamespaceEvent(ev -> Log.warn(ev.replace(name, target.toString()) + " inside the capture mount"));
+        fs = new CaptureFs(rootFd, new Targets().addFile(LIVE_SUB + "/" + name, store, name));
+        if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(LIVE_SUB + "/" + name);
+        fs.onNamespaceEvent(ev -> Log.warn(ev.replace(LIVE_SUB + "/" + name, target.toString()) + " inside the capture mount"));
         mount = FuseMount.mount(fs, mountPoint);
         stateWritten = true;
         Files.writeString(stateFile(), Json.obj().put("pid", ProcessHandle.current().pid()).put("target", target.toString())
@@ -346,6 +394,11 @@ final class TargetLink {
             // A failed restore keeps the record: the next run recovers from it.
             if (stateWritten && restored) Files.deleteIfExists(stateFile());
             if (!liveDir.equals(store.liveDir()) && Files.isDirectory(liveDir)) {
+                try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir.resolve(LIVE_SUB))) {
+                    if (!ds.iterator().hasNext()) Files.delete(liveDir.resolve(LIVE_SUB));
+                } catch (IOException e) {
+                    // not there, or not empty
+                }
                 try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir)) {
                     if (!ds.iterator().hasNext()) Files.delete(liveDir);
                 }
