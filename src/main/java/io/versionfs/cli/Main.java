@@ -59,7 +59,9 @@ public final class Main implements Runnable {
         cl.setUsageHelpWidth(100);
         cl.setParameterExceptionHandler((ex, a) -> {
             PrintWriter err = ex.getCommandLine().getErr();
-            err.println("versionfs: error: " + ex.getMessage() + " (see: "
+            String unknown = unknownOption(ex.getCommandLine(), a);
+            String msg = unknown != null ? unknown : ex.getMessage();
+            err.println("versionfs: error: " + msg + " (see: "
                     + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help)");
             err.flush();
             return ExitCodes.USAGE;
@@ -75,6 +77,52 @@ public final class Main implements Runnable {
             return ExitCodes.INTERNAL;
         });
         return cl.execute(args);
+    }
+
+    /**
+     * The first option-looking argument (before "--") that the command does not know, with the
+     * closest known one: "Missing required option --target" is the wrong thing to say to someone
+     * who typed --taget.
+     */
+    static String unknownOption(CommandLine cl, String[] args) {
+        java.util.Set<String> known = cl.getCommandSpec().optionsMap().keySet();
+        boolean afterCommand = false;
+        for (String a : args) {
+            if (a.equals("--")) break;
+            if (a.equals(cl.getCommandName())) {
+                afterCommand = true;
+                continue;
+            }
+            if (!afterCommand || !a.startsWith("-") || a.equals("-")) continue;
+            String name = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
+            if (known.contains(name)) continue;
+            String best = null;
+            int bestD = 3;
+            for (String k : known) {
+                int d = distance(name, k);
+                if (d < bestD) {
+                    bestD = d;
+                    best = k;
+                }
+            }
+            return "unknown option " + name + (best != null ? " (did you mean " + best + "?)" : "");
+        }
+        return null;
+    }
+
+    private static int distance(String a, String b) {
+        int[] prev = new int[b.length() + 1], cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) prev[j] = j;
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                cur[j] = Math.min(Math.min(cur[j - 1], prev[j]) + 1, prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1));
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
     }
 
     static final class Version implements CommandLine.IVersionProvider {

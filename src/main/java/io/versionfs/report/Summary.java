@@ -54,6 +54,11 @@ public final class Summary {
         return files.stream().mapToLong(f -> f.versions.saved()).sum();
     }
 
+    /** Versions attempted (saved or lost) over all files. */
+    public long totalAttempted() {
+        return files.stream().mapToLong(f -> f.versions.total()).sum();
+    }
+
     public long totalLost() {
         return files.stream().mapToLong(f -> f.versions.lost()).sum();
     }

@@ -79,6 +79,15 @@ final class RunLock implements AutoCloseable {
         throw busy(path, what);
     }
 
+    /**
+     * Directory mode: a folder already served by a versionfs run shows that run's lock file through
+     * its mount, where our flock would lock the FUSE file, not the real one: refuse on the mount.
+     */
+    static void refuseIfServed(Path folder, Path lockFile) {
+        io.versionfs.fs.MountTable.Entry e = io.versionfs.fs.MountTable.fuseAt(folder);
+        if (e != null && e.fsType().contains("versionfs")) throw busy(lockFile, "the folder " + folder + " (--mode dir)");
+    }
+
     private void record() {
         String host;
         try {

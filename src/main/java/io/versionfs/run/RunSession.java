@@ -62,6 +62,7 @@ public final class RunSession {
                 ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start) : null;
         List<Path> targets = dirMode == null ? Preflight.targets(opt.targets(), cwd) : List.of();
         Preflight.command(opt.command());
+        Preflight.grace(opt.graceMillis());
         FuseSupport.check();
         Reaper.becomeSubreaper();
         Signals.install(sig -> onSignal(sig.getNumber(), sig.getName()));
@@ -90,6 +91,7 @@ public final class RunSession {
             // Exclusion first: nothing is created, moved or deleted before every lock is ours, so
             // a refused run (another run holds the target) leaves the other run's files alone.
             if (dirMode != null) {
+                RunLock.refuseIfServed(cwd, cwd.resolve(DIR_LOCK));
                 RunLock l = RunLock.acquire(cwd.resolve(DIR_LOCK), "the folder " + cwd + " (--mode dir)");
                 undo.push("unlock " + cwd, l::close);
             }
@@ -206,6 +208,12 @@ public final class RunSession {
             undo.runAll();
         }
         Summary summary = summary(start, status, dirMode);
+        boolean started = child != null;
+        if (failure != null && !started && summary.totalAttempted() == 0) {
+            // Refused before the job started: one line says it all (nothing was changed).
+            System.err.println("versionfs: error: " + failure.getMessage());
+            return failure.code;
+        }
         summary.printHuman(System.err);
         if (opt.json()) {
             PrintStream out = System.out;
@@ -309,8 +317,15 @@ public final class RunSession {
 
         static List<Path> targets(List<Path> given, Path cwd) {
             List<Path> out = new ArrayList<>();
+            for (Path g : given) {
+                if (g.toString().isBlank()) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "--target is empty: give the path of the file the program"
+                            + " overwrites (e.g. --target job.gbw)");
+                }
+            }
             for (Path g : expandGlobs(given, cwd)) {
                 Path t = cwd.resolve(g).normalize();
+                nameFits(t, g.toString());
                 if (out.contains(t)) throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is given twice");
                 Path dir = t.getParent();
                 if (dir == null || !Files.isDirectory(dir)) {
@@ -362,6 +377,26 @@ public final class RunSession {
                 out.addAll(found);
             }
             return out;
+        }
+
+        /** Room versionfs needs in a file name for its own suffixes (".NAME.versionfs-lock" is the longest). */
+        static final int MAX_NAME_BYTES = 255 - ".versionfs-lock".length() - 1;
+
+        static void nameFits(Path t, String given) {
+            if (t.getFileName() == null) return;
+            int n = t.getFileName().toString().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            if (n > MAX_NAME_BYTES) {
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + (given.length() > 40 ? given.substring(0, 40) + "..." : given)
+                        + ": file name too long (" + n + " bytes; versionfs adds suffixes such as .versions and needs it"
+                        + " to be at most " + MAX_NAME_BYTES + "): use a shorter name");
+            }
+        }
+
+        static void grace(long millis) {
+            if (millis < 0) {
+                throw new UserError(ExitCodes.USAGE, "--grace must be 0 or more seconds, not " + millis / 1000
+                        + " (the time the job gets between TERM and KILL)");
+            }
         }
 
         /** Only regular files are versioned: a FIFO, socket or device as target is refused up front. */

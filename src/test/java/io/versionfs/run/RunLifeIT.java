@@ -1,0 +1,198 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static io.versionfs.run.EngineIT.verifyVersions;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * A run's life as a hostile user lives it: a second run on a busy target, nested runs, kill -9 of
+ * versionfs while the job keeps writing, a job that never opens its target, a rename then a
+ * crash, someone else's file, bad arguments. Every test checks the user's file ends with what the
+ * job last wrote and every version against its manifest sha256.
+ */
+class RunLifeIT {
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    private Result vfs(long timeoutSec, String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
+        return TestSupport.run(dir, null, timeoutSec, cmd);
+    }
+
+    private Process vfsAsync(String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
+        return new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("first.log").toFile()).start();
+    }
+
+    private void waitFor(Path p) throws Exception {
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (!Files.exists(p) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        assertTrue(Files.exists(p), "waited for " + p);
+    }
+
+    /** A job that keeps job.gbw open, writes, waits for a go file, writes again, closes. */
+    private static final String HOLDING_JOB = "exec 3<>job.gbw; echo A >&3; touch started; "
+            + "while [ ! -e go ]; do sleep 0.05; done; echo B >&3; exec 3>&-; echo C > job.gbw";
+
+    @Test
+    void aRefusedSecondRunTouchesNothingOfTheFirst() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        Process first = vfsAsync("run", "--target", "job.gbw", "--", "sh", "-c", HOLDING_JOB);
+        waitFor(dir.resolve("started"));
+        Result second = vfs(60, "run", "--target", "job.gbw", "--", "true");
+        assertEquals(209, second.exit(), second.err());
+        assertTrue(second.err().contains("pid " + first.pid()) && second.err().contains("Nothing was changed"), second.err());
+        assertEquals(1, second.err().strip().lines().count(), "one line: " + second.err());
+        // Same with another versions folder: the target itself is locked.
+        Result third = vfs(60, "run", "--versions-dir", "other", "--target", "job.gbw", "--", "true");
+        assertEquals(209, third.exit(), third.err());
+        assertFalse(Files.exists(dir.resolve("other")), "a refused run leaves no folder behind");
+        // Nested: the inner run is refused, the outer job sees that and its own file is intact.
+        Files.writeString(dir.resolve("go"), "");
+        assertTrue(first.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, first.exitValue(), Files.readString(dir.resolve("first.log")));
+        assertEquals("C\n", Files.readString(dir.resolve("job.gbw")), "the first run's job wrote everything");
+        assertTrue(Files.isRegularFile(dir.resolve("job.gbw"), LinkOption.NOFOLLOW_LINKS));
+        verifyVersions(dir.resolve("job.gbw.versions"));
+
+        Result nested = vfs(60, "run", "--target", "job.gbw", "--", TestSupport.LAUNCHER.toString(), "run", "--target",
+                "job.gbw", "--", "sh", "-c", "echo inner > job.gbw");
+        assertEquals(209, nested.exit(), "the inner run's refusal is the job's exit code: " + nested.err());
+        assertEquals("C\n", Files.readString(dir.resolve("job.gbw")));
+        assertTrue(Files.isRegularFile(dir.resolve("job.gbw"), LinkOption.NOFOLLOW_LINKS));
+        verifyVersions(dir.resolve("job.gbw.versions"));
+    }
+
+    @Test
+    void aSecondDirModeRunInTheSameFolderIsRefusedWithoutABogusVersion() throws Exception {
+        Process first = vfsAsync("run", "--mode", "dir", "--target", "job.gbw", "--", "sh", "-c", HOLDING_JOB);
+        waitFor(dir.resolve("started"));
+        Result second = vfs(60, "run", "--mode", "dir", "--target", "job.gbw", "--", "true");
+        assertEquals(209, second.exit(), second.err());
+        Files.writeString(dir.resolve("go"), "");
+        assertTrue(first.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, first.exitValue(), Files.readString(dir.resolve("first.log")));
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertTrue(rows.stream().noneMatch(m -> "initial".equals(m.get("reason"))), "no version from the refused run: " + rows);
+        assertEquals("C\n", Files.readString(dir.resolve("job.gbw")));
+    }
+
+    @Test
+    void writesAfterVersionfsIsKilledFailLoudlyAndTheNextRunRecovers() throws Exception {
+        // The job rewrites job.gbw by path every 50 ms; versionfs is killed with SIGKILL. Its
+        // later writes must fail (not vanish into a temp folder); the next run puts back the last
+        // content that went through versionfs.
+        Path tmpdir = Files.createDirectories(dir.resolve("tmp"));
+        String job = "i=0; while [ $i -lt 400 ]; do i=$((i+1)); if echo $i > job.gbw 2>/dev/null; then echo $i > lastok; "
+                + "else echo $i >> failed; fi; sleep 0.05; done";
+        ProcessBuilder pb = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job)
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("first.log").toFile());
+        pb.environment().put("TMPDIR", tmpdir.toString());
+        Process p = pb.start();
+        waitFor(dir.resolve("lastok"));
+        Thread.sleep(500);
+        List<ProcessHandle> jobs = p.descendants().filter(h -> h.info().command().map(c -> c.endsWith("sh")).orElse(false)).toList();
+        p.destroyForcibly();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        waitFor(dir.resolve("failed"));
+        for (ProcessHandle h : jobs) h.destroyForcibly();
+        Thread.sleep(300);
+        try (Stream<Path> s = Files.walk(tmpdir)) {
+            List<Path> files = s.filter(Files::isRegularFile).toList();
+            assertTrue(files.isEmpty(), "nothing was written into the dead mount's folder: " + files);
+        }
+        String lastOk = Files.readString(dir.resolve("lastok"));
+        Result next = vfs(120, "run", "--target", "job.gbw", "--", "true");
+        assertEquals(0, next.exit(), next.err());
+        assertTrue(next.err().contains("recovered"), next.err());
+        assertEquals(lastOk, Files.readString(dir.resolve("job.gbw")), "the last write that succeeded is the content");
+        assertTrue(Files.isRegularFile(dir.resolve("job.gbw"), LinkOption.NOFOLLOW_LINKS));
+        verifyVersions(dir.resolve("job.gbw.versions"));
+    }
+
+    @Test
+    void aJobThatNeverOpensItsTargetLeavesItIndependentOfItsVersions() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        for (int i = 0; i < 2; i++) assertEquals(0, vfs(60, "run", "--target", "job.gbw", "--", "true").exit());
+        Files.writeString(dir.resolve("job.gbw"), "edit\n", java.nio.file.StandardOpenOption.APPEND);
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(2, rows.size(), "each run keeps the starting content: " + rows);
+        assertEquals(1, ((Number) Files.getAttribute(dir.resolve("job.gbw"), "unix:nlink")).intValue(), "no version shares its inode");
+    }
+
+    @Test
+    void aRenamedTargetIsARegularFileAfterRecovery() throws Exception {
+        // ORCA AutoStart renames job.gbw to job.ges; then versionfs and the job are killed.
+        Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        Process p = vfsAsync("run", "--target", "job.gbw", "--", "sh", "-c", "mv job.gbw job.ges; touch started; sleep 60");
+        waitFor(dir.resolve("started"));
+        List<ProcessHandle> kids = p.descendants().toList();
+        p.destroyForcibly();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        for (ProcessHandle h : kids) h.destroyForcibly();
+        Result next = vfs(120, "run", "--target", "job.gbw", "--", "true");
+        assertEquals(0, next.exit(), next.err());
+        assertTrue(Files.isRegularFile(dir.resolve("job.ges"), LinkOption.NOFOLLOW_LINKS), "job.ges is a regular file again");
+        assertEquals("guess\n", Files.readString(dir.resolve("job.ges")));
+        verifyVersions(dir.resolve("job.gbw.versions"));
+    }
+
+    @Test
+    void someoneElsesGroupWritableFileKeepsItsOwnerGroupAndMode() throws Exception {
+        assumeTrue(TestSupport.isRoot(), "needs root to give the file to another user");
+        Path f = dir.resolve("job.gbw");
+        Files.writeString(f, "theirs\n");
+        assertEquals(0, TestSupport.run(dir, null, 10, "chown", "1234:2345", f.toString()).exit());
+        Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-rw-r--"));
+        Result r = vfs(60, "run", "--target", "job.gbw", "--", "sh", "-c", "echo mine > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("mine\n", Files.readString(f));
+        assertEquals(1234, Files.getAttribute(f, "unix:uid"));
+        assertEquals(2345, Files.getAttribute(f, "unix:gid"));
+        assertEquals("rw-rw-r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
+        verifyVersions(dir.resolve("job.gbw.versions"));
+    }
+
+    @Test
+    void badArgumentsGetTheRealCauseInOneLineAndLeaveNothing() throws Exception {
+        record Case(int code, String contains, String... args) {}
+        List<Case> cases = List.of(
+                new Case(201, "unknown option --taget (did you mean --target?)", "run", "--taget", "job.gbw", "--", "true"),
+                new Case(202, "--target is empty", "run", "--target", "", "--", "true"),
+                new Case(201, "--grace must be 0 or more", "run", "--grace", "-1", "--target", "job.gbw", "--", "true"),
+                new Case(202, "file name too long", "run", "--target", "a".repeat(250), "--", "true"),
+                new Case(206, "not on PATH", "run", "--target", "job.gbw", "--", "no-such-program-xyz"));
+        for (Case c : cases) {
+            Result r = vfs(60, c.args());
+            assertEquals(c.code(), r.exit(), String.join(" ", c.args()) + ": " + r.err());
+            assertTrue(r.err().contains(c.contains()), r.err());
+            assertEquals(1, r.err().strip().lines().count(), "one line: " + r.err());
+            try (Stream<Path> s = Files.list(dir)) {
+                assertEquals(List.of(), s.toList(), "nothing left behind by " + String.join(" ", c.args()));
+            }
+        }
+    }
+}
