@@ -105,6 +105,15 @@ def main(argv):
         os.rename(path, argv[2])
         os.pwrite(fd, b"ZZ", 0)
         os.close(fd)
+    elif cmd == "rename-over-open":  # rename-over-open B TMP: B open and written, TMP renamed over B, B's fd writes on
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"OLD")
+        t = os.open(argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(t, b"NEW")
+        os.close(t)
+        os.rename(argv[2], path)
+        os.pwrite(fd, b"ORPHAN", 0)
+        os.close(fd)
     elif cmd == "link-onto":        # link-onto SRC DST: write SRC, link it to DST while open, write more, close, unlink SRC
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         os.write(fd, b"linked-")

@@ -1,6 +1,10 @@
 package io.versionfs.capture;
 
 import io.versionfs.report.Json;
+import io.versionfs.sys.Errno;
+import io.versionfs.sys.LibC;
+import io.versionfs.sys.Posix;
+import io.versionfs.sys.Stat;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -25,9 +29,21 @@ import java.util.Map;
  */
 public final class Manifest implements AutoCloseable {
     public static final String FILE_NAME = "manifest.jsonl";
+    /**
+     * Space kept allocated past the end of the file (fallocate KEEP_SIZE), so appends still find
+     * room when the versions disk is full: the manifest must describe what happened most of all
+     * then.
+     */
+    private static final long RESERVE = 256 << 10;
+    private static final int FALLOC_FL_KEEP_SIZE = 1;
+    private static final LibC C = Posix.C;
 
     private final Path path;
-    private final FileChannel out;
+    private final int fd;
+    private long reservedTo;
+    /** Lines that could not be written yet (disk full): retried before the next one, in order. */
+    private final java.util.ArrayDeque<byte[]> pending = new java.util.ArrayDeque<>();
+    private boolean warned;
 
     public Manifest(Path dir) throws IOException {
         this(dir, dir);
@@ -36,50 +52,119 @@ public final class Manifest implements AutoCloseable {
     /** Opens {@code access}/manifest.jsonl, reported to the user as {@code shown}/manifest.jsonl. */
     public Manifest(Path access, Path shown) throws IOException {
         this.path = shown.resolve(FILE_NAME);
-        boolean torn = endsTorn(access.resolve(FILE_NAME));
-        this.out = FileChannel.open(access.resolve(FILE_NAME), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.APPEND);
-        if (torn) {
-            ByteBuffer nl = ByteBuffer.wrap(new byte[] {'\n'});
-            while (nl.hasRemaining()) out.write(nl);
+        // O_NONBLOCK: a FIFO put there by someone must not hang us; it is refused just below.
+        int f = C.openat(LibC.AT_FDCWD, access.resolve(FILE_NAME).toString(),
+                LibC.O_RDWR | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0644);
+        if (f < 0) throw new Posix.NativeException("open " + path, Posix.errno());
+        ru.serce.jnrfuse.struct.FileStat st = Stat.of(f);
+        if (st == null || !Stat.isRegular(st)) {
+            C.close(f);
+            throw new IOException(path + " is not a regular file: move it away");
         }
+        this.fd = f;
+        long size = Stat.size(st);
+        if (size > 0 && lastByte(size - 1) != '\n') {
+            // A run killed mid-append (or a node crash) left a line without its newline: ours
+            // must not be glued to that fragment, or the reader loses it too.
+            pending.add(new byte[] {'\n'});
+        }
+        reserve(size);
     }
 
-    /**
-     * A run killed mid-append (or a node crash) can leave a last line without its newline. Our
-     * first line must not be glued to that fragment, or the reader loses it too.
-     */
-    private static boolean endsTorn(Path file) throws IOException {
-        if (!Files.exists(file)) return false;
-        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
-            long size = in.size();
-            if (size == 0) return false;
-            ByteBuffer last = ByteBuffer.allocate(1);
-            return in.read(last, size - 1) == 1 && last.get(0) != '\n';
-        }
+    private int lastByte(long at) {
+        jnr.ffi.Pointer b = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 1);
+        return C.pread(fd, b, 1, at) == 1 ? b.getByte(0) : '\n';
+    }
+
+    private void reserve(long size) {
+        if (size + RESERVE / 2 < reservedTo) return;
+        if (C.fallocate(fd, FALLOC_FL_KEEP_SIZE, size, RESERVE) == 0) reservedTo = size + RESERVE;
+        else reservedTo = size + RESERVE; // not supported here: do not retry at every line
     }
 
     public Path path() {
         return path;
     }
 
+    /**
+     * Appends one line, whole or not at all: a write cut short (disk full) is cut off again, and
+     * the line is kept to be retried before the next one, so lines are never torn or reordered.
+     */
     public synchronized void append(Json.Obj line) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap((line.toString() + "\n").getBytes(StandardCharsets.UTF_8));
-        while (b.hasRemaining()) out.write(b);
+        pending.add((line.toString() + "\n").getBytes(StandardCharsets.UTF_8));
+        flushPending();
+    }
+
+    private void flushPending() throws IOException {
+        while (!pending.isEmpty()) {
+            byte[] b = pending.peek();
+            ru.serce.jnrfuse.struct.FileStat st = Stat.of(fd);
+            long start = st != null ? Stat.size(st) : -1;
+            jnr.ffi.Pointer buf = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), b.length);
+            buf.put(0, b, 0, b.length);
+            long n = C.write(fd, buf, b.length);
+            if (n == b.length) {
+                pending.poll();
+                reserve(start + n);
+                continue;
+            }
+            int e = n < 0 ? Posix.errno() : Errno.ENOSPC;
+            if (n > 0 && start >= 0) C.ftruncate(fd, start); // never leave half a line
+            if (pending.size() > 10_000) pending.poll(); // bounded: the oldest unwritten line goes
+            String msg = "cannot append to " + path + ": " + Posix.strerror(e) + "; " + pending.size()
+                    + " line(s) kept in memory and retried";
+            if (!warned) {
+                warned = true;
+                io.versionfs.report.Log.warn(msg);
+            }
+            throw new IOException(msg);
+        }
     }
 
     @Override
     public synchronized void close() throws IOException {
         try {
-            out.force(true);
+            if (!pending.isEmpty()) flushPending();
+            C.fsync(fd);
+            ru.serce.jnrfuse.struct.FileStat st = Stat.of(fd);
+            // Give back the reserve: punch out the blocks kept past the end.
+            if (st != null && reservedTo > Stat.size(st)) C.fallocate(fd, 3, Stat.size(st), reservedTo - Stat.size(st));
         } finally {
-            out.close();
+            C.close(fd);
         }
     }
 
-    /** Reads every readable line of a manifest (unreadable ones skipped; see {@link #readChecked}). */
+    /**
+     * Reads every readable line of a manifest (unreadable ones skipped; see {@link #readChecked}),
+     * one row per version with its latest status ({@link #latest}).
+     */
     public static List<Map<String, Object>> read(Path dir) throws IOException {
-        return readChecked(dir).rows();
+        return latest(readChecked(dir).rows());
+    }
+
+    /**
+     * The manifest is append-only: a version whose status changed later (saved, then given up to
+     * let the job write) has two lines. This view keeps one row per (file, version), at the
+     * place of its first line, with the content of its last; events stay as they are.
+     */
+    public static List<Map<String, Object>> latest(List<Map<String, Object>> rows) {
+        Map<String, Integer> at = new java.util.HashMap<>();
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (Map<String, Object> r : rows) {
+            if (!r.containsKey("version") || r.containsKey("event")) {
+                out.add(r);
+                continue;
+            }
+            String key = r.get("file") + "\u0000" + r.get("version");
+            Integer i = at.get(key);
+            if (i == null) {
+                at.put(key, out.size());
+                out.add(r);
+            } else {
+                out.set(i, r);
+            }
+        }
+        return out;
     }
 
     /** The lines of a manifest that parse as JSON objects, and what was skipped (line number: why). */

@@ -28,6 +28,8 @@ public final class Version {
     public final Status status;
     public final String error;         // why it was lost
     private volatile String sha256;
+    /** Given up (removed) before its manifest line was written: the line is not written at all. */
+    volatile boolean givenUp;
 
     public Version(long number, String file, String versionFile, long size, Instant time, int pid,
                    String command, String reason, Status status, String error) {

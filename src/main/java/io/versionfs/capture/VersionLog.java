@@ -43,6 +43,19 @@ public final class VersionLog {
         if (lostOnes.size() < MAX_LOST) lostOnes.add(now);
     }
 
+    /** Version {@code number} was given up to free space: shown as lost from now on. */
+    synchronized void markLost(long number) {
+        java.util.function.UnaryOperator<Version> f = x -> x.number == number && !x.lost()
+                ? new Version(x.number, x.file, null, x.size, x.time, x.pid, x.command, x.reason, Version.Status.LOST,
+                "dropped to make room for the job's own writes") : x;
+        head.replaceAll(f);
+        List<Version> t = new ArrayList<>(tail);
+        t.replaceAll(f);
+        tail.clear();
+        tail.addAll(t);
+        lost++;
+    }
+
     /** Immutable copy for reporting. */
     public synchronized Snapshot snapshot() {
         return new Snapshot(List.copyOf(head), List.copyOf(tail), total, lost, List.copyOf(lostOnes));

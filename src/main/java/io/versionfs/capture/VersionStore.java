@@ -110,6 +110,10 @@ public final class VersionStore implements AutoCloseable {
 
     /** Checks that can refuse a versions folder before anything is created. */
     public static void checkUsable(Path vdir) {
+        if (vdir.getParent() != null && Files.exists(vdir.getParent()) && !Files.isDirectory(vdir.getParent())) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
+                    + vdir.getParent() + " is a file, not a folder (choose another versions folder)");
+        }
         if (vdir.getParent() == null || !Files.isDirectory(vdir.getParent())) {
             throw new UserError(ExitCodes.VERSIONS_DIR, "the folder for versions cannot be created: "
                     + vdir.getParent() + " does not exist (create it, or choose another versions folder)");
@@ -185,6 +189,14 @@ public final class VersionStore implements AutoCloseable {
         return next.computeIfAbsent(series, f -> new AtomicLong(highestExisting(f) + 1)).getAndIncrement();
     }
 
+    /** Whether the highest-numbered version file of {@code series} is the inode (dev, ino). */
+    public boolean isLatestVersion(String series, long dev, long ino) {
+        long n = highestExisting(series);
+        if (n == 0) return false;
+        FileStat st = Stat.at(dirFd, VersionNaming.versionName(series, n), LibC.AT_SYMLINK_NOFOLLOW);
+        return st != null && Stat.dev(st) == dev && Stat.ino(st) == ino;
+    }
+
     private long highestExisting(String series) {
         String folder = VersionNaming.folderOf(series);
         long max = 0;
@@ -211,21 +223,40 @@ public final class VersionStore implements AutoCloseable {
      */
     public Captured captureFd(int fd, String series, String reason, int pid, String cmd, BooleanSupplier cancelled) {
         return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, pid, cmd,
-                cancelled);
+                cancelled, false);
+    }
+
+    /**
+     * As {@link #captureFd}, but always an independent copy (reflink where the filesystem can):
+     * for a file that others can write without going through versionfs (its content before the
+     * run, a file with hard links we did not make), whose inode must never be a version's.
+     */
+    public Captured copyFd(int fd, String series, String reason, int pid, String cmd, BooleanSupplier cancelled) {
+        return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, pid, cmd,
+                cancelled, true);
     }
 
     /** Saves the file {@code rel} (relative to {@code dirFd}) as the next version: the "initial" version. */
     public Captured captureAt(int dirFd, String rel, String series, String reason) {
-        return capture(dirFd, rel, 0, -1, series, reason, 0, "", () -> false);
+        return capture(dirFd, rel, 0, -1, series, reason, 0, "", () -> false, false);
     }
 
     private Captured capture(int srcDirFd, String srcRel, int linkFlags, int srcFd, String series, String reason, int pid,
-                             String cmd, BooleanSupplier cancelled) {
+                             String cmd, BooleanSupplier cancelled, boolean copy) {
         long number = allocate(series);
         String name = VersionNaming.versionName(series, number);
         Instant now = Instant.now();
         boolean linked = false;
         String error = null;
+        if (copy) {
+            if (!VersionNaming.folderOf(series).isEmpty()) Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755);
+            while (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) {
+                number = allocate(series); // taken by a stray file: skip the number
+                name = VersionNaming.versionName(series, number);
+            }
+            error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
+            return finish(number, series, name, now, pid, cmd, reason, error, false);
+        }
         int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
         if (rc != 0 && Posix.errno() == Errno.ENOENT && !VersionNaming.folderOf(series).isEmpty()) {
             Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755); // first version of sub/x.dat
@@ -253,6 +284,11 @@ public final class VersionStore implements AutoCloseable {
                 error = "link: " + Posix.strerror(e);
             }
         }
+        return finish(number, series, name, now, pid, cmd, reason, error, linked);
+    }
+
+    private Captured finish(long number, String series, String name, Instant now, int pid, String cmd, String reason,
+                            String error, boolean linked) {
         Version v;
         if (error == null) {
             FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
@@ -266,6 +302,11 @@ public final class VersionStore implements AutoCloseable {
             v = new Version(number, series, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
         }
         log(series).add(v);
+        if (!v.lost() && !reason.equals("initial")) {
+            synchronized (droppable) {
+                droppable.add(new Droppable(series, number, name));
+            }
+        }
         record(v);
         return new Captured(v, linked);
     }
@@ -285,6 +326,45 @@ public final class VersionStore implements AutoCloseable {
         return err;
     }
 
+    /** A version of this run that may give way when the job's own writes need its space. */
+    private record Droppable(String series, long number, String name) {}
+
+    /** Oldest first; never the "initial" version (the user's file as it was). */
+    private final java.util.ArrayDeque<Droppable> droppable = new java.util.ArrayDeque<>();
+
+    /**
+     * The job's writes come first: when the disk is full, gives up the oldest version of this run
+     * that holds blocks of its own (one that shares the live file frees nothing), records it lost
+     * with the reason, and answers true so the write can be retried; false if none is left.
+     */
+    public boolean dropOneForSpace() {
+        synchronized (droppable) {
+            var it = droppable.iterator();
+            while (it.hasNext()) {
+                Droppable d = it.next();
+                FileStat st = Stat.at(dirFd, d.name(), LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null) {
+                    it.remove(); // already gone (given up another way)
+                    continue;
+                }
+                if (Stat.nlink(st) > 1) continue; // shares the live file: removing it frees nothing
+                if (Posix.C.unlinkat(dirFd, d.name(), 0) != 0) continue;
+                it.remove();
+                lost.incrementAndGet();
+                String why = "dropped to make room for the job's own writes (disk full or quota)";
+                log(d.series()).markLost(d.number());
+                Log.warnOnce("dropped:" + dir, "the disk of " + dir + " is full: versions of this run give way to the"
+                        + " job's own writes, oldest first (each is recorded in the manifest)");
+                Json.Obj line = Json.obj().put("version", d.number()).put("file", d.series()).put("path", null)
+                        .put("size", Stat.size(st)).put("status", "lost").put("reason", "dropped").put("error", why)
+                        .put("time", Version.ISO_MILLIS.format(Instant.now()));
+                hasher.execute(() -> append(line));
+                return true;
+            }
+            return false;
+        }
+    }
+
     /** Records a version that could not even be attempted (e.g. the live file vanished). */
     public Version recordLost(String file, String reason, int pid, String cmd, String error) {
         long number = allocate(file);
@@ -300,6 +380,7 @@ public final class VersionStore implements AutoCloseable {
      * the live file, e.g. disk full): the file is removed and the manifest says why.
      */
     public void giveUp(Version v, String error) {
+        v.givenUp = true; // its "saved" line, if not written yet, is not written at all
         Posix.C.unlinkat(dirFd, v.versionFile, 0);
         lost.incrementAndGet();
         Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
@@ -310,6 +391,7 @@ public final class VersionStore implements AutoCloseable {
 
     private void record(Version v) {
         hasher.execute(() -> {
+            if (v.givenUp) return;
             if (!v.lost()) v.sha256(sha256(access.resolve(v.versionFile)));
             append(v.toJson());
         });
@@ -386,7 +468,7 @@ public final class VersionStore implements AutoCloseable {
         try {
             manifest.close();
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            Log.warn("could not finish " + manifest.path() + ": " + e.getMessage());
         } finally {
             Posix.C.close(dirFd);
         }

@@ -43,7 +43,7 @@ final class ListCommand implements Callable<Integer> {
             for (String skip : contents.skipped()) {
                 System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip + ": skipped");
             }
-            List<Map<String, Object>> rows = contents.rows();
+            List<Map<String, Object>> rows = Manifest.latest(contents.rows());
             if (json) {
                 all.addAll(rows);
                 continue;

@@ -55,6 +55,7 @@ public final class CaptureFs extends FuseStubFS {
     public static final String TMP_PREFIX = ".versionfs~";
 
     private static final LibC C = Posix.C;
+    private static final int EILSEQ = 84;
 
     private final int rootFd;
     private final Path rootListing;   // /proc/self/fd/N: lists the backing folder even under a mount
@@ -138,8 +139,21 @@ public final class CaptureFs extends FuseStubFS {
         throw new NoSuchMethodException("offset");
     }
 
+    /**
+     * jnr-fuse hands us paths decoded as UTF-8: a name that is not valid UTF-8 arrives with
+     * U+FFFD in place of its bad bytes, and two different names would become one (one file's
+     * data read or written through the other's name). Such names are refused (EILSEQ), never
+     * confused: the program gets an error, no file is touched.
+     */
+    private static final class BadName extends RuntimeException {
+        BadName() {
+            super(null, null, false, false);
+        }
+    }
+
     private static String rel(String path) {
         if (path == null) return null;
+        if (path.indexOf('\uFFFD') >= 0) throw new BadName();
         if (path.equals("/")) return ".";
         return path.startsWith("/") ? path.substring(1) : path;
     }
@@ -150,6 +164,11 @@ public final class CaptureFs extends FuseStubFS {
 
     /** The exception barrier's one exit: log (rarely) and fail only this call. */
     private static int failed(String op, String path, Throwable t) {
+        if (t instanceof BadName) {
+            Log.warnOnce("badname", "a file name that is not valid UTF-8 was refused (EILSEQ) in the mounted folder:"
+                    + " versionfs cannot tell such names apart; rename the file (e.g. with convmv) to use it");
+            return -EILSEQ;
+        }
         Log.warnOnce("fail:" + op + ":" + t.getClass().getName(), "internal error in " + op + " " + path + " (" + t
                 + "); that call failed with EIO, everything else goes on. Please report it.");
         return -Errno.EIO;
@@ -189,8 +208,7 @@ public final class CaptureFs extends FuseStubFS {
         if (lf != null || !Stat.isRegular(st)) return lf;
         Series s = targets.seriesFor(r);
         if (s == null) return null;
-        long links = Stat.nlink(st);
-        return table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s, links > 1));
+        return table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s));
     }
 
     /**
@@ -226,18 +244,22 @@ public final class CaptureFs extends FuseStubFS {
      */
     public Version captureInitial(String r) {
         LiveFile lf;
+        Series s;
+        boolean leftover;
         namespace.readLock().lock();
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null || !Stat.isRegular(st)) return null;
             FileId id = FileId.of(st);
-            Series s = targets.seriesFor(r);
+            long links = Stat.nlink(st);
+            s = targets.seriesFor(r);
             if (s == null) return null;
-            lf = table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s, false));
+            leftover = links > 1 && s.store().isLatestVersion(s.name(), Stat.dev(st), Stat.ino(st));
+            lf = table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s));
         } finally {
             namespace.readLock().unlock();
         }
-        return lf.captureNow("initial", 0);
+        return lf.captureInitial(s.store(), leftover);
     }
 
     /** Saves a version of every file changed but never closed since its last version. */
@@ -250,9 +272,14 @@ public final class CaptureFs extends FuseStubFS {
         return out;
     }
 
-    /** Finishes pending copy-on-write copies so the live files are independent of their versions. */
-    public void detachAll() {
-        for (LiveFile lf : List.copyOf(table.values())) lf.detach();
+    /**
+     * Finishes pending copy-on-write copies so the live files are independent of their versions,
+     * within {@code budgetMillis} (a run being killed has Slurm's KillWait, not hours); a copy that
+     * does not fit is left undone and said.
+     */
+    public void detachAll(long budgetMillis) {
+        long deadline = System.nanoTime() + budgetMillis * 1_000_000L;
+        for (LiveFile lf : List.copyOf(table.values())) lf.detach(deadline);
     }
 
     // ---- attributes -------------------------------------------------------------------------
@@ -473,6 +500,7 @@ public final class CaptureFs extends FuseStubFS {
             if (targets.isProtected(from)) return readOnly(from); // a writable name for a version: never
             if (targets.isProtected(to)) return readOnly(to);
             LiveFile capture = null;
+            Series into = null;
             namespace.writeLock().lock();
             try {
                 if (C.linkat(rootFd, from, rootFd, to, 0) != 0) return -Posix.errno();
@@ -487,9 +515,14 @@ public final class CaptureFs extends FuseStubFS {
                         lf.setSeries(toSeries);
                         lf.promote(to);
                         capture = lf;
+                    } else if (toSeries != null && !toSeries.equals(lf.series())) {
+                        // One file, two versioned names: the new name's series gets this content
+                        // as a version; later closes keep going to the first series.
+                        capture = lf;
+                        into = toSeries;
                     }
                 } else if (toSeries != null) {
-                    lf = new LiveFile(this, id, to, toSeries, Stat.nlink(st) > 2);
+                    lf = new LiveFile(this, id, to, toSeries);
                     lf.nameAdded(from);
                     table.put(id, lf);
                     attachOpenHandles(lf, id);
@@ -501,7 +534,7 @@ public final class CaptureFs extends FuseStubFS {
             if (capture != null) {
                 capture.refs.incrementAndGet();
                 try {
-                    capture.captureNow("link", pid());
+                    capture.captureNow("link", pid(), into);
                 } finally {
                     unref(capture);
                 }
@@ -562,14 +595,16 @@ public final class CaptureFs extends FuseStubFS {
                 if (st == null) return -Posix.errno();
                 FileId idFrom = FileId.of(st);
                 boolean regular = Stat.isRegular(st), folder = Stat.isDirectory(st);
-                long links = Stat.nlink(st);
                 FileStat stTo = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
                 FileId idTo = stTo != null ? FileId.of(stTo) : null;
                 if (C.renameat(rootFd, from, rootFd, to) != 0) return -Posix.errno();
                 if (idFrom.equals(idTo)) return 0; // two links of one file: rename(2) does nothing
                 if (idTo != null) {
                     replaced = table.get(idTo);
-                    if (replaced != null) replaced.nameRemoved(to);
+                    if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
+                        // Still open somewhere: its later closes are versions of a deleted file.
+                        event(replaced.series(), Json.obj().put("event", "replaced").put("file", to).put("by", from).put("pid", pid));
+                    }
                 }
                 if (folder) {
                     for (LiveFile f : table.values()) {
@@ -598,7 +633,7 @@ public final class CaptureFs extends FuseStubFS {
                         }
                     }
                 } else if (toSeries != null) {
-                    lf = new LiveFile(this, idFrom, to, toSeries, links > 1);
+                    lf = new LiveFile(this, idFrom, to, toSeries);
                     table.put(idFrom, lf);
                     attachOpenHandles(lf, idFrom);
                     capture = lf;

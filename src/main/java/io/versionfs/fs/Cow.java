@@ -16,10 +16,12 @@ import java.util.List;
  *   SHARED/COPYING --change: copy done (inline if needed), fresh inode swapped in--> INDEPENDENT
  *   SHARED/COPYING --truncate to 0: an empty inode swapped in, no copy-----------> INDEPENDENT
  *   SHARED/COPYING --copy impossible (disk full): the versions give way ---------> INDEPENDENT
- *   FOREIGN (other links we did not make) --copy done, swapped--> INDEPENDENT
- *   FOREIGN --copy impossible--> FOREIGN, and the change fails (ENOSPC): we may not drop a link
- *                                that is not ours, nor write through it
+ *   SHARED with a version of an earlier (killed) run --copy impossible--> SHARED, and the change
+ *                                fails (ENOSPC): that version is not ours to drop
  * </pre>
+ *
+ * A file with hard links that we did not make never gets here: its versions are copies (see
+ * {@link LiveFile}), because a write through those other names would bypass us.
  *
  * The owner ({@link LiveFile}) holds its write lock for every transition.
  */
@@ -30,20 +32,25 @@ final class Cow {
         /** The inode is also the file of {@link #versions()}; no copy running. */
         SHARED,
         /** As SHARED, with a background copy to a fresh inode running ({@link #job()}). */
-        COPYING,
-        /** The inode has links we did not make (seen with nlink &gt; 1): copy before any change. */
-        FOREIGN
+        COPYING
     }
 
-    /** A version whose file is this inode, and the store that can give it up. */
-    record Linked(VersionStore store, Version version) {}
+    /**
+     * A version whose file is this inode, and the store that can give it up; {@code version} null
+     * for a version an earlier run left sharing the inode (it may not be given up).
+     */
+    record Linked(VersionStore store, Version version) {
+        boolean mayGiveUp() {
+            return version != null;
+        }
+    }
 
     private State state;
     private final List<Linked> versions = new ArrayList<>(1);
     private CopyJob job;
 
-    Cow(boolean foreign) {
-        state = foreign ? State.FOREIGN : State.INDEPENDENT;
+    Cow() {
+        state = State.INDEPENDENT;
     }
 
     State state() {
@@ -54,7 +61,7 @@ final class Cow {
         return state != State.INDEPENDENT;
     }
 
-    /** The versions whose file is this inode (empty when INDEPENDENT or FOREIGN without our own). */
+    /** The versions whose file is this inode (empty when INDEPENDENT). */
     List<Linked> versions() {
         return versions;
     }
@@ -64,15 +71,11 @@ final class Cow {
     }
 
     /**
-     * A version was linked to this inode. {@code copy} is a copy already accepted by the pool, or
-     * null. A FOREIGN file stays FOREIGN (the stricter rule) but remembers the version.
+     * A version was linked to this inode ({@code v} null: one left by an earlier run). {@code copy}
+     * is a copy already accepted by the pool, or null.
      */
     void linked(VersionStore store, Version v, CopyJob copy) {
         versions.add(new Linked(store, v));
-        if (state == State.FOREIGN) {
-            if (copy != null) copy.discard();
-            return;
-        }
         if (job != null && copy != null) copy.discard(); // one copy of one inode is enough
         else if (copy != null) job = copy;
         state = job != null ? State.COPYING : State.SHARED;

@@ -219,12 +219,20 @@ public final class FuseMount implements AutoCloseable {
      * save changes never closed, make live files independent of their versions, unmount.
      */
     public void finish(long handleWaitMillis) {
+        finish(handleWaitMillis, Long.MAX_VALUE / 2_000_000);
+    }
+
+    /**
+     * As {@link #finish(long)}, giving the copies that separate live files from their last
+     * versions at most {@code detachBudgetMillis} (a run being stopped lives on Slurm's KillWait).
+     */
+    public void finish(long handleWaitMillis, long detachBudgetMillis) {
         if (!awaitHandlesClosed(handleWaitMillis)) {
             Log.warn(fs.openHandles() + " handle(s) still open in " + mountPoint + " after the job ended; unmounting anyway");
             fs.stop(); // whoever still waits in a FUSE call gets its answer now
         }
         fs.captureUnclosed();
-        fs.detachAll();
+        fs.detachAll(detachBudgetMillis);
         close();
     }
 

@@ -69,12 +69,12 @@ final class LiveFile {
     /** Change counter covered by the last version; read unlocked for the cheap exits in flush. */
     private volatile long saved;
 
-    LiveFile(CaptureFs fs, FileId id, String rel, Series series, boolean foreignLinks) {
+    LiveFile(CaptureFs fs, FileId id, String rel, Series series) {
         this.fs = fs;
         this.id = id;
         this.rel = rel;
         this.series = series;
-        this.cow = new Cow(foreignLinks);
+        this.cow = new Cow();
     }
 
     // ---- names (namespace write lock held by the caller) -------------------------------------
@@ -260,12 +260,25 @@ final class LiveFile {
         if (err < 0) return err;
         try {
             int n = FuseBufs.copyToFd(bufvec, fd, offset);
+            // The job's writes come first: a full disk gives up versions of this run, oldest
+            // first, until the write fits (or none is left, and the job sees ENOSPC as it would
+            // without versionfs).
+            while ((n == -Errno.ENOSPC || n == -Errno.EDQUOT) && dropVersionForSpace()) {
+                n = FuseBufs.copyToFd(bufvec, fd, offset);
+            }
             if (n < 0) return n;
             h.wrote = changes.incrementAndGet();
             return n;
         } finally {
             lock.readLock().unlock();
         }
+    }
+
+    private boolean dropVersionForSpace() {
+        Series s = series;
+        if (s != null && s.store().dropOneForSpace()) return true;
+        for (Cow.Linked l : cow.versions()) if (l.store().dropOneForSpace()) return true;
+        return false;
     }
 
     /** ftruncate (h != null), truncate(2) by path (h == null), or O_TRUNC at open (h == null). */
@@ -388,7 +401,10 @@ final class LiveFile {
         try {
             long m = changes.get();
             if (CaptureRule.atClose(h.wrote, m, saved, series != null) != CaptureRule.AtClose.VERSION) return;
-            takeVersion("close", pid, cmd, m);
+            // A file whose every name is gone (unlinked, or replaced by a rename) while a program
+            // still writes it: versioned, but marked, so "the latest version" stays the file the
+            // user sees under that name.
+            takeVersion(rel == null ? "close-unlinked" : "close", pid, cmd, m);
         } finally {
             lock.writeLock().unlock();
         }
@@ -412,25 +428,54 @@ final class LiveFile {
      * copy: a program that rewrites it from scratch never pays for one).
      */
     Version captureNow(String reason, int pid) {
+        return captureNow(reason, pid, null);
+    }
+
+    /** As {@link #captureNow(String, int)}, into {@code into} (a link onto another versioned name) if not null. */
+    Version captureNow(String reason, int pid, Series into) {
         lock.writeLock().lock();
         try {
             if (reason.equals("initial")) rewritesFromScratch = true;
-            return takeVersion(reason, pid, Caller.commandLine(pid), changes.get());
+            return takeVersion(reason, pid, Caller.commandLine(pid), changes.get(), into);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /**
+     * The file's content before the run is the user's own file: others may hold it open (a
+     * job's log opened before the mount) or reach it by hard links we do not know, writing without
+     * going through us. So it is saved as a copy (a reflink where the filesystem can: O(1)),
+     * never by sharing its inode. If the inode is the last version of a run that was killed
+     * before it could separate them ({@code leftover}), that version is protected like our own.
+     */
+    Version captureInitial(VersionStore leftoverStore, boolean leftover) {
+        lock.writeLock().lock();
+        try {
+            rewritesFromScratch = true;
+            if (leftover) cow.linked(leftoverStore, null, null);
+            return takeVersion("initial", 0, "", changes.get(), null);
         } finally {
             lock.writeLock().unlock();
         }
     }
 
     private Version takeVersion(String reason, int pid, String cmd, long m) {
-        Series s = series;
+        return takeVersion(reason, pid, cmd, m, null);
+    }
+
+    private Version takeVersion(String reason, int pid, String cmd, long m, Series into) {
+        Series s = into != null ? into : series;
         if (s == null) return null;
         int r = ensureFd(false);
         if (r < 0) {
             saved = m;
             return s.store().recordLost(s.name(), reason, pid, cmd, "cannot open the live file: " + Posix.strerror(-r));
         }
-        VersionStore.Captured c = s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);
-        saved = m;
+        VersionStore.Captured c = reason.equals("initial") || hasLinksWeDidNotMake()
+                ? s.store().copyFd(fd, s.name(), reason, pid, cmd, fs::stopping)
+                : s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);
+        if (into == null) saved = m;
         if (c.linked()) {
             CopyJob job = null;
             if (!rewritesFromScratch && cow.state() == Cow.State.INDEPENDENT) job = startCopy(true);
@@ -438,6 +483,22 @@ final class LiveFile {
         }
         if (refs.get() == 0) closeFdLocked();
         return c.version();
+    }
+
+    /**
+     * Whether the inode has names we do not know of (a hard link made outside the mount, or
+     * before the run): a write through such a name bypasses us, so a version must not share the
+     * inode. Known names: ours in the mount, and the versions already linked to it.
+     */
+    private boolean hasLinksWeDidNotMake() {
+        fs.namespace().readLock().lock();
+        try {
+            FileStat st = Stat.of(fd);
+            if (st == null) return true;
+            return Stat.nlink(st) > Math.max(1, nameCount()) + cow.versions().size();
+        } finally {
+            fs.namespace().readLock().unlock();
+        }
     }
 
     private void closeFdLocked() {
@@ -468,6 +529,10 @@ final class LiveFile {
      *                        any more) keeps them and leaves the file sharing its storage.
      */
     private int unshare(boolean mayDropVersions) {
+        return unshare(mayDropVersions, fs::stopping);
+    }
+
+    private int unshare(boolean mayDropVersions, java.util.function.BooleanSupplier cancel) {
         CopyJob job = cow.takeJob();
         if (mayDropVersions) rewritesFromScratch = false; // edited in place: copy eagerly again
         String err;
@@ -475,7 +540,13 @@ final class LiveFile {
         if (job == null) {
             err = "cannot reopen the live file: " + Posix.strerror(Posix.errno());
         } else {
-            err = job.await(fs::stopping);
+            err = job.await(cancel);
+            // No room for the copy: older versions of this run give way first.
+            while (err != null && (err.contains("No space") || err.contains("quota")) && dropVersionForSpace()) {
+                job = startCopy(false);
+                if (job == null) break;
+                err = job.await(cancel);
+            }
             if (err == null) {
                 int r = swapIn(job.tmp);
                 if (r == 0) {
@@ -516,20 +587,28 @@ final class LiveFile {
     /** The copy-on-write copy failed: the versions give way (the job's writes come first), or the change fails. */
     private int copyFailed(String err, boolean mayDropVersions, String what) {
         if (!mayDropVersions) {
-            Log.warn((rel != null ? rel : "a deleted file") + " shares its storage with its last version (no room"
-                    + " for a separate copy: " + err + "); copy it before editing it in place, or that version changes too");
+            String why = err.equals("cancelled") ? "no time left to copy it before the end of the run"
+                    : "no room for a separate copy: " + err;
+            Log.warn((rel != null ? rel : "a deleted file") + " still shares its storage with its last version (" + why
+                    + "). Before editing it in place, make it a file of its own (cp --reflink=auto FILE FILE.tmp &&"
+                    + " mv FILE.tmp FILE), or that version changes too");
+            for (Cow.Linked l : cow.versions()) {
+                if (l.mayGiveUp()) l.store().event(io.versionfs.report.Json.obj().put("event", "shares-inode")
+                        .put("version", l.version().number).put("file", l.version().file).put("why", why)
+                        .put("time", Version.ISO_MILLIS.format(java.time.Instant.now())));
+            }
             return 0;
         }
-        if (cow.state() == Cow.State.FOREIGN) {
-            // Links we did not make (a killed run's version, the user's own hard link): writing
-            // in place would change that other file, so the change fails as a full disk would.
-            Log.warn("cannot change " + rel + ": it has other hard links and there is no room for a separate copy ("
-                    + err + ")");
+        if (cow.versions().stream().anyMatch(l -> !l.mayGiveUp())) {
+            // The inode is also the last version of a run that was killed: that version is not
+            // ours to drop, so the change fails as a full disk would.
+            Log.warn("cannot change " + rel + ": it is still a version saved by an earlier run and there is no room"
+                    + " for a separate copy (" + err + ")");
             return err.contains("space") || err.contains("quota") ? -Errno.ENOSPC : -Errno.EIO;
         }
-        for (Cow.Linked l : cow.versions()) {
-            l.store().giveUp(l.version(), "dropped before the next change: " + what + " (" + err + ")");
-        }
+        String why = fs.stopping() ? "the run was stopping before it could be separated from the live file"
+                : what + " (" + err + ")";
+        for (Cow.Linked l : cow.versions()) l.store().giveUp(l.version(), "dropped before the next change: " + why);
         cow.independent();
         return 0;
     }
@@ -595,10 +674,12 @@ final class LiveFile {
      * End of a run: make the live file independent of its last version (finishing a pending copy),
      * so it can be moved into place without the version changing afterwards.
      */
-    void detach() {
+    void detach(long deadlineNanos) {
         lock.writeLock().lock();
         try {
-            if (cow.mustCopyBeforeChange() && rel != null && ensureFd(false) == 0) unshare(false);
+            if (cow.mustCopyBeforeChange() && rel != null && ensureFd(false) == 0) {
+                unshare(false, () -> System.nanoTime() > deadlineNanos);
+            }
             if (refs.get() == 0) closeFdLocked();
         } finally {
             lock.writeLock().unlock();

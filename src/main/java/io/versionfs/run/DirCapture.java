@@ -140,9 +140,9 @@ final class DirCapture {
         if (fs != null) fs.stop();
     }
 
-    void finish(long handleWaitMillis) {
+    void finish(long handleWaitMillis, long detachBudgetMillis) {
         if (mount == null) return;
-        mount.finish(handleWaitMillis);
+        mount.finish(handleWaitMillis, detachBudgetMillis);
     }
 
     void close() {

@@ -173,7 +173,7 @@ public final class RunSession {
             if (child != null) Reaper.endLeftovers(keep, 3_000);
             if (dirMode != null) {
                 try {
-                    dirMode.finish(5_000);
+                    dirMode.finish(5_000, detachBudget());
                 } catch (RuntimeException e) {
                     Log.warn("finishing capture in " + cwd + ": " + e);
                 }
@@ -181,7 +181,7 @@ public final class RunSession {
             }
             for (TargetLink l : links) {
                 try {
-                    l.finishCapture(5_000);
+                    l.finishCapture(5_000, detachBudget());
                 } catch (RuntimeException e) {
                     Log.warn("finishing capture of " + l.target + ": " + e);
                 }
@@ -229,6 +229,18 @@ public final class RunSession {
         }
         return exit;
     }
+
+    /**
+     * Time for the end-of-run copies that separate live files from their last versions: all it
+     * takes after a normal end; after TERM/INT/HUP (Slurm's KillWait is 30 s by default) 15 s,
+     * and a copy that does not fit is left undone and said (the summary names the fix).
+     */
+    private long detachBudget() {
+        return lastSignal != null && !lastSignal.equals("SIGUSR1") && !lastSignal.equals("SIGUSR2")
+                ? DETACH_BUDGET_WHEN_STOPPED_MILLIS : Long.MAX_VALUE / 2_000_000;
+    }
+
+    static final long DETACH_BUDGET_WHEN_STOPPED_MILLIS = 15_000;
 
     private void abortIfSignalled() {
         synchronized (signalLock) {

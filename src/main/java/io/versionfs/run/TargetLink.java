@@ -348,9 +348,9 @@ final class TargetLink {
     }
 
     /** Saves unclosed changes, finishes copies and unmounts. Safe to call if mount() never happened. */
-    void finishCapture(long handleWaitMillis) {
+    void finishCapture(long handleWaitMillis, long detachBudgetMillis) {
         if (mount == null) return;
-        mount.finish(handleWaitMillis);
+        mount.finish(handleWaitMillis, detachBudgetMillis);
     }
 
     /**

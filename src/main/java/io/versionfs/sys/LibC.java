@@ -63,6 +63,8 @@ public interface LibC {
     @SaveError int kill(int pid, int sig);
     @SaveError int waitpid(int pid, Pointer status, int options);
     @SaveError long read(int fd, Pointer buf, long count);
+    @SaveError long write(int fd, Pointer buf, long count);
+    @SaveError int fallocate(int fd, int mode, long offset, long len);
     @SaveError long lseek(int fd, long offset, int whence);
     @SaveError int fchmod(int fd, int mode);
     @SaveError int fchown(int fd, int uid, int gid);

@@ -134,6 +134,87 @@ class EngineIT {
     }
 
     @Test
+    void aLinkFromOneTargetOntoAnotherIsAVersionOfTheNewName() throws Exception {
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "python3", TestSupport.FSOPS.toString(),
+                "link-onto", "c.xyz", "d.xyz");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("linked-more", Files.readString(dir.resolve("d.xyz")));
+        Path vd = dir.resolve("d.xyz.versions");
+        List<Map<String, Object>> rows = verifyVersions(vd);
+        assertEquals(List.of("linked-"), contents(vd, rows));
+        assertEquals("link", rows.get(0).get("reason"));
+        Path vc = dir.resolve("c.xyz.versions");
+        assertEquals(List.of("linked-more"), contents(vc, verifyVersions(vc)));
+    }
+
+    @Test
+    void writesToAFileReplacedWhileOpenAreMarkedAndTheLatestVersionIsTheFile() throws Exception {
+        // b.xyz open and written; c.tmp renamed over it; the old descriptor writes on and closes.
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "b.xyz", "--", "python3", TestSupport.FSOPS.toString(),
+                "rename-over-open", "b.xyz", "c.tmp");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("NEW", Files.readString(dir.resolve("b.xyz")));
+        Path v = dir.resolve("b.xyz.versions");
+        List<Map<String, Object>> rows = verifyVersions(v);
+        assertEquals(List.of("NEW", "ORPHAN"), contents(v, rows));
+        assertEquals(List.of("rename", "close-unlinked"), rows.stream().map(m -> m.get("reason")).toList());
+        assertTrue(io.versionfs.capture.Manifest.read(v).stream().anyMatch(m -> "replaced".equals(m.get("event"))));
+    }
+
+    @Test
+    void hardLinksMadeBeforeTheRunStayLinkedAndVersionOneNeverChanges() throws Exception {
+        for (String mode : List.of("dir", "symlink")) {
+            Path d = Files.createDirectory(dir.resolve(mode));
+            Files.writeString(d.resolve("k.xyz"), "ORIGINAL");
+            Files.createLink(d.resolve("alias.dat"), d.resolve("k.xyz"));
+            Result r = TestSupport.run(d, null, 120, TestSupport.LAUNCHER.toString(), "run", "--mode", mode, "--target", "k.xyz",
+                    "--", "sh", "-c", PY + " overwrite-middle alias.dat ALI 0 && " + PY + " overwrite-middle k.xyz T 7 && "
+                            + PY + " overwrite-middle alias.dat L 2");
+            assertEquals(0, r.exit(), mode + ": " + r.err());
+            assertEquals("ALLGINAT", Files.readString(d.resolve("k.xyz")), mode);
+            assertEquals(Files.getAttribute(d.resolve("k.xyz"), "unix:ino"), Files.getAttribute(d.resolve("alias.dat"), "unix:ino"),
+                    mode + ": still one file with two names");
+            Path v = d.resolve("k.xyz.versions");
+            List<Map<String, Object>> rows = verifyVersions(v);
+            assertEquals("ORIGINAL", contents(v, rows).get(0), mode + ": version 1 is the content before the run");
+        }
+    }
+
+    @Test
+    void aLogOpenedBeforeTheMountThatMatchesTheGlobKeepsEverything() throws Exception {
+        // Slurm opens slurm-JOB.out before the job starts; in --mode dir with '*.out' it is a target.
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.out", "--", "sh", "-c", "echo data > res.out");
+        assertEquals(0, r.exit(), r.err());
+        Result outer = TestSupport.run(dir, null, 120, "sh", "-c", TestSupport.LAUNCHER + " run --mode dir --target '*.out' -- sh -c"
+                + " 'echo program-line; echo data2 > res.out' > slurm-1.out 2>&1");
+        assertEquals(0, outer.exit(), outer.err());
+        String log = Files.readString(dir.resolve("slurm-1.out"));
+        assertTrue(log.contains("program-line") && log.contains("summary"), "the job's and versionfs's lines are there: " + log);
+        verifyVersions(dir.resolve("slurm-1.out.versions"));
+        verifyVersions(dir.resolve("res.out.versions"));
+    }
+
+    @Test
+    void namesThatAreNotUtf8AreRefusedNeverConfused() throws Exception {
+        String py = "import os, errno\n"
+                + "open(b'a.txt','wb').write(b'PLAIN')\n"
+                + "for n in (b'a\\xff', b'a\\xfe'):\n"
+                + "    try:\n"
+                + "        open(n,'wb').write(n)\n"
+                + "        print('created', n)\n"
+                + "    except OSError as e:\n"
+                + "        print('refused', e.errno == errno.EILSEQ)\n";
+        Files.writeString(dir.resolve("names.py"), py);
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "python3", "names.py");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("refused True\nrefused True\n", r.out(), r.err());
+        assertEquals("PLAIN", Files.readString(dir.resolve("a.txt")));
+        try (Stream<Path> s = Files.list(dir)) {
+            assertTrue(s.noneMatch(p -> p.getFileName().toString().contains("\uFFFD")), "no mangled name created");
+        }
+    }
+
+    @Test
     void unlinkWhileOpenIsARealUnlinkAndItsWritesAreVersioned() throws Exception {
         // fsops checks, inside the mount, that the file reads back whole and that no
         // .fuse_hidden file appeared.
@@ -265,6 +346,47 @@ class EngineIT {
             assertTrue(lost >= 8, "the versions that did not fit are recorded lost: " + rows);
             assertTrue(r.err().contains("LOST"), r.err());
             assertFalse(Files.exists(dir.resolve(TargetLink.LIVE_BESIDE)), "the live folder beside the target is removed");
+        } finally {
+            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
+        }
+    }
+
+    @Test
+    void aFullDiskOfTheJobItselfCostsVersionsNeverTheJobsWrites() throws Exception {
+        // Versions beside the target, on the job's own 8 MiB disk: without versionfs the job fits.
+        // With it, old versions give way (oldest first, recorded) so every write succeeds.
+        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
+        Path small = dir.resolve("small");
+        Files.createDirectory(small);
+        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString()).exit());
+        try {
+            Result r = TestSupport.run(small, null, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
+                    "python3", TestSupport.FSOPS.toString(), "rewrite", "out.dat", "r", "1", "20", "3145728");
+            assertEquals(207, r.exit(), "the job succeeded, versions gave way: " + r.err());
+            assertArrayEquals(TestSupport.payload("r", 20, 3145728), Files.readAllBytes(small.resolve("out.dat")));
+            List<Map<String, Object>> rows = verifyVersions(small.resolve("out.dat.versions"));
+            assertEquals(20, rows.size(), rows.toString());
+            assertTrue(rows.stream().anyMatch(m -> "lost".equals(m.get("status")) && String.valueOf(m.get("error")).contains("job's own writes")),
+                    rows.toString());
+            assertEquals("saved", rows.get(19).get("status"), "the newest version is kept");
+
+            // Directory mode, in-place edits of a 2 MiB file: each edit needs a copy; old copies give way.
+            assertEquals(0, TestSupport.run(small, null, 30, "rm", "-rf", "out.dat", "out.dat.versions").exit());
+            Path work = Files.createDirectory(small.resolve("work"));
+            String edits = PY + " rewrite big.dat b 1 1 2097152 || exit 8; for i in $(seq 1 12); do " + PY
+                    + " overwrite-middle big.dat E$i $((i*4096)) || exit 9; done";
+            r = TestSupport.run(work, null, 300, TestSupport.LAUNCHER.toString(), "run", "--mode", "dir", "--target", "big.dat",
+                    "--", "sh", "-c", edits);
+            assertEquals(207, r.exit(), r.err());
+            byte[] expected = TestSupport.payload("b", 1, 2097152);
+            for (int i = 1; i <= 12; i++) {
+                byte[] e = ("E" + i).getBytes();
+                System.arraycopy(e, 0, expected, i * 4096, e.length);
+            }
+            assertArrayEquals(expected, Files.readAllBytes(work.resolve("big.dat")), "every edit is in the file");
+            List<Map<String, Object>> rows2 = verifyVersions(work.resolve("big.dat.versions"));
+            assertEquals(13, rows2.size(), rows2.toString());
+            assertEquals("saved", rows2.get(12).get("status"), "the newest version is kept: " + rows2);
         } finally {
             TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
         }
