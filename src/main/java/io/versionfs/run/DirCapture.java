@@ -69,8 +69,8 @@ final class DirCapture {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target is empty: give a file name or a glob (e.g. --target '*.gbw')");
             }
             if (s.startsWith("./")) s = s.substring(2);
-            RunSession.Preflight.nameFits(folder.resolve(s), g.toString());
-            if (!TargetMatcher.isGlob(s)) RunSession.Preflight.notSpecial(folder.resolve(s), g.toString());
+            Preflight.nameFits(folder.resolve(s), g.toString());
+            if (!TargetMatcher.isGlob(s)) Preflight.notSpecial(folder.resolve(s), g.toString());
             if (Files.isDirectory(folder.resolve(s)) && !TargetMatcher.isGlob(s)) {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the program overwrites");
             }

@@ -18,7 +18,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * A full disk must cost versions, never the program's data: the program's writes and closes
- * succeed, the lost version is in the manifest and the summary, and the run exits 207.
+ * succeed, the lost version is in the manifest and the summary, and the run exits 207. Versions of
+ * this run give way oldest first.
  * Uses a 2.5 MiB tmpfs, so it needs root (CI runs as root).
  */
 class DiskFullIT {
@@ -61,10 +62,13 @@ class DiskFullIT {
         assertTrue(lost >= 1, "the manifest records the lost version: " + rows);
         assertTrue(rows.stream().filter(m -> "lost".equals(m.get("status"))).allMatch(m -> m.get("error") != null));
         assertTrue(r.err().contains("LOST"), "the summary says so: " + r.err());
-        // The versions that were saved are intact.
-        Map<String, Object> first = rows.get(0);
-        assertEquals("saved", first.get("status"));
-        assertEquals(1048576L, first.get("size"));
+        // Oldest first: version 1 gave way so the copy for the second edit fit; the newest is kept
+        // and, like every saved one, intact.
+        assertEquals("lost", rows.get(0).get("status"), rows.toString());
+        Map<String, Object> newest = rows.get(rows.size() - 1);
+        assertEquals("saved", newest.get("status"), rows.toString());
+        assertEquals(1048576L, newest.get("size"));
+        EngineIT.verifyVersions(dir.resolve("small/job.gbw.versions"));
     }
 
     @Test
