@@ -25,6 +25,7 @@ import java.io.PrintWriter;
                 "  200 internal error      201 usage error           202 bad target",
                 "  203 versions folder     204 FUSE not available    205 mount failed",
                 "  206 command not found   207 versions lost (job ok) 208 no space left",
+                "  209 target in use by another versionfs run (nothing was changed)",
         })
 public final class Main implements Runnable {
     @Override

@@ -134,6 +134,12 @@ final class Preflight {
             } catch (IOException e) {
                 to = "?";
             }
+            if (to.matches(".*/versionfs-[^/]+/m[0-9]+/(f/)?" + java.util.regex.Pattern.quote(t.getFileName().toString()))
+                    && !Files.exists(t)) {
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + t + " is a dangling symlink left by a versionfs run"
+                        + " that was killed (it led into that run's mount, now gone): run again with the --versions-dir that"
+                        + " run used, which recovers its last content, or remove the symlink (rm " + t + ")");
+            }
             throw new UserError(ExitCodes.BAD_TARGET, "--target " + t + " is a symlink (to " + to
                     + "): give the real file's path instead");
         }

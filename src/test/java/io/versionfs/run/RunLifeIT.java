@@ -195,4 +195,14 @@ class RunLifeIT {
             }
         }
     }
+
+    @Test
+    void ourOwnDanglingSymlinkFromAKilledRunIsRecognised() throws Exception {
+        Files.createSymbolicLink(dir.resolve("job.gbw"), Path.of("/tmp/versionfs-123456/m0/f/job.gbw"));
+        Result r = vfs(60, "run", "--target", "job.gbw", "--", "true");
+        assertEquals(202, r.exit(), r.err());
+        assertTrue(r.err().contains("dangling symlink left by a versionfs run that was killed"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(Files.isSymbolicLink(dir.resolve("job.gbw")), "left as it was");
+    }
 }
