@@ -25,7 +25,8 @@ public final class Targets {
 
     private record Rule(TargetMatcher matcher, Function<String, Series> series) {}
 
-    private final List<Rule> rules = new ArrayList<>();
+    /** Read on every open, added to while mounted (symlink mode follows a rename): copy-on-write. */
+    private final List<Rule> rules = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final Map<String, VersionStore> opened = new ConcurrentHashMap<>();
     /** Versions folders inside the mount, relative to its root: nothing may change them through it. */
     private final Set<String> protectedDirs = ConcurrentHashMap.newKeySet();

@@ -236,6 +236,18 @@ public final class VersionStore implements AutoCloseable {
                 cancelled, true);
     }
 
+    /** Saves a copy of the regular file at {@code path} (not ours: never linked) as the next version. */
+    public Captured copyAtPath(Path path, String series, String reason) {
+        int fd = Posix.C.openat(LibC.AT_FDCWD, path.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (fd < 0) return new Captured(recordLost(series, reason, 0, "", "open " + path + ": " + Posix.strerror(Posix.errno())), false);
+        try {
+            return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, 0, "",
+                    () -> false, true);
+        } finally {
+            Posix.C.close(fd);
+        }
+    }
+
     /** Saves the file {@code rel} (relative to {@code dirFd}) as the next version: the "initial" version. */
     public Captured captureAt(int dirFd, String rel, String series, String reason) {
         return capture(dirFd, rel, 0, -1, series, reason, 0, "", () -> false, false);

@@ -26,9 +26,13 @@ import java.util.concurrent.Callable;
                 "An existing TARGET is kept as version 1 (reason 'initial') and is what COMMAND reads.",
                 "",
                 "Modes:",
-                "  symlink  TARGET becomes a symlink into a private mount. If the program renames or",
-                "           replaces it (ORCA AutoStart, temp file + rename), versionfs says so at once,",
-                "           keeps every file, but later writes are not captured.",
+                "  symlink  TARGET becomes a symlink into a private mount. If the program renames it away",
+                "           (ORCA AutoStart: job.gbw -> job.ges) or deletes it, versionfs follows within",
+                "           milliseconds: the renamed file becomes a regular file, the symlink is put back,",
+                "           and the program's next TARGET is versioned on, in the same series. Not",
+                "           followed: TARGET replaced by rename onto it (temp file + rename): use --mode dir.",
+                "           A program that creates TARGET with O_CREAT|O_EXCL (Fortran STATUS='NEW') fails on",
+                "           the symlink put back: use --no-follow (or --mode dir) for it.",
                 "  dir      The job's working folder itself is served through versionfs, at the same path.",
                 "           Renames, deletes and atomic saves are all captured. TARGETs are names or",
                 "           globs ('*.gbw') inside the working folder; each file gets NAME.versions/.",
@@ -60,6 +64,10 @@ final class RunCommand implements Callable<Integer> {
             description = "After forwarding TERM/INT/HUP, wait this long for COMMAND before SIGKILL (default: ${DEFAULT-VALUE}).")
     long graceSeconds;
 
+    @Option(names = "--no-follow", description = {"Symlink mode: do not follow a rename-away or delete of TARGET (see",
+            "'Renames' above): warn instead, and version nothing after it."})
+    boolean noFollow;
+
     @Option(names = "--json", description = "Also print the summary as one JSON document on stdout.")
     boolean json;
 
@@ -73,7 +81,7 @@ final class RunCommand implements Callable<Integer> {
             case "dir", "directory" -> RunSession.Mode.DIR;
             default -> throw new UserError(ExitCodes.USAGE, "--mode must be symlink or dir, not '" + mode + "'");
         };
-        return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command))
-                .execute();
+        return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
+                !noFollow)).execute();
     }
 }

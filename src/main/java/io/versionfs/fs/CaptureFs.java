@@ -262,6 +262,47 @@ public final class CaptureFs extends FuseStubFS {
         return lf.captureInitial(s.store(), leftover);
     }
 
+    /**
+     * The file at {@code r} leaves its version series (symlink mode followed a rename-away of
+     * the target: what the file holds is now the renamed file's). Changes it has that no version
+     * covers yet are saved first; its later closes make no versions.
+     */
+    public void leaveSeries(String r, String why) {
+        LiveFile lf = refByName(r);
+        if (lf == null) return;
+        try {
+            lf.captureIfChanged("final-unclosed", 0);
+            Series old;
+            namespace.writeLock().lock();
+            try {
+                old = lf.series();
+                lf.setSeries(null);
+            } finally {
+                namespace.writeLock().unlock();
+            }
+            event(old, Json.obj().put("event", "left-series").put("file", r).put("why", why));
+        } finally {
+            unref(lf);
+        }
+    }
+
+    /** Open handles on the file at {@code r} (0 for a name that is not open or not there). */
+    public int openHandlesOn(String r) {
+        namespace.readLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null) return 0;
+            FileId id = FileId.of(st);
+            LiveFile lf = table.get(id);
+            if (lf != null) return lf.refs.get();
+            int n = 0;
+            for (Handle h : handles.values()) if (id.equals(h.id)) n++;
+            return n;
+        } finally {
+            namespace.readLock().unlock();
+        }
+    }
+
     /** Saves a version of every file changed but never closed since its last version. */
     public List<Version> captureUnclosed() {
         List<Version> out = new ArrayList<>();

@@ -84,7 +84,10 @@ public final class Summary {
                     if (!vs.head().contains(v) && !vs.tail().contains(v)) out.println(row(v));
                 }
             }
-            for (String w : f.warnings) out.println("versionfs: WARNING: " + w);
+            for (String w : f.warnings) {
+                // Lines that report what was done (a followed rename) are notes, not warnings.
+                out.println(w.startsWith("followed") ? "versionfs: " + w : "versionfs: WARNING: " + w);
+            }
         }
         for (String w : warnings) out.println("versionfs: WARNING: " + w);
         out.flush();

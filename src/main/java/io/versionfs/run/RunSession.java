@@ -36,7 +36,12 @@ public final class RunSession {
     public enum Mode { SYMLINK, DIR }
 
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
-                          List<String> command) {}
+                          List<String> command, boolean follow) {
+        public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
+                       List<String> command) {
+            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true);
+        }
+    }
 
     private final Options opt;
     private final Path cwd = Path.of("").toAbsolutePath();
@@ -103,7 +108,7 @@ public final class RunSession {
                     store = VersionStore.openChecked(vdir, start);
                     stores.put(vdir, store);
                 }
-                links.add(new TargetLink(t, store));
+                links.add(new TargetLink(t, store, opt.follow()));
             }
             for (TargetLink l : links) {
                 l.recoverEarlierRun();
@@ -122,6 +127,7 @@ public final class RunSession {
             }
             keep = Reaper.currentChildren();
             job.start(opt.command(), cwd);
+            links.forEach(TargetLink::startWatching);
             watcher = Executors.newSingleThreadScheduledExecutor(r -> {
                 Thread t = new Thread(r, "versionfs-link-watch");
                 t.setDaemon(true);
@@ -155,6 +161,7 @@ public final class RunSession {
                     Thread.currentThread().interrupt();
                 }
             }
+            links.forEach(TargetLink::stopWatching);
             if (job.started()) Reaper.endLeftovers(keep, 3_000);
             if (dirMode != null) {
                 try {
@@ -240,6 +247,12 @@ public final class RunSession {
         undo.push("unlock " + vdir, l::close);
     }
 
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> out = new ArrayList<>(a);
+        out.addAll(b);
+        return out;
+    }
+
     static String describeExit(int code) {
         if (code > 128 && code < 128 + 65) return "killed by " + Signals.name(code - 128) + " (exit " + code + ")";
         return "exit " + code;
@@ -262,7 +275,7 @@ public final class RunSession {
         }
         for (TargetLink l : links) {
             s.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
-                    l.store.versions().get(l.name), l.problems()));
+                    l.store.versions().get(l.name), concat(l.followedSummary(), l.problems())));
         }
         return s;
     }

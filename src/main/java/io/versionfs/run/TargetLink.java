@@ -38,7 +38,20 @@ final class TargetLink {
     final String name;
     final VersionStore store;
     private Path mountPoint;
-    private Path linkTarget;
+    private volatile Path linkTarget;
+    /** Follow a rename-away or delete of the target by putting the symlink back (default on). */
+    private final boolean follow;
+    /** Each follow moves the live file to a new name in the mount: f/NAME, f1/NAME, f2/NAME, ... */
+    private int generation;
+    private Targets targets;
+    private final List<String> followed = java.util.Collections.synchronizedList(new ArrayList<>());
+    private volatile long versionsAtFirstFollow = -1;
+    /** Symlinks the program renamed away, still to be turned into regular files (once nobody has them open). */
+    private final List<Path> toMaterialize = new ArrayList<>();
+    private volatile int unseenChanges;
+    private volatile boolean ending;
+    private java.nio.file.WatchService watch;
+    private Thread watchThread;
     private int rootFd = -1;
     private CaptureFs fs;
     private FuseMount mount;
@@ -59,6 +72,11 @@ final class TargetLink {
     final Path liveDir;
 
     TargetLink(Path target, VersionStore store) {
+        this(target, store, true);
+    }
+
+    TargetLink(Path target, VersionStore store, boolean follow) {
+        this.follow = follow;
         this.target = target;
         this.name = target.getFileName().toString();
         this.store = store;
@@ -91,7 +109,12 @@ final class TargetLink {
     static final String LIVE_SUB = "f";
 
     private Path liveFile() {
-        return liveDir.resolve(LIVE_SUB).resolve(name);
+        return liveDir.resolve(liveRel());
+    }
+
+    /** The live file's name in the mount for the current generation. */
+    private String liveRel() {
+        return (generation == 0 ? LIVE_SUB : LIVE_SUB + generation) + "/" + name;
     }
 
     // ---- before the run ---------------------------------------------------------------------
@@ -127,43 +150,37 @@ final class TargetLink {
                 // not empty or not ours: leave it
             }
         }
-        Path live = s.get("live") instanceof String l ? Path.of(l) : liveFile();
-        // Every symlink the killed run's job left pointing into its mount: the target, and any
-        // name the job renamed it to (job.ges after an ORCA AutoStart rename).
-        List<Path> left = oldLink == null ? List.of() : symlinksTo(Path.of(oldLink));
+        Path oldLiveDir = s.get("live_dir") instanceof String d ? Path.of(d)
+                : s.get("live") instanceof String l ? Path.of(l).getParent().getParent() : liveDir;
+        // Every symlink the killed run's job left pointing into its mount (the target, and any
+        // name the job renamed it to: job.ges after an ORCA AutoStart rename) becomes a regular
+        // file with the content of the file it led to.
+        Map<Path, List<Path>> left = oldMount == null ? Map.of() : symlinksInto(Path.of(oldMount), oldLiveDir);
         List<String> places = new ArrayList<>();
+        for (Map.Entry<Path, List<Path>> e : left.entrySet()) {
+            Path backing = e.getKey();
+            if (!Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) {
+                for (Path p : e.getValue()) {
+                    Log.warn(p + " is a dangling symlink left by an earlier versionfs run (pid " + pid
+                            + ") whose file was deleted; its versions are in " + store.dir() + ". Removing the symlink.");
+                    Files.deleteIfExists(p);
+                }
+                continue;
+            }
+            putInPlace(backing, e.getValue());
+            for (Path p : e.getValue()) places.add(p.toString());
+        }
+        Path live = s.get("live") instanceof String l ? Path.of(l) : liveFile();
         if (Files.exists(live, LinkOption.NOFOLLOW_LINKS)) {
-            if (!left.isEmpty()) {
-                Path first = left.contains(target) ? target : left.get(0);
-                for (Path p : left) {
-                    if (p.equals(first)) continue;
-                    copyFile(live, p);
-                    places.add(p.toString());
-                }
-                // A live file that still shares its inode with its last version is copied, so the
-                // version cannot change when the user edits the recovered file.
-                if (((Number) Files.getAttribute(live, "unix:nlink", LinkOption.NOFOLLOW_LINKS)).intValue() > 1) {
-                    copyFile(live, first);
-                    Files.delete(live);
-                } else {
-                    Files.move(live, first, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-                }
-                places.add(0, first.toString());
-                Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
-                        + pid + ") into " + String.join(", ", places));
-            } else {
-                Path keep = store.dir().resolve(recoveredName());
-                Files.move(live, keep);
-                places.add(keep.toString());
-                Log.warn("an earlier versionfs run (pid " + pid + ") was killed; its last content of " + name
-                        + " is kept as " + keep + " (" + target + " was replaced meanwhile)");
-            }
-        } else {
-            for (Path p : left) {
-                Log.warn(p + " is a dangling symlink left by an earlier versionfs run (pid " + pid
-                        + ") whose file was deleted; its versions are in " + store.dir() + ". Removing the symlink.");
-                Files.deleteIfExists(p);
-            }
+            // Nothing leads to it any more (the program replaced the target): keep it.
+            Path keep = store.dir().resolve(recoveredName());
+            Files.move(live, keep);
+            places.add(keep.toString());
+            Log.warn("an earlier versionfs run (pid " + pid + ") was killed; its last content of " + name
+                    + " is kept as " + keep + " (" + target + " was replaced meanwhile)");
+        } else if (!places.isEmpty()) {
+            Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
+                    + pid + ") into " + String.join(", ", places));
         }
         store.event(Json.obj().put("event", "recovered").put("file", name).put("from_pid", pid).put("into", places)
                 .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
@@ -171,13 +188,19 @@ final class TargetLink {
         Files.deleteIfExists(state);
     }
 
-    /** Symlinks in the target's folder that point at {@code link} (the target itself included). */
-    private List<Path> symlinksTo(Path link) {
-        List<Path> found = new ArrayList<>();
+    /**
+     * Symlinks in the target's folder that lead into {@code mount}, grouped by the backing file
+     * they lead to (under {@code backingRoot}); the target first in its group.
+     */
+    private Map<Path, List<Path>> symlinksInto(Path mount, Path backingRoot) {
+        Map<Path, List<Path>> found = new java.util.LinkedHashMap<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(target.getParent())) {
             for (Path p : ds) {
                 try {
-                    if (Files.isSymbolicLink(p) && Files.readSymbolicLink(p).equals(link)) found.add(p);
+                    if (!Files.isSymbolicLink(p)) continue;
+                    Path to = Files.readSymbolicLink(p);
+                    if (!to.startsWith(mount) || to.equals(mount)) continue;
+                    found.computeIfAbsent(backingRoot.resolve(mount.relativize(to)), k -> new ArrayList<>()).add(p);
                 } catch (IOException e) {
                     // vanished meanwhile
                 }
@@ -185,8 +208,29 @@ final class TargetLink {
         } catch (IOException e) {
             // unreadable folder: nothing found
         }
-        found.sort((a, b) -> a.equals(target) ? -1 : b.equals(target) ? 1 : a.compareTo(b));
+        for (List<Path> l : found.values()) l.sort((a, b) -> a.equals(target) ? -1 : b.equals(target) ? 1 : a.compareTo(b));
         return found;
+    }
+
+    /**
+     * Puts {@code backing}'s content at each of {@code links} (symlinks), as regular files: the
+     * first gets the file itself (a rename, O(1)), the others copies. A file that still shares its
+     * inode with a version is copied, so the version cannot change when the user edits it.
+     */
+    private static void putInPlace(Path backing, List<Path> links) throws IOException {
+        Path first = links.get(0);
+        for (Path p : links) if (!p.equals(first)) copyFile(backing, p);
+        if (((Number) Files.getAttribute(backing, "unix:nlink", LinkOption.NOFOLLOW_LINKS)).intValue() > 1) {
+            copyFile(backing, first);
+            Files.delete(backing);
+        } else {
+            try {
+                Files.move(backing, first, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } catch (java.nio.file.AtomicMoveNotSupportedException e) {
+                copyFile(backing, first);
+                Files.delete(backing);
+            }
+        }
     }
 
     private String recoveredName() {
@@ -255,16 +299,26 @@ final class TargetLink {
 
     void mount(Path mountPoint) throws IOException {
         this.mountPoint = mountPoint;
-        this.linkTarget = mountPoint.resolve(LIVE_SUB).resolve(name);
+        this.linkTarget = mountPoint.resolve(liveRel());
         rootFd = Posix.openDir(liveDir.toString());
-        fs = new CaptureFs(rootFd, new Targets().addFile(LIVE_SUB + "/" + name, store, name));
-        if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(LIVE_SUB + "/" + name);
-        fs.onNamespaceEvent(ev -> Log.warn(ev.replace(LIVE_SUB + "/" + name, target.toString()) + " inside the capture mount"));
+        targets = new Targets().addFile(liveRel(), store, name);
+        fs = new CaptureFs(rootFd, targets);
+        if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(liveRel());
+        fs.onNamespaceEvent(ev -> Log.warn(ev.replaceAll(LIVE_SUB + "[0-9]*/" + java.util.regex.Pattern.quote(name),
+                java.util.regex.Matcher.quoteReplacement(target.toString())) + " inside the capture mount"));
         mount = FuseMount.mount(fs, mountPoint);
+        writeState();
+    }
+
+    /** The recovery record: where the mount, the live file and its symlink are (updated at each follow). */
+    private void writeState() throws IOException {
         stateWritten = true;
-        Files.writeString(stateFile(), Json.obj().put("pid", ProcessHandle.current().pid()).put("target", target.toString())
+        Path tmp = stateFile().resolveSibling(stateFile().getFileName() + ".tmp");
+        Files.writeString(tmp, Json.obj().put("pid", ProcessHandle.current().pid()).put("target", target.toString())
                 .put("link", linkTarget.toString()).put("mount", mountPoint.toString()).put("live", liveFile().toString())
+                .put("live_dir", liveDir.toString())
                 .put("started", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())).toString(), StandardCharsets.UTF_8);
+        Files.move(tmp, stateFile(), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
     /** Atomically replaces the target (or its absence) by the symlink into the mount. */
@@ -278,18 +332,6 @@ final class TargetLink {
 
     // ---- during the run ---------------------------------------------------------------------
 
-    /** Where symlinks into our mount now are (normally just the target). */
-    private List<Path> linksIntoMount() {
-        List<Path> found = new ArrayList<>();
-        if (isOurLink(target)) found.add(target);
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(target.getParent())) {
-            for (Path p : ds) if (!p.equals(target) && isOurLink(p)) found.add(p);
-        } catch (IOException e) {
-            // folder unreadable: report what we know
-        }
-        return found;
-    }
-
     private boolean isOurLink(Path p) {
         try {
             return Files.isSymbolicLink(p) && Files.readSymbolicLink(p).equals(linkTarget);
@@ -298,40 +340,218 @@ final class TargetLink {
         }
     }
 
-    /** Checks the symlink; warns once per change of state. Cheap: called twice a second. */
-    void check() {
-        if (!linkInstalled) return;
-        String status, what;
-        if (isOurLink(target)) {
-            status = "intact";
-            what = null;
-        } else {
-            List<Path> moved = linksIntoMount();
-            boolean replaced = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
-            if (!moved.isEmpty()) {
-                status = "renamed";
-                what = "renamed " + name + " to " + moved.get(0).getFileName()
-                        + (replaced ? " and then wrote a new " + name + " directly" : "");
-            } else if (replaced) {
-                status = "replaced";
-                what = "replaced " + name + " with a new file (temp file + rename?)";
-            } else {
-                status = "deleted";
-                what = "deleted " + name;
-            }
-            status = status + (replaced ? "+new" : "");
+    /**
+     * Watches the target's folder with inotify (the JDK's WatchService), so a rename or delete of
+     * the symlink is followed within milliseconds; the 0.5 s poll of {@link #check} stays as a
+     * backstop.
+     */
+    void startWatching() {
+        try {
+            watch = target.getParent().getFileSystem().newWatchService();
+            target.getParent().register(watch, java.nio.file.StandardWatchEventKinds.ENTRY_CREATE,
+                    java.nio.file.StandardWatchEventKinds.ENTRY_DELETE, java.nio.file.StandardWatchEventKinds.ENTRY_MODIFY);
+        } catch (IOException e) {
+            Log.debug("no inotify watch on " + target.getParent() + ": " + e.getMessage() + " (polling only)");
+            return;
         }
+        watchThread = new Thread(() -> {
+            try {
+                while (!Thread.currentThread().isInterrupted()) {
+                    java.nio.file.WatchKey key = watch.take();
+                    boolean ours = false;
+                    for (java.nio.file.WatchEvent<?> ev : key.pollEvents()) {
+                        Object ctx = ev.context();
+                        if (ctx != null && ctx.toString().equals(name)) {
+                            ours = true;
+                            if (ev.kind() == java.nio.file.StandardWatchEventKinds.ENTRY_MODIFY && !isOurLink(target)) unseenChanges++;
+                        } else if (ev.kind() == java.nio.file.StandardWatchEventKinds.ENTRY_CREATE) {
+                            ours = true; // a rename shows up as the new name's creation
+                        }
+                    }
+                    key.reset();
+                    if (ours) check();
+                }
+            } catch (InterruptedException | java.nio.file.ClosedWatchServiceException e) {
+                // stopped
+            }
+        }, "versionfs-inotify");
+        watchThread.setDaemon(true);
+        watchThread.start();
+    }
+
+    /** Stops the watch and waits for a check in progress to finish. */
+    void stopWatching() {
+        ending = true;
+        try {
+            if (watch != null) watch.close();
+            if (watchThread != null) watchThread.join(5_000);
+        } catch (IOException | InterruptedException e) {
+            // best effort
+        }
+    }
+
+    /**
+     * Checks the symlink. By default a rename-away or delete of the target is followed: the
+     * symlink is put back (the program's next create goes through versionfs again, same series)
+     * and a renamed symlink becomes a regular file with the content it led to. What cannot be
+     * followed (the target replaced by a real file) is said once per change of state.
+     */
+    synchronized void check() {
+        if (!linkInstalled) return;
+        try {
+            materializePending();
+        } catch (IOException e) {
+            Log.debug("materialize: " + e.getMessage());
+        }
+        if (isOurLink(target)) {
+            lastStatus = "intact";
+            return;
+        }
+        boolean exists = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
+        List<Path> moved = new ArrayList<>();
+        symlinksInto(mountPoint, liveDir).values().forEach(moved::addAll);
+        moved.remove(target);
+        if (follow && !exists && !ending && mount != null && mount.isAlive()) {
+            try {
+                followAway(moved);
+                return;
+            } catch (IOException | RuntimeException e) {
+                Log.warn("could not follow the " + (moved.isEmpty() ? "deletion" : "rename") + " of " + target + ": " + e.getMessage());
+            }
+        }
+        String status, what;
+        if (!moved.isEmpty() && !follow) {
+            status = "renamed";
+            what = "renamed " + name + " to " + moved.get(0).getFileName() + (exists ? " and then wrote a new " + name + " directly" : "");
+        } else if (exists) {
+            status = "replaced";
+            what = "replaced " + name + " with a new file (temp file + rename?)";
+        } else {
+            status = "deleted";
+            what = "deleted " + name;
+        }
+        status = status + (exists ? "+new" : "");
+        if (exists) noticeRealFile();
         if (!status.equals(lastStatus)) {
             lastStatus = status;
-            if (what == null) return;
             String msg = "the program " + what + ": what it writes to " + target + " from now on is not versioned."
                     + " Fix: run with --mode dir" + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
-                    + " (README: 'Renames').";
+                    + (follow ? "" : ", or drop --no-follow") + " (README: 'Renames').";
             problems.add(msg);
             Log.warn(msg);
             store.event(Json.obj().put("event", "symlink-" + status.replace("+new", "")).put("file", name).put("detail", what)
                     .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
         }
+    }
+
+    /**
+     * The program renamed the target away (or deleted it). The old live file leaves the series
+     * (its content is now the renamed file's), a new live name is made in the mount, and the
+     * symlink is put back at the target pointing to it: all O(1), so the program's next create
+     * of the target (usually much later) goes through versionfs. symlink(2) fails harmlessly if
+     * the program was faster and created a real file there: then that is said, and the file is
+     * versioned by copy when noticed.
+     */
+    private void followAway(List<Path> moved) throws IOException {
+        String what = moved.isEmpty() ? "deleted " + name : "renamed " + name + " to " + moved.get(0).getFileName();
+        fs.leaveSeries(liveRel(), what);
+        if (versionsAtFirstFollow < 0) versionsAtFirstFollow = versionsSoFar();
+        generation++;
+        Files.createDirectories(liveFile().getParent());
+        targets.addFile(liveRel(), store, name);
+        linkTarget = mountPoint.resolve(liveRel());
+        boolean back;
+        try {
+            Files.createSymbolicLink(target, linkTarget);
+            back = true;
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            back = false;
+        }
+        writeState();
+        store.event(Json.obj().put("event", back ? "followed" : "follow-too-late").put("file", name).put("detail", what)
+                .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        if (back) {
+            followed.add(what);
+            lastStatus = "intact";
+            Log.info("the program " + what + ": followed, " + target + " is versioned on (same series)");
+        } else {
+            String msg = "the program " + what + " and created a new " + name + " before versionfs could put its link back:"
+                    + " what it writes there is saved only when noticed (writes may be missed). Fix: --mode dir"
+                    + (name.endsWith(".gbw") ? ", or !NoAutoStart in the ORCA input" : "") + " (README: 'Renames').";
+            problems.add(msg);
+            Log.warn(msg);
+            lastStatus = "replaced+new";
+            noticeRealFile();
+        }
+        synchronized (toMaterialize) {
+            toMaterialize.addAll(moved);
+        }
+        materializePending();
+    }
+
+    private long versionsSoFar() {
+        var v = store.versions().get(name);
+        return v == null ? 0 : v.total();
+    }
+
+    /**
+     * Renamed symlinks become regular files holding what they led to, once no program has that
+     * file open through the mount (a reader that opened it keeps reading the same data; a writer
+     * keeps writing where it reads). What is left at the end is done by restore.
+     */
+    private void materializePending() throws IOException {
+        synchronized (toMaterialize) {
+            for (var it = toMaterialize.iterator(); it.hasNext(); ) {
+                Path p = it.next();
+                Path to;
+                try {
+                    if (!Files.isSymbolicLink(p)) {
+                        it.remove();
+                        continue;
+                    }
+                    to = Files.readSymbolicLink(p);
+                } catch (IOException e) {
+                    it.remove();
+                    continue;
+                }
+                if (!to.startsWith(mountPoint)) {
+                    it.remove();
+                    continue;
+                }
+                String rel = mountPoint.relativize(to).toString();
+                if (fs.openHandlesOn(rel) > 0) continue;
+                Path backing = liveDir.resolve(rel);
+                if (Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) copyFile(backing, p);
+                it.remove();
+            }
+        }
+    }
+
+    /** The target is a real file the program wrote past us: save what it holds now, once per change. */
+    private String lastNoticed;
+
+    private void noticeRealFile() {
+        if (!follow) return; // --no-follow: as before following existed, warn only
+        try {
+            if (!Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) return;
+            String stamp = Files.size(target) + "@" + Files.getLastModifiedTime(target, LinkOption.NOFOLLOW_LINKS).toMillis();
+            if (stamp.equals(lastNoticed)) return;
+            lastNoticed = stamp;
+            store.copyAtPath(target, name, "noticed");
+        } catch (IOException e) {
+            Log.debug("notice " + target + ": " + e.getMessage());
+        }
+    }
+
+    /** One line per followed rename for the summary. */
+    List<String> followedSummary() {
+        if (followed.isEmpty()) return List.of();
+        long after = versionsSoFar() - Math.max(0, versionsAtFirstFollow);
+        List<String> out = new ArrayList<>();
+        for (String f : followed) out.add("followed: the program " + f);
+        out.add("followed renames and deletes: " + after + " more version(s) captured after the first");
+        if (unseenChanges > 0) out.add(unseenChanges + " change(s) to " + name + " were made outside versionfs and may be missing");
+        return out;
     }
 
     List<String> problems() {
@@ -360,13 +580,20 @@ final class TargetLink {
      */
     void restore() throws IOException {
         if (!prepared) return;
-        Path live = liveFile();
+        ending = true;
         if (linkInstalled) check();
-        List<Path> links = linkInstalled ? linksIntoMount() : List.of();
-        if (!Files.exists(live)) {
-            for (Path p : links) Files.deleteIfExists(p); // the program deleted the file: so be it
-        } else if (links.isEmpty()) {
+        Path live = liveFile();
+        Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveDir) : Map.of();
+        for (Map.Entry<Path, List<Path>> e : links.entrySet()) {
+            if (Files.exists(e.getKey(), LinkOption.NOFOLLOW_LINKS)) {
+                putInPlace(e.getKey(), e.getValue());
+            } else {
+                for (Path p : e.getValue()) Files.deleteIfExists(p); // the program deleted the file: so be it
+            }
+        }
+        if (Files.exists(live, LinkOption.NOFOLLOW_LINKS)) {
             if (linkInstalled) {
+                // Nothing leads to it (the program replaced the target): keep it, and say where.
                 Path keep = store.dir().resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
                 Files.move(live, keep, StandardCopyOption.REPLACE_EXISTING);
                 problems.add("the last content the program wrote through versionfs is kept as " + keep);
@@ -374,16 +601,23 @@ final class TargetLink {
                 // never linked (failed before): the target was never touched; drop our copy
                 Files.deleteIfExists(live);
             }
-        } else {
-            for (int i = 1; i < links.size(); i++) copyFile(live, links.get(i));
-            try {
-                Files.move(live, links.get(0), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } catch (java.nio.file.AtomicMoveNotSupportedException e) {
-                copyFile(live, links.get(0));
-                Files.delete(live);
-            }
+        }
+        if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && !lastStatus.equals("intact")) noticeRealFile();
+        // Older generations nothing leads to any more (their content was put in place above).
+        for (int g = 0; g < generation; g++) {
+            Path old = liveDir.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);
+            Files.deleteIfExists(old);
+            if (g > 0) deleteIfEmpty(old.getParent());
         }
         linkInstalled = false;
+    }
+
+    private static void deleteIfEmpty(Path dir) {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+            if (!ds.iterator().hasNext()) Files.delete(dir);
+        } catch (IOException e) {
+            // not there, or not empty
+        }
     }
 
     /** Releases the descriptor and removes the state file and mount point. */

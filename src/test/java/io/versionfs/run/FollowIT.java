@@ -1,0 +1,126 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import io.versionfs.capture.Manifest;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static io.versionfs.run.EngineIT.verifyVersions;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Symlink mode follows a rename-away or delete of the target (ORCA AutoStart, CP2K's .bak-N
+ * rotation) so the same version series goes on; --no-follow keeps the old behaviour.
+ */
+class FollowIT {
+    private static final Path AUTOSTART = TestSupport.PROJECT.resolve("examples/autostart.sh");
+
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    private Result vfs(String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
+        return TestSupport.run(dir, null, 180, cmd);
+    }
+
+    private static List<String> reasons(List<Map<String, Object>> rows) {
+        return rows.stream().map(m -> (String) m.get("reason")).toList();
+    }
+
+    private void assertRegular(String name, String startsWith) throws Exception {
+        Path p = dir.resolve(name);
+        assertTrue(Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS), name + " is a regular file");
+        assertTrue(Files.readString(p, java.nio.charset.StandardCharsets.ISO_8859_1).startsWith(startsWith),
+                name + " starts with " + startsWith);
+    }
+
+    @Test
+    void orcaAutoStartIsFollowedAndEveryStepCaptured() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        Result r = vfs("run", "--target", "job.gbw", "--", AUTOSTART.toString(), "job.gbw", "8", "1.5", "64");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("job.ges", "guess\n");
+        assertRegular("job.gbw", "step 8\n");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(9, rows.size(), "initial + 8 steps: " + rows);
+        assertEquals("initial", rows.get(0).get("reason"));
+        for (int i = 1; i <= 8; i++) {
+            String v = Files.readString(dir.resolve("job.gbw.versions").resolve((String) rows.get(i).get("path")),
+                    java.nio.charset.StandardCharsets.ISO_8859_1);
+            assertTrue(v.startsWith("step " + i + "\n"), "version " + (i + 1) + " is step " + i);
+        }
+        assertTrue(r.err().contains("followed"), r.err());
+        assertTrue(Manifest.read(dir.resolve("job.gbw.versions")).stream().anyMatch(m -> "followed".equals(m.get("event"))));
+    }
+
+    @Test
+    void noFollowKeepsTheOldWarning() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        Result r = vfs("run", "--no-follow", "--target", "job.gbw", "--", AUTOSTART.toString(), "job.gbw", "3", "1", "4");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("job.ges", "guess\n");
+        assertRegular("job.gbw", "step 3\n");
+        assertEquals(List.of("initial"), reasons(verifyVersions(dir.resolve("job.gbw.versions"))));
+        assertTrue(r.err().contains("is not versioned"), r.err());
+    }
+
+    @Test
+    void aDeleteThenRecreateIsFollowed() throws Exception {
+        Files.writeString(dir.resolve("x.dat"), "zero\n");
+        Result r = vfs("run", "--target", "x.dat", "--", "sh", "-c",
+                "rm x.dat; sleep 1; echo one > x.dat; echo two > x.dat");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("x.dat", "two\n");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("x.dat.versions"));
+        assertEquals(List.of("initial", "close", "close"), reasons(rows), rows.toString());
+    }
+
+    @Test
+    void cp2kStyleRotationCapturesEachNewFile() throws Exception {
+        // rename X to X.bak-N, then write a new X (after a pause, as a program computing does)
+        Files.writeString(dir.resolve("X.restart"), "r0\n");
+        Result r = vfs("run", "--target", "X.restart", "--", "sh", "-c",
+                "for i in 1 2 3; do mv X.restart X.restart.bak-$i; sleep 1; echo r$i > X.restart; done");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("X.restart", "r3\n");
+        for (int i = 1; i <= 3; i++) assertRegular("X.restart.bak-" + i, "r" + (i - 1) + "\n");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("X.restart.versions"));
+        assertEquals(List.of("initial", "close", "close", "close"), reasons(rows), rows.toString());
+    }
+
+    @Test
+    void aRecreateRightAfterTheRenameIsKeptAndSaidWhenTheRaceIsLost() throws Exception {
+        // No pause: the program may create the new file before the symlink is back. Either way
+        // nothing is lost: the file is versioned (through the link, or by copy when noticed).
+        Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "mv job.gbw job.ges; echo new > job.gbw; sleep 1");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("job.ges", "guess\n");
+        assertRegular("job.gbw", "new\n");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        Path v = dir.resolve("job.gbw.versions");
+        boolean saved = false;
+        for (Map<String, Object> m : rows) {
+            if ("saved".equals(m.get("status")) && Files.readString(v.resolve((String) m.get("path"))).equals("new\n")) saved = true;
+        }
+        assertTrue(saved, "the new file's content is a version: " + rows);
+        if (r.err().contains("before versionfs could put its link back")) {
+            assertTrue(rows.stream().anyMatch(m -> "noticed".equals(m.get("reason"))), rows.toString());
+        }
+    }
+}
