@@ -96,6 +96,11 @@ public final class Targets {
         return false;
     }
 
+    /** {@code rel} matches a target but cannot be versioned: said once, and in the summary. */
+    public void markUnversionable(String rel, String why) {
+        if (unversionable.putIfAbsent(rel, why) == null) Log.warn(why);
+    }
+
     /** Files that matched a target but could not be versioned, and why. */
     public Map<String, String> unversionable() {
         return Map.copyOf(unversionable);

@@ -87,7 +87,56 @@ public final class VersionStore implements AutoCloseable {
         if (!Files.isWritable(access)) throw new IOException(shown + " is not writable");
         int fd = Posix.openDir(access.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
-        return new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
+        Path dirty = fdPath.resolve(HIDDEN).resolve(DIRTY);
+        boolean wasDirty = Files.exists(dirty);
+        VersionStore store = new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
+        if (wasDirty) store.adoptUnlisted();
+        Files.writeString(dirty, Long.toString(ProcessHandle.current().pid()));
+        return store;
+    }
+
+    /** Present while a run has the folder open; found at open, it means that run was killed. */
+    private static final String DIRTY = "open";
+
+    /**
+     * A run killed between saving a version and writing its manifest line (the line follows the
+     * hash, a few ms after close() returned) leaves version files the manifest does not list. They
+     * are complete (a version file appears whole or not at all): hash them and list them, reason
+     * "recovered-unlisted", so that every version file is accounted for.
+     */
+    private void adoptUnlisted() throws IOException {
+        java.util.Set<String> listed = new java.util.HashSet<>();
+        Map<String, String> seriesOfStem = new java.util.HashMap<>();
+        for (Map<String, Object> r : Manifest.read(access)) {
+            if (r.get("path") instanceof String pth) listed.add(pth);
+            if (r.get("file") instanceof String f && r.get("path") instanceof String pth) {
+                seriesOfStem.put(pth.replaceAll("\\.\\d{6,9}(?=(\\.[^.]*)?$)", ""), f);
+            }
+        }
+        List<Path> found = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
+            for (Path p : ds) {
+                String n = p.getFileName().toString();
+                if (!n.matches(".*\\.\\d{6,9}(\\.[^.]*)?") || listed.contains(n) || !Files.isRegularFile(p)) continue;
+                found.add(p);
+            }
+        }
+        found.sort(null);
+        for (Path p : found) {
+            String n = p.getFileName().toString();
+            String stemExt = n.replaceAll("\\.\\d{6,9}(?=(\\.[^.]*)?$)", "");
+            String series = seriesOfStem.getOrDefault(stemExt, stemExt);
+            var num = VersionNaming.parse(series, n);
+            if (num.isEmpty()) continue;
+            Instant mtime = Files.getLastModifiedTime(p).toInstant();
+            Version v = new Version(num.getAsLong(), series, n, Files.size(p), mtime, 0, "", "recovered-unlisted",
+                    Version.Status.SAVED, null);
+            record(v);
+        }
+        if (!found.isEmpty()) {
+            Log.warn(found.size() + " version file(s) in " + dir + " had no manifest line (a run was killed just after"
+                    + " saving them): hashed and listed now, reason recovered-unlisted");
+        }
     }
 
     /**
@@ -267,6 +316,7 @@ public final class VersionStore implements AutoCloseable {
                 name = VersionNaming.versionName(series, number);
             }
             error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
+            while (error != null && isNoSpace(error) && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
             return finish(number, series, name, now, pid, cmd, reason, error, false);
         }
         int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
@@ -295,6 +345,8 @@ public final class VersionStore implements AutoCloseable {
             } else {
                 error = "link: " + Posix.strerror(e);
             }
+            // No room for the copy: older versions of this run give way (oldest first).
+            while (error != null && isNoSpace(error) && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
         }
         return finish(number, series, name, now, pid, cmd, reason, error, linked);
     }
@@ -308,15 +360,20 @@ public final class VersionStore implements AutoCloseable {
             v = new Version(number, series, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
         } else {
             lost.incrementAndGet();
-            Log.warn("version " + number + " of " + series + " could not be saved: " + error
-                    + (error.contains("space") || error.contains("quota")
-                    ? " (free space or quota in " + dir + "; the job's own writes are not affected)" : ""));
+            if (isNoSpace(error)) {
+                // One line, not one per version: a full disk can cost thousands in a long run.
+                Log.warnOnce("nospace-lost:" + dir, "version " + number + " of " + series + " and any later one that does"
+                        + " not fit could not be saved: " + error + " (free space or quota in " + dir + "; the job's own"
+                        + " writes are not affected; the summary counts them)");
+            } else {
+                Log.warn("version " + number + " of " + series + " could not be saved: " + error);
+            }
             v = new Version(number, series, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
         }
         log(series).add(v);
-        if (!v.lost() && !reason.equals("initial")) {
+        if (!v.lost()) {
             synchronized (droppable) {
-                droppable.add(new Droppable(series, number, name));
+                (reason.equals("initial") ? lastResort : droppable).add(new Droppable(series, number, name, reason.intern()));
             }
         }
         record(v);
@@ -338,11 +395,20 @@ public final class VersionStore implements AutoCloseable {
         return err;
     }
 
-    /** A version of this run that may give way when the job's own writes need its space. */
-    private record Droppable(String series, long number, String name) {}
+    private static boolean isNoSpace(String error) {
+        return error.contains("No space") || error.contains("quota") || error.contains("Disk quota");
+    }
 
-    /** Oldest first; never the "initial" version (the user's file as it was). */
+    /** A version of this run that may give way when the job's own writes need its space. */
+    private record Droppable(String series, long number, String name, String reason) {}
+
+    /** Oldest first. */
     private final java.util.ArrayDeque<Droppable> droppable = new java.util.ArrayDeque<>();
+    /**
+     * The content before the run: given up only when nothing else of this run is left. Without
+     * versionfs the job would have overwritten that content anyway; its writes come first.
+     */
+    private final java.util.ArrayDeque<Droppable> lastResort = new java.util.ArrayDeque<>();
 
     /**
      * The job's writes come first: when the disk is full, gives up the oldest version of this run
@@ -351,7 +417,13 @@ public final class VersionStore implements AutoCloseable {
      */
     public boolean dropOneForSpace() {
         synchronized (droppable) {
-            var it = droppable.iterator();
+            return dropFrom(droppable) || dropFrom(lastResort);
+        }
+    }
+
+    private boolean dropFrom(java.util.ArrayDeque<Droppable> queue) {
+        {
+            var it = queue.iterator();
             while (it.hasNext()) {
                 Droppable d = it.next();
                 FileStat st = Stat.at(dirFd, d.name(), LibC.AT_SYMLINK_NOFOLLOW);
@@ -360,15 +432,21 @@ public final class VersionStore implements AutoCloseable {
                     continue;
                 }
                 if (Stat.nlink(st) > 1) continue; // shares the live file: removing it frees nothing
+                long size = Stat.size(st);
                 if (Posix.C.unlinkat(dirFd, d.name(), 0) != 0) continue;
+                if (d.name().equals(hashing)) hashCancelled = true; // its blocks come back when the hasher lets go
                 it.remove();
                 lost.incrementAndGet();
                 String why = "dropped to make room for the job's own writes (disk full or quota)";
                 log(d.series()).markLost(d.number());
                 Log.warnOnce("dropped:" + dir, "the disk of " + dir + " is full: versions of this run give way to the"
                         + " job's own writes, oldest first (each is recorded in the manifest)");
+                if (queue == lastResort) {
+                    Log.warn("version " + d.number() + " of " + d.series() + " (its content before the run) was given up:"
+                            + " the job needed the space");
+                }
                 Json.Obj line = Json.obj().put("version", d.number()).put("file", d.series()).put("path", null)
-                        .put("size", Stat.size(st)).put("status", "lost").put("reason", "dropped").put("error", why)
+                        .put("size", size).put("status", "lost").put("reason", d.reason()).put("dropped", true).put("error", why)
                         .put("time", Version.ISO_MILLIS.format(Instant.now()));
                 hasher.execute(() -> append(line));
                 return true;
@@ -404,7 +482,16 @@ public final class VersionStore implements AutoCloseable {
     private void record(Version v) {
         hasher.execute(() -> {
             if (v.givenUp) return;
-            if (!v.lost()) v.sha256(sha256(access.resolve(v.versionFile)));
+            if (!v.lost()) {
+                hashing = v.versionFile;
+                hashCancelled = false;
+                try {
+                    v.sha256(sha256(access.resolve(v.versionFile), () -> hashCancelled));
+                } finally {
+                    hashing = null;
+                }
+                if (hashCancelled) return; // given up while being hashed: its "dropped" line follows
+            }
             append(v.toJson());
         });
     }
@@ -422,8 +509,7 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
-    /** The hasher's buffer and digest: one thread hashes, so one of each, reused for every version. */
-    private static final ByteBuffer HASH_BUF = ByteBuffer.allocateDirect(1 << 20);
+    /** The hasher's digest: one thread hashes, so one, reused for every version. */
     private static final MessageDigest SHA256;
 
     static {
@@ -434,19 +520,37 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
+    /** The version file being hashed now, and whether to stop: a version given up must let go of its blocks at once. */
+    private volatile String hashing;
+    private volatile boolean hashCancelled;
+
     /** Only ever called on the hasher thread. */
-    private static String sha256(Path p) {
-        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+    private static final jnr.ffi.Pointer HASH_MEM = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 1 << 20);
+    private static final byte[] HASH_BYTES = new byte[1 << 20];
+
+    /**
+     * Only ever called on the hasher thread. Opened with O_CLOEXEC through libc, not a Java
+     * FileChannel: a descriptor open while libfuse forks fusermount (auto_unmount) is inherited
+     * by that long-lived helper, and a version given up to free space would keep its blocks.
+     */
+    private static String sha256(Path p, BooleanSupplier cancelled) {
+        int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (fd < 0) return null;
+        try {
             SHA256.reset();
-            HASH_BUF.clear();
-            while (ch.read(HASH_BUF) >= 0) {
-                HASH_BUF.flip();
-                SHA256.update(HASH_BUF);
-                HASH_BUF.clear();
+            long off = 0;
+            while (true) {
+                if (cancelled.getAsBoolean()) return null;
+                long n = Posix.C.pread(fd, HASH_MEM, HASH_BYTES.length, off);
+                if (n < 0) return null;
+                if (n == 0) break;
+                HASH_MEM.get(0, HASH_BYTES, 0, (int) n);
+                SHA256.update(HASH_BYTES, 0, (int) n);
+                off += n;
             }
             return HexFormat.of().formatHex(SHA256.digest());
-        } catch (IOException e) {
-            return null;
+        } finally {
+            Posix.C.close(fd);
         }
     }
 
@@ -477,6 +581,11 @@ public final class VersionStore implements AutoCloseable {
     @Override
     public void close() {
         drain();
+        try {
+            Files.deleteIfExists(access.resolve(HIDDEN).resolve(DIRTY));
+        } catch (IOException e) {
+            Log.debug("dirty marker: " + e.getMessage());
+        }
         try {
             manifest.close();
         } catch (IOException e) {

@@ -81,6 +81,10 @@ final class RunCommand implements Callable<Integer> {
             case "dir", "directory" -> RunSession.Mode.DIR;
             default -> throw new UserError(ExitCodes.USAGE, "--mode must be symlink or dir, not '" + mode + "'");
         };
+        if (graceSeconds < 0 || graceSeconds > 86_400) {
+            throw new UserError(ExitCodes.USAGE, "--grace must be between 0 and 86400 seconds, not " + graceSeconds
+                    + " (the time the job gets between TERM and KILL)");
+        }
         return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
                 !noFollow)).execute();
     }

@@ -250,14 +250,21 @@ public final class CaptureFs extends FuseStubFS {
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null || !Stat.isRegular(st)) return null;
+            // Read everything from st now: it is this thread's buffer, and opening the versions
+            // folder below (seriesFor) stats other files into it.
             FileId id = FileId.of(st);
             long links = Stat.nlink(st);
             s = targets.seriesFor(r);
             if (s == null) return null;
-            leftover = links > 1 && s.store().isLatestVersion(s.name(), Stat.dev(st), Stat.ino(st));
+            leftover = links > 1 && s.store().isLatestVersion(s.name(), id.dev(), id.ino());
             lf = table.computeIfAbsent(id, k -> new LiveFile(this, k, r, s));
         } finally {
             namespace.readLock().unlock();
+        }
+        if (leftover) {
+            Log.info(r + " still shared its storage with its last version (a run was killed before it could separate"
+                    + " them): protected, and separated at the end of this run");
+            event(s, Json.obj().put("event", "recovered").put("file", r).put("detail", "shared with its last version"));
         }
         return lf.captureInitial(s.store(), leftover);
     }
@@ -740,6 +747,7 @@ public final class CaptureFs extends FuseStubFS {
             int fd0;
             FileId id;
             LiveFile lf;
+            boolean multiLinked;
             namespace.readLock().lock();
             try {
                 fd0 = C.openat(rootFd, r, openFlags, mode);
@@ -751,6 +759,7 @@ public final class CaptureFs extends FuseStubFS {
                     return -e;
                 }
                 id = FileId.of(st);
+                multiLinked = Stat.nlink(st) > 1;
                 try {
                     lf = lookup(st, r);
                 } catch (RuntimeException | Error e) {
@@ -767,7 +776,14 @@ public final class CaptureFs extends FuseStubFS {
                     C.close(fd0);
                     return -e;
                 }
-                fi.fh.set(register(new Handle(fd0, id, write, null)));
+                Handle h = new Handle(fd0, id, write, null);
+                if ((flags & LibC.O_APPEND) != 0) {
+                    // Our own descriptor: O_APPEND on it makes pwrite append at the real end.
+                    C.fcntl(fd0, LibC.F_SETFL, C.fcntl(fd0, LibC.F_GETFL, 0) | LibC.O_APPEND);
+                    h.append = true;
+                }
+                if (multiLinked) directIo(fi);
+                fi.fh.set(register(h));
                 return 0;
             }
             int a = lf.attach(fd0, id, acc == LibC.O_RDWR, write); // closes fd0
@@ -787,10 +803,41 @@ public final class CaptureFs extends FuseStubFS {
                     return t;
                 }
             }
-            fi.fh.set(register(new Handle(-1, id, write, lf)));
+            Handle h = new Handle(-1, id, write, lf);
+            h.append = (flags & LibC.O_APPEND) != 0;
+            if (lf.multiplyLinked()) directIo(fi);
+            fi.fh.set(register(h));
             return 0;
         }
         return -Errno.EAGAIN;
+    }
+
+    /**
+     * A file with several names: libfuse2's path API gives each name its own kernel inode, so
+     * each would have its own page cache and a read through one name could miss a write through
+     * another. direct_io sends every read and write to us instead (struct fuse_file_info: the
+     * direct_io bit is bit 0 of the word after flags, fh_old and writepage; checked against
+     * jnr-fuse's offset of fh).
+     */
+    private static void directIo(FuseFileInfo fi) {
+        if (DIRECT_IO_BYTE < 0) return;
+        jnr.ffi.Pointer mem = Struct.getMemory(fi);
+        mem.putByte(DIRECT_IO_BYTE, (byte) (mem.getByte(DIRECT_IO_BYTE) | 1));
+    }
+
+    private static final long DIRECT_IO_BYTE = directIoByte();
+
+    private static long directIoByte() {
+        try {
+            FuseFileInfo probe = FuseFileInfo.of(jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 64));
+            java.lang.reflect.Method m = findOffset(probe.fh.getClass());
+            m.setAccessible(true);
+            long fh = ((Number) m.invoke(probe.fh)).longValue();
+            // int flags; unsigned long fh_old; int writepage; unsigned bits; uint64_t fh (LP64)
+            return fh == 24 ? 20 : -1;
+        } catch (Exception | Error e) {
+            return -1;
+        }
     }
 
     @Override

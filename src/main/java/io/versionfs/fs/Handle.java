@@ -13,6 +13,8 @@ final class Handle {
     final int fd;
     final FileId id;
     final boolean writable;
+    /** Opened with O_APPEND: every write goes to the end of the real file, whatever offset the kernel computed. */
+    boolean append;
     /** Set at open for a versioned file, or later by {@link #attach}. Read without a lock. */
     volatile LiveFile live;
     /** The file's change counter right after this handle's last change; 0 = it never changed it. */

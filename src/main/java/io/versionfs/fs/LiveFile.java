@@ -259,19 +259,74 @@ final class LiveFile {
         int err = lockForChange();
         if (err < 0) return err;
         try {
+            if (h.append) return append(bufvec, h);
             int n = FuseBufs.copyToFd(bufvec, fd, offset);
             // The job's writes come first: a full disk gives up versions of this run, oldest
             // first, until the write fits (or none is left, and the job sees ENOSPC as it would
             // without versionfs).
-            while ((n == -Errno.ENOSPC || n == -Errno.EDQUOT) && dropVersionForSpace()) {
-                n = FuseBufs.copyToFd(bufvec, fd, offset);
-            }
+            n = retryForSpace(n, () -> FuseBufs.copyToFd(bufvec, fd, offset));
             if (n < 0) return n;
             h.wrote = changes.incrementAndGet();
             return n;
         } finally {
             lock.readLock().unlock();
         }
+    }
+
+    /** Serialises appenders: each finds the end of the file and writes there (held with the read lock). */
+    private final java.util.concurrent.locks.ReentrantLock appendLock = new java.util.concurrent.locks.ReentrantLock();
+
+    /**
+     * O_APPEND: the kernel computed the offset from its own idea of the size, which is wrong when
+     * the file was also written through another name (libfuse2's path API gives each hard link its
+     * own kernel inode). The end of the real file is the truth.
+     */
+    private int append(Pointer bufvec, Handle h) {
+        appendLock.lock();
+        try {
+            FileStat st = Stat.of(fd);
+            if (st == null) return -Posix.errno();
+            long end = Stat.size(st);
+            int n = retryForSpace(FuseBufs.copyToFd(bufvec, fd, end), () -> FuseBufs.copyToFd(bufvec, fd, end));
+            if (n < 0) return n;
+            h.wrote = changes.incrementAndGet();
+            return n;
+        } finally {
+            appendLock.unlock();
+        }
+    }
+
+    /** Whether the file has more than one name (ours, or links we did not make): its pages must not be cached per name. */
+    boolean multiplyLinked() {
+        lock.writeLock().lock();
+        try {
+            return nameCount() > 1 || (fd >= 0 && hasLinksWeDidNotMake());
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /**
+     * Retries a write that found the disk full after giving up versions of this run, oldest
+     * first. A version file just removed may still be open (being hashed), and its blocks come
+     * back only when that ends: after the last drop, a few short waits (bounded, 0.5 s).
+     */
+    private int retryForSpace(int n, java.util.function.IntSupplier write) {
+        boolean dropped = false;
+        while ((n == -Errno.ENOSPC || n == -Errno.EDQUOT) && dropVersionForSpace()) {
+            dropped = true;
+            n = write.getAsInt();
+        }
+        for (int i = 0; dropped && i < 20 && (n == -Errno.ENOSPC || n == -Errno.EDQUOT); i++) {
+            try {
+                Thread.sleep(25);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            n = write.getAsInt();
+        }
+        return n;
     }
 
     private boolean dropVersionForSpace() {
@@ -586,6 +641,18 @@ final class LiveFile {
 
     /** The copy-on-write copy failed: the versions give way (the job's writes come first), or the change fails. */
     private int copyFailed(String err, boolean mayDropVersions, String what) {
+        boolean noRoom = err.contains("No space") || err.contains("quota");
+        if (!mayDropVersions && noRoom && cow.versions().stream().allMatch(Cow.Linked::mayGiveUp)) {
+            // End of run, no room to keep the last version apart from the final file: the version
+            // gives way (its content is the final file's), never a version left sharing the file
+            // the user will edit next.
+            for (Cow.Linked l : cow.versions()) {
+                l.store().giveUp(l.version(), "no room to keep it apart from the final file, which holds the same content ("
+                        + err + ")");
+            }
+            cow.independent();
+            return 0;
+        }
         if (!mayDropVersions) {
             String why = err.equals("cancelled") ? "no time left to copy it before the end of the run"
                     : "no room for a separate copy: " + err;

@@ -70,7 +70,10 @@ final class DirCapture {
             }
             if (s.startsWith("./")) s = s.substring(2);
             Preflight.nameFits(folder.resolve(s), g.toString());
-            if (!TargetMatcher.isGlob(s)) Preflight.notSpecial(folder.resolve(s), g.toString());
+            if (!TargetMatcher.isGlob(s)) {
+                Preflight.notSpecial(folder.resolve(s), g.toString());
+                Preflight.notASymlink(folder.resolve(s));
+            }
             if (Files.isDirectory(folder.resolve(s)) && !TargetMatcher.isGlob(s)) {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the program overwrites");
             }
@@ -120,6 +123,13 @@ final class DirCapture {
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(viaFd)) {
             for (Path p : ds) {
                 String rel = p.getFileName().toString();
+                if (Files.isSymbolicLink(p) && new TargetMatcher(patterns).matches(rel)) {
+                    // Writes through a symlink land where it points, outside what we serve.
+                    String to = String.valueOf(Files.readSymbolicLink(p));
+                    targets.markUnversionable(rel, rel + " is a symlink (to " + to + "): what is written through it is not"
+                            + " versioned; give the real file as target, or run in its folder");
+                    continue;
+                }
                 if (!Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
                 fs.captureInitial(rel);
             }

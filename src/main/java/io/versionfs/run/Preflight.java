@@ -96,6 +96,16 @@ final class Preflight {
         }
     }
 
+    /** A target inside a versions folder (one with manifest.jsonl and .versionfs/) would version versionfs's own files. */
+    static void notInsideAVersionsFolder(Path t) {
+        for (Path d = t.getParent(); d != null; d = d.getParent()) {
+            if (Files.isRegularFile(d.resolve("manifest.jsonl")) && Files.isDirectory(d.resolve(".versionfs"))) {
+                throw new UserError(ExitCodes.BAD_TARGET, "--target " + t + " is inside " + d + ", a versions folder of"
+                        + " versionfs: give the file the program writes, not one of versionfs's own");
+            }
+        }
+    }
+
     static void grace(long millis) {
         if (millis < 0) {
             throw new UserError(ExitCodes.USAGE, "--grace must be 0 or more seconds, not " + millis / 1000

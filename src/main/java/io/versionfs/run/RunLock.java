@@ -86,6 +86,25 @@ final class RunLock implements AutoCloseable {
     static void refuseIfServed(Path folder, Path lockFile) {
         io.versionfs.fs.MountTable.Entry e = io.versionfs.fs.MountTable.fuseAt(folder);
         if (e != null && e.fsType().contains("versionfs")) throw busy(lockFile, "the folder " + folder + " (--mode dir)");
+        refuseInsideServed(folder, "the folder " + folder);
+    }
+
+    /**
+     * A path inside a folder that another run serves in directory mode: that run versions what
+     * happens there (and keeps its versions folders read-only), so a second run would fight it.
+     */
+    static void refuseInsideServed(Path path, String what) {
+        Path p = path.toAbsolutePath().normalize();
+        for (io.versionfs.fs.MountTable.Entry e : io.versionfs.fs.MountTable.entries()) {
+            if (!e.fsType().contains("versionfs") || !p.startsWith(e.mountPoint())) continue;
+            if (e.mountPoint().getFileName() != null && e.mountPoint().getParent() != null
+                    && e.mountPoint().getParent().getFileName() != null
+                    && e.mountPoint().getParent().getFileName().toString().startsWith("versionfs-")) {
+                continue; // a symlink-mode private mount, not a served folder
+            }
+            throw busy(e.mountPoint().resolve(RunSession.DIR_LOCK), what + " (inside " + e.mountPoint()
+                    + ", served in --mode dir)");
+        }
     }
 
     private void record() {
@@ -107,11 +126,22 @@ final class RunLock implements AutoCloseable {
     }
 
     private static Map<String, Object> holder(Path path) {
-        try {
-            return Json.parseObject(Files.readString(path).strip());
-        } catch (Exception e) {
-            return Map.of();
+        // The holder writes its record right after taking the lock: give it a moment.
+        for (int i = 0; i < 10; i++) {
+            try {
+                String text = Files.readString(path).strip();
+                if (!text.isEmpty()) return Json.parseObject(text);
+            } catch (Exception e) {
+                // not there yet, or half written
+            }
+            try {
+                Thread.sleep(30);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
         }
+        return Map.of();
     }
 
     private static UserError busy(Path path, String what) {

@@ -89,6 +89,11 @@ public final class RunSession {
             }
             // Exclusion first: nothing is created, moved or deleted before every lock is ours, so
             // a refused run (another run holds the target) leaves the other run's files alone.
+            for (Path t : targets) {
+                RunLock.refuseInsideServed(t.getParent(), t.toString());
+                Preflight.notInsideAVersionsFolder(t);
+            }
+            for (Path v : vdirOf.values()) RunLock.refuseInsideServed(v, "the versions folder " + v);
             if (dirMode != null) {
                 RunLock.refuseIfServed(cwd, cwd.resolve(DIR_LOCK));
                 RunLock l = RunLock.acquire(cwd.resolve(DIR_LOCK), "the folder " + cwd + " (--mode dir)");

@@ -167,7 +167,12 @@ final class TargetLink {
                 }
                 continue;
             }
-            putInPlace(backing, e.getValue());
+            // A killed run's live file may still share its inode with its last version: then copy,
+            // so the version cannot change when the user edits the recovered file.
+            Object dev = Files.getAttribute(backing, "unix:dev", LinkOption.NOFOLLOW_LINKS);
+            Object ino = Files.getAttribute(backing, "unix:ino", LinkOption.NOFOLLOW_LINKS);
+            boolean sharesVersion = store.isLatestVersion(name, ((Number) dev).longValue(), ((Number) ino).longValue());
+            putInPlace(backing, e.getValue(), sharesVersion);
             for (Path p : e.getValue()) places.add(p.toString());
         }
         Path live = s.get("live") instanceof String l ? Path.of(l) : liveFile();
@@ -214,13 +219,13 @@ final class TargetLink {
 
     /**
      * Puts {@code backing}'s content at each of {@code links} (symlinks), as regular files: the
-     * first gets the file itself (a rename, O(1)), the others copies. A file that still shares its
-     * inode with a version is copied, so the version cannot change when the user edits it.
+     * first gets the file itself (a rename, O(1): the user's own hard links to it stay links), the
+     * others copies. A file that still shares its inode with a version is copied instead.
      */
-    private static void putInPlace(Path backing, List<Path> links) throws IOException {
+    private static void putInPlace(Path backing, List<Path> links, boolean sharesVersion) throws IOException {
         Path first = links.get(0);
         for (Path p : links) if (!p.equals(first)) copyFile(backing, p);
-        if (((Number) Files.getAttribute(backing, "unix:nlink", LinkOption.NOFOLLOW_LINKS)).intValue() > 1) {
+        if (sharesVersion) {
             copyFile(backing, first);
             Files.delete(backing);
         } else {
@@ -586,7 +591,7 @@ final class TargetLink {
         Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveDir) : Map.of();
         for (Map.Entry<Path, List<Path>> e : links.entrySet()) {
             if (Files.exists(e.getKey(), LinkOption.NOFOLLOW_LINKS)) {
-                putInPlace(e.getKey(), e.getValue());
+                putInPlace(e.getKey(), e.getValue(), false); // detached at the end of capture
             } else {
                 for (Path p : e.getValue()) Files.deleteIfExists(p); // the program deleted the file: so be it
             }

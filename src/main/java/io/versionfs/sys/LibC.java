@@ -30,6 +30,7 @@ public interface LibC {
     int O_DIRECTORY = OpenFlags.O_DIRECTORY.intValue(), O_NOFOLLOW = OpenFlags.O_NOFOLLOW.intValue(),
             O_CLOEXEC = OpenFlags.O_CLOEXEC.intValue(), O_NONBLOCK = OpenFlags.O_NONBLOCK.intValue();
     int SEEK_DATA = 3, SEEK_HOLE = 4; // the same on every Linux architecture
+    int F_GETFL = 3, F_SETFL = 4;
 
     long FICLONE = 0x40049409L;
     int PR_SET_CHILD_SUBREAPER = 36;
@@ -69,6 +70,7 @@ public interface LibC {
     @SaveError int fchmod(int fd, int mode);
     @SaveError int fchown(int fd, int uid, int gid);
     @SaveError int flock(int fd, int operation);
+    @SaveError int fcntl(int fd, int cmd, long arg);
     @SaveError int futimens(int fd, Pointer times);
     @SaveError int setpriority(int which, int who, int prio);
     long syscall(long number);

@@ -8,7 +8,8 @@ import ru.serce.jnrfuse.struct.FileStat;
  * {@code struct stat} without hard-coded offsets: jnr-fuse's {@link FileStat} already knows the
  * layout of each architecture (x86_64 and aarch64 differ: st_nlink is 8 bytes after st_ino on one,
  * 4 bytes after st_mode on the other). One buffer per thread, reused: the lookups run on every
- * open and inside close(), where a native allocation per call showed up before.
+ * open and inside close(), where a native allocation per call showed up before. The price: a
+ * result is valid only until the same thread's next stat, so read the fields you need at once.
  */
 public final class Stat {
     private static final Runtime RT = Runtime.getSystemRuntime();

@@ -182,7 +182,9 @@ class RunLifeIT {
         List<Case> cases = List.of(
                 new Case(201, "unknown option --taget (did you mean --target?)", "run", "--taget", "job.gbw", "--", "true"),
                 new Case(202, "--target is empty", "run", "--target", "", "--", "true"),
-                new Case(201, "--grace must be 0 or more", "run", "--grace", "-1", "--target", "job.gbw", "--", "true"),
+                new Case(201, "--grace must be between 0 and 86400", "run", "--grace", "-1", "--target", "job.gbw", "--", "true"),
+                new Case(201, "--grace must be between 0 and 86400", "run", "--grace", "9223372036854775807", "--target",
+                        "job.gbw", "--", "true"),
                 new Case(202, "file name too long", "run", "--target", "a".repeat(250), "--", "true"),
                 new Case(206, "not on PATH", "run", "--target", "job.gbw", "--", "no-such-program-xyz"));
         for (Case c : cases) {
@@ -204,5 +206,48 @@ class RunLifeIT {
         assertTrue(r.err().contains("dangling symlink left by a versionfs run that was killed"), r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
         assertTrue(Files.isSymbolicLink(dir.resolve("job.gbw")), "left as it was");
+    }
+
+    @Test
+    void aDirModeRunKilledWithSigkillLeavesNothingSharedAndEveryVersionListed() throws Exception {
+        Files.writeString(dir.resolve("loop.py"), "import time\nfor i in range(200):\n"
+                + "    open('job.xyz','w').write('v%d\\n' % i); time.sleep(0.05)\n");
+        Process p = vfsAsync("run", "--mode", "dir", "--target", "*.xyz", "--", "python3", "loop.py");
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline && (!Files.isDirectory(dir.resolve("job.xyz.versions"))
+                || TestSupport.versions(dir.resolve("job.xyz.versions"), "job", ".xyz").size() < 5)) Thread.sleep(50);
+        List<ProcessHandle> kids = p.descendants().toList();
+        p.destroyForcibly();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        for (ProcessHandle h : kids) h.destroyForcibly();
+        Thread.sleep(500);
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "true");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(1, ((Number) Files.getAttribute(dir.resolve("job.xyz"), "unix:nlink")).intValue(),
+                "the target shares no inode with a version");
+        verifyVersions(dir.resolve("job.xyz.versions")); // every version file listed, every sha256 right
+        Files.writeString(dir.resolve("job.xyz"), "edit\n", java.nio.file.StandardOpenOption.APPEND);
+        verifyVersions(dir.resolve("job.xyz.versions"));
+    }
+
+    @Test
+    void runsInsideAFolderServedInDirModeOrInsideAVersionsFolderAreRefused() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        Process first = vfsAsync("run", "--mode", "dir", "--target", "*.xyz", "--", "sh", "-c",
+                "touch started; while [ ! -e go ]; do sleep 0.05; done");
+        waitFor(dir.resolve("started"));
+        Result r = vfs(60, "run", "--target", "g.gbw", "--", "true");
+        assertEquals(209, r.exit(), r.err());
+        assertTrue(r.err().contains("served in --mode dir") && r.err().contains("pid " + first.pid()), r.err());
+        r = vfs(60, "run", "--target", "job.xyz", "--", "true");
+        assertEquals(209, r.exit(), r.err());
+        Files.writeString(dir.resolve("go"), "");
+        assertTrue(first.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, first.exitValue(), Files.readString(dir.resolve("first.log")));
+        assertEquals(0, vfs(60, "run", "--target", "job.gbw", "--", "true").exit());
+        r = vfs(60, "run", "--target", "job.gbw.versions/manifest.jsonl", "--", "true");
+        assertEquals(202, r.exit(), r.err());
+        assertTrue(r.err().contains("a versions folder"), r.err());
+        verifyVersions(dir.resolve("job.gbw.versions"));
     }
 }
