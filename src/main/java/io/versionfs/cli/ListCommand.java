@@ -35,6 +35,10 @@ final class ListCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         List<Object> all = new ArrayList<>();
         for (Path d : dirs) {
+            if (Files.isRegularFile(d.resolve(Manifest.FILE_NAME)) && !Files.isReadable(d.resolve(Manifest.FILE_NAME))) {
+                throw new UserError(ExitCodes.VERSIONS_DIR, d.resolve(Manifest.FILE_NAME) + " is not readable by you:"
+                        + " ask its owner, or check its mode");
+            }
             if (!Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
                 throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
                         + ": give a versions folder (e.g. job.gbw.versions)");

@@ -602,6 +602,9 @@ final class TargetLink {
                 Path keep = store.dir().resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
                 Files.move(live, keep, StandardCopyOption.REPLACE_EXISTING);
                 problems.add("the last content the program wrote through versionfs is kept as " + keep);
+                store.event(Json.obj().put("event", "kept-final").put("file", name).put("path", keep.getFileName().toString())
+                        .put("why", target + " was replaced or deleted by the program")
+                        .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
             } else {
                 // never linked (failed before): the target was never touched; drop our copy
                 Files.deleteIfExists(live);

@@ -51,8 +51,9 @@ class RetentionTest {
 
     @Test
     void maxSizeThinsOldestFirstButNeverFirstOrLast() {
-        // 10 versions of 100 bytes, budget 350: first + last + the two newest before it
-        assertEquals(List.of(1L, 8L, 9L, 10L), kept(series(10, 100, 1), policy(0, 0, true, 350, 0)));
+        // 10 versions of 100 bytes, budget 350: first + last + the newest one before it (300 bytes)
+        assertEquals(List.of(1L, 9L, 10L), kept(series(10, 100, 1), policy(0, 0, true, 350, 0)));
+        assertEquals(List.of(1L, 8L, 9L, 10L), kept(series(10, 100, 1), policy(0, 0, true, 400, 0)));
         // a budget smaller than one version: first and last stay anyway
         assertEquals(List.of(1L, 10L), kept(series(10, 100, 1), policy(0, 0, true, 5, 0)));
         assertEquals(List.of(10L), kept(series(10, 100, 1), policy(0, 0, false, 0, 0)));
