@@ -16,7 +16,7 @@ public final class VersionLog {
     private final List<Version> head = new ArrayList<>();
     private final Deque<Version> tail = new ArrayDeque<>();
     private final List<Version> lostOnes = new ArrayList<>();
-    private long total, lost;
+    private long total, lost, pruned;
 
     synchronized void add(Version v) {
         total++;
@@ -54,6 +54,14 @@ public final class VersionLog {
         tail.clear();
         tail.addAll(t);
         lost++;
+    }
+
+    /** Version {@code number} was removed by the keep rules: not shown as a version any more. */
+    synchronized void markPruned(long number) {
+        head.removeIf(x -> x.number == number);
+        tail.removeIf(x -> x.number == number);
+        total--;
+        pruned++;
     }
 
     /** Immutable copy for reporting. */

@@ -377,7 +377,58 @@ public final class VersionStore implements AutoCloseable {
             }
         }
         record(v);
+        if (!v.lost()) applyRetention(series, v);
         return new Captured(v, linked);
+    }
+
+    // ---- retention (live) ----------------------------------------------------------------------
+
+    private volatile Retention.Policy policy = Retention.Policy.KEEP_ALL;
+    /** This run's saved versions per series that retention still keeps, oldest first. */
+    private final Map<String, List<Version>> kept = new ConcurrentHashMap<>();
+    private final AtomicInteger pruned = new AtomicInteger();
+
+    /** The keep rules applied after each capture (see {@link Retention}); default: keep everything. */
+    public void retention(Retention.Policy p) {
+        this.policy = p;
+    }
+
+    /**
+     * Applies the keep rules right at capture (inside the program's close(), so a --max-size
+     * budget holds at every moment, not only once hashes catch up): versions no rule keeps are
+     * removed, each with a manifest line saying why. Only this run's versions are considered;
+     * {@code versionfs prune} handles the rest. The newest is always kept (it may share the live
+     * file), so removing others never touches the live file.
+     */
+    private void applyRetention(String series, Version v) {
+        Retention.Policy p = policy;
+        if (p.keepsAll()) return;
+        List<Version> list = kept.computeIfAbsent(series, k -> new ArrayList<>());
+        synchronized (list) {
+            list.add(v);
+            List<Retention.Entry> entries = new ArrayList<>(list.size());
+            for (Version x : list) entries.add(new Retention.Entry(x.number, Math.max(0, x.size), x.time));
+            List<Retention.Decision> out = Retention.toPrune(entries, p);
+            if (out.isEmpty()) return;
+            java.util.Set<Long> gone = new java.util.HashSet<>();
+            for (Retention.Decision d : out) {
+                Version x = list.stream().filter(y -> y.number == d.entry().number()).findFirst().orElse(null);
+                if (x == null) continue;
+                x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
+                Posix.C.unlinkat(dirFd, x.versionFile, 0);
+                if (x.versionFile.equals(hashing)) hashCancelled = true;
+                gone.add(x.number);
+                pruned.incrementAndGet();
+                log(series).markPruned(x.number);
+                Json.Obj line = x.toJson().put("path", null).put("status", "pruned").put("pruned", d.why());
+                hasher.execute(() -> append(line));
+            }
+            list.removeIf(y -> gone.contains(y.number));
+        }
+    }
+
+    public int prunedCount() {
+        return pruned.get();
     }
 
     /**

@@ -42,7 +42,10 @@ final class DirCapture {
     private FuseMount mount;
     private final List<String> events = new ArrayList<>();
 
-    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start) {
+    private final io.versionfs.capture.Retention.Policy retention;
+
+    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, io.versionfs.capture.Retention.Policy retention) {
+        this.retention = retention;
         this.folder = folder;
         this.patterns = patterns;
         this.versionsDir = versionsDir;
@@ -92,8 +95,9 @@ final class DirCapture {
             Path shown = versionsDir.toAbsolutePath().normalize();
             boolean inside = shown.startsWith(folder);
             Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
-            targets.add(matcher, VersionStore.openChecked(access, shown, start),
-                    inside ? folder.relativize(shown).toString() : null);
+            VersionStore fixed = VersionStore.openChecked(access, shown, start);
+            fixed.retention(retention);
+            targets.add(matcher, fixed, inside ? folder.relativize(shown).toString() : null);
         } else {
             targets.addPerFile(matcher, rel -> {
                 Path shown = folder.resolve(rel + ".versions");
@@ -101,7 +105,9 @@ final class DirCapture {
                         && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
                     throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
                 }
-                return VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
+                VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
+                store.retention(retention);
+                return store;
             });
         }
         fs = new CaptureFs(rootFd, targets);

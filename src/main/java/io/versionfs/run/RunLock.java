@@ -28,7 +28,7 @@ import java.util.Map;
  * <p>A refused run has created nothing but, at most, the lock file itself (never removed by it:
  * it belongs to the holder).
  */
-final class RunLock implements AutoCloseable {
+public final class RunLock implements AutoCloseable {
     private static final int LOCK_EX = 2, LOCK_NB = 4;
     private final Path path;
     private final int fd;
@@ -43,7 +43,7 @@ final class RunLock implements AutoCloseable {
      *
      * @param what what the lock protects, for the message ("job.gbw", "the versions folder X")
      */
-    static RunLock acquire(Path path, String what) {
+    public static RunLock acquire(Path path, String what) {
         for (int attempt = 0; attempt < 5; attempt++) {
             int fd = Posix.C.openat(LibC.AT_FDCWD, path.toString(), LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0644);
             if (fd < 0) {

@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.capture.Retention;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
@@ -36,10 +37,10 @@ public final class RunSession {
     public enum Mode { SYMLINK, DIR }
 
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
-                          List<String> command, boolean follow) {
+                          List<String> command, boolean follow, Retention.Policy retention) {
         public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                        List<String> command) {
-            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true);
+            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL);
         }
     }
 
@@ -58,7 +59,7 @@ public final class RunSession {
     public int execute() {
         Instant start = Instant.now();
         DirCapture dirMode = opt.mode() == Mode.DIR
-                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start) : null;
+                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.retention()) : null;
         List<Path> targets = dirMode == null ? Preflight.targets(opt.targets(), cwd) : List.of();
         Preflight.command(opt.command());
         Preflight.grace(opt.graceMillis());
@@ -111,6 +112,7 @@ public final class RunSession {
                 VersionStore store = stores.get(vdir);
                 if (store == null) {
                     store = VersionStore.openChecked(vdir, start);
+                    store.retention(opt.retention());
                     stores.put(vdir, store);
                 }
                 links.add(new TargetLink(t, store, opt.follow()));
@@ -252,6 +254,12 @@ public final class RunSession {
         undo.push("unlock " + vdir, l::close);
     }
 
+    private List<String> pruneNote(VersionStore s) {
+        if (s.prunedCount() == 0) return List.of();
+        return List.of("followed the keep rules (" + opt.retention().describe() + "): " + s.prunedCount()
+                + " version(s) pruned, each recorded in the manifest");
+    }
+
     private static List<String> concat(List<String> a, List<String> b) {
         List<String> out = new ArrayList<>(a);
         out.addAll(b);
@@ -280,7 +288,7 @@ public final class RunSession {
         }
         for (TargetLink l : links) {
             s.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
-                    l.store.versions().get(l.name), concat(l.followedSummary(), l.problems())));
+                    l.store.versions().get(l.name), concat(concat(l.followedSummary(), pruneNote(l.store)), l.problems())));
         }
         return s;
     }

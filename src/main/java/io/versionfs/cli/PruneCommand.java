@@ -1,0 +1,129 @@
+package io.versionfs.cli;
+
+import io.versionfs.capture.Manifest;
+import io.versionfs.capture.Retention;
+import io.versionfs.capture.VersionStore;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
+import io.versionfs.report.Json;
+import io.versionfs.report.Summary;
+import io.versionfs.run.RunLock;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code versionfs prune DIR...}: the keep rules of {@code run}, applied after the fact to every
+ * version in a versions folder (all runs), like restic's {@code forget --prune}. Each removed
+ * version gets a manifest line saying why; {@code --dry-run} only says what would go.
+ */
+@Command(name = "prune", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Remove versions that the keep rules do not keep (each one recorded in the manifest).",
+                "A version is kept if any rule keeps it; --max-size then thins the oldest; the newest is always kept.",
+                "Refused (exit 209) while a run uses the folder.",
+                "",
+                "Example: versionfs prune --keep-last 10 --keep-every 50 --dry-run job.gbw.versions"})
+final class PruneCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "DIR", arity = "1..*", description = "Versions folder(s), e.g. job.gbw.versions")
+    List<Path> dirs;
+
+    @Option(names = "--keep-last", paramLabel = "N", description = "Keep the newest N versions.")
+    int keepLast;
+
+    @Option(names = "--keep-every", paramLabel = "N", description = "Keep every Nth version (numbers N, 2N, ...).")
+    int keepEvery;
+
+    @Option(names = "--keep-first", paramLabel = "BOOL", defaultValue = "true", arity = "0..1",
+            description = "Keep the first version; default true.")
+    boolean keepFirst = true;
+
+    @Option(names = "--max-size", paramLabel = "SIZE", description = "Keep each file's versions within SIZE (500M, 10G), oldest go first.")
+    String maxSize;
+
+    @Option(names = "--min-interval", paramLabel = "DURATION", description = "Of versions closer than DURATION (30s, 5m), keep the last.")
+    String minInterval;
+
+    @Option(names = "--dry-run", description = "Only print what would be removed and how many bytes it frees.")
+    boolean dryRun;
+
+    @Option(names = "--json", description = "Print the removed (or, with --dry-run, removable) versions as JSON on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws IOException {
+        Retention.Policy p = new Retention.Policy(keepLast, keepEvery, keepFirst,
+                maxSize == null ? -1 : Units.size("--max-size", maxSize),
+                minInterval == null ? null : Units.duration("--min-interval", minInterval));
+        if (p.keepsAll()) {
+            throw new UserError(ExitCodes.USAGE, "no keep rule given: prune keeps everything without one"
+                    + " (e.g. --keep-last 10, --max-size 50G)");
+        }
+        List<Object> out = new ArrayList<>();
+        long freed = 0, count = 0;
+        for (Path d : dirs) {
+            if (!Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
+                throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
+                        + ": give a versions folder (e.g. job.gbw.versions)");
+            }
+            RunLock lock = Files.isDirectory(d.resolve(VersionStore.HIDDEN)) && !dryRun
+                    ? RunLock.acquire(d.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + d) : null;
+            try (Manifest manifest = dryRun ? null : new Manifest(d)) {
+                Map<String, List<Map<String, Object>>> bySeries = new LinkedHashMap<>();
+                for (Map<String, Object> r : Manifest.read(d)) {
+                    if (!"saved".equals(r.get("status")) || !(r.get("version") instanceof Long)) continue;
+                    bySeries.computeIfAbsent(String.valueOf(r.get("file")), k -> new ArrayList<>()).add(r);
+                }
+                for (Map.Entry<String, List<Map<String, Object>>> e : bySeries.entrySet()) {
+                    List<Map<String, Object>> rows = e.getValue();
+                    rows.sort((a, b) -> Long.compare((Long) a.get("version"), (Long) b.get("version")));
+                    List<Retention.Entry> entries = new ArrayList<>();
+                    for (Map<String, Object> r : rows) {
+                        Instant t;
+                        try {
+                            t = Instant.parse(String.valueOf(r.get("time")));
+                        } catch (RuntimeException ex) {
+                            t = Instant.EPOCH;
+                        }
+                        entries.add(new Retention.Entry((Long) r.get("version"),
+                                r.get("size") instanceof Long s ? s : 0, t));
+                    }
+                    for (Retention.Decision dec : Retention.toPrune(entries, p)) {
+                        Map<String, Object> row = rows.stream().filter(r -> r.get("version").equals(dec.entry().number()))
+                                .findFirst().orElseThrow();
+                        String path = String.valueOf(row.get("path"));
+                        freed += dec.entry().size();
+                        count++;
+                        if (!dryRun) {
+                            Files.deleteIfExists(d.resolve(path));
+                            Json.Obj line = Json.obj();
+                            row.forEach(line::put);
+                            manifest.append(line.put("path", null).put("status", "pruned").put("pruned", dec.why()));
+                        }
+                        out.add(Json.obj().put("dir", d.toString()).put("file", e.getKey()).put("version", dec.entry().number())
+                                .put("path", path).put("size", dec.entry().size()).put("why", dec.why()).put("removed", !dryRun));
+                        if (!json) {
+                            System.out.printf("%s  %s  version %d  %s  %s: %s%n", dryRun ? "would remove" : "removed",
+                                    d.resolve(path), dec.entry().number(), Summary.bytes(dec.entry().size()), e.getKey(), dec.why());
+                        }
+                    }
+                }
+            } finally {
+                if (lock != null) lock.close();
+            }
+        }
+        if (json) System.out.println(Json.write(out));
+        else System.out.println((dryRun ? "would remove " : "removed ") + count + " version(s), " + Summary.bytes(freed)
+                + (dryRun ? " would be freed (nothing was changed)" : " freed"));
+        return ExitCodes.OK;
+    }
+}

@@ -1,0 +1,89 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static io.versionfs.run.EngineIT.verifyVersions;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The keep rules, live during a run and after the fact with {@code versionfs prune}. */
+class RetentionIT {
+    private static final String PY = "python3 " + TestSupport.FSOPS;
+
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    private Result vfs(String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
+        return TestSupport.run(dir, null, 300, cmd);
+    }
+
+    private static List<Long> savedNumbers(List<Map<String, Object>> rows) {
+        return rows.stream().filter(m -> "saved".equals(m.get("status"))).map(m -> (Long) m.get("version")).toList();
+    }
+
+    @Test
+    void keepLastAndKeepEveryLeaveExactlyTheExpectedVersions() throws Exception {
+        Result r = vfs("run", "--keep-last", "5", "--keep-every", "50", "--target", "job.gbw", "--",
+                "python3", TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "k", "1", "200", "2000");
+        assertEquals(0, r.exit(), r.err());
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(List.of(1L, 50L, 100L, 150L, 196L, 197L, 198L, 199L, 200L), savedNumbers(rows));
+        assertEquals(200, rows.size(), "every version has a line; the pruned ones say why");
+        assertTrue(rows.stream().filter(m -> "pruned".equals(m.get("status"))).allMatch(m -> m.get("pruned") != null));
+        assertEquals(TestSupport.payload("k", 200, 2000).length, Files.size(dir.resolve("job.gbw")));
+        assertTrue(r.err().contains("191 version(s) pruned"), r.err());
+    }
+
+    @Test
+    void maxSizeHoldsAtEveryMoment() throws Exception {
+        // 30 rewrites of 100 KB with a 350 KB budget: after every close the job measures the
+        // versions folder; it must never hold more than the budget (the first and newest are kept).
+        String measure = "du -b --apparent-size -c job.gbw.versions/job.*.gbw | tail -1 | cut -f1 >> sizes";
+        String job = "for i in $(seq 1 30); do " + PY + " rewrite job.gbw m $i 1 100000; " + measure + "; done";
+        Result r = vfs("run", "--max-size", "350K", "--target", "job.gbw", "--", "sh", "-c", job);
+        assertEquals(0, r.exit(), r.err());
+        for (String line : Files.readAllLines(dir.resolve("sizes"))) {
+            assertTrue(Long.parseLong(line.strip()) <= 350 * 1024, "versions within budget after a close: " + line);
+        }
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        List<Long> saved = savedNumbers(rows);
+        assertEquals(1L, saved.get(0), "the first is kept");
+        assertEquals(30L, saved.get(saved.size() - 1), "the newest is kept");
+    }
+
+    @Test
+    void pruneDryRunChangesNothingAndPruneRecordsWhy() throws Exception {
+        Result r = vfs("run", "--target", "job.gbw", "--", "python3", TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "p", "1", "20", "1000");
+        assertEquals(0, r.exit(), r.err());
+        Path v = dir.resolve("job.gbw.versions");
+        String before = Files.readString(v.resolve("manifest.jsonl"));
+        Result dry = vfs("prune", "--keep-last", "3", "--dry-run", v.toString());
+        assertEquals(0, dry.exit(), dry.err());
+        assertTrue(dry.out().contains("would remove 16 version(s)"), dry.out());
+        assertEquals(before, Files.readString(v.resolve("manifest.jsonl")), "--dry-run changes nothing");
+        assertEquals(20, TestSupport.versions(v, "job", ".gbw").size());
+        Result real = vfs("prune", "--keep-last", "3", v.toString());
+        assertEquals(0, real.exit(), real.err());
+        List<Map<String, Object>> rows = verifyVersions(v);
+        assertEquals(List.of(1L, 18L, 19L, 20L), savedNumbers(rows));
+        assertEquals(4, TestSupport.versions(v, "job", ".gbw").size());
+        Result none = vfs("prune", v.toString());
+        assertEquals(201, none.exit(), "no rule: refused, nothing removed: " + none.err());
+    }
+}
