@@ -381,6 +381,55 @@ public final class VersionStore implements AutoCloseable {
         return new Captured(v, linked);
     }
 
+    // ---- headroom guard ------------------------------------------------------------------------
+
+    /** Bytes to leave free on the versions filesystem; -1: the default, min(5%, 10 GiB). */
+    private volatile long minFree = -1;
+    private final AtomicInteger skipped = new AtomicInteger();
+
+    public void minFree(long bytes) {
+        this.minFree = bytes;
+    }
+
+    /**
+     * Whether keeping a version of a {@code size}-byte file would leave less than the headroom
+     * free: a version keeps those bytes (at once when copied; at the next rewrite when linked),
+     * and the job's own next write of the file needs as much again. Null when there is room,
+     * else why not.
+     */
+    public String lowOnSpace(long size) {
+        if (NO_GUARD) return null;
+        ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
+        if (Posix.C.fstatvfs(dirFd, jnr.ffi.Struct.getMemory(sv)) != 0) return null;
+        long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
+        long avail = sv.f_bavail.longValue() * frsize, total = sv.f_blocks.longValue() * frsize;
+        long keep = minFree >= 0 ? minFree : Math.min(total / 20, 10L << 30);
+        if (avail - Math.max(0, size) >= keep) return null;
+        return "low space: " + avail + " bytes free in " + dir + ", a version of " + size + " bytes would leave less than "
+                + keep + " (--min-free)";
+    }
+
+    /** Tests of what happens when the disk fills anyway (another process filled it) turn the guard off. */
+    private static final boolean NO_GUARD = Boolean.getBoolean("versionfs.noHeadroomGuard");
+
+    private static final ThreadLocal<ru.serce.jnrfuse.struct.Statvfs> STATVFS = ThreadLocal.withInitial(
+            () -> ru.serce.jnrfuse.struct.Statvfs.of(jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 256)));
+
+    /** A close that was not kept as a version because space is low: one manifest line, counted in the summary. */
+    public void skipped(String series, String reason, int pid, String why) {
+        if (skipped.incrementAndGet() == 1) {
+            Log.warn("versions of " + series + " are being skipped: " + why + ". The job's own writes come first;"
+                    + " the summary counts the skipped closes");
+        }
+        Json.Obj line = Json.obj().put("event", "skipped").put("file", series).put("reason", reason).put("pid", pid)
+                .put("why", why).put("time", Version.ISO_MILLIS.format(Instant.now()));
+        hasher.execute(() -> append(line));
+    }
+
+    public int skippedCount() {
+        return skipped.get();
+    }
+
     // ---- retention (live) ----------------------------------------------------------------------
 
     private volatile Retention.Policy policy = Retention.Policy.KEEP_ALL;

@@ -86,6 +86,11 @@ final class RunCommand implements Callable<Integer> {
             + " 5m): of closes closer together, the last is kept, the others are recorded as pruned.")
     String minInterval;
 
+    @Option(names = "--min-free", paramLabel = "SIZE", description = {"Headroom on the versions filesystem: a version",
+            "that would leave less free (counting what the file's next rewrite needs) is skipped and",
+            "counted, never the job's own write (default: 5% of the filesystem, at most 10G; 0 turns it off)."})
+    String minFree;
+
     @Option(names = "--json", description = "Also print the summary as one JSON document on stdout.")
     boolean json;
 
@@ -108,6 +113,6 @@ final class RunCommand implements Callable<Integer> {
                 maxSize == null ? -1 : Units.size("--max-size", maxSize),
                 minInterval == null ? null : Units.duration("--min-interval", minInterval));
         return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
-                !noFollow, policy)).execute();
+                !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree))).execute();
     }
 }

@@ -527,6 +527,14 @@ final class LiveFile {
             saved = m;
             return s.store().recordLost(s.name(), reason, pid, cmd, "cannot open the live file: " + Posix.strerror(-r));
         }
+        FileStat now = Stat.of(fd);
+        String low = s.store().lowOnSpace(now != null ? Stat.size(now) : 0);
+        if (low != null) {
+            // The headroom guard: no version rather than a job that runs out of disk.
+            if (into == null) saved = m;
+            s.store().skipped(s.name(), reason, pid, low);
+            return null;
+        }
         VersionStore.Captured c = reason.equals("initial") || hasLinksWeDidNotMake()
                 ? s.store().copyFd(fd, s.name(), reason, pid, cmd, fs::stopping)
                 : s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);

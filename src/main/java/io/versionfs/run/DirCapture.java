@@ -44,8 +44,12 @@ final class DirCapture {
 
     private final io.versionfs.capture.Retention.Policy retention;
 
-    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, io.versionfs.capture.Retention.Policy retention) {
+    private final long minFree;
+
+    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, io.versionfs.capture.Retention.Policy retention,
+               long minFree) {
         this.retention = retention;
+        this.minFree = minFree;
         this.folder = folder;
         this.patterns = patterns;
         this.versionsDir = versionsDir;
@@ -97,6 +101,7 @@ final class DirCapture {
             Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
             VersionStore fixed = VersionStore.openChecked(access, shown, start);
             fixed.retention(retention);
+            fixed.minFree(minFree);
             targets.add(matcher, fixed, inside ? folder.relativize(shown).toString() : null);
         } else {
             targets.addPerFile(matcher, rel -> {
@@ -107,6 +112,7 @@ final class DirCapture {
                 }
                 VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
                 store.retention(retention);
+                store.minFree(minFree);
                 return store;
             });
         }

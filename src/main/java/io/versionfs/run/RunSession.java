@@ -37,10 +37,10 @@ public final class RunSession {
     public enum Mode { SYMLINK, DIR }
 
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
-                          List<String> command, boolean follow, Retention.Policy retention) {
+                          List<String> command, boolean follow, Retention.Policy retention, long minFree) {
         public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                        List<String> command) {
-            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL);
+            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1);
         }
     }
 
@@ -59,7 +59,7 @@ public final class RunSession {
     public int execute() {
         Instant start = Instant.now();
         DirCapture dirMode = opt.mode() == Mode.DIR
-                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.retention()) : null;
+                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.retention(), opt.minFree()) : null;
         List<Path> targets = dirMode == null ? Preflight.targets(opt.targets(), cwd) : List.of();
         Preflight.command(opt.command());
         Preflight.grace(opt.graceMillis());
@@ -113,6 +113,7 @@ public final class RunSession {
                 if (store == null) {
                     store = VersionStore.openChecked(vdir, start);
                     store.retention(opt.retention());
+                    store.minFree(opt.minFree());
                     stores.put(vdir, store);
                 }
                 links.add(new TargetLink(t, store, opt.follow()));
@@ -255,9 +256,16 @@ public final class RunSession {
     }
 
     private List<String> pruneNote(VersionStore s) {
-        if (s.prunedCount() == 0) return List.of();
-        return List.of("followed the keep rules (" + opt.retention().describe() + "): " + s.prunedCount()
-                + " version(s) pruned, each recorded in the manifest");
+        List<String> out = new ArrayList<>();
+        if (s.prunedCount() > 0) {
+            out.add("followed the keep rules (" + opt.retention().describe() + "): " + s.prunedCount()
+                    + " version(s) pruned, each recorded in the manifest");
+        }
+        if (s.skippedCount() > 0) {
+            out.add(s.skippedCount() + " close(s) not kept as versions: low space on the versions filesystem (--min-free);"
+                    + " each is a 'skipped' line in the manifest");
+        }
+        return out;
     }
 
     private static List<String> concat(List<String> a, List<String> b) {

@@ -34,6 +34,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class EngineIT {
     private static final String PY = "python3 " + TestSupport.FSOPS;
+    /** For tests of what happens when the disk fills anyway (as if another process filled it). */
+    static final Map<String, String> NO_GUARD = Map.of("VERSIONFS_JAVA_OPTS", "-Dversionfs.noHeadroomGuard=true");
 
     @TempDir
     Path dir;
@@ -332,7 +334,8 @@ class EngineIT {
         assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small.toString()).exit());
         try {
             // 10 rewrites of 3 MiB; the versions folder (on the 4 MiB tmpfs) holds one of them.
-            Result r = vfs(300, "run", "--versions-dir", small.resolve("v").toString(), "--target", "job.gbw", "--",
+            Result r = TestSupport.run(dir, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--versions-dir",
+                    small.resolve("v").toString(), "--target", "job.gbw", "--",
                     PY.split(" ")[0], TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "r", "1", "10", "3145728");
             assertEquals(207, r.exit(), "the job succeeded, versions were lost: " + r.err());
             assertArrayEquals(TestSupport.payload("r", 10, 3145728), Files.readAllBytes(dir.resolve("job.gbw")),
@@ -362,7 +365,7 @@ class EngineIT {
         Files.createDirectory(small);
         assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString()).exit());
         try {
-            Result r = TestSupport.run(small, null, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
+            Result r = TestSupport.run(small, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "out.dat", "r", "1", "20", "3145728");
             assertEquals(207, r.exit(), "the job succeeded, versions gave way: " + r.err());
             assertArrayEquals(TestSupport.payload("r", 20, 3145728), Files.readAllBytes(small.resolve("out.dat")));
@@ -377,7 +380,7 @@ class EngineIT {
             Path work = Files.createDirectory(small.resolve("work"));
             String edits = PY + " rewrite big.dat b 1 1 2097152 || exit 8; for i in $(seq 1 12); do " + PY
                     + " overwrite-middle big.dat E$i $((i*4096)) || exit 9; done";
-            r = TestSupport.run(work, null, 300, TestSupport.LAUNCHER.toString(), "run", "--mode", "dir", "--target", "big.dat",
+            r = TestSupport.run(work, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--mode", "dir", "--target", "big.dat",
                     "--", "sh", "-c", edits);
             assertEquals(207, r.exit(), r.err());
             byte[] expected = TestSupport.payload("b", 1, 2097152);
@@ -395,6 +398,31 @@ class EngineIT {
     }
 
     @Test
+    void theHeadroomGuardSkipsVersionsBeforeTheJobsDiskFills() throws Exception {
+        // 64 MiB disk, the job rewrites its own 20 MiB file 6 times: versions are kept while
+        // there is room for them and for the next rewrite, then skipped (and said); the job never
+        // sees ENOSPC, and nothing is lost: exit 0.
+        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
+        Path small = dir.resolve("small");
+        Files.createDirectory(small);
+        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", small.toString()).exit());
+        try {
+            Result r = TestSupport.run(small, null, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
+                    "python3", TestSupport.FSOPS.toString(), "rewrite", "out.dat", "g", "1", "6", "20000000");
+            assertEquals(0, r.exit(), r.err());
+            assertArrayEquals(TestSupport.payload("g", 6, 20_000_000), Files.readAllBytes(small.resolve("out.dat")));
+            List<Map<String, Object>> rows = verifyVersions(small.resolve("out.dat.versions"));
+            assertTrue(rows.stream().allMatch(m -> "saved".equals(m.get("status"))), rows.toString());
+            long skipped = io.versionfs.capture.Manifest.readChecked(small.resolve("out.dat.versions")).rows().stream()
+                    .filter(m -> "skipped".equals(m.get("event"))).count();
+            assertTrue(skipped >= 1 && rows.size() + skipped == 6, rows.size() + " kept, " + skipped + " skipped");
+            assertTrue(r.err().contains("not kept as versions: low space"), r.err());
+        } finally {
+            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
+        }
+    }
+
+    @Test
     void aFullJobDiskGivesUpEvenTheInitialVersionRatherThanTheJobsWrite() throws Exception {
         // 16 MiB disk, a 7 MB target: its initial version is a copy (7 MB). The job then writes
         // 10 MB: without versionfs it fits, so the content before the run gives way, last.
@@ -404,7 +432,7 @@ class EngineIT {
         assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small.toString()).exit());
         try {
             Files.write(small.resolve("job.gbw"), TestSupport.payload("orig", 0, 7_000_000));
-            Result r = TestSupport.run(small, null, 120, TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--",
+            Result r = TestSupport.run(small, NO_GUARD, 120, TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "big", "1", "1", "10000000");
             assertEquals(207, r.exit(), r.err());
             assertArrayEquals(TestSupport.payload("big", 1, 10_000_000), Files.readAllBytes(small.resolve("job.gbw")));
