@@ -592,7 +592,9 @@ public final class VersionStore implements AutoCloseable {
                 }
                 if (hashCancelled) return; // given up while being hashed: its "dropped" line follows
             }
-            append(v.toJson());
+            Json.Obj line = v.toJson();
+            if (!v.lost()) dedupe(v, line);
+            append(line);
         });
     }
 
@@ -618,6 +620,75 @@ public final class VersionStore implements AutoCloseable {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** Per series, the last saved version as hashed: (number, name, size, sha256). Hasher thread only. */
+    private record Hashed(long number, String name, long size, String sha256) {}
+
+    private final Map<String, Hashed> lastHashed = new java.util.HashMap<>();
+    private final AtomicLong dedupedBytes = new AtomicLong();
+
+    /**
+     * A version identical to the previous one of its series (same size and sha256: a program that
+     * rewrote the same content) is stored once: its name becomes one more hard link of the
+     * previous version's file (versions never change, so sharing is safe), and its line says
+     * {@code same_as}. Hasher thread only.
+     */
+    private void dedupe(Version v, Json.Obj line) {
+        Hashed prev = lastHashed.get(v.file);
+        lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
+        if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
+        FileStat a = Stat.at(dirFd, prev.name(), LibC.AT_SYMLINK_NOFOLLOW);
+        if (a == null) return; // the previous one is gone (pruned, dropped)
+        long prevIno = Stat.ino(a);
+        FileStat b = Stat.at(dirFd, v.versionFile, LibC.AT_SYMLINK_NOFOLLOW);
+        if (b == null || Stat.ino(b) == prevIno) return;
+        String tmp = HIDDEN + "/tmp/" + v.versionFile.replace('/', '~') + ".same";
+        if (Posix.C.linkat(dirFd, prev.name(), dirFd, tmp, 0) != 0) return;
+        if (Posix.C.renameat(dirFd, tmp, dirFd, v.versionFile) != 0) {
+            Posix.C.unlinkat(dirFd, tmp, 0);
+            return;
+        }
+        dedupedBytes.addAndGet(Math.max(0, v.size));
+        line.put("same_as", prev.number());
+    }
+
+    /**
+     * One line on what the versions take: their total size, what they occupy on disk (identical
+     * versions stored once, reflinked extents shared, holes not stored), and the free space left.
+     */
+    public String usage() {
+        long logical = 0, stored = 0, count = 0;
+        java.util.Set<Long> seen = new java.util.HashSet<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
+            for (Path p : ds) {
+                String n = p.getFileName().toString();
+                if (!n.matches(".*\\.\\d{6,9}(\\.[^.]*)?")) continue;
+                FileStat st = Stat.at(dirFd, n, LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null || !Stat.isRegular(st)) continue;
+                count++;
+                logical += Stat.size(st);
+                long ino = Stat.ino(st), blocks = st.st_blocks.longValue();
+                if (seen.add(ino)) stored += blocks * 512;
+            }
+        } catch (IOException e) {
+            return null;
+        }
+        ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
+        String free = "";
+        if (Posix.C.fstatvfs(dirFd, jnr.ffi.Struct.getMemory(sv)) == 0) {
+            long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
+            free = ", " + io.versionfs.report.Summary.bytes(sv.f_bavail.longValue() * frsize) + " free there";
+        }
+        return dir + ": " + count + " version file(s), " + io.versionfs.report.Summary.bytes(logical) + " of content, "
+                + io.versionfs.report.Summary.bytes(stored) + " on disk" + (dedupedBytes.get() > 0
+                ? " (" + io.versionfs.report.Summary.bytes(dedupedBytes.get()) + " not stored twice: identical versions)" : "")
+                + free;
+    }
+
+    /** Bytes not stored twice because a version equalled the one before it. */
+    public long dedupedBytes() {
+        return dedupedBytes.get();
     }
 
     /** The version file being hashed now, and whether to stop: a version given up must let go of its blocks at once. */

@@ -66,7 +66,8 @@ final class ListCommand implements Callable<Integer> {
                 String proc = r.get("pid") instanceof Long pid && pid > 0 ? pid + " " + firstWord(str(r.get("cmdline"), "")) : "-";
                 System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.get("file"), ""),
                         r.get("version"), str(r.get("time"), "").replace('T', ' ').replace("Z", ""),
-                        size instanceof Long n && n >= 0 ? Summary.bytes(n) : "-", sha, str(r.get("status"), ""),
+                        size instanceof Long n && n >= 0 ? Summary.bytes(n) : "-", sha,
+                        r.get("same_as") != null ? "same:" + r.get("same_as") : str(r.get("status"), ""),
                         str(r.get("reason"), ""), proc + (r.get("error") != null ? "  (" + r.get("error") + ")" : ""));
             }
         }

@@ -86,7 +86,7 @@ public final class Summary {
             }
             for (String w : f.warnings) {
                 // Lines that report what was done (a followed rename) are notes, not warnings.
-                out.println(w.startsWith("followed") ? "versionfs: " + w : "versionfs: WARNING: " + w);
+                out.println(w.startsWith("followed") || w.startsWith("note: ") ? "versionfs: " + w : "versionfs: WARNING: " + w);
             }
         }
         for (String w : warnings) out.println("versionfs: WARNING: " + w);

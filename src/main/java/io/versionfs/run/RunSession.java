@@ -51,6 +51,7 @@ public final class RunSession {
     /** Lock file beside each target (symlink mode) and in the folder (dir mode): one run at a time. */
     static final String TARGET_LOCK_SUFFIX = ".versionfs-lock", DIR_LOCK = ".versionfs-lock";
     private final JobSupervisor job = new JobSupervisor();
+    private final Map<VersionStore, List<String>> storeNotes = new java.util.IdentityHashMap<>();
 
     public RunSession(Options opt) {
         this.opt = opt;
@@ -197,7 +198,11 @@ public final class RunSession {
                 }
                 l.cleanup(restored);
             }
-            for (VersionStore s : stores.values()) s.close();
+            for (VersionStore s : stores.values()) {
+                s.drain();
+                storeNotes.put(s, pruneNote(s)); // while its folder is still open
+                s.close();
+            }
             if (privateDir != null) {
                 try {
                     Files.deleteIfExists(privateDir);
@@ -258,8 +263,12 @@ public final class RunSession {
     private List<String> pruneNote(VersionStore s) {
         List<String> out = new ArrayList<>();
         if (s.prunedCount() > 0) {
-            out.add("followed the keep rules (" + opt.retention().describe() + "): " + s.prunedCount()
+            out.add("note: keep rules (" + opt.retention().describe() + "): " + s.prunedCount()
                     + " version(s) pruned, each recorded in the manifest");
+        }
+        String usage = s.usage();
+        if (usage != null && (s.prunedCount() > 0 || s.skippedCount() > 0 || s.dedupedBytes() > 0 || s.lostCount() > 0)) {
+            out.add("note: storage " + usage);
         }
         if (s.skippedCount() > 0) {
             out.add(s.skippedCount() + " close(s) not kept as versions: low space on the versions filesystem (--min-free);"
@@ -296,7 +305,7 @@ public final class RunSession {
         }
         for (TargetLink l : links) {
             s.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
-                    l.store.versions().get(l.name), concat(concat(l.followedSummary(), pruneNote(l.store)), l.problems())));
+                    l.store.versions().get(l.name), concat(concat(l.followedSummary(), storeNotes.getOrDefault(l.store, List.of())), l.problems())));
         }
         return s;
     }

@@ -86,4 +86,21 @@ class RetentionIT {
         Result none = vfs("prune", v.toString());
         assertEquals(201, none.exit(), "no rule: refused, nothing removed: " + none.err());
     }
+
+    @Test
+    void identicalRewritesAreStoredOnce() throws Exception {
+        String same = "for i in 1 2 3 4 5; do " + PY + " write job.gbw same-content-every-time; done; " + PY + " write job.gbw other";
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", same);
+        assertEquals(0, r.exit(), r.err());
+        Path v = dir.resolve("job.gbw.versions");
+        List<Map<String, Object>> rows = verifyVersions(v);
+        assertEquals(6, rows.size());
+        assertEquals(4, rows.stream().filter(m -> m.get("same_as") != null).count(), rows.toString());
+        java.util.Set<Object> inodes = new java.util.HashSet<>();
+        for (Path p : TestSupport.versions(v, "job", ".gbw")) inodes.add(Files.getAttribute(p, "unix:ino"));
+        assertEquals(2, inodes.size(), "five identical versions share one file, plus the different one");
+        assertTrue(r.err().contains("not stored twice"), r.err());
+        Result list = vfs("list", v.toString());
+        assertTrue(list.out().contains("same:1"), list.out());
+    }
 }
