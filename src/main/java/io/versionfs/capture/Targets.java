@@ -23,7 +23,11 @@ public final class Targets {
         VersionStore open(String rel) throws Exception;
     }
 
-    private record Rule(TargetMatcher matcher, Function<String, Series> series) {}
+    private record Rule(TargetMatcher matcher, Function<String, Series> series, String exactFile) {
+        Rule(TargetMatcher matcher, Function<String, Series> series) {
+            this(matcher, series, null);
+        }
+    }
 
     /** Read on every open, added to while mounted (symlink mode follows a rename): copy-on-write. */
     private final List<Rule> rules = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -49,8 +53,13 @@ public final class Targets {
     public Targets addFile(String rel, VersionStore store, String series) {
         opened.put("fixed:" + store.dir(), store);
         TargetMatcher m = new TargetMatcher(List.of(rel));
-        rules.add(new Rule(m, r -> new Series(store, series)));
+        rules.add(new Rule(m, r -> new Series(store, series), rel));
         return this;
+    }
+
+    /** {@code rel} (added by {@link #addFile}) is no longer versioned: a file reached by it later is passed through. */
+    public void removeFile(String rel) {
+        rules.removeIf(r -> rel.equals(r.exactFile()));
     }
 
     /** Every file matching {@code matcher} gets its own {@code REL.versions} store, opened on first use. */

@@ -199,8 +199,28 @@ final class TargetLink {
      */
     private Map<Path, List<Path>> symlinksInto(Path mount, Path backingRoot) {
         Map<Path, List<Path>> found = new java.util.LinkedHashMap<>();
+        // The target's folder and its direct subfolders (mv job.gbw old/job.ges), at most a few
+        // thousand entries: a symlink moved further or to another filesystem cannot be found.
+        List<Path> candidates = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(target.getParent())) {
             for (Path p : ds) {
+                candidates.add(p);
+                if (candidates.size() < 5000 && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) && !p.getFileName().toString().endsWith(".versions")) {
+                    try (DirectoryStream<Path> sub = Files.newDirectoryStream(p)) {
+                        for (Path q : sub) {
+                            candidates.add(q);
+                            if (candidates.size() >= 5000) break;
+                        }
+                    } catch (IOException e) {
+                        // unreadable subfolder
+                    }
+                }
+            }
+        } catch (IOException e) {
+            // unreadable folder: nothing found
+        }
+        {
+            for (Path p : candidates) {
                 try {
                     if (!Files.isSymbolicLink(p)) continue;
                     Path to = Files.readSymbolicLink(p);
@@ -210,8 +230,6 @@ final class TargetLink {
                     // vanished meanwhile
                 }
             }
-        } catch (IOException e) {
-            // unreadable folder: nothing found
         }
         for (List<Path> l : found.values()) l.sort((a, b) -> a.equals(target) ? -1 : b.equals(target) ? 1 : a.compareTo(b));
         return found;
@@ -424,10 +442,19 @@ final class TargetLink {
                 Log.warn("could not follow the " + (moved.isEmpty() ? "deletion" : "rename") + " of " + target + ": " + e.getMessage());
             }
         }
+        boolean raceLost = follow && exists && !moved.isEmpty() && !lastStatus.startsWith("renamed");
+        if (raceLost) {
+            try {
+                followLost(moved);
+            } catch (IOException | RuntimeException e) {
+                Log.debug("follow-too-late: " + e.getMessage());
+            }
+        }
         String status, what;
-        if (!moved.isEmpty() && !follow) {
+        if (!moved.isEmpty()) {
             status = "renamed";
-            what = "renamed " + name + " to " + moved.get(0).getFileName() + (exists ? " and then wrote a new " + name + " directly" : "");
+            what = "renamed " + name + " to " + moved.get(0).getFileName() + (exists ? " and created a new " + name
+                    + (follow ? " before versionfs could put its link back" : " directly") : "");
         } else if (exists) {
             status = "replaced";
             what = "replaced " + name + " with a new file (temp file + rename?)";
@@ -439,7 +466,8 @@ final class TargetLink {
         if (exists) noticeRealFile();
         if (!status.equals(lastStatus)) {
             lastStatus = status;
-            String msg = "the program " + what + ": what it writes to " + target + " from now on is not versioned."
+            String msg = "the program " + what + ": what it writes to " + target + " from now on is "
+                    + (follow && exists ? "saved only when noticed (writes may be missed)." : "not versioned.")
                     + " Fix: run with --mode dir" + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
                     + (follow ? "" : ", or drop --no-follow") + " (README: 'Renames').";
             problems.add(msg);
@@ -459,6 +487,10 @@ final class TargetLink {
      */
     private void followAway(List<Path> moved) throws IOException {
         String what = moved.isEmpty() ? "deleted " + name : "renamed " + name + " to " + moved.get(0).getFileName();
+        // The old live name leaves the series for good: what it holds is now the renamed file's,
+        // and a later open of it (job.ges rewritten through its symlink) must not make versions
+        // of the target.
+        targets.removeFile(liveRel());
         fs.leaveSeries(liveRel(), what);
         if (versionsAtFirstFollow < 0) versionsAtFirstFollow = versionsSoFar();
         generation++;
@@ -491,7 +523,36 @@ final class TargetLink {
         synchronized (toMaterialize) {
             toMaterialize.addAll(moved);
         }
-        materializePending();
+        try {
+            materializePending();
+        } catch (IOException e) {
+            // e.g. no room for the copy yet: the symlink works meanwhile, retried at the next check and at the end
+            Log.debug("materialize later: " + e.getMessage());
+        }
+    }
+
+    /**
+     * The program renamed the target away and created a new one before the symlink could go back
+     * (a race lost): the renamed file still leaves the series and becomes a regular file; the
+     * real file at the target name is versioned by copy when noticed.
+     */
+    private void followLost(List<Path> moved) throws IOException {
+        String what = "renamed " + name + " to " + moved.get(0).getFileName();
+        targets.removeFile(liveRel());
+        fs.leaveSeries(liveRel(), what);
+        generation++; // the old live file is the renamed one's now; nothing lives at the new name yet
+        linkTarget = mountPoint.resolve(liveRel());
+        writeState();
+        store.event(Json.obj().put("event", "follow-too-late").put("file", name).put("detail", what)
+                .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        synchronized (toMaterialize) {
+            toMaterialize.addAll(moved);
+        }
+        try {
+            materializePending();
+        } catch (IOException e) {
+            Log.debug("materialize later: " + e.getMessage());
+        }
     }
 
     private long versionsSoFar() {
@@ -539,13 +600,26 @@ final class TargetLink {
         if (!follow) return; // --no-follow: as before following existed, warn only
         try {
             if (!Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) return;
-            String stamp = Files.size(target) + "@" + Files.getLastModifiedTime(target, LinkOption.NOFOLLOW_LINKS).toMillis();
+            String stamp = stamp();
             if (stamp.equals(lastNoticed)) return;
+            // The program writes this file without us: copy it only once it has been still for a
+            // second (or at the end, when the job is gone), and drop the copy if it changed meanwhile.
+            long age = System.currentTimeMillis() - Files.getLastModifiedTime(target, LinkOption.NOFOLLOW_LINKS).toMillis();
+            if (!ending && age < 1000) return;
+            VersionStore.Captured c = store.copyAtPath(target, name, "noticed");
+            if (!stamp.equals(stamp())) {
+                if (!c.version().lost()) store.giveUp(c.version(), "changed while being copied (written outside versionfs)");
+                return;
+            }
             lastNoticed = stamp;
-            store.copyAtPath(target, name, "noticed");
         } catch (IOException e) {
             Log.debug("notice " + target + ": " + e.getMessage());
         }
+    }
+
+    private String stamp() throws IOException {
+        var a = Files.readAttributes(target, java.nio.file.attribute.PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        return a.size() + "@" + a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS) + "@" + a.fileKey();
     }
 
     /** One line per followed rename for the summary. */
@@ -635,12 +709,8 @@ final class TargetLink {
         try {
             // A failed restore keeps the record: the next run recovers from it.
             if (stateWritten && restored) Files.deleteIfExists(stateFile());
+            for (int g = 0; g <= generation; g++) deleteIfEmpty(liveDir.resolve(g == 0 ? LIVE_SUB : LIVE_SUB + g));
             if (!liveDir.equals(store.liveDir()) && Files.isDirectory(liveDir)) {
-                try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir.resolve(LIVE_SUB))) {
-                    if (!ds.iterator().hasNext()) Files.delete(liveDir.resolve(LIVE_SUB));
-                } catch (IOException e) {
-                    // not there, or not empty
-                }
                 try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir)) {
                     if (!ds.iterator().hasNext()) Files.delete(liveDir);
                 }

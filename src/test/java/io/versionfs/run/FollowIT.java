@@ -123,4 +123,27 @@ class FollowIT {
             assertTrue(rows.stream().anyMatch(m -> "noticed".equals(m.get("reason"))), rows.toString());
         }
     }
+
+    @Test
+    void writesToTheRenamedFileAreNotVersionsOfTheTarget() throws Exception {
+        // rename away, then rewrite the renamed file (through its symlink into the mount) 20 times
+        Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c",
+                "mv job.gbw job.ges; sleep 1; for i in $(seq 1 20); do echo ges$i > job.ges; done");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("job.ges", "ges20\n");
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(List.of("initial"), reasons(rows), "job.ges's rewrites are not job.gbw's versions: " + rows);
+    }
+
+    @Test
+    void aRenameIntoASubfolderIsFollowedAndTheMovedFileIsRegular() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        Files.createDirectory(dir.resolve("old"));
+        Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "mv job.gbw old/job.ges; sleep 1; echo new > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        assertRegular("old/job.ges", "orig\n");
+        assertRegular("job.gbw", "new\n");
+        assertEquals(List.of("initial", "close"), reasons(verifyVersions(dir.resolve("job.gbw.versions"))));
+    }
 }
