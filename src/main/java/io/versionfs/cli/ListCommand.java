@@ -72,7 +72,29 @@ final class ListCommand implements Callable<Integer> {
             }
         }
         if (json) System.out.println(Json.write(all));
+        else for (Path d : dirs) System.out.println(storage(d));
         return ExitCodes.OK;
+    }
+
+    /** What the version files take: content, on disk (identical versions and shared extents counted once), free space. */
+    static String storage(Path d) throws IOException {
+        long logical = 0, stored = 0, count = 0;
+        java.util.Set<Object> seen = new java.util.HashSet<>();
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
+            for (Path p : ds) {
+                if (!p.getFileName().toString().matches(".*\\.\\d{6,9}(\\.[^.]*)?")) continue;
+                ru.serce.jnrfuse.struct.FileStat st = io.versionfs.sys.Stat.at(io.versionfs.sys.LibC.AT_FDCWD, p.toString(),
+                        io.versionfs.sys.LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null || !io.versionfs.sys.Stat.isRegular(st)) continue;
+                count++;
+                logical += io.versionfs.sys.Stat.size(st);
+                long blocks = st.st_blocks.longValue();
+                if (seen.add(io.versionfs.sys.Stat.ino(st))) stored += blocks * 512;
+            }
+        }
+        java.nio.file.FileStore fsx = Files.getFileStore(d);
+        return d.toAbsolutePath().normalize() + ": " + count + " version file(s), " + Summary.bytes(logical) + " of content, "
+                + Summary.bytes(stored) + " on disk, " + Summary.bytes(fsx.getUsableSpace()) + " free there";
     }
 
     private static String eventText(Map<String, Object> r) {

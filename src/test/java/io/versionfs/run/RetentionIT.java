@@ -102,5 +102,6 @@ class RetentionIT {
         assertTrue(r.err().contains("not stored twice"), r.err());
         Result list = vfs("list", v.toString());
         assertTrue(list.out().contains("same:1"), list.out());
+        assertTrue(list.out().contains("6 version file(s)") && list.out().contains("on disk"), list.out());
     }
 }
