@@ -254,5 +254,8 @@ public final class FuseMount implements AutoCloseable {
         if (loop.isAlive() || MountTable.fuseAt(mountPoint) != null) {
             lazyUnmount(mountPoint);
         }
+        // A dead mount of a killed run may have been under ours (its auto-unmount still pending):
+        // do not leave it showing "Transport endpoint is not connected" on the user's folder.
+        for (int i = 0; i < 3 && isStale(mountPoint); i++) lazyUnmount(mountPoint);
     }
 }

@@ -106,6 +106,22 @@ final class Preflight {
         }
     }
 
+    /**
+     * The shell's working folder ($PWD) may be a dead FUSE mount of a killed directory-mode run
+     * (its job still held the folder, so the automatic unmount failed): then this process cannot
+     * even see its own working folder. Clear the dead mount and ask for a fresh start there.
+     */
+    static void workingFolderAlive(Path cwd) {
+        String pwd = System.getenv("PWD");
+        for (Path p : pwd == null ? List.of(cwd) : List.of(Path.of(pwd), cwd)) {
+            if (io.versionfs.fs.FuseMount.isStale(p)) {
+                io.versionfs.fs.FuseMount.lazyUnmount(p);
+                throw new UserError(ExitCodes.MOUNT_FAILED, "the working folder " + p + " was a dead FUSE mount left by a"
+                        + " versionfs run that was killed; it is cleared now: cd " + p + " again (a fresh shell) and rerun");
+            }
+        }
+    }
+
     static void grace(long millis) {
         if (millis < 0) {
             throw new UserError(ExitCodes.USAGE, "--grace must be 0 or more seconds, not " + millis / 1000

@@ -84,6 +84,11 @@ public final class RunLock implements AutoCloseable {
      * its mount, where our flock would lock the FUSE file, not the real one: refuse on the mount.
      */
     static void refuseIfServed(Path folder, Path lockFile) {
+        if (io.versionfs.fs.FuseMount.isStale(folder)) {
+            // A dead mount of a killed run is not another run: clear it (its files are below it, intact).
+            Log.warn("clearing a dead versionfs mount on " + folder + " left by a run that was killed");
+            io.versionfs.fs.FuseMount.lazyUnmount(folder);
+        }
         io.versionfs.fs.MountTable.Entry e = io.versionfs.fs.MountTable.fuseAt(folder);
         if (e != null && e.fsType().contains("versionfs")) throw busy(lockFile, "the folder " + folder + " (--mode dir)");
         refuseInsideServed(folder, "the folder " + folder);

@@ -59,6 +59,7 @@ public final class RunSession {
 
     public int execute() {
         Instant start = Instant.now();
+        Preflight.workingFolderAlive(cwd);
         DirCapture dirMode = opt.mode() == Mode.DIR
                 ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.retention(), opt.minFree()) : null;
         List<Path> targets = dirMode == null ? Preflight.targets(opt.targets(), cwd) : List.of();

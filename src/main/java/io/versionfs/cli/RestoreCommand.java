@@ -1,0 +1,89 @@
+package io.versionfs.cli;
+
+import io.versionfs.capture.Manifest;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
+import io.versionfs.sys.FileCopier;
+import io.versionfs.sys.LibC;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code versionfs restore DIR N [--to PATH]}: puts version N (or {@code latest}) back, checked
+ * against its sha256 first, atomically (a complete temp file renamed into place), refusing to
+ * overwrite a different existing file unless {@code --force}.
+ */
+@Command(name = "restore", mixinStandardHelpOptions = true,
+        description = {"Write a version back: checked against its manifest sha256, then a temp file renamed into place.",
+                "Example: versionfs restore job.gbw.versions 37 --to job.gbw --force   (restart from step 37)"})
+final class RestoreCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "DIR", description = "Versions folder, e.g. job.gbw.versions")
+    Path dir;
+
+    @Parameters(index = "1", paramLabel = "N", description = "Version number as in the manifest, or 'latest'")
+    String which;
+
+    @Option(names = "--to", paramLabel = "PATH", description = "Where to write it (default: the original file beside DIR)")
+    Path to;
+
+    @Option(names = "--force", description = "Overwrite PATH if it exists with other content")
+    boolean force;
+
+    @Override
+    public Integer call() throws IOException {
+        if (!Files.isRegularFile(dir.resolve(Manifest.FILE_NAME))) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, dir + " has no " + Manifest.FILE_NAME + ": give a versions folder");
+        }
+        List<Map<String, Object>> saved = Manifest.read(dir).stream()
+                .filter(r -> "saved".equals(r.get("status")) && r.get("version") instanceof Long).toList();
+        Map<String, Object> row;
+        if (which.equals("latest")) {
+            if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, dir + " has no saved version");
+            row = saved.get(saved.size() - 1);
+        } else {
+            long n;
+            try {
+                n = Long.parseLong(which);
+            } catch (NumberFormatException e) {
+                throw new UserError(ExitCodes.USAGE, "N is a version number or 'latest', not '" + which + "'");
+            }
+            row = saved.stream().filter(r -> (Long) r.get("version") == n).findFirst().orElseThrow(() ->
+                    new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + dir + " (see: versionfs list " + dir + ")"));
+        }
+        Path src = dir.resolve(String.valueOf(row.get("path")));
+        String want = String.valueOf(row.get("sha256"));
+        if (!Files.isRegularFile(src)) throw new UserError(ExitCodes.VERSIONS_LOST, src + " is missing (see: versionfs verify " + dir + ")");
+        if (!want.equals(VerifyCommand.sha256(src))) {
+            throw new UserError(ExitCodes.VERSIONS_LOST, src + " does not match its manifest sha256: damaged, not restored");
+        }
+        Path dest = to != null ? to : defaultTarget(row);
+        if (Files.isDirectory(dest)) dest = dest.resolve(String.valueOf(row.get("file")));
+        if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS) && !force && !want.equals(VerifyCommand.sha256(dest))) {
+            throw new UserError(ExitCodes.BAD_TARGET, dest + " exists with other content: give --force to overwrite it,"
+                    + " or --to another path");
+        }
+        Path tmp = dest.resolveSibling("." + dest.getFileName() + ".versionfs-restore");
+        String err = FileCopier.copyAt(LibC.AT_FDCWD, src.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
+        if (err != null) throw new UserError(ExitCodes.NO_SPACE, "cannot write " + tmp + ": " + err);
+        Files.move(tmp, dest, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        System.out.println("restored version " + row.get("version") + " of " + row.get("file") + " to " + dest
+                + " (sha256 " + want.substring(0, 12) + "... checked)");
+        return ExitCodes.OK;
+    }
+
+    /** DIR is NAME.versions beside NAME by default. */
+    private Path defaultTarget(Map<String, Object> row) {
+        Path abs = dir.toAbsolutePath().normalize();
+        return abs.resolveSibling(String.valueOf(row.get("file")));
+    }
+}

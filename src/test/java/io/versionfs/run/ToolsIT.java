@@ -1,0 +1,67 @@
+package io.versionfs.run;
+
+import io.versionfs.TestSupport;
+import io.versionfs.TestSupport.Result;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** verify and restore on the versions of a real run. */
+class ToolsIT {
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void noMountLeft() throws Exception {
+        TestSupport.assertNoMountUnder(dir);
+    }
+
+    private Result vfs(String... args) throws Exception {
+        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
+        return TestSupport.run(dir, null, 120, cmd);
+    }
+
+    @Test
+    void verifyFindsDamageAndRestoreBringsBackAMiddleVersionExactly() throws Exception {
+        Result r = vfs("run", "--target", "job.gbw", "--", "python3", TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "t", "1", "5", "50000");
+        assertEquals(0, r.exit(), r.err());
+        Path v = dir.resolve("job.gbw.versions");
+        Result ok = vfs("verify", v.toString());
+        assertEquals(0, ok.exit(), ok.out() + ok.err());
+        assertTrue(ok.out().contains("intact: 5 version(s) checked"), ok.out());
+
+        // restore version 3 over the target: refused without --force, exact with it
+        Result refused = vfs("restore", v.toString(), "3");
+        assertEquals(202, refused.exit(), refused.err());
+        assertArrayEquals(TestSupport.payload("t", 5, 50000), Files.readAllBytes(dir.resolve("job.gbw")), "nothing changed");
+        Result done = vfs("restore", v.toString(), "3", "--force");
+        assertEquals(0, done.exit(), done.err());
+        assertArrayEquals(TestSupport.payload("t", 3, 50000), Files.readAllBytes(dir.resolve("job.gbw")));
+        assertEquals(0, vfs("restore", v.toString(), "latest", "--to", "copy.gbw").exit());
+        assertArrayEquals(TestSupport.payload("t", 5, 50000), Files.readAllBytes(dir.resolve("copy.gbw")));
+
+        // flip a byte in version 2; put a stray version file in the folder
+        List<Path> files = TestSupport.versions(v, "job", ".gbw");
+        byte[] b = Files.readAllBytes(files.get(1));
+        b[100] ^= 1;
+        Files.write(files.get(1), b);
+        Files.writeString(v.resolve("job.000099.gbw"), "stray");
+        Result bad = vfs("verify", v.toString());
+        assertEquals(207, bad.exit(), bad.out());
+        assertTrue(bad.out().contains("damaged: ") && bad.out().contains(files.get(1).getFileName().toString()), bad.out());
+        assertTrue(bad.out().contains("unlisted: ") && bad.out().contains("job.000099.gbw"), bad.out());
+        Result refusedDamaged = vfs("restore", v.toString(), "2", "--to", "two.gbw");
+        assertEquals(207, refusedDamaged.exit(), refusedDamaged.err());
+        assertTrue(!Files.exists(dir.resolve("two.gbw")), "a damaged version is never restored");
+        assertEquals(1, refusedDamaged.err().strip().lines().count(), refusedDamaged.err());
+    }
+}
