@@ -64,4 +64,36 @@ class ToolsIT {
         assertTrue(!Files.exists(dir.resolve("two.gbw")), "a damaged version is never restored");
         assertEquals(1, refusedDamaged.err().strip().lines().count(), refusedDamaged.err());
     }
+
+    @Test
+    void diffShowsTextChangesAndBinaryRanges() throws Exception {
+        String py = "python3 " + TestSupport.FSOPS;
+        Result r = vfs("run", "--target", "t.txt", "--target", "b.dat", "--", "sh", "-c",
+                py + " write t.txt 'one\ntwo\n' && " + py + " write t.txt 'one\nTWO\n' && "
+                        + "python3 -c \"open('b.dat','wb').write(bytes(range(256))*400)\" && " + py + " overwrite-middle b.dat XYZ 5000");
+        assertEquals(0, r.exit(), r.err());
+        Result text = vfs("diff", dir.resolve("t.txt.versions").toString(), "1", "2");
+        assertEquals(0, text.exit(), text.err());
+        assertTrue(text.out().contains("-two") && text.out().contains("+TWO"), text.out());
+        Result bin = vfs("diff", dir.resolve("b.dat.versions").toString(), "1", "2");
+        assertEquals(0, bin.exit(), bin.err());
+        assertTrue(bin.out().contains("in 1 range(s)") && bin.out().contains("bytes 5000-"), bin.out());
+        Result js = vfs("diff", "--json", dir.resolve("b.dat.versions").toString(), "1", "latest");
+        assertTrue(js.out().contains("\"ranges\":[[5000,"), js.out());
+    }
+
+    @Test
+    void listFollowPrintsVersionsAsTheyComeAndEndsWithTheRun() throws Exception {
+        String job = "for i in 1 2 3 4 5; do echo v$i > job.gbw; sleep 0.4; done";
+        Process run = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job)
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("run.log").toFile()).start();
+        Path open = dir.resolve("job.gbw.versions/.versionfs/open");
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (!Files.exists(open) && System.currentTimeMillis() < deadline) Thread.sleep(20);
+        Result follow = vfs("list", "--follow", dir.resolve("job.gbw.versions").toString());
+        assertTrue(run.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, follow.exit(), follow.err());
+        long rows = follow.out().lines().filter(l -> l.contains("job.gbw") && l.contains("saved")).count();
+        assertEquals(5, rows, "every version, as it came: " + follow.out());
+    }
 }
