@@ -381,6 +381,20 @@ public final class VersionStore implements AutoCloseable {
         return new Captured(v, linked);
     }
 
+    // ---- hooks ---------------------------------------------------------------------------------
+
+    private volatile Hooks hooks;
+
+    /** Runs {@code h} after each version is saved and hashed (see {@link Hooks}). */
+    public void hooks(Hooks h) {
+        h.manifest(line -> hasher.execute(() -> append(line)));
+        this.hooks = h;
+    }
+
+    public Hooks hooks() {
+        return hooks;
+    }
+
     // ---- headroom guard ------------------------------------------------------------------------
 
     /** Bytes to leave free on the versions filesystem; -1: the default, min(5%, 10 GiB). */
@@ -595,6 +609,8 @@ public final class VersionStore implements AutoCloseable {
             Json.Obj line = v.toJson();
             if (!v.lost()) dedupe(v, line);
             append(line);
+            Hooks h = hooks;
+            if (h != null && !v.lost() && v.sha256() != null) h.submit(v, dir.resolve(v.versionFile));
         });
     }
 

@@ -91,6 +91,16 @@ final class RunCommand implements Callable<Integer> {
             "counted, never the job's own write (default: 5% of the filesystem, at most 10G; 0 turns it off)."})
     String minFree;
 
+    @Option(names = "--on-version", paramLabel = "CMD", description = {"After each version is saved and hashed, run CMD",
+            "(sh -c, nice 10, never inside the program's close()) with VERSIONFS_PATH, VERSIONFS_VERSION and",
+            "VERSIONFS_TARGET set; output to hooks.log in the versions folder, exit status in the manifest.",
+            "Example: --on-version 'orca_2mkl \"${VERSIONFS_PATH%.gbw}\" -molden'"})
+    String onVersion;
+
+    @Option(names = "--on-version-jobs", paramLabel = "N", defaultValue = "1",
+            description = "How many --on-version commands may run at once per versions folder (default 1).")
+    int onVersionJobs;
+
     @Option(names = "--json", description = "Also print the summary as one JSON document on stdout.")
     boolean json;
 
@@ -113,6 +123,7 @@ final class RunCommand implements Callable<Integer> {
                 maxSize == null ? -1 : Units.size("--max-size", maxSize),
                 minInterval == null ? null : Units.duration("--min-interval", minInterval));
         return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
-                !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree))).execute();
+                !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree), onVersion,
+                Math.max(1, onVersionJobs))).execute();
     }
 }

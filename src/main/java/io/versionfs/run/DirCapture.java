@@ -42,14 +42,11 @@ final class DirCapture {
     private FuseMount mount;
     private final List<String> events = new ArrayList<>();
 
-    private final io.versionfs.capture.Retention.Policy retention;
+    /** Applies the run's options (keep rules, headroom, hook) to each versions folder opened. */
+    private final java.util.function.Consumer<VersionStore> configure;
 
-    private final long minFree;
-
-    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, io.versionfs.capture.Retention.Policy retention,
-               long minFree) {
-        this.retention = retention;
-        this.minFree = minFree;
+    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, java.util.function.Consumer<VersionStore> configure) {
+        this.configure = configure;
         this.folder = folder;
         this.patterns = patterns;
         this.versionsDir = versionsDir;
@@ -100,8 +97,7 @@ final class DirCapture {
             boolean inside = shown.startsWith(folder);
             Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
             VersionStore fixed = VersionStore.openChecked(access, shown, start);
-            fixed.retention(retention);
-            fixed.minFree(minFree);
+            configure.accept(fixed);
             targets.add(matcher, fixed, inside ? folder.relativize(shown).toString() : null);
         } else {
             targets.addPerFile(matcher, rel -> {
@@ -111,8 +107,7 @@ final class DirCapture {
                     throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
                 }
                 VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
-                store.retention(retention);
-                store.minFree(minFree);
+                configure.accept(store);
                 return store;
             });
         }

@@ -37,10 +37,18 @@ public final class RunSession {
     public enum Mode { SYMLINK, DIR }
 
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
-                          List<String> command, boolean follow, Retention.Policy retention, long minFree) {
+                          List<String> command, boolean follow, Retention.Policy retention, long minFree,
+                          String onVersion, int onVersionJobs) {
         public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                        List<String> command) {
-            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1);
+            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1, null, 1);
+        }
+
+        /** Sets up a versions folder the way the options ask (keep rules, headroom, hook). */
+        void configure(VersionStore s) {
+            s.retention(retention);
+            s.minFree(minFree);
+            if (onVersion != null) s.hooks(new io.versionfs.capture.Hooks(onVersion, onVersionJobs, s.dir()));
         }
     }
 
@@ -61,7 +69,7 @@ public final class RunSession {
         Instant start = Instant.now();
         Preflight.workingFolderAlive(cwd);
         DirCapture dirMode = opt.mode() == Mode.DIR
-                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.retention(), opt.minFree()) : null;
+                ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt::configure) : null;
         List<Path> targets = dirMode == null ? Preflight.targets(opt.targets(), cwd) : List.of();
         Preflight.command(opt.command());
         Preflight.grace(opt.graceMillis());
@@ -114,8 +122,7 @@ public final class RunSession {
                 VersionStore store = stores.get(vdir);
                 if (store == null) {
                     store = VersionStore.openChecked(vdir, start);
-                    store.retention(opt.retention());
-                    store.minFree(opt.minFree());
+                    opt.configure(store);
                     stores.put(vdir, store);
                 }
                 links.add(new TargetLink(t, store, opt.follow()));
@@ -179,6 +186,8 @@ public final class RunSession {
                 } catch (RuntimeException e) {
                     Log.warn("finishing capture in " + cwd + ": " + e);
                 }
+                finishHooks(dirMode.stores());
+                dirModeNotes(dirMode);
                 dirMode.close();
             }
             for (TargetLink l : links) {
@@ -199,6 +208,7 @@ public final class RunSession {
                 }
                 l.cleanup(restored);
             }
+            finishHooks(stores.values());
             for (VersionStore s : stores.values()) {
                 s.drain();
                 storeNotes.put(s, pruneNote(s)); // while its folder is still open
@@ -261,6 +271,28 @@ public final class RunSession {
         undo.push("unlock " + vdir, l::close);
     }
 
+    private long hooksUntil;
+
+    /** Pending --on-version commands get until a deadline: KillWait-sized after TERM, 5 minutes otherwise. */
+    private void finishHooks(java.util.Collection<VersionStore> ss) {
+        if (hooksUntil == 0) {
+            hooksUntil = System.currentTimeMillis() + (job.stopRequested() ? Math.min(opt.graceMillis(), 10_000) : 300_000);
+        }
+        for (VersionStore s : ss) {
+            s.drain(); // every hashed version has its hook queued
+            if (s.hooks() != null) s.hooks().finish(hooksUntil - System.currentTimeMillis());
+        }
+    }
+
+    private final List<String> dirNotes = new ArrayList<>();
+
+    private void dirModeNotes(DirCapture d) {
+        for (VersionStore s : d.stores()) {
+            s.drain();
+            if (s.hooks() != null) dirNotes.add(s.hooks().report());
+        }
+    }
+
     private List<String> pruneNote(VersionStore s) {
         List<String> out = new ArrayList<>();
         if (s.prunedCount() > 0) {
@@ -271,6 +303,7 @@ public final class RunSession {
         if (usage != null && (s.prunedCount() > 0 || s.skippedCount() > 0 || s.dedupedBytes() > 0 || s.lostCount() > 0)) {
             out.add("note: storage " + usage);
         }
+        if (s.hooks() != null) out.add(s.hooks().report());
         if (s.skippedCount() > 0) {
             out.add(s.skippedCount() + " close(s) not kept as versions: low space on the versions filesystem (--min-free);"
                     + " each is a 'skipped' line in the manifest");
@@ -303,6 +336,9 @@ public final class RunSession {
         if (dirMode != null) {
             s.put("mode", "dir (" + cwd + " served through versionfs)");
             dirMode.reports().forEach(s::add);
+            if (!dirNotes.isEmpty()) {
+                s.add(new Summary.FileReport("--on-version (" + cwd + ")", "-", "-", null, List.copyOf(dirNotes)));
+            }
         }
         for (TargetLink l : links) {
             s.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),

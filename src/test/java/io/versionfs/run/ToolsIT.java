@@ -96,4 +96,26 @@ class ToolsIT {
         long rows = follow.out().lines().filter(l -> l.contains("job.gbw") && l.contains("saved")).count();
         assertEquals(5, rows, "every version, as it came: " + follow.out());
     }
+
+    @Test
+    void onVersionRunsOncePerVersionAndFailuresDoNotFailTheJob() throws Exception {
+        Files.createDirectory(dir.resolve("side"));
+        String hook = "sha1sum \"$VERSIONFS_PATH\" > \"side/$VERSIONFS_VERSION.sha1\"; echo \"$VERSIONFS_VERSION $VERSIONFS_TARGET\" >> seen.txt;"
+                + " [ \"$VERSIONFS_VERSION\" != 3 ]";
+        Result r = vfs("run", "--on-version", hook, "--target", "job.gbw", "--", "python3", TestSupport.FSOPS.toString(),
+                "rewrite", "job.gbw", "h", "1", "5", "10000");
+        assertEquals(0, r.exit(), "a failing hook does not fail the job: " + r.err());
+        List<String> seen = Files.readAllLines(dir.resolve("seen.txt")).stream().sorted().toList();
+        assertEquals(List.of("1 job.gbw", "2 job.gbw", "3 job.gbw", "4 job.gbw", "5 job.gbw"), seen, "once per version");
+        for (int n = 1; n <= 5; n++) assertTrue(Files.exists(dir.resolve("side/" + n + ".sha1")));
+        List<java.util.Map<String, Object>> events = io.versionfs.capture.Manifest.readChecked(dir.resolve("job.gbw.versions"))
+                .rows().stream().filter(m -> "hook".equals(m.get("event"))).toList();
+        assertEquals(5, events.size(), events.toString());
+        assertEquals(1, events.stream().filter(m -> ((Number) m.get("exit")).intValue() != 0).count(), events.toString());
+        assertTrue(r.err().contains("5 ran, 1 failed"), r.err());
+        EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
+        Result later = vfs("hook", dir.resolve("job.gbw.versions").toString(), "--from", "3", "--", "echo $VERSIONFS_VERSION >> later.txt");
+        assertEquals(0, later.exit(), later.err());
+        assertEquals(List.of("3", "4", "5"), Files.readAllLines(dir.resolve("later.txt")));
+    }
 }

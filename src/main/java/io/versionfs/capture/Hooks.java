@@ -1,0 +1,115 @@
+package io.versionfs.capture;
+
+import io.versionfs.report.Json;
+import io.versionfs.report.Log;
+
+import java.io.File;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * {@code --on-version CMD}: runs CMD (through {@code sh -c}, at nice 10) after each version is
+ * saved and hashed, with VERSIONFS_PATH, VERSIONFS_VERSION and VERSIONFS_TARGET set. Never in the
+ * program's close(): hooks run on their own threads (one at a time per versions folder by
+ * default), from a bounded backlog; output goes to {@code hooks.log} in the versions folder; each
+ * exit status is a manifest line. At the end of the run, pending hooks get a deadline; what is
+ * left undone is counted and can be run later with {@code versionfs hook}.
+ */
+public final class Hooks {
+    public static final String LOG = "hooks.log";
+    private static final int BACKLOG = 1000;
+
+    private final String command;
+    private final Path dir;
+    private final ThreadPoolExecutor pool;
+    private final AtomicInteger ran = new AtomicInteger(), failed = new AtomicInteger(), undone = new AtomicInteger();
+    private final AtomicLong firstUndone = new AtomicLong(Long.MAX_VALUE);
+    private volatile java.util.function.Consumer<Json.Obj> manifest = l -> {};
+
+    public Hooks(String command, int jobs, Path dir) {
+        this.command = command;
+        this.dir = dir;
+        this.pool = new ThreadPoolExecutor(jobs, jobs, 60, TimeUnit.SECONDS, new ArrayBlockingQueue<>(BACKLOG), r -> {
+            Thread t = new Thread(r, "versionfs-hook");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    void manifest(java.util.function.Consumer<Json.Obj> m) {
+        this.manifest = m;
+    }
+
+    /** Queues the hook for a saved version; a full backlog leaves it undone (counted), never blocks. */
+    void submit(Version v, Path file) {
+        try {
+            pool.execute(() -> run(v, file));
+        } catch (RejectedExecutionException e) {
+            markUndone(v.number);
+        }
+    }
+
+    private void markUndone(long number) {
+        undone.incrementAndGet();
+        firstUndone.accumulateAndGet(number, Math::min);
+    }
+
+    private void run(Version v, Path file) {
+        Instant t0 = Instant.now();
+        int rc;
+        try {
+            ProcessBuilder pb = new ProcessBuilder(List.of("nice", "-n", "10", "sh", "-c", command));
+            pb.environment().put("VERSIONFS_PATH", file.toString());
+            pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
+            pb.environment().put("VERSIONFS_TARGET", v.file);
+            File log = dir.resolve(LOG).toFile();
+            pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+            Process p = pb.start();
+            rc = p.waitFor();
+        } catch (Exception e) {
+            rc = -1;
+        }
+        ran.incrementAndGet();
+        if (rc != 0) {
+            if (failed.incrementAndGet() == 1) {
+                Log.warn("--on-version failed (exit " + rc + ") for version " + v.number + " of " + v.file + ": see "
+                        + dir.resolve(LOG) + " (the job goes on)");
+            }
+        }
+        manifest.accept(Json.obj().put("event", "hook").put("file", v.file).put("version", v.number).put("exit", rc)
+                .put("seconds", Duration.between(t0, Instant.now()).toMillis() / 1000.0)
+                .put("time", Version.ISO_MILLIS.format(Instant.now())));
+    }
+
+    /** Waits for pending hooks until the deadline; what is left is counted as undone. */
+    public void finish(long deadlineMillis) {
+        pool.shutdown();
+        try {
+            if (!pool.awaitTermination(Math.max(0, deadlineMillis), TimeUnit.MILLISECONDS)) {
+                // Past the deadline: what is queued is left undone (counted); running ones are interrupted.
+                for (Runnable r : pool.shutdownNow()) undone.incrementAndGet();
+                Log.warn("--on-version commands still pending at the end of the run were left undone (see the summary)");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** One line for the summary. */
+    public String report() {
+        String s = "note: --on-version: " + ran.get() + " ran, " + failed.get() + " failed";
+        if (undone.get() > 0) {
+            s += ", " + undone.get() + " left undone: run them later with versionfs hook " + dir
+                    + (firstUndone.get() != Long.MAX_VALUE ? " --from " + firstUndone.get() : "") + " -- '" + command + "'";
+        }
+        return s + " (output in " + dir.resolve(LOG) + ")";
+    }
+}

@@ -1,0 +1,53 @@
+package io.versionfs.cli;
+
+import io.versionfs.capture.Manifest;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.File;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code versionfs hook DIR [--from N] -- CMD}: runs CMD for saved versions after the fact, with
+ * the same environment as {@code run --on-version} (what a run left undone, or a new idea).
+ */
+@Command(name = "hook", mixinStandardHelpOptions = true,
+        description = {"Run CMD (sh -c) for each saved version, oldest first, with VERSIONFS_PATH, VERSIONFS_VERSION",
+                "and VERSIONFS_TARGET set, as run --on-version does. Exit 0 when every command succeeded.",
+                "Example: versionfs hook job.gbw.versions --from 12 -- 'gzip -c \"$VERSIONFS_PATH\" > \"$VERSIONFS_PATH.gz\"'"})
+final class HookCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "DIR") Path dir;
+    @Parameters(index = "1..*", paramLabel = "CMD", description = "The command (after --), run through sh -c") List<String> cmd;
+    @Option(names = "--from", paramLabel = "N", defaultValue = "1", description = "First version to run it for (default 1)") long from;
+
+    @Override
+    public Integer call() throws Exception {
+        if (!Files.isRegularFile(dir.resolve(Manifest.FILE_NAME))) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, dir + " has no " + Manifest.FILE_NAME + ": give a versions folder");
+        }
+        String command = String.join(" ", cmd);
+        int ran = 0, failed = 0;
+        for (Map<String, Object> r : Manifest.read(dir)) {
+            if (!"saved".equals(r.get("status")) || !(r.get("version") instanceof Long n) || n < from) continue;
+            ProcessBuilder pb = new ProcessBuilder("sh", "-c", command).inheritIO().redirectInput(new File("/dev/null"));
+            pb.environment().put("VERSIONFS_PATH", dir.toAbsolutePath().resolve(String.valueOf(r.get("path"))).toString());
+            pb.environment().put("VERSIONFS_VERSION", Long.toString(n));
+            pb.environment().put("VERSIONFS_TARGET", String.valueOf(r.get("file")));
+            int rc = pb.start().waitFor();
+            ran++;
+            if (rc != 0) {
+                failed++;
+                System.err.println("versionfs: warning: the command failed (exit " + rc + ") for version " + n);
+            }
+        }
+        System.err.println("versionfs: ran for " + ran + " version(s), " + failed + " failed");
+        return failed == 0 ? ExitCodes.OK : ExitCodes.VERSIONS_LOST;
+    }
+}
