@@ -49,6 +49,9 @@ public final class MountCommand implements Callable<Integer> {
             description = "Versions folder (created if its parent exists).")
     Path targetDir;
 
+    @Option(names = "--on-version", paramLabel = "CMD", description = "Run CMD after each saved version (as in 'run --on-version').")
+    String onVersion;
+
     @Option(names = "--json", description = "Print the final summary as JSON on stdout.")
     boolean json;
 
@@ -67,6 +70,7 @@ public final class MountCommand implements Callable<Integer> {
         Path vdir = targetDir.toAbsolutePath().normalize();
         Instant start = Instant.now();
         VersionStore store = VersionStore.openChecked(vdir, start);
+        if (onVersion != null) store.hooks(new io.versionfs.capture.Hooks(onVersion, 1, vdir));
         int rootFd = Posix.openDir(store.liveDir().toString());
         CaptureFs fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(targets), store, null));
         CountDownLatch stop = new CountDownLatch(1);
@@ -87,6 +91,8 @@ public final class MountCommand implements Callable<Integer> {
         }
         mount.finish(5_000);
         Posix.C.close(rootFd);
+        store.drain();
+        if (store.hooks() != null) store.hooks().finish(60_000);
         store.close();
         Summary s = new Summary(start)
                 .put("mount", mount.mountPoint().toString())

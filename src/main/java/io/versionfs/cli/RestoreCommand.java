@@ -30,8 +30,12 @@ final class RestoreCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "DIR", description = "Versions folder, e.g. job.gbw.versions")
     Path dir;
 
-    @Parameters(index = "1", paramLabel = "N", description = "Version number as in the manifest, or 'latest'")
+    @Parameters(index = "1", paramLabel = "N", arity = "0..1", description = "Version number as in the manifest, or 'latest'")
     String which;
+
+    @Option(names = "--at", paramLabel = "TIME", description = "Instead of N: the last version saved at or before TIME"
+            + " (ISO, e.g. 2026-11-25T09:20:00Z)")
+    String at;
 
     @Option(names = "--to", paramLabel = "PATH", description = "Where to write it (default: the original file beside DIR)")
     Path to;
@@ -47,7 +51,25 @@ final class RestoreCommand implements Callable<Integer> {
         List<Map<String, Object>> saved = Manifest.read(dir).stream()
                 .filter(r -> "saved".equals(r.get("status")) && r.get("version") instanceof Long).toList();
         Map<String, Object> row;
-        if (which.equals("latest")) {
+        if (at != null) {
+            java.time.Instant t;
+            try {
+                t = java.time.Instant.parse(at);
+            } catch (RuntimeException e) {
+                throw new UserError(ExitCodes.USAGE, "--at takes an ISO time such as 2026-11-25T09:20:00Z, not '" + at + "'");
+            }
+            row = null;
+            for (Map<String, Object> r : saved) {
+                try {
+                    if (!java.time.Instant.parse(String.valueOf(r.get("time"))).isAfter(t)) row = r;
+                } catch (RuntimeException e) {
+                    // a line without a time: skipped
+                }
+            }
+            if (row == null) throw new UserError(ExitCodes.USAGE, "no version of " + dir + " was saved at or before " + at);
+        } else if (which == null) {
+            throw new UserError(ExitCodes.USAGE, "give a version number, 'latest', or --at TIME");
+        } else if (which.equals("latest")) {
             if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, dir + " has no saved version");
             row = saved.get(saved.size() - 1);
         } else {

@@ -101,6 +101,10 @@ final class RunCommand implements Callable<Integer> {
             description = "How many --on-version commands may run at once per versions folder (default 1).")
     int onVersionJobs;
 
+    @Option(names = {"-q", "--quiet"}, description = {"No progress while the job runs (on a terminal: one updating line;",
+            "otherwise, e.g. a Slurm output file: one line per minute when there are new versions)."})
+    boolean quiet;
+
     @Option(names = "--json", description = "Also print the summary as one JSON document on stdout.")
     boolean json;
 
@@ -124,6 +128,6 @@ final class RunCommand implements Callable<Integer> {
                 minInterval == null ? null : Units.duration("--min-interval", minInterval));
         return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
                 !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree), onVersion,
-                Math.max(1, onVersionJobs))).execute();
+                Math.max(1, onVersionJobs), !quiet)).execute();
     }
 }

@@ -38,10 +38,10 @@ public final class RunSession {
 
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                           List<String> command, boolean follow, Retention.Policy retention, long minFree,
-                          String onVersion, int onVersionJobs) {
+                          String onVersion, int onVersionJobs, boolean progress) {
         public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                        List<String> command) {
-            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1, null, 1);
+            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1, null, 1, false);
         }
 
         /** Sets up a versions folder the way the options ask (keep rules, headroom, hook). */
@@ -132,6 +132,7 @@ public final class RunSession {
                 Preflight.notASymlink(l.target);
             }
             if (dirMode != null) dirMode.setup();
+            dirModeRef = dirMode;
             if (!links.isEmpty()) privateDir = Preflight.privateDir(opt.mountDir());
             int i = 0;
             for (TargetLink l : links) {
@@ -145,6 +146,7 @@ public final class RunSession {
             keep = Reaper.currentChildren();
             job.start(opt.command(), cwd);
             links.forEach(TargetLink::startWatching);
+            if (opt.progress()) progress = new io.versionfs.report.Progress(this::allVersions);
             watcher = Executors.newSingleThreadScheduledExecutor(r -> {
                 Thread t = new Thread(r, "versionfs-link-watch");
                 t.setDaemon(true);
@@ -178,6 +180,7 @@ public final class RunSession {
                     Thread.currentThread().interrupt();
                 }
             }
+            if (progress != null) progress.close();
             links.forEach(TargetLink::stopWatching);
             if (job.started()) Reaper.endLeftovers(keep, 3_000);
             if (dirMode != null) {
@@ -270,6 +273,18 @@ public final class RunSession {
         RunLock l = RunLock.acquire(vdir.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + vdir);
         undo.push("unlock " + vdir, l::close);
     }
+
+    private io.versionfs.report.Progress progress;
+
+    private Map<String, io.versionfs.capture.VersionLog.Snapshot> allVersions() {
+        Map<String, io.versionfs.capture.VersionLog.Snapshot> out = new LinkedHashMap<>();
+        List<VersionStore> all = new ArrayList<>(stores.values());
+        all.addAll(dirModeRef == null ? List.of() : dirModeRef.stores());
+        for (VersionStore s : all) s.versions().forEach((f, v) -> out.put(s.dir() + "/" + f, v));
+        return out;
+    }
+
+    private volatile DirCapture dirModeRef;
 
     private long hooksUntil;
 

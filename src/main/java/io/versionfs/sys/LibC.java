@@ -75,6 +75,7 @@ public interface LibC {
     @SaveError int setpriority(int which, int who, int prio);
     long syscall(long number);
     int getuid();
+    int isatty(int fd);
     int getgid();
     int getpid();
     String strerror(int errnum);

@@ -47,6 +47,9 @@ class ToolsIT {
         assertEquals(0, done.exit(), done.err());
         assertArrayEquals(TestSupport.payload("t", 3, 50000), Files.readAllBytes(dir.resolve("job.gbw")));
         assertEquals(0, vfs("restore", v.toString(), "latest", "--to", "copy.gbw").exit());
+        String t2 = String.valueOf(TestSupport.manifestVersions(v).get(1).get("time"));
+        assertEquals(0, vfs("restore", v.toString(), "--at", t2, "--to", "at.gbw").exit());
+        assertArrayEquals(TestSupport.payload("t", 2, 50000), Files.readAllBytes(dir.resolve("at.gbw")), "--at: the last saved by then");
         assertArrayEquals(TestSupport.payload("t", 5, 50000), Files.readAllBytes(dir.resolve("copy.gbw")));
 
         // flip a byte in version 2; put a stray version file in the folder
@@ -117,5 +120,36 @@ class ToolsIT {
         Result later = vfs("hook", dir.resolve("job.gbw.versions").toString(), "--from", "3", "--", "echo $VERSIONFS_VERSION >> later.txt");
         assertEquals(0, later.exit(), later.err());
         assertEquals(List.of("3", "4", "5"), Files.readAllLines(dir.resolve("later.txt")));
+    }
+
+    @Test
+    void progressIsOneUpdatingLineOnATerminalAndPlainLinesOtherwise() throws Exception {
+        String job = "for i in 1 2 3 4; do echo v$i > job.gbw; sleep 1; done";
+        java.util.Map<String, String> fast = java.util.Map.of("VERSIONFS_JAVA_OPTS", "-Dversionfs.progressEvery=1");
+        Result plain = TestSupport.run(dir, fast, 120, TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job);
+        assertEquals(0, plain.exit(), plain.err());
+        assertTrue(plain.err().contains("version(s) so far") && !plain.err().contains("\r"), plain.err());
+        Result quiet = TestSupport.run(dir, fast, 120, TestSupport.LAUNCHER.toString(), "run", "--quiet", "--target", "job.gbw",
+                "--", "sh", "-c", job);
+        assertTrue(!quiet.err().contains("so far"), quiet.err());
+        // On a terminal (script(1) gives the run a pty): the line is rewritten in place.
+        Result tty = TestSupport.run(dir, null, 120, "script", "-qec", TestSupport.LAUNCHER + " run --target job.gbw -- sh -c '"
+                + job + "'", "/dev/null");
+        assertTrue(tty.out().contains("\rversionfs: ") && tty.out().contains("so far"), tty.out());
+    }
+
+    @Test
+    void hooksStillPendingAtTermAreReportedWithTheLineToRunThemLater() throws Exception {
+        String[] cmd = {TestSupport.LAUNCHER.toString(), "run", "--grace", "1", "--on-version", "sleep 20", "--target", "job.gbw",
+                "--", "sh", "-c", "for i in 1 2 3; do echo v$i > job.gbw; done; touch started; sleep 60"};
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("out.txt").toFile()).start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (!Files.exists(dir.resolve("started")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        TestSupport.run(dir, null, 10, "kill", "-TERM", String.valueOf(p.pid()));
+        assertTrue(p.waitFor(90, java.util.concurrent.TimeUnit.SECONDS), "ended within a bounded time");
+        String out = Files.readString(dir.resolve("out.txt"));
+        assertTrue(out.contains("left undone: run them later with versionfs hook"), out);
+        EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
     }
 }
