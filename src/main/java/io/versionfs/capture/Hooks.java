@@ -51,10 +51,33 @@ public final class Hooks {
     /** Queues the hook for a saved version; a full backlog leaves it undone (counted), never blocks. */
     void submit(Version v, Path file) {
         try {
-            pool.execute(() -> run(v, file));
+            pool.execute(new Task(v, file));
         } catch (RejectedExecutionException e) {
             markUndone(v.number);
         }
+    }
+
+    /** One queued hook; named so that what is left at the deadline can be counted by version. */
+    private final class Task implements Runnable {
+        final Version v;
+        final Path file;
+
+        Task(Version v, Path file) {
+            this.v = v;
+            this.file = file;
+        }
+
+        @Override
+        public void run() {
+            Hooks.this.run(v, file);
+        }
+    }
+
+    /** The hook processes running now: ours, not the job's leftovers. */
+    private final java.util.Set<Long> live = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    public boolean isLive(Object pid) {
+        return live.contains(pid);
     }
 
     private void markUndone(long number) {
@@ -73,7 +96,18 @@ public final class Hooks {
             File log = dir.resolve(LOG).toFile();
             pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
             Process p = pb.start();
-            rc = p.waitFor();
+            live.add(p.pid());
+            try {
+                rc = p.waitFor();
+            } catch (InterruptedException e) {
+                // The end-of-run deadline passed: stop it, it is left undone (and can be run later).
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+                markUndone(v.number);
+                return;
+            } finally {
+                live.remove(p.pid());
+            }
         } catch (Exception e) {
             rc = -1;
         }
@@ -95,7 +129,11 @@ public final class Hooks {
         try {
             if (!pool.awaitTermination(Math.max(0, deadlineMillis), TimeUnit.MILLISECONDS)) {
                 // Past the deadline: what is queued is left undone (counted); running ones are interrupted.
-                for (Runnable r : pool.shutdownNow()) undone.incrementAndGet();
+                for (Runnable r : pool.shutdownNow()) {
+                    if (r instanceof Task t) markUndone(t.v.number);
+                    else undone.incrementAndGet();
+                }
+                pool.awaitTermination(5, TimeUnit.SECONDS); // the interrupted ones record themselves
                 Log.warn("--on-version commands still pending at the end of the run were left undone (see the summary)");
             }
         } catch (InterruptedException e) {

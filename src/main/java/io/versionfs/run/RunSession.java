@@ -182,7 +182,31 @@ public final class RunSession {
             }
             if (progress != null) progress.close();
             links.forEach(TargetLink::stopWatching);
-            if (job.started()) Reaper.endLeftovers(keep, 3_000);
+            if (job.started()) {
+                // Our own --on-version commands are children too, but not the job's leftovers.
+                Set<Long> before = keep;
+                Set<Long> ours = new java.util.AbstractSet<>() { // asked again at each check: hooks come and go
+                    @Override
+                    public boolean contains(Object o) {
+                        if (before.contains(o)) return true;
+                        List<VersionStore> all = new ArrayList<>(stores.values());
+                        if (dirModeRef != null) all.addAll(dirModeRef.stores());
+                        for (VersionStore s : all) if (s.hooks() != null && s.hooks().isLive(o)) return true;
+                        return false;
+                    }
+
+                    @Override
+                    public java.util.Iterator<Long> iterator() {
+                        return before.iterator();
+                    }
+
+                    @Override
+                    public int size() {
+                        return before.size();
+                    }
+                };
+                Reaper.endLeftovers(ours, 3_000);
+            }
             if (dirMode != null) {
                 try {
                     dirMode.finish(5_000, detachBudget());
