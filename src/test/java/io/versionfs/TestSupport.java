@@ -47,6 +47,16 @@ public final class TestSupport {
         return r;
     }
 
+    /** The launcher and {@code args}, as one command line. */
+    public static String[] launcher(String... args) {
+        return Stream.concat(Stream.of(LAUNCHER.toString()), Arrays.stream(args)).toArray(String[]::new);
+    }
+
+    /** Runs {@code versionfs ARGS} through the real launcher in {@code cwd} (bounded). */
+    public static Result vfs(Path cwd, long timeoutSec, String... args) throws Exception {
+        return run(cwd, null, timeoutSec, launcher(args));
+    }
+
     /** Runs fsops.py COMMAND ARGS as its own process and asserts it succeeded. */
     public static void fsops(String... args) throws Exception {
         String[] cmd = Stream.concat(Stream.of("python3", FSOPS.toString()), Arrays.stream(args)).toArray(String[]::new);

@@ -63,4 +63,17 @@ public final class VersionNaming {
         }
         return n <= MAX_NUMBER ? OptionalLong.of(n) : OptionalLong.empty();
     }
+
+    private static final java.util.regex.Pattern ANY_VERSION = java.util.regex.Pattern.compile(".*\\.\\d{6,9}(\\.[^.]*)?");
+    private static final java.util.regex.Pattern NUMBER_PART = java.util.regex.Pattern.compile("\\.\\d{6,9}(?=(\\.[^.]*)?$)");
+
+    /** Whether {@code name} looks like a version file of some series ({@code STEM.NNNNNN[.EXT]}). */
+    public static boolean isVersionFileName(String name) {
+        return ANY_VERSION.matcher(name).matches();
+    }
+
+    /** The series name a version file name belongs to, when nothing better is known: the number taken out. */
+    public static String seriesOfFileName(String name) {
+        return NUMBER_PART.matcher(name).replaceAll("");
+    }
 }

@@ -110,21 +110,21 @@ public final class VersionStore implements AutoCloseable {
         for (Map<String, Object> r : Manifest.read(access)) {
             if (r.get("path") instanceof String pth) listed.add(pth);
             if (r.get("file") instanceof String f && r.get("path") instanceof String pth) {
-                seriesOfStem.put(pth.replaceAll("\\.\\d{6,9}(?=(\\.[^.]*)?$)", ""), f);
+                seriesOfStem.put(VersionNaming.seriesOfFileName(pth), f);
             }
         }
         List<Path> found = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
             for (Path p : ds) {
                 String n = p.getFileName().toString();
-                if (!n.matches(".*\\.\\d{6,9}(\\.[^.]*)?") || listed.contains(n) || !Files.isRegularFile(p)) continue;
+                if (!VersionNaming.isVersionFileName(n) || listed.contains(n) || !Files.isRegularFile(p)) continue;
                 found.add(p);
             }
         }
         found.sort(null);
         for (Path p : found) {
             String n = p.getFileName().toString();
-            String stemExt = n.replaceAll("\\.\\d{6,9}(?=(\\.[^.]*)?$)", "");
+            String stemExt = VersionNaming.seriesOfFileName(n);
             String series = seriesOfStem.getOrDefault(stemExt, stemExt);
             var num = VersionNaming.parse(series, n);
             if (num.isEmpty()) continue;
@@ -674,32 +674,36 @@ public final class VersionStore implements AutoCloseable {
      * versions stored once, reflinked extents shared, holes not stored), and the free space left.
      */
     public String usage() {
+        return usage(access, dir, dedupedBytes.get());
+    }
+
+    /**
+     * What the version files in a folder take: their content, what they occupy on disk (hard
+     * links, i.e. identical versions, counted once; reflinked extents and holes as the
+     * filesystem reports them), and the free space there. {@code reach} is how to read the
+     * folder, {@code shown} how to name it; null when it cannot be listed.
+     */
+    public static String usage(Path reach, Path shown, long deduped) {
         long logical = 0, stored = 0, count = 0;
         java.util.Set<Long> seen = new java.util.HashSet<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
+        String free = "";
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(reach)) {
             for (Path p : ds) {
-                String n = p.getFileName().toString();
-                if (!n.matches(".*\\.\\d{6,9}(\\.[^.]*)?")) continue;
-                FileStat st = Stat.at(dirFd, n, LibC.AT_SYMLINK_NOFOLLOW);
+                if (!VersionNaming.isVersionFileName(p.getFileName().toString())) continue;
+                FileStat st = Stat.at(LibC.AT_FDCWD, p.toString(), LibC.AT_SYMLINK_NOFOLLOW);
                 if (st == null || !Stat.isRegular(st)) continue;
                 count++;
                 logical += Stat.size(st);
                 long ino = Stat.ino(st), blocks = st.st_blocks.longValue();
                 if (seen.add(ino)) stored += blocks * 512;
             }
+            free = ", " + io.versionfs.report.Summary.bytes(Files.getFileStore(reach).getUsableSpace()) + " free there";
         } catch (IOException e) {
             return null;
         }
-        ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
-        String free = "";
-        if (Posix.C.fstatvfs(dirFd, jnr.ffi.Struct.getMemory(sv)) == 0) {
-            long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
-            free = ", " + io.versionfs.report.Summary.bytes(sv.f_bavail.longValue() * frsize) + " free there";
-        }
-        return dir + ": " + count + " version file(s), " + io.versionfs.report.Summary.bytes(logical) + " of content, "
-                + io.versionfs.report.Summary.bytes(stored) + " on disk" + (dedupedBytes.get() > 0
-                ? " (" + io.versionfs.report.Summary.bytes(dedupedBytes.get()) + " not stored twice: identical versions)" : "")
-                + free;
+        return shown + ": " + count + " version file(s), " + io.versionfs.report.Summary.bytes(logical) + " of content, "
+                + io.versionfs.report.Summary.bytes(stored) + " on disk" + (deduped > 0
+                ? " (" + io.versionfs.report.Summary.bytes(deduped) + " not stored twice: identical versions)" : "") + free;
     }
 
     /** Bytes not stored twice because a version equalled the one before it. */

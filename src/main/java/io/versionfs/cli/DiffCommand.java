@@ -1,6 +1,5 @@
 package io.versionfs.cli;
 
-import io.versionfs.capture.Manifest;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.report.Json;
@@ -41,11 +40,8 @@ final class DiffCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!Files.isRegularFile(dir.resolve(Manifest.FILE_NAME))) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, dir + " has no " + Manifest.FILE_NAME + ": give a versions folder");
-        }
-        List<Map<String, Object>> saved = Manifest.read(dir).stream()
-                .filter(r -> "saved".equals(r.get("status")) && r.get("version") instanceof Long).toList();
+        VersionsFolder.require(dir);
+        List<Map<String, Object>> saved = VersionsFolder.saved(dir);
         Path pa = path(saved, a), pb = path(saved, b);
         byte[] x = Files.readAllBytes(pa), y = Files.readAllBytes(pb);
         if (!json && isText(x) && isText(y)) {
@@ -99,20 +95,7 @@ final class DiffCommand implements Callable<Integer> {
     }
 
     private Path path(List<Map<String, Object>> saved, String which) {
-        Map<String, Object> row;
-        if (which.equals("latest")) {
-            if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, dir + " has no saved version");
-            row = saved.get(saved.size() - 1);
-        } else {
-            long n;
-            try {
-                n = Long.parseLong(which);
-            } catch (NumberFormatException e) {
-                throw new UserError(ExitCodes.USAGE, "a version is a number or 'latest', not '" + which + "'");
-            }
-            row = saved.stream().filter(r -> (Long) r.get("version") == n).findFirst().orElseThrow(() ->
-                    new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + dir));
-        }
+        Map<String, Object> row = VersionsFolder.pick(dir, saved, which);
         Path p = dir.resolve(String.valueOf(row.get("path")));
         if (!Files.isRegularFile(p)) throw new UserError(ExitCodes.VERSIONS_LOST, p + " is missing (see: versionfs verify " + dir + ")");
         return p;

@@ -1,14 +1,11 @@
 package io.versionfs.cli;
 
-import io.versionfs.capture.Manifest;
 import io.versionfs.errors.ExitCodes;
-import io.versionfs.errors.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.File;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -29,13 +26,12 @@ final class HookCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (!Files.isRegularFile(dir.resolve(Manifest.FILE_NAME))) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, dir + " has no " + Manifest.FILE_NAME + ": give a versions folder");
-        }
+        VersionsFolder.require(dir);
         String command = String.join(" ", cmd);
         int ran = 0, failed = 0;
-        for (Map<String, Object> r : Manifest.read(dir)) {
-            if (!"saved".equals(r.get("status")) || !(r.get("version") instanceof Long n) || n < from) continue;
+        for (Map<String, Object> r : VersionsFolder.saved(dir)) {
+            long n = (Long) r.get("version");
+            if (n < from) continue;
             ProcessBuilder pb = new ProcessBuilder("sh", "-c", command).inheritIO().redirectInput(new File("/dev/null"));
             pb.environment().put("VERSIONFS_PATH", dir.toAbsolutePath().resolve(String.valueOf(r.get("path"))).toString());
             pb.environment().put("VERSIONFS_VERSION", Long.toString(n));

@@ -41,14 +41,7 @@ final class ListCommand implements Callable<Integer> {
         if (follow) return follow();
         List<Object> all = new ArrayList<>();
         for (Path d : dirs) {
-            if (Files.isRegularFile(d.resolve(Manifest.FILE_NAME)) && !Files.isReadable(d.resolve(Manifest.FILE_NAME))) {
-                throw new UserError(ExitCodes.VERSIONS_DIR, d.resolve(Manifest.FILE_NAME) + " is not readable by you:"
-                        + " ask its owner, or check its mode");
-            }
-            if (!Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
-                throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
-                        + ": give a versions folder (e.g. job.gbw.versions)");
-            }
+            VersionsFolder.require(d);
             Manifest.Contents contents = Manifest.readChecked(d);
             for (String skip : contents.skipped()) {
                 System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip + ": skipped");
@@ -146,24 +139,9 @@ final class ListCommand implements Callable<Integer> {
     }
 
     /** What the version files take: content, on disk (identical versions and shared extents counted once), free space. */
-    static String storage(Path d) throws IOException {
-        long logical = 0, stored = 0, count = 0;
-        java.util.Set<Object> seen = new java.util.HashSet<>();
-        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(d)) {
-            for (Path p : ds) {
-                if (!p.getFileName().toString().matches(".*\\.\\d{6,9}(\\.[^.]*)?")) continue;
-                ru.serce.jnrfuse.struct.FileStat st = io.versionfs.sys.Stat.at(io.versionfs.sys.LibC.AT_FDCWD, p.toString(),
-                        io.versionfs.sys.LibC.AT_SYMLINK_NOFOLLOW);
-                if (st == null || !io.versionfs.sys.Stat.isRegular(st)) continue;
-                count++;
-                logical += io.versionfs.sys.Stat.size(st);
-                long blocks = st.st_blocks.longValue();
-                if (seen.add(io.versionfs.sys.Stat.ino(st))) stored += blocks * 512;
-            }
-        }
-        java.nio.file.FileStore fsx = Files.getFileStore(d);
-        return d.toAbsolutePath().normalize() + ": " + count + " version file(s), " + Summary.bytes(logical) + " of content, "
-                + Summary.bytes(stored) + " on disk, " + Summary.bytes(fsx.getUsableSpace()) + " free there";
+    static String storage(Path d) {
+        String u = io.versionfs.capture.VersionStore.usage(d, d.toAbsolutePath().normalize(), 0);
+        return u != null ? u : d + ": cannot be listed";
     }
 
     private static String eventText(Map<String, Object> r) {

@@ -9,6 +9,7 @@ import io.versionfs.report.Json;
 import io.versionfs.report.Summary;
 import io.versionfs.run.RunLock;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -37,21 +38,8 @@ final class PruneCommand implements Callable<Integer> {
     @Parameters(paramLabel = "DIR", arity = "1..*", description = "Versions folder(s), e.g. job.gbw.versions")
     List<Path> dirs;
 
-    @Option(names = "--keep-last", paramLabel = "N", description = "Keep the newest N versions.")
-    int keepLast;
-
-    @Option(names = "--keep-every", paramLabel = "N", description = "Keep every Nth version (numbers N, 2N, ...).")
-    int keepEvery;
-
-    @Option(names = "--keep-first", paramLabel = "BOOL", defaultValue = "true", arity = "0..1",
-            description = "Keep the first version; default true.")
-    boolean keepFirst = true;
-
-    @Option(names = "--max-size", paramLabel = "SIZE", description = "Keep each file's versions within SIZE (500M, 10G), oldest go first.")
-    String maxSize;
-
-    @Option(names = "--min-interval", paramLabel = "DURATION", description = "Of versions closer than DURATION (30s, 5m), keep the last.")
-    String minInterval;
+    @Mixin
+    KeepRuleOptions keep = new KeepRuleOptions();
 
     @Option(names = "--dry-run", description = "Only print what would be removed and how many bytes it frees.")
     boolean dryRun;
@@ -61,9 +49,7 @@ final class PruneCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Retention.Policy p = new Retention.Policy(keepLast, keepEvery, keepFirst,
-                maxSize == null ? -1 : Units.size("--max-size", maxSize),
-                minInterval == null ? null : Units.duration("--min-interval", minInterval));
+        Retention.Policy p = keep.policy();
         if (p.keepsAll()) {
             throw new UserError(ExitCodes.USAGE, "no keep rule given: prune keeps everything without one"
                     + " (e.g. --keep-last 10, --max-size 50G)");
@@ -71,10 +57,7 @@ final class PruneCommand implements Callable<Integer> {
         List<Object> out = new ArrayList<>();
         long freed = 0, count = 0;
         for (Path d : dirs) {
-            if (!Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
-                throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
-                        + ": give a versions folder (e.g. job.gbw.versions)");
-            }
+            VersionsFolder.require(d);
             RunLock lock = Files.isDirectory(d.resolve(VersionStore.HIDDEN)) && !dryRun
                     ? RunLock.acquire(d.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + d) : null;
             try (Manifest manifest = dryRun ? null : new Manifest(d)) {

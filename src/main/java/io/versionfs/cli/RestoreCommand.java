@@ -1,6 +1,5 @@
 package io.versionfs.cli;
 
-import io.versionfs.capture.Manifest;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.sys.FileCopier;
@@ -45,11 +44,8 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!Files.isRegularFile(dir.resolve(Manifest.FILE_NAME))) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, dir + " has no " + Manifest.FILE_NAME + ": give a versions folder");
-        }
-        List<Map<String, Object>> saved = Manifest.read(dir).stream()
-                .filter(r -> "saved".equals(r.get("status")) && r.get("version") instanceof Long).toList();
+        VersionsFolder.require(dir);
+        List<Map<String, Object>> saved = VersionsFolder.saved(dir);
         Map<String, Object> row;
         if (at != null) {
             java.time.Instant t;
@@ -69,18 +65,8 @@ final class RestoreCommand implements Callable<Integer> {
             if (row == null) throw new UserError(ExitCodes.USAGE, "no version of " + dir + " was saved at or before " + at);
         } else if (which == null) {
             throw new UserError(ExitCodes.USAGE, "give a version number, 'latest', or --at TIME");
-        } else if (which.equals("latest")) {
-            if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, dir + " has no saved version");
-            row = saved.get(saved.size() - 1);
         } else {
-            long n;
-            try {
-                n = Long.parseLong(which);
-            } catch (NumberFormatException e) {
-                throw new UserError(ExitCodes.USAGE, "N is a version number or 'latest', not '" + which + "'");
-            }
-            row = saved.stream().filter(r -> (Long) r.get("version") == n).findFirst().orElseThrow(() ->
-                    new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + dir + " (see: versionfs list " + dir + ")"));
+            row = VersionsFolder.pick(dir, saved, which);
         }
         Path src = dir.resolve(String.valueOf(row.get("path")));
         String want = String.valueOf(row.get("sha256"));

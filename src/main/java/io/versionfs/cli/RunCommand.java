@@ -4,6 +4,7 @@ import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.run.RunSession;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -68,23 +69,8 @@ final class RunCommand implements Callable<Integer> {
             "'Renames' above): warn instead, and version nothing after it."})
     boolean noFollow;
 
-    @Option(names = "--keep-last", paramLabel = "N", description = "Keep only the newest N versions of this run (plus what other keep rules keep).")
-    int keepLast;
-
-    @Option(names = "--keep-every", paramLabel = "N", description = "Keep every Nth version (numbers N, 2N, ...).")
-    int keepEvery;
-
-    @Option(names = "--keep-first", paramLabel = "BOOL", defaultValue = "true", arity = "0..1",
-            description = "Keep the first version (the content before the run); default true.")
-    boolean keepFirst = true;
-
-    @Option(names = "--max-size", paramLabel = "SIZE", description = "Keep the versions of each file within SIZE bytes"
-            + " (500M, 10G): the oldest go first, never the first (with --keep-first) or the newest.")
-    String maxSize;
-
-    @Option(names = "--min-interval", paramLabel = "DURATION", description = "At most one version per DURATION (30s,"
-            + " 5m): of closes closer together, the last is kept, the others are recorded as pruned.")
-    String minInterval;
+    @Mixin
+    KeepRuleOptions keep = new KeepRuleOptions();
 
     @Option(names = "--min-free", paramLabel = "SIZE", description = {"Headroom on the versions filesystem: a version",
             "that would leave less free (counting what the file's next rewrite needs) is skipped and",
@@ -122,10 +108,7 @@ final class RunCommand implements Callable<Integer> {
             throw new UserError(ExitCodes.USAGE, "--grace must be between 0 and 86400 seconds, not " + graceSeconds
                     + " (the time the job gets between TERM and KILL)");
         }
-        if (keepLast < 0 || keepEvery < 0) throw new UserError(ExitCodes.USAGE, "--keep-last and --keep-every take 1 or more");
-        io.versionfs.capture.Retention.Policy policy = new io.versionfs.capture.Retention.Policy(keepLast, keepEvery, keepFirst,
-                maxSize == null ? -1 : Units.size("--max-size", maxSize),
-                minInterval == null ? null : Units.duration("--min-interval", minInterval));
+        io.versionfs.capture.Retention.Policy policy = keep.policy();
         return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
                 !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree), onVersion,
                 Math.max(1, onVersionJobs), !quiet)).execute();

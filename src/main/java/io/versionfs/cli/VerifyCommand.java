@@ -2,7 +2,6 @@ package io.versionfs.cli;
 
 import io.versionfs.capture.Manifest;
 import io.versionfs.errors.ExitCodes;
-import io.versionfs.errors.UserError;
 import io.versionfs.report.Json;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -47,10 +46,7 @@ final class VerifyCommand implements Callable<Integer> {
         List<Object> problems = new ArrayList<>();
         long checked = 0, bytes = 0;
         for (Path d : dirs) {
-            if (!Files.isRegularFile(d.resolve(Manifest.FILE_NAME))) {
-                throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
-                        + ": give a versions folder (e.g. job.gbw.versions)");
-            }
+            VersionsFolder.require(d);
             Manifest.Contents contents = Manifest.readChecked(d);
             for (String skip : contents.skipped()) problems.add(problem(d, "unreadable-line", null, skip));
             Set<String> listed = new HashSet<>();
@@ -76,7 +72,7 @@ final class VerifyCommand implements Callable<Integer> {
             try (var ds = Files.newDirectoryStream(d)) {
                 for (Path p : ds) {
                     String n = p.getFileName().toString();
-                    if (n.matches(".*\\.\\d{6,9}(\\.[^.]*)?") && Files.isRegularFile(p) && !listed.contains(n)) {
+                    if (io.versionfs.capture.VersionNaming.isVersionFileName(n) && Files.isRegularFile(p) && !listed.contains(n)) {
                         problems.add(problem(d, "unlisted", n, "a version file the manifest does not account for"));
                     }
                 }

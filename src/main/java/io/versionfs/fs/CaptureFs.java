@@ -747,7 +747,7 @@ public final class CaptureFs extends FuseStubFS {
             int fd0;
             FileId id;
             LiveFile lf;
-            boolean multiLinked;
+            long links;
             namespace.readLock().lock();
             try {
                 fd0 = C.openat(rootFd, r, openFlags, mode);
@@ -759,7 +759,7 @@ public final class CaptureFs extends FuseStubFS {
                     return -e;
                 }
                 id = FileId.of(st);
-                multiLinked = Stat.nlink(st) > 1;
+                links = Stat.nlink(st);
                 try {
                     lf = lookup(st, r);
                 } catch (RuntimeException | Error e) {
@@ -782,7 +782,7 @@ public final class CaptureFs extends FuseStubFS {
                     C.fcntl(fd0, LibC.F_SETFL, C.fcntl(fd0, LibC.F_GETFL, 0) | LibC.O_APPEND);
                     h.append = true;
                 }
-                if (multiLinked) directIo(fi);
+                if (links > 1) directIo(fi);
                 fi.fh.set(register(h));
                 return 0;
             }
@@ -805,7 +805,7 @@ public final class CaptureFs extends FuseStubFS {
             }
             Handle h = new Handle(-1, id, write, lf);
             h.append = (flags & LibC.O_APPEND) != 0;
-            if (lf.multiplyLinked()) directIo(fi);
+            if (lf.multiplyLinked(links)) directIo(fi);
             fi.fh.set(register(h));
             return 0;
         }

@@ -296,13 +296,17 @@ final class LiveFile {
         }
     }
 
-    /** Whether the file has more than one name (ours, or links we did not make): its pages must not be cached per name. */
-    boolean multiplyLinked() {
-        lock.writeLock().lock();
+    /**
+     * Whether the file has more than one name (ours, or links we did not make): its pages must
+     * not be cached per name. {@code nlink} is from the caller's fstat of the same inode (open
+     * already made one: no second system call on this path).
+     */
+    boolean multiplyLinked(long nlink) {
+        lock.readLock().lock();
         try {
-            return nameCount() > 1 || (fd >= 0 && hasLinksWeDidNotMake());
+            return nameCount() > 1 || hasLinksWeDidNotMake(nlink);
         } finally {
-            lock.writeLock().unlock();
+            lock.readLock().unlock();
         }
     }
 
@@ -479,8 +483,7 @@ final class LiveFile {
 
     /**
      * A version of the current content whatever the counters say: a file arrived at a versioned
-     * name by rename or link, or the content the file had before the run ("initial", with no eager
-     * copy: a program that rewrites it from scratch never pays for one).
+     * name by rename or link (the content before the run goes through {@link #captureInitial}).
      */
     Version captureNow(String reason, int pid) {
         return captureNow(reason, pid, null);
@@ -490,7 +493,6 @@ final class LiveFile {
     Version captureNow(String reason, int pid, Series into) {
         lock.writeLock().lock();
         try {
-            if (reason.equals("initial")) rewritesFromScratch = true;
             return takeVersion(reason, pid, Caller.commandLine(pid), changes.get(), into);
         } finally {
             lock.writeLock().unlock();
@@ -527,15 +529,17 @@ final class LiveFile {
             saved = m;
             return s.store().recordLost(s.name(), reason, pid, cmd, "cannot open the live file: " + Posix.strerror(-r));
         }
+        // One fstat for both questions below: this runs inside the program's close().
         FileStat now = Stat.of(fd);
-        String low = s.store().lowOnSpace(now != null ? Stat.size(now) : 0);
+        long size = now != null ? Stat.size(now) : 0, nlink = now != null ? Stat.nlink(now) : Long.MAX_VALUE;
+        String low = s.store().lowOnSpace(size);
         if (low != null) {
             // The headroom guard: no version rather than a job that runs out of disk.
             if (into == null) saved = m;
             s.store().skipped(s.name(), reason, pid, low);
             return null;
         }
-        VersionStore.Captured c = reason.equals("initial") || hasLinksWeDidNotMake()
+        VersionStore.Captured c = reason.equals("initial") || hasLinksWeDidNotMake(nlink)
                 ? s.store().copyFd(fd, s.name(), reason, pid, cmd, fs::stopping)
                 : s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);
         if (into == null) saved = m;
@@ -553,12 +557,12 @@ final class LiveFile {
      * before the run): a write through such a name bypasses us, so a version must not share the
      * inode. Known names: ours in the mount, and the versions already linked to it.
      */
-    private boolean hasLinksWeDidNotMake() {
+    private boolean hasLinksWeDidNotMake(long nlink) {
+        // A link or unlink racing with the caller's fstat errs on the safe side: a name added
+        // after it is known here; one removed after it makes the count look foreign (a copy).
         fs.namespace().readLock().lock();
         try {
-            FileStat st = Stat.of(fd);
-            if (st == null) return true;
-            return Stat.nlink(st) > Math.max(1, nameCount()) + cow.versions().size();
+            return nlink > Math.max(1, nameCount()) + cow.versions().size();
         } finally {
             fs.namespace().readLock().unlock();
         }

@@ -15,8 +15,8 @@ import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.stream.Stream;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -46,8 +46,7 @@ class EngineIT {
     }
 
     private Result vfs(long timeoutSec, String... args) throws Exception {
-        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
-        return TestSupport.run(dir, null, timeoutSec, cmd);
+        return TestSupport.vfs(dir, timeoutSec, args);
     }
 
     static String sha256(byte[] b) throws Exception {

@@ -12,7 +12,6 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 import static io.versionfs.run.EngineIT.verifyVersions;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -34,8 +33,7 @@ class FollowIT {
     }
 
     private Result vfs(String... args) throws Exception {
-        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
-        return TestSupport.run(dir, null, 180, cmd);
+        return TestSupport.vfs(dir, 180, args);
     }
 
     private static List<String> reasons(List<Map<String, Object>> rows) {

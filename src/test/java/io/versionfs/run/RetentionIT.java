@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 import static io.versionfs.run.EngineIT.verifyVersions;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -29,8 +28,7 @@ class RetentionIT {
     }
 
     private Result vfs(String... args) throws Exception {
-        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
-        return TestSupport.run(dir, null, 300, cmd);
+        return TestSupport.vfs(dir, 300, args);
     }
 
     private static List<Long> savedNumbers(List<Map<String, Object>> rows) {

@@ -11,9 +11,9 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
+import java.util.stream.Stream;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static io.versionfs.run.EngineIT.verifyVersions;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,13 +37,11 @@ class RunLifeIT {
     }
 
     private Result vfs(long timeoutSec, String... args) throws Exception {
-        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
-        return TestSupport.run(dir, null, timeoutSec, cmd);
+        return TestSupport.vfs(dir, timeoutSec, args);
     }
 
     private Process vfsAsync(String... args) throws Exception {
-        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
-        return new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
+        return new ProcessBuilder(TestSupport.launcher(args)).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("first.log").toFile()).start();
     }
 

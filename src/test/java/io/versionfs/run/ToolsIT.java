@@ -9,7 +9,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -26,8 +25,7 @@ class ToolsIT {
     }
 
     private Result vfs(String... args) throws Exception {
-        String[] cmd = Stream.concat(Stream.of(TestSupport.LAUNCHER.toString()), Stream.of(args)).toArray(String[]::new);
-        return TestSupport.run(dir, null, 120, cmd);
+        return TestSupport.vfs(dir, 120, args);
     }
 
     @Test

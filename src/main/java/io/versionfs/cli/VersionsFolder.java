@@ -1,0 +1,49 @@
+package io.versionfs.cli;
+
+import io.versionfs.capture.Manifest;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/** What the commands that read a versions folder share: checking it is one, and naming a version in it. */
+final class VersionsFolder {
+    private VersionsFolder() {}
+
+    /** Refuses (exit 203, one line) a folder without a readable manifest. */
+    static void require(Path d) {
+        Path m = d.resolve(Manifest.FILE_NAME);
+        if (Files.isRegularFile(m) && !Files.isReadable(m)) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, m + " is not readable by you: ask its owner, or check its mode");
+        }
+        if (!Files.isRegularFile(m)) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
+                    + ": give a versions folder (e.g. job.gbw.versions)");
+        }
+    }
+
+    /** The saved versions, one row each (latest status), in manifest order. */
+    static List<Map<String, Object>> saved(Path d) throws IOException {
+        return Manifest.read(d).stream().filter(r -> "saved".equals(r.get("status")) && r.get("version") instanceof Long).toList();
+    }
+
+    /** The row of version {@code which}: a number, or "latest". */
+    static Map<String, Object> pick(Path d, List<Map<String, Object>> saved, String which) {
+        if (which.equals("latest")) {
+            if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, d + " has no saved version");
+            return saved.get(saved.size() - 1);
+        }
+        long n;
+        try {
+            n = Long.parseLong(which);
+        } catch (NumberFormatException e) {
+            throw new UserError(ExitCodes.USAGE, "a version is a number or 'latest', not '" + which + "'");
+        }
+        return saved.stream().filter(r -> (Long) r.get("version") == n).findFirst().orElseThrow(() ->
+                new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + d + " (see: versionfs list " + d + ")"));
+    }
+}
