@@ -39,6 +39,7 @@ final class CopyJob implements Runnable {
     private volatile boolean cancelled;
     private String error;        // guarded by this
     private boolean done;        // guarded by this
+    private Runnable onDone;     // guarded by this; run once, outside the monitor
 
     /** @param srcFd a descriptor the job owns (it closes it) */
     CopyJob(int srcFd, int dirFd, String tmp) {
@@ -76,12 +77,31 @@ final class CopyJob implements Runnable {
         } finally {
             Posix.C.close(srcFd);
         }
+        Runnable then;
         synchronized (this) {
             error = err;
             done = true;
             state.set(DONE);
             notifyAll();
+            then = onDone;
+            onDone = null;
         }
+        if (then != null) then.run();
+    }
+
+    /** Runs {@code r} once the copy has ended (now, if it has); it must not block. */
+    void whenDone(Runnable r) {
+        synchronized (this) {
+            if (!done) {
+                onDone = r;
+                return;
+            }
+        }
+        r.run();
+    }
+
+    synchronized boolean isDone() {
+        return done;
     }
 
     void cancel() {

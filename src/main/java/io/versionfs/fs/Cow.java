@@ -13,6 +13,8 @@ import java.util.List;
  * <pre>
  *   INDEPENDENT --version by link--> COPYING (eager copy accepted by the pool)
  *                                 \-> SHARED  (pool saturated, or the program rewrites from scratch)
+ *   SHARED --quiet for a while: a background copy starts---------------------> COPYING
+ *   COPYING --copy done, nobody changing the file: fresh inode swapped in-----> INDEPENDENT
  *   SHARED/COPYING --change: copy done (inline if needed), fresh inode swapped in--> INDEPENDENT
  *   SHARED/COPYING --truncate to 0: an empty inode swapped in, no copy-----------> INDEPENDENT
  *   SHARED/COPYING --copy impossible (disk full): the versions give way ---------> INDEPENDENT
@@ -79,6 +81,12 @@ final class Cow {
         if (job != null && copy != null) copy.discard(); // one copy of one inode is enough
         else if (copy != null) job = copy;
         state = job != null ? State.COPYING : State.SHARED;
+    }
+
+    /** A copy was started later, while SHARED (the file stayed quiet): SHARED becomes COPYING. */
+    void copying(CopyJob copy) {
+        job = copy;
+        state = State.COPYING;
     }
 
     /** Takes the running copy, if any, for the caller to await or discard (COPYING becomes SHARED). */

@@ -37,6 +37,15 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Once a program is seen rewriting from scratch, the eager copy is not even started (it would
  * double the job's write I/O for nothing) until the program edits in place again.
  *
+ * <h2>A bounded end: separate while the file is quiet</h2>
+ * A file still sharing its inode with its last version when the run ends would need a full copy
+ * then, O(size) at the worst moment (a stopped job lives on Slurm's KillWait, 30 s by default:
+ * not enough for 50 GB). So a version left shared is separated in the background once the file
+ * has been quiet for {@link #QUIET_NANOS} (a program computing between two writes of its file),
+ * and a finished copy is swapped in at once: at the end there is normally nothing left to copy.
+ * The trade-off, written down: a program that rewrites a big file from scratch at intervals longer
+ * than the quiet time writes its data twice (once itself, once our copy, at low priority).
+ *
  * <h2>Lock order</h2>
  * This file's lock, then the filesystem's namespace lock, then the file table. Namespace changes
  * (rename, link, unlink in {@link CaptureFs}) update names here without taking this lock; the
@@ -68,6 +77,16 @@ final class LiveFile {
     private boolean rewritesFromScratch;
     /** Change counter covered by the last version; read unlocked for the cheap exits in flush. */
     private volatile long saved;
+    /** When a version last became shared with the live inode (System.nanoTime). Guarded by lock. */
+    private long sharedSince;
+    /** A background separation is scheduled (at most one per file). Guarded by SEPARATOR. */
+    private boolean separationScheduled;
+
+    /** How long a shared file must stay unchanged before it is separated in the background. */
+    static final long QUIET_NANOS = Long.getLong("versionfs.quietMillis", 5_000) * 1_000_000L;
+    /** One low-priority thread that only starts copies and swaps finished ones in (O(1) each). */
+    private static final java.util.concurrent.ScheduledThreadPoolExecutor SEPARATOR =
+            new java.util.concurrent.ScheduledThreadPoolExecutor(1, Posix.backgroundThreads("versionfs-separator"));
 
     LiveFile(CaptureFs fs, FileId id, String rel, Series series) {
         this.fs = fs;
@@ -547,6 +566,9 @@ final class LiveFile {
             CopyJob job = null;
             if (!rewritesFromScratch && cow.state() == Cow.State.INDEPENDENT) job = startCopy(true);
             cow.linked(s.store(), c.version(), job);
+            sharedSince = System.nanoTime();
+            if (job != null) job.whenDone(() -> scheduleSeparation(0));
+            else scheduleSeparation(QUIET_NANOS);
         }
         if (refs.get() == 0) closeFdLocked();
         return c.version();
@@ -747,6 +769,85 @@ final class LiveFile {
 
     private String tmpName() {
         return CaptureFs.TMP_PREFIX + TMP_SEQ.incrementAndGet() + "~" + ProcessHandle.current().pid();
+    }
+
+    // ---- background separation (the bounded end) --------------------------------------------
+
+    /** Schedules {@link #separateInBackground} (no-op if one is pending). Takes no lock of ours. */
+    private void scheduleSeparation(long delayNanos) {
+        synchronized (SEPARATOR) {
+            if (separationScheduled) return;
+            separationScheduled = true;
+        }
+        try {
+            SEPARATOR.schedule(this::separateInBackground, delayNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            synchronized (SEPARATOR) {
+                separationScheduled = false;
+            }
+        }
+    }
+
+    /**
+     * Moves a shared file one step towards independence without ever waiting for a copy: starts
+     * the copy once the file has been quiet long enough, and swaps a finished copy in. Everything
+     * under the write lock is O(1); a lock held by the program's own I/O is not waited for long
+     * (try again shortly) and a stopping run is left alone.
+     */
+    private void separateInBackground() {
+        synchronized (SEPARATOR) {
+            separationScheduled = false;
+        }
+        if (fs.stopping()) return;
+        boolean locked;
+        try {
+            locked = lock.writeLock().tryLock(200, java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            return;
+        }
+        if (!locked) {
+            scheduleSeparation(QUIET_NANOS / 5);
+            return;
+        }
+        try {
+            if (!cow.mustCopyBeforeChange() || rel == null) return; // independent, or nothing to put back
+            CopyJob j = cow.job();
+            if (j == null) {
+                long quiet = System.nanoTime() - sharedSince;
+                if (quiet < QUIET_NANOS) {
+                    scheduleSeparation(QUIET_NANOS - quiet);
+                    return;
+                }
+                if (ensureFd(false) != 0) return;
+                j = startCopy(true);
+                if (j == null) {
+                    scheduleSeparation(QUIET_NANOS); // pool busy: later
+                    return;
+                }
+                cow.copying(j);
+                j.whenDone(() -> scheduleSeparation(0));
+                return;
+            }
+            if (!j.isDone()) {
+                j.whenDone(() -> scheduleSeparation(0));
+                return;
+            }
+            cow.takeJob();
+            String err = j.await(() -> true); // already done: returns at once
+            if (err != null) {
+                scheduleSeparation(QUIET_NANOS); // e.g. no room now: the next change or the end tries again
+                return;
+            }
+            if (ensureFd(false) != 0) {
+                C.unlinkat(fs.rootFd(), j.tmp, 0);
+                return;
+            }
+            if (swapIn(j.tmp) == 0) cow.independent();
+            else C.unlinkat(fs.rootFd(), j.tmp, 0);
+        } finally {
+            if (refs.get() == 0) closeFdLocked();
+            lock.writeLock().unlock();
+        }
     }
 
     /**

@@ -282,7 +282,7 @@ public final class RunSession {
         return job.stopRequested() ? DETACH_BUDGET_WHEN_STOPPED_MILLIS : Long.MAX_VALUE / 2_000_000;
     }
 
-    static final long DETACH_BUDGET_WHEN_STOPPED_MILLIS = 15_000;
+    static final long DETACH_BUDGET_WHEN_STOPPED_MILLIS = Long.getLong("versionfs.stopCopyBudgetMillis", 15_000);
 
     /** Makes the versions folder (if missing) and locks it; a folder this run made is removed if it stays empty. */
     private static void lockVersionsFolder(Path vdir, Cleanup undo) {

@@ -254,4 +254,74 @@ class RunLifeIT {
         assertTrue(r.err().contains("a versions folder"), r.err());
         verifyVersions(dir.resolve("job.gbw.versions"));
     }
+
+    /**
+     * Writes job.gbw (16 MiB, from scratch), then waits until, seen from outside the mount, no
+     * version file shares the live file's inode any more; then says so and waits to be stopped.
+     */
+    private static final String WRITE_THEN_WAIT_FOR_SEPARATION = String.join("\n",
+            "import os, glob, sys, time",
+            "open('job.gbw', 'wb').write(b'Q' * (16 << 20))",
+            "live = os.path.realpath('job.gbw')  # a path in the mount; the backing file is in the versions folder",
+            "backing = glob.glob('job.gbw.versions/.versionfs/live/f*/job.gbw')[0]",
+            "deadline = time.time() + float(sys.argv[1])",
+            "while time.time() < deadline:",
+            "    ino = os.stat(backing).st_ino",
+            "    if not any(os.stat(v).st_ino == ino for v in glob.glob('job.gbw.versions/job.0*')):",
+            "        open('separated', 'w').close(); break",
+            "    time.sleep(0.05)",
+            "time.sleep(3600)");
+
+    private static Process stoppable(Path dir, String budgetMillis, String quietMillis, String waitSec) throws Exception {
+        Files.writeString(dir.resolve("wait.py"), WRITE_THEN_WAIT_FOR_SEPARATION);
+        ProcessBuilder pb = new ProcessBuilder(TestSupport.launcher("run", "--target", "job.gbw", "--", "python3", "wait.py", waitSec))
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("run.log").toFile());
+        pb.environment().put("VERSIONFS_JAVA_OPTS", "-Dversionfs.stopCopyBudgetMillis=" + budgetMillis
+                + " -Dversionfs.quietMillis=" + quietMillis);
+        return pb.start();
+    }
+
+    @Test
+    void aQuietFileIsSeparatedFromItsLastVersionBeforeTheEndSoAStoppedRunNeedsNoCopy() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        // No time at all for copies after TERM: only a separation done while the job ran helps.
+        Process run = stoppable(dir, "0", "300", "120");
+        try {
+            waitFor(dir.resolve("separated"));
+        } finally {
+            new ProcessBuilder("kill", "-TERM", String.valueOf(run.pid())).start().waitFor();
+            assertTrue(run.waitFor(60, TimeUnit.SECONDS));
+        }
+        String log = Files.readString(dir.resolve("run.log"));
+        assertFalse(log.contains("still shares"), log);
+        Path gbw = dir.resolve("job.gbw");
+        assertTrue(Files.isRegularFile(gbw, LinkOption.NOFOLLOW_LINKS), log);
+        assertEquals(16 << 20, Files.size(gbw));
+        Files.writeString(gbw, "edited after the run\n", java.nio.file.StandardOpenOption.APPEND);
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(List.of("initial", "close"), rows.stream().map(m -> m.get("reason")).toList());
+    }
+
+    @Test
+    void withNoTimeToSeparateAStoppedRunSaysWhatIsStillSharedAndHowToFixIt() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        // The control: quiet time far away, no copy budget: the version must stay shared, and said.
+        Process run = stoppable(dir, "0", "600000", "2");
+        try {
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (System.currentTimeMillis() < deadline && TestSupport.manifestVersions(dir.resolve("job.gbw.versions")).size() < 2) {
+                Thread.sleep(50);
+            }
+            Thread.sleep(2500); // the job gave up waiting for a separation that is not coming
+            assertFalse(Files.exists(dir.resolve("separated")), "nothing separated the file in the background");
+        } finally {
+            new ProcessBuilder("kill", "-TERM", String.valueOf(run.pid())).start().waitFor();
+            assertTrue(run.waitFor(60, TimeUnit.SECONDS));
+        }
+        String log = Files.readString(dir.resolve("run.log"));
+        assertTrue(log.contains("still shares its storage with its last version") && log.contains("cp --reflink=auto"), log);
+        assertTrue(io.versionfs.capture.Manifest.read(dir.resolve("job.gbw.versions")).stream()
+                .anyMatch(m -> "shares-inode".equals(m.get("event"))), "recorded in the manifest");
+        assertEquals(16 << 20, Files.size(dir.resolve("job.gbw")));
+    }
 }
