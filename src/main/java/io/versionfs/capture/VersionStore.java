@@ -50,6 +50,8 @@ public final class VersionStore implements AutoCloseable {
     private final Path dir;          // as the user knows it (summary, manifest path)
     private final Path access;       // how we reach it: /proc/self/fd/N, never through our own mount
     private final int dirFd;
+    /** The user's or group's quota on the versions filesystem, where the kernel shows it. */
+    private final io.versionfs.sys.Quota quota;
     private final Manifest manifest;
     private final Instant start;
     private final Map<String, AtomicLong> next = new ConcurrentHashMap<>();
@@ -65,6 +67,7 @@ public final class VersionStore implements AutoCloseable {
     private VersionStore(Path dir, int dirFd, Manifest manifest, Instant start) {
         this.dir = dir;
         this.dirFd = dirFd;
+        this.quota = io.versionfs.sys.Quota.of(dirFd);
         this.access = Path.of("/proc/self/fd/" + dirFd);
         this.manifest = manifest;
         this.start = start;
@@ -417,10 +420,30 @@ public final class VersionStore implements AutoCloseable {
         if (Posix.C.fstatvfs(dirFd, jnr.ffi.Struct.getMemory(sv)) != 0) return null;
         long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
         long avail = sv.f_bavail.longValue() * frsize, total = sv.f_blocks.longValue() * frsize;
+        String low = headroomShort(avail, total, size, minFree);
+        if (low != null) return "low space: " + avail + " bytes free in " + dir + ", " + low;
+        // A quota fills before the disk does, and statvfs does not show it: EDQUOT would hit the
+        // job's own next write. The same headroom rule, against the tightest limit in force.
+        io.versionfs.sys.Quota.Limit q = quota.tightest();
+        if (q == null) return null;
+        low = headroomShort(q.headroom(), q.limit(), size, minFree);
+        return low == null ? null : "low quota: " + q.headroom() + " bytes left under the " + q + " on " + dir + ", " + low;
+    }
+
+    /**
+     * The headroom rule, for a disk ({@code avail} of {@code total} bytes) or a quota (headroom
+     * of the limit): keeping a {@code size}-byte version must leave {@code minFree} bytes, or by
+     * default min(5% of the total, 10 GiB). Null when it does; else the numbers, for the record.
+     */
+    static String headroomShort(long avail, long total, long size, long minFree) {
         long keep = minFree >= 0 ? minFree : Math.min(total / 20, 10L << 30);
         if (avail - Math.max(0, size) >= keep) return null;
-        return "low space: " + avail + " bytes free in " + dir + ", a version of " + size + " bytes would leave less than "
-                + keep + " (--min-free)";
+        return "a version of " + size + " bytes would leave less than " + keep + " (--min-free)";
+    }
+
+    /** The tightest quota in force on the versions filesystem, for reports; null if none is visible. */
+    public io.versionfs.sys.Quota.Limit quota() {
+        return NO_GUARD ? null : quota.tightest();
     }
 
     /** Tests of what happens when the disk fills anyway (another process filled it) turn the guard off. */
@@ -674,7 +697,11 @@ public final class VersionStore implements AutoCloseable {
      * versions stored once, reflinked extents shared, holes not stored), and the free space left.
      */
     public String usage() {
-        return usage(access, dir, dedupedBytes.get());
+        String u = usage(access, dir, dedupedBytes.get());
+        io.versionfs.sys.Quota.Limit q = quota();
+        if (u == null || q == null) return u;
+        return u + "; " + q + ": " + io.versionfs.report.Summary.bytes(q.used()) + " used of "
+                + io.versionfs.report.Summary.bytes(q.limit());
     }
 
     /**

@@ -74,7 +74,8 @@ final class RunCommand implements Callable<Integer> {
 
     @Option(names = "--min-free", paramLabel = "SIZE", description = {"Headroom on the versions filesystem: a version",
             "that would leave less free (counting what the file's next rewrite needs) is skipped and",
-            "counted, never the job's own write (default: 5% of the filesystem, at most 10G; 0 turns it off)."})
+            "counted, never the job's own write (default: 5% of the filesystem, at most 10G; 0 turns it off).",
+            "Applies to your user/group quota too where the kernel shows it (ext4, XFS)."})
     String minFree;
 
     @Option(names = "--on-version", paramLabel = "CMD", description = {"After each version is saved and hashed, run CMD",

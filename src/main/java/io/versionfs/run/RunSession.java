@@ -344,7 +344,7 @@ public final class RunSession {
         }
         if (s.hooks() != null) out.add(s.hooks().report());
         if (s.skippedCount() > 0) {
-            out.add(s.skippedCount() + " close(s) not kept as versions: low space on the versions filesystem (--min-free);"
+            out.add(s.skippedCount() + " close(s) not kept as versions: low space on the versions filesystem or low quota (--min-free);"
                     + " each is a 'skipped' line in the manifest");
         }
         return out;

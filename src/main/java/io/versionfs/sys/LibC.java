@@ -57,6 +57,12 @@ public interface LibC {
     @SaveError int fchownat(int dirfd, String path, int uid, int gid, int flags);
     @SaveError int utimensat(int dirfd, String path, Pointer times, int flags);
     @SaveError int fstatvfs(int fd, Pointer buf);
+    int geteuid();
+    int getegid();
+    /** quotactl(2): by block device (every kernel). */
+    @SaveError int quotactl(int cmd, String special, int id, Pointer addr);
+    /** syscall(2), for quotactl_fd (Linux 5.14+, no libc wrapper in glibc 2.36). */
+    @SaveError long syscall(long number, int fd, int cmd, int id, Pointer addr);
     @SaveError int faccessat(int dirfd, String path, int mode, int flags);
     @SaveError int ioctl(int fd, long request, long arg);
     @SaveError long copy_file_range(int fdIn, Pointer offIn, int fdOut, Pointer offOut, long len, int flags);
