@@ -92,7 +92,7 @@ public final class TestSupport {
 
     public static List<Map<String, Object>> manifestVersions(Path dir) throws IOException {
         List<Map<String, Object>> rows = new ArrayList<>();
-        for (Map<String, Object> m : Manifest.read(dir)) if (m.containsKey("version")) rows.add(m);
+        for (io.versionfs.capture.ManifestLine m : Manifest.read(dir)) if (m.version() != null) rows.add(m.toMap());
         return rows;
     }
 

@@ -1,6 +1,5 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 
 import java.io.File;
@@ -32,7 +31,7 @@ public final class Hooks {
     private final ThreadPoolExecutor pool;
     private final AtomicInteger ran = new AtomicInteger(), failed = new AtomicInteger(), undone = new AtomicInteger();
     private final AtomicLong firstUndone = new AtomicLong(Long.MAX_VALUE);
-    private volatile java.util.function.Consumer<Json.Obj> manifest = l -> {};
+    private volatile java.util.function.Consumer<ManifestLine.Builder> manifest = l -> {};
 
     public Hooks(String command, int jobs, Path dir) {
         this.command = command;
@@ -44,7 +43,7 @@ public final class Hooks {
         });
     }
 
-    void manifest(java.util.function.Consumer<Json.Obj> m) {
+    void manifest(java.util.function.Consumer<ManifestLine.Builder> m) {
         this.manifest = m;
     }
 
@@ -118,9 +117,8 @@ public final class Hooks {
                         + dir.resolve(LOG) + " (the job goes on)");
             }
         }
-        manifest.accept(Json.obj().put("event", "hook").put("file", v.file).put("version", v.number).put("exit", rc)
-                .put("seconds", Duration.between(t0, Instant.now()).toMillis() / 1000.0)
-                .put("time", Version.ISO_MILLIS.format(Instant.now())));
+        manifest.accept(ManifestLine.event("hook").file(v.file).version(v.number).exit(rc)
+                .seconds(Duration.between(t0, Instant.now()).toMillis() / 1000.0));
     }
 
     /** Waits for pending hooks until the deadline; what is left is counted as undone. */

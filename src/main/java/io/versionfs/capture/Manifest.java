@@ -1,6 +1,5 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Json;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
@@ -90,8 +89,8 @@ public final class Manifest implements AutoCloseable {
      * Appends one line, whole or not at all: a write cut short (disk full) is cut off again, and
      * the line is kept to be retried before the next one, so lines are never torn or reordered.
      */
-    public synchronized void append(Json.Obj line) throws IOException {
-        pending.add((line.toString() + "\n").getBytes(StandardCharsets.UTF_8));
+    public synchronized void append(ManifestLine line) throws IOException {
+        pending.add((line.toJson() + "\n").getBytes(StandardCharsets.UTF_8));
         flushPending();
     }
 
@@ -138,7 +137,7 @@ public final class Manifest implements AutoCloseable {
      * Reads every readable line of a manifest (unreadable ones skipped; see {@link #readChecked}),
      * one row per version with its latest status ({@link #latest}).
      */
-    public static List<Map<String, Object>> read(Path dir) throws IOException {
+    public static List<ManifestLine> read(Path dir) throws IOException {
         return latest(readChecked(dir).rows());
     }
 
@@ -147,15 +146,15 @@ public final class Manifest implements AutoCloseable {
      * let the job write) has two lines. This view keeps one row per (file, version), at the
      * place of its first line, with the content of its last; events stay as they are.
      */
-    public static List<Map<String, Object>> latest(List<Map<String, Object>> rows) {
+    public static List<ManifestLine> latest(List<ManifestLine> rows) {
         Map<String, Integer> at = new java.util.HashMap<>();
-        List<Map<String, Object>> out = new ArrayList<>();
-        for (Map<String, Object> r : rows) {
-            if (!r.containsKey("version") || r.containsKey("event")) {
+        List<ManifestLine> out = new ArrayList<>();
+        for (ManifestLine r : rows) {
+            if (!r.isVersion()) {
                 out.add(r);
                 continue;
             }
-            String key = r.get("file") + "\u0000" + r.get("version");
+            String key = r.file() + "\u0000" + r.version();
             Integer i = at.get(key);
             if (i == null) {
                 at.put(key, out.size());
@@ -167,8 +166,8 @@ public final class Manifest implements AutoCloseable {
         return out;
     }
 
-    /** The lines of a manifest that parse as JSON objects, and what was skipped (line number: why). */
-    public record Contents(List<Map<String, Object>> rows, List<String> skipped) {}
+    /** The lines of a manifest that parse, and what was skipped (line number: why). */
+    public record Contents(List<ManifestLine> rows, List<String> skipped) {}
 
     /**
      * Reads a manifest line by line, never failing on content: a line cut short by a crash, a
@@ -176,7 +175,7 @@ public final class Manifest implements AutoCloseable {
      * parser is skipped and reported with its line number; the rest is kept.
      */
     public static Contents readChecked(Path dir) throws IOException {
-        List<Map<String, Object>> rows = new ArrayList<>();
+        List<ManifestLine> rows = new ArrayList<>();
         List<String> skipped = new ArrayList<>();
         Path p = dir.resolve(FILE_NAME);
         if (!Files.exists(p)) return new Contents(rows, skipped);
@@ -191,19 +190,14 @@ public final class Manifest implements AutoCloseable {
             String why = null;
             try {
                 String line = utf8.decode(ByteBuffer.wrap(all, start, end - start)).toString();
-                if (!line.isBlank()) {
-                    Object v = Json.parse(line);
-                    if (v instanceof Map<?, ?>) {
-                        @SuppressWarnings("unchecked") Map<String, Object> m = (Map<String, Object>) v;
-                        rows.add(m);
-                    } else {
-                        why = "not a JSON object";
-                    }
-                }
+                if (!line.isBlank()) rows.add(ManifestLine.parse(line));
             } catch (CharacterCodingException e) {
                 why = "not UTF-8";
+            } catch (IllegalArgumentException e) {
+                why = end == all.length ? "cut short (the run was killed while writing it?)"
+                        : e.getMessage().startsWith("not a JSON object") ? "not a JSON object" : "not valid JSON";
             } catch (RuntimeException | StackOverflowError e) {
-                why = end == all.length ? "cut short (the run was killed while writing it?)" : "not valid JSON";
+                why = "not valid JSON";
             }
             if (why != null) skipped.add("line " + lineNo + ": " + why);
             start = end + 1;

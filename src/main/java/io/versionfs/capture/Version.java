@@ -1,7 +1,5 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Json;
-
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -57,19 +55,9 @@ public final class Version {
         return status == Status.LOST;
     }
 
-    public Json.Obj toJson() {
-        Json.Obj o = Json.obj()
-                .put("version", number)
-                .put("file", file)
-                .put("path", versionFile)
-                .put("size", size)
-                .put("sha256", sha256)
-                .put("time", ISO_MILLIS.format(time))
-                .put("pid", pid)
-                .put("cmdline", command)
-                .put("reason", reason)
-                .put("status", status.name().toLowerCase());
-        if (error != null) o.put("error", error);
-        return o;
+    /** Its manifest line, to be built (a caller may add to it). */
+    public ManifestLine.Builder toLine() {
+        return ManifestLine.version(number, file).path(versionFile).size(size).sha256(sha256).time(time).pid(pid)
+                .cmdline(command).reason(reason).status(status.name().toLowerCase()).error(error);
     }
 }

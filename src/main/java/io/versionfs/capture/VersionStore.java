@@ -2,7 +2,6 @@ package io.versionfs.capture;
 
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FileCopier;
@@ -110,11 +109,9 @@ public final class VersionStore implements AutoCloseable {
     private void adoptUnlisted() throws IOException {
         java.util.Set<String> listed = new java.util.HashSet<>();
         Map<String, String> seriesOfStem = new java.util.HashMap<>();
-        for (Map<String, Object> r : Manifest.read(access)) {
-            if (r.get("path") instanceof String pth) listed.add(pth);
-            if (r.get("file") instanceof String f && r.get("path") instanceof String pth) {
-                seriesOfStem.put(VersionNaming.seriesOfFileName(pth), f);
-            }
+        for (ManifestLine r : Manifest.read(access)) {
+            if (r.path() != null) listed.add(r.path());
+            if (r.file() != null && r.path() != null) seriesOfStem.put(VersionNaming.seriesOfFileName(r.path()), r.file());
         }
         List<Path> found = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
@@ -390,7 +387,7 @@ public final class VersionStore implements AutoCloseable {
 
     /** Runs {@code h} after each version is saved and hashed (see {@link Hooks}). */
     public void hooks(Hooks h) {
-        h.manifest(line -> hasher.execute(() -> append(line)));
+        h.manifest(this::event);
         this.hooks = h;
     }
 
@@ -458,8 +455,7 @@ public final class VersionStore implements AutoCloseable {
             Log.warn("versions of " + series + " are being skipped: " + why + ". The job's own writes come first;"
                     + " the summary counts the skipped closes");
         }
-        Json.Obj line = Json.obj().put("event", "skipped").put("file", series).put("reason", reason).put("pid", pid)
-                .put("why", why).put("time", Version.ISO_MILLIS.format(Instant.now()));
+        ManifestLine line = ManifestLine.event("skipped").file(series).reason(reason).pid(pid).why(why).build();
         hasher.execute(() -> append(line));
     }
 
@@ -506,7 +502,7 @@ public final class VersionStore implements AutoCloseable {
                 gone.add(x.number);
                 pruned.incrementAndGet();
                 log(series).markPruned(x.number);
-                Json.Obj line = x.toJson().put("path", null).put("status", "pruned").put("pruned", d.why());
+                ManifestLine line = x.toLine().path(null).status("pruned").pruned(d.why()).build();
                 hasher.execute(() -> append(line));
             }
             list.removeIf(y -> gone.contains(y.number));
@@ -582,9 +578,8 @@ public final class VersionStore implements AutoCloseable {
                     Log.warn("version " + d.number() + " of " + d.series() + " (its content before the run) was given up:"
                             + " the job needed the space");
                 }
-                Json.Obj line = Json.obj().put("version", d.number()).put("file", d.series()).put("path", null)
-                        .put("size", size).put("status", "lost").put("reason", d.reason()).put("dropped", true).put("error", why)
-                        .put("time", Version.ISO_MILLIS.format(Instant.now()));
+                ManifestLine line = ManifestLine.version(d.number(), d.series()).size(size).status("lost").reason(d.reason())
+                        .dropped(true).error(why).build();
                 hasher.execute(() -> append(line));
                 return true;
             }
@@ -613,7 +608,7 @@ public final class VersionStore implements AutoCloseable {
         Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
                 Version.Status.LOST, error);
         log(v.file).replace(v, gone);
-        hasher.execute(() -> append(gone.toJson()));
+        hasher.execute(() -> append(gone.toLine().build()));
     }
 
     private void record(Version v) {
@@ -629,20 +624,21 @@ public final class VersionStore implements AutoCloseable {
                 }
                 if (hashCancelled) return; // given up while being hashed: its "dropped" line follows
             }
-            Json.Obj line = v.toJson();
+            ManifestLine.Builder line = v.toLine();
             if (!v.lost()) dedupe(v, line);
-            append(line);
+            append(line.build());
             Hooks h = hooks;
             if (h != null && !v.lost() && v.sha256() != null) h.submit(v, dir.resolve(v.versionFile));
         });
     }
 
     /** Appends a non-version event (rename detected, run start/end) in order with the versions. */
-    public void event(Json.Obj event) {
-        hasher.execute(() -> append(event));
+    public void event(ManifestLine.Builder event) {
+        ManifestLine line = event.build(); // stamped now, written in order with the versions
+        hasher.execute(() -> append(line));
     }
 
-    private void append(Json.Obj line) {
+    private void append(ManifestLine line) {
         try {
             manifest.append(line);
         } catch (IOException e) {
@@ -673,7 +669,7 @@ public final class VersionStore implements AutoCloseable {
      * previous version's file (versions never change, so sharing is safe), and its line says
      * {@code same_as}. Hasher thread only.
      */
-    private void dedupe(Version v, Json.Obj line) {
+    private void dedupe(Version v, ManifestLine.Builder line) {
         Hashed prev = lastHashed.get(v.file);
         lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
         if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
@@ -689,7 +685,7 @@ public final class VersionStore implements AutoCloseable {
             return;
         }
         dedupedBytes.addAndGet(Math.max(0, v.size));
-        line.put("same_as", prev.number());
+        line.sameAs(prev.number());
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.report.Json;
@@ -41,7 +42,7 @@ final class DiffCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         VersionsFolder.require(dir);
-        List<Map<String, Object>> saved = VersionsFolder.saved(dir);
+        List<ManifestLine> saved = VersionsFolder.saved(dir);
         Path pa = path(saved, a), pb = path(saved, b);
         byte[] x = Files.readAllBytes(pa), y = Files.readAllBytes(pb);
         if (!json && isText(x) && isText(y)) {
@@ -94,9 +95,9 @@ final class DiffCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private Path path(List<Map<String, Object>> saved, String which) {
-        Map<String, Object> row = VersionsFolder.pick(dir, saved, which);
-        Path p = dir.resolve(String.valueOf(row.get("path")));
+    private Path path(List<ManifestLine> saved, String which) {
+        ManifestLine row = VersionsFolder.pick(dir, saved, which);
+        Path p = dir.resolve(String.valueOf(row.path()));
         if (!Files.isRegularFile(p)) throw new UserError(ExitCodes.VERSIONS_LOST, p + " is missing (see: versionfs verify " + dir + ")");
         return p;
     }

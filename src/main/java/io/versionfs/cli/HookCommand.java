@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -29,13 +30,13 @@ final class HookCommand implements Callable<Integer> {
         VersionsFolder.require(dir);
         String command = String.join(" ", cmd);
         int ran = 0, failed = 0;
-        for (Map<String, Object> r : VersionsFolder.saved(dir)) {
-            long n = (Long) r.get("version");
+        for (ManifestLine r : VersionsFolder.saved(dir)) {
+            long n = r.version();
             if (n < from) continue;
             ProcessBuilder pb = new ProcessBuilder("sh", "-c", command).inheritIO().redirectInput(new File("/dev/null"));
-            pb.environment().put("VERSIONFS_PATH", dir.toAbsolutePath().resolve(String.valueOf(r.get("path"))).toString());
+            pb.environment().put("VERSIONFS_PATH", dir.toAbsolutePath().resolve(String.valueOf(r.path())).toString());
             pb.environment().put("VERSIONFS_VERSION", Long.toString(n));
-            pb.environment().put("VERSIONFS_TARGET", String.valueOf(r.get("file")));
+            pb.environment().put("VERSIONFS_TARGET", String.valueOf(r.file()));
             int rc = pb.start().waitFor();
             ran++;
             if (rc != 0) {

@@ -3,6 +3,7 @@ package io.versionfs.cli;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.capture.Manifest;
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.report.Json;
 import io.versionfs.report.Summary;
 import picocli.CommandLine.Command;
@@ -46,28 +47,23 @@ final class ListCommand implements Callable<Integer> {
             for (String skip : contents.skipped()) {
                 System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip + ": skipped");
             }
-            List<Map<String, Object>> rows = Manifest.latest(contents.rows());
+            List<ManifestLine> rows = Manifest.latest(contents.rows());
             if (json) {
-                all.addAll(rows);
+                for (ManifestLine r : rows) all.add(r.toMap());
                 continue;
             }
             System.out.println(d.toAbsolutePath().normalize() + ":");
             System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n",
                     "file", "#", "time (UTC)", "size", "sha256", "status", "reason", "process");
-            for (Map<String, Object> r : rows) {
-                if (r.containsKey("event")) {
-                    System.out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.get("file"), r.get("from")), "",
-                            str(r.get("time"), "").replace('T', ' ').replace("Z", ""), eventText(r));
+            for (ManifestLine r : rows) {
+                if (r.event() != null || r.version() == null) {
+                    System.out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.file(), r.from()), "", when(r), eventText(r));
                     continue;
                 }
-                Object size = r.get("size");
-                String sha = r.get("sha256") instanceof String s ? s.substring(0, Math.min(8, s.length())) : "-";
-                String proc = r.get("pid") instanceof Long pid && pid > 0 ? pid + " " + firstWord(str(r.get("cmdline"), "")) : "-";
-                System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.get("file"), ""),
-                        r.get("version"), str(r.get("time"), "").replace('T', ' ').replace("Z", ""),
-                        size instanceof Long n && n >= 0 ? Summary.bytes(n) : "-", sha,
-                        r.get("same_as") != null ? "same:" + r.get("same_as") : str(r.get("status"), ""),
-                        str(r.get("reason"), ""), proc + (r.get("error") != null ? "  (" + r.get("error") + ")" : ""));
+                String proc = r.pid() != null && r.pid() > 0 ? r.pid() + " " + firstWord(str(r.cmdline(), "")) : "-";
+                System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.file(), ""),
+                        r.version(), when(r), size(r), sha(r), r.same_as() != null ? "same:" + r.same_as() : str(r.status(), ""),
+                        str(r.reason(), ""), proc + (r.error() != null ? "  (" + r.error() + ")" : ""));
             }
         }
         if (json) System.out.println(Json.write(all));
@@ -115,27 +111,34 @@ final class ListCommand implements Callable<Integer> {
     }
 
     private void printFollowed(String line) {
-        Map<String, Object> r;
+        ManifestLine r;
         try {
-            r = Json.parseObject(line);
+            r = ManifestLine.parse(line);
         } catch (RuntimeException e) {
             return; // a line cut short: skipped, as list does
         }
-        if (r == null) return;
         if (json) {
             System.out.println(line);
             return;
         }
-        if (r.containsKey("event")) {
-            System.out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.get("file"), r.get("from")), "",
-                    str(r.get("time"), "").replace('T', ' ').replace("Z", ""), eventText(r));
+        if (r.event() != null || r.version() == null) {
+            System.out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.file(), r.from()), "", when(r), eventText(r));
             return;
         }
-        String sha = r.get("sha256") instanceof String s ? s.substring(0, Math.min(8, s.length())) : "-";
-        System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %s%n", str(r.get("file"), ""), r.get("version"),
-                str(r.get("time"), "").replace('T', ' ').replace("Z", ""),
-                r.get("size") instanceof Long n && n >= 0 ? Summary.bytes(n) : "-", sha, str(r.get("status"), ""),
-                str(r.get("reason"), ""));
+        System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %s%n", str(r.file(), ""), r.version(), when(r), size(r),
+                sha(r), str(r.status(), ""), str(r.reason(), ""));
+    }
+
+    private static String when(ManifestLine r) {
+        return str(r.time(), "").replace('T', ' ').replace("Z", "");
+    }
+
+    private static String size(ManifestLine r) {
+        return r.size() != null && r.size() >= 0 ? Summary.bytes(r.size()) : "-";
+    }
+
+    private static String sha(ManifestLine r) {
+        return r.sha256() != null ? r.sha256().substring(0, Math.min(8, r.sha256().length())) : "-";
     }
 
     /** What the version files take: content, on disk (identical versions and shared extents counted once), free space. */
@@ -144,9 +147,11 @@ final class ListCommand implements Callable<Integer> {
         return u != null ? u : d + ": cannot be listed";
     }
 
-    private static String eventText(Map<String, Object> r) {
-        StringBuilder sb = new StringBuilder(str(r.get("event"), ""));
-        for (String k : List.of("from", "to", "detail")) if (r.get(k) != null) sb.append(' ').append(k).append('=').append(r.get(k));
+    private static String eventText(ManifestLine r) {
+        StringBuilder sb = new StringBuilder(str(r.event(), ""));
+        if (r.from() != null) sb.append(" from=").append(r.from());
+        if (r.to() != null) sb.append(" to=").append(r.to());
+        if (r.detail() != null) sb.append(" detail=").append(r.detail());
         return sb.toString();
     }
 

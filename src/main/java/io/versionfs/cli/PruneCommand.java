@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.Manifest;
 import io.versionfs.capture.Retention;
 import io.versionfs.capture.VersionStore;
@@ -61,36 +62,27 @@ final class PruneCommand implements Callable<Integer> {
             RunLock lock = Files.isDirectory(d.resolve(VersionStore.HIDDEN)) && !dryRun
                     ? RunLock.acquire(d.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + d) : null;
             try (Manifest manifest = dryRun ? null : new Manifest(d)) {
-                Map<String, List<Map<String, Object>>> bySeries = new LinkedHashMap<>();
-                for (Map<String, Object> r : Manifest.read(d)) {
-                    if (!"saved".equals(r.get("status")) || !(r.get("version") instanceof Long)) continue;
-                    bySeries.computeIfAbsent(String.valueOf(r.get("file")), k -> new ArrayList<>()).add(r);
+                Map<String, List<ManifestLine>> bySeries = new LinkedHashMap<>();
+                for (ManifestLine r : Manifest.read(d)) {
+                    if (r.saved()) bySeries.computeIfAbsent(String.valueOf(r.file()), k -> new ArrayList<>()).add(r);
                 }
-                for (Map.Entry<String, List<Map<String, Object>>> e : bySeries.entrySet()) {
-                    List<Map<String, Object>> rows = e.getValue();
-                    rows.sort((a, b) -> Long.compare((Long) a.get("version"), (Long) b.get("version")));
+                for (Map.Entry<String, List<ManifestLine>> e : bySeries.entrySet()) {
+                    List<ManifestLine> rows = new ArrayList<>(e.getValue());
+                    rows.sort((a, b) -> Long.compare(a.version(), b.version()));
                     List<Retention.Entry> entries = new ArrayList<>();
-                    for (Map<String, Object> r : rows) {
-                        Instant t;
-                        try {
-                            t = Instant.parse(String.valueOf(r.get("time")));
-                        } catch (RuntimeException ex) {
-                            t = Instant.EPOCH;
-                        }
-                        entries.add(new Retention.Entry((Long) r.get("version"),
-                                r.get("size") instanceof Long s ? s : 0, t));
+                    for (ManifestLine r : rows) {
+                        Instant t = r.instant() != null ? r.instant() : Instant.EPOCH;
+                        entries.add(new Retention.Entry(r.version(), r.size() != null ? r.size() : 0, t));
                     }
                     for (Retention.Decision dec : Retention.toPrune(entries, p)) {
-                        Map<String, Object> row = rows.stream().filter(r -> r.get("version").equals(dec.entry().number()))
+                        ManifestLine row = rows.stream().filter(r -> r.version() == dec.entry().number())
                                 .findFirst().orElseThrow();
-                        String path = String.valueOf(row.get("path"));
+                        String path = String.valueOf(row.path());
                         freed += dec.entry().size();
                         count++;
                         if (!dryRun) {
                             Files.deleteIfExists(d.resolve(path));
-                            Json.Obj line = Json.obj();
-                            row.forEach(line::put);
-                            manifest.append(line.put("path", null).put("status", "pruned").put("pruned", dec.why()));
+                            manifest.append(row.toBuilder().path(null).status("pruned").pruned(dec.why()).build());
                         }
                         out.add(Json.obj().put("dir", d.toString()).put("file", e.getKey()).put("version", dec.entry().number())
                                 .put("path", path).put("size", dec.entry().size()).put("why", dec.why()).put("removed", !dryRun));

@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.sys.FileCopier;
@@ -45,8 +46,8 @@ final class RestoreCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         VersionsFolder.require(dir);
-        List<Map<String, Object>> saved = VersionsFolder.saved(dir);
-        Map<String, Object> row;
+        List<ManifestLine> saved = VersionsFolder.saved(dir);
+        ManifestLine row;
         if (at != null) {
             java.time.Instant t;
             try {
@@ -55,12 +56,8 @@ final class RestoreCommand implements Callable<Integer> {
                 throw new UserError(ExitCodes.USAGE, "--at takes an ISO time such as 2026-11-25T09:20:00Z, not '" + at + "'");
             }
             row = null;
-            for (Map<String, Object> r : saved) {
-                try {
-                    if (!java.time.Instant.parse(String.valueOf(r.get("time"))).isAfter(t)) row = r;
-                } catch (RuntimeException e) {
-                    // a line without a time: skipped
-                }
+            for (ManifestLine r : saved) {
+                if (r.instant() != null && !r.instant().isAfter(t)) row = r; // a line without a time: skipped
             }
             if (row == null) throw new UserError(ExitCodes.USAGE, "no version of " + dir + " was saved at or before " + at);
         } else if (which == null) {
@@ -68,14 +65,14 @@ final class RestoreCommand implements Callable<Integer> {
         } else {
             row = VersionsFolder.pick(dir, saved, which);
         }
-        Path src = dir.resolve(String.valueOf(row.get("path")));
-        String want = String.valueOf(row.get("sha256"));
+        Path src = dir.resolve(String.valueOf(row.path()));
+        String want = String.valueOf(row.sha256());
         if (!Files.isRegularFile(src)) throw new UserError(ExitCodes.VERSIONS_LOST, src + " is missing (see: versionfs verify " + dir + ")");
         if (!want.equals(VerifyCommand.sha256(src))) {
             throw new UserError(ExitCodes.VERSIONS_LOST, src + " does not match its manifest sha256: damaged, not restored");
         }
         Path dest = to != null ? to : defaultTarget(row);
-        if (Files.isDirectory(dest)) dest = dest.resolve(String.valueOf(row.get("file")));
+        if (Files.isDirectory(dest)) dest = dest.resolve(String.valueOf(row.file()));
         if (Files.exists(dest, LinkOption.NOFOLLOW_LINKS) && !force && !want.equals(VerifyCommand.sha256(dest))) {
             throw new UserError(ExitCodes.BAD_TARGET, dest + " exists with other content: give --force to overwrite it,"
                     + " or --to another path");
@@ -84,14 +81,14 @@ final class RestoreCommand implements Callable<Integer> {
         String err = FileCopier.copyAt(LibC.AT_FDCWD, src.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
         if (err != null) throw new UserError(ExitCodes.NO_SPACE, "cannot write " + tmp + ": " + err);
         Files.move(tmp, dest, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        System.out.println("restored version " + row.get("version") + " of " + row.get("file") + " to " + dest
+        System.out.println("restored version " + row.version() + " of " + row.file() + " to " + dest
                 + " (sha256 " + want.substring(0, 12) + "... checked)");
         return ExitCodes.OK;
     }
 
     /** DIR is NAME.versions beside NAME by default. */
-    private Path defaultTarget(Map<String, Object> row) {
+    private Path defaultTarget(ManifestLine row) {
         Path abs = dir.toAbsolutePath().normalize();
-        return abs.resolveSibling(String.valueOf(row.get("file")));
+        return abs.resolveSibling(String.valueOf(row.file()));
     }
 }

@@ -1,6 +1,7 @@
 package io.versionfs.cli;
 
 import io.versionfs.capture.Manifest;
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.report.Json;
 import picocli.CommandLine.Command;
@@ -50,17 +51,17 @@ final class VerifyCommand implements Callable<Integer> {
             Manifest.Contents contents = Manifest.readChecked(d);
             for (String skip : contents.skipped()) problems.add(problem(d, "unreadable-line", null, skip));
             Set<String> listed = new HashSet<>();
-            for (Map<String, Object> r : Manifest.latest(contents.rows())) {
-                if (r.get("path") instanceof String p) listed.add(p);
-                if (!"saved".equals(r.get("status"))) continue;
-                String path = String.valueOf(r.get("path"));
+            for (ManifestLine r : Manifest.latest(contents.rows())) {
+                if (r.path() != null) listed.add(r.path());
+                if (!"saved".equals(r.status())) continue;
+                String path = String.valueOf(r.path());
                 Path f = d.resolve(path);
                 checked++;
                 if (!Files.isRegularFile(f)) {
-                    problems.add(problem(d, "missing", path, "version " + r.get("version") + " of " + r.get("file")));
+                    problems.add(problem(d, "missing", path, "version " + r.version() + " of " + r.file()));
                     continue;
                 }
-                String want = r.get("sha256") instanceof String s ? s : null;
+                String want = r.sha256();
                 String got = sha256(f);
                 bytes += Files.size(f);
                 if (want == null) {

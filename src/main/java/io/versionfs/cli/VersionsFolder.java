@@ -1,6 +1,7 @@
 package io.versionfs.cli;
 
 import io.versionfs.capture.Manifest;
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 
@@ -27,12 +28,12 @@ final class VersionsFolder {
     }
 
     /** The saved versions, one row each (latest status), in manifest order. */
-    static List<Map<String, Object>> saved(Path d) throws IOException {
-        return Manifest.read(d).stream().filter(r -> "saved".equals(r.get("status")) && r.get("version") instanceof Long).toList();
+    static List<ManifestLine> saved(Path d) throws IOException {
+        return Manifest.read(d).stream().filter(ManifestLine::saved).toList();
     }
 
     /** The row of version {@code which}: a number, or "latest". */
-    static Map<String, Object> pick(Path d, List<Map<String, Object>> saved, String which) {
+    static ManifestLine pick(Path d, List<ManifestLine> saved, String which) {
         if (which.equals("latest")) {
             if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, d + " has no saved version");
             return saved.get(saved.size() - 1);
@@ -43,7 +44,7 @@ final class VersionsFolder {
         } catch (NumberFormatException e) {
             throw new UserError(ExitCodes.USAGE, "a version is a number or 'latest', not '" + which + "'");
         }
-        return saved.stream().filter(r -> (Long) r.get("version") == n).findFirst().orElseThrow(() ->
+        return saved.stream().filter(r -> r.version() == n).findFirst().orElseThrow(() ->
                 new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + d + " (see: versionfs list " + d + ")"));
     }
 }

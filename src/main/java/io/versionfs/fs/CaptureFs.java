@@ -3,7 +3,7 @@ package io.versionfs.fs;
 import io.versionfs.capture.Series;
 import io.versionfs.capture.Targets;
 import io.versionfs.capture.Version;
-import io.versionfs.report.Json;
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FuseBufs;
@@ -264,7 +264,7 @@ public final class CaptureFs extends FuseStubFS {
         if (leftover) {
             Log.info(r + " still shared its storage with its last version (a run was killed before it could separate"
                     + " them): protected, and separated at the end of this run");
-            event(s, Json.obj().put("event", "recovered").put("file", r).put("detail", "shared with its last version"));
+            event(s, ManifestLine.event("recovered").file(r).detail("shared with its last version"));
         }
         return lf.captureInitial(s.store(), leftover);
     }
@@ -287,7 +287,7 @@ public final class CaptureFs extends FuseStubFS {
             } finally {
                 namespace.writeLock().unlock();
             }
-            event(old, Json.obj().put("event", "left-series").put("file", r).put("why", why));
+            event(old, ManifestLine.event("left-series").file(r).why(why));
         } finally {
             unref(lf);
         }
@@ -532,8 +532,8 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
-    private void event(Series s, Json.Obj e) {
-        if (s != null) s.store().event(e.put("time", Version.ISO_MILLIS.format(Instant.now())));
+    private void event(Series s, ManifestLine.Builder e) {
+        if (s != null) s.store().event(e);
     }
 
     /**
@@ -611,7 +611,7 @@ public final class CaptureFs extends FuseStubFS {
                 if (C.unlinkat(rootFd, r, 0) != 0) return -Posix.errno();
                 lf = id != null ? table.get(id) : null;
                 if (lf != null && lf.nameRemoved(r)) {
-                    event(lf.series(), Json.obj().put("event", "unlink").put("file", r).put("pid", pid()));
+                    event(lf.series(), ManifestLine.event("unlink").file(r).pid(pid()));
                     if (lf.series() != null) renameListener.accept("unlink " + r);
                 }
             } finally {
@@ -651,7 +651,7 @@ public final class CaptureFs extends FuseStubFS {
                     replaced = table.get(idTo);
                     if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
                         // Still open somewhere: its later closes are versions of a deleted file.
-                        event(replaced.series(), Json.obj().put("event", "replaced").put("file", to).put("by", from).put("pid", pid));
+                        event(replaced.series(), ManifestLine.event("replaced").file(to).by(from).pid(pid));
                     }
                 }
                 if (folder) {
@@ -669,7 +669,7 @@ public final class CaptureFs extends FuseStubFS {
                     lf.nameMoved(from, to);
                     if (to.equals(lf.rel()) || toSeries != null) {
                         if (old != null) {
-                            event(old, Json.obj().put("event", "rename").put("from", from).put("to", to).put("pid", pid));
+                            event(old, ManifestLine.event("rename").from(from).to(to).pid(pid));
                             if (toSeries == null) renameListener.accept("rename " + from + " -> " + to);
                         }
                         if (toSeries != null) {

@@ -694,9 +694,8 @@ final class LiveFile {
                     + "). Before editing it in place, make it a file of its own (cp --reflink=auto FILE FILE.tmp &&"
                     + " mv FILE.tmp FILE), or that version changes too");
             for (Cow.Linked l : cow.versions()) {
-                if (l.mayGiveUp()) l.store().event(io.versionfs.report.Json.obj().put("event", "shares-inode")
-                        .put("version", l.version().number).put("file", l.version().file).put("why", why)
-                        .put("time", Version.ISO_MILLIS.format(java.time.Instant.now())));
+                if (l.mayGiveUp()) l.store().event(io.versionfs.capture.ManifestLine.event("shares-inode")
+                        .version(l.version().number).file(l.version().file).why(why));
             }
             return 0;
         }

@@ -1,17 +1,34 @@
 package io.versionfs.report;
 
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonPrimitive;
+import com.google.gson.JsonSerializer;
+import com.google.gson.Strictness;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonToken;
+
+import java.io.StringReader;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Just enough JSON for the manifest and {@code --json}: an ordered object builder that writes one
- * line, and a reader for the flat-ish documents we write ourselves. Kept in-house so the runnable
- * jar stays small and the manifest format is entirely under our control.
+ * JSON for {@code --json} output and our small state files (the run lock's holder, a run's
+ * recovery record), on Gson. The manifest has its own typed line
+ * ({@link io.versionfs.capture.ManifestLine}); this is for documents whose shape varies: an
+ * ordered object builder, and a strict parser to plain maps and lists (integers as Long).
  */
 public final class Json {
     private Json() {}
+
+    private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().serializeNulls()
+            .registerTypeAdapter(Obj.class, (JsonSerializer<Obj>) (o, t, ctx) -> ctx.serialize(o.fields))
+            .create();
 
     /** Ordered JSON object; values may be String, Number, Boolean, null, Map, List, or Obj. */
     public static final class Obj {
@@ -28,9 +45,7 @@ public final class Json {
 
         @Override
         public String toString() {
-            StringBuilder sb = new StringBuilder();
-            write(sb, this);
-            return sb.toString();
+            return write(this);
         }
     }
 
@@ -39,177 +54,55 @@ public final class Json {
     }
 
     public static String write(Object value) {
-        StringBuilder sb = new StringBuilder();
-        write(sb, value);
-        return sb.toString();
+        return GSON.toJson(value);
     }
 
-    private static void write(StringBuilder sb, Object v) {
-        if (v == null) {
-            sb.append("null");
-        } else if (v instanceof Obj o) {
-            write(sb, o.fields);
-        } else if (v instanceof Map<?, ?> m) {
-            sb.append('{');
-            boolean first = true;
-            for (Map.Entry<?, ?> e : m.entrySet()) {
-                if (!first) sb.append(',');
-                first = false;
-                string(sb, String.valueOf(e.getKey()));
-                sb.append(':');
-                write(sb, e.getValue());
-            }
-            sb.append('}');
-        } else if (v instanceof Iterable<?> it) {
-            sb.append('[');
-            boolean first = true;
-            for (Object x : it) {
-                if (!first) sb.append(',');
-                first = false;
-                write(sb, x);
-            }
-            sb.append(']');
-        } else if (v instanceof Number || v instanceof Boolean) {
-            sb.append(v);
-        } else {
-            string(sb, v.toString());
-        }
-    }
-
-    private static void string(StringBuilder sb, String s) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                default -> {
-                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
-                    else sb.append(c);
-                }
-            }
-        }
-        sb.append('"');
-    }
-
-    /** Parses one JSON value (objects become ordered maps, numbers Long or Double). */
+    /**
+     * Parses one JSON value, strictly (nothing after it); objects become ordered maps, integers
+     * Long, other numbers Double. Throws {@link IllegalArgumentException} if it is not JSON.
+     */
     public static Object parse(String text) {
-        Parser p = new Parser(text);
-        Object v = p.value();
-        p.ws();
-        if (p.i != text.length()) throw new IllegalArgumentException("trailing data at " + p.i);
-        return v;
+        try {
+            JsonReader r = new JsonReader(new StringReader(text));
+            r.setStrictness(Strictness.STRICT);
+            JsonElement e = com.google.gson.JsonParser.parseReader(r);
+            if (r.peek() != JsonToken.END_DOCUMENT) throw new IllegalArgumentException("data after the value");
+            return plain(e);
+        } catch (IllegalArgumentException e) {
+            throw e;
+        } catch (Exception | StackOverflowError e) {
+            throw new IllegalArgumentException("not valid JSON: " + e.getMessage(), e);
+        }
     }
 
+    /** As {@link #parse}, for a document that must be an object. */
     @SuppressWarnings("unchecked")
     public static Map<String, Object> parseObject(String text) {
-        return (Map<String, Object>) parse(text);
+        if (parse(text) instanceof Map<?, ?> m) return (Map<String, Object>) m;
+        throw new IllegalArgumentException("not a JSON object");
     }
 
-    private static final class Parser {
-        /** Deeper nesting is not a manifest line: refuse it rather than overflow the stack. */
-        private static final int MAX_DEPTH = 64;
-        final String s;
-        int i;
-        int depth;
-
-        Parser(String s) {
-            this.s = s;
+    private static Object plain(JsonElement e) {
+        if (e == null || e.isJsonNull()) return null;
+        if (e instanceof JsonObject o) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            for (Map.Entry<String, JsonElement> x : o.entrySet()) m.put(x.getKey(), plain(x.getValue()));
+            return m;
         }
-
-        void ws() {
-            while (i < s.length() && Character.isWhitespace(s.charAt(i))) i++;
+        if (e instanceof JsonArray a) {
+            List<Object> l = new ArrayList<>(a.size());
+            for (JsonElement x : a) l.add(plain(x));
+            return l;
         }
-
-        Object value() {
-            ws();
-            if (i >= s.length()) throw new IllegalArgumentException("unexpected end");
-            char c = s.charAt(i);
-            switch (c) {
-                case '{': {
-                    if (++depth > MAX_DEPTH) throw new IllegalArgumentException("nested too deep");
-                    i++;
-                    Map<String, Object> m = new LinkedHashMap<>();
-                    ws();
-                    if (s.charAt(i) == '}') { i++; depth--; return m; }
-                    while (true) {
-                        ws();
-                        String k = str();
-                        ws();
-                        expect(':');
-                        m.put(k, value());
-                        ws();
-                        if (s.charAt(i) == ',') { i++; continue; }
-                        expect('}');
-                        depth--;
-                        return m;
-                    }
-                }
-                case '[': {
-                    if (++depth > MAX_DEPTH) throw new IllegalArgumentException("nested too deep");
-                    i++;
-                    List<Object> l = new ArrayList<>();
-                    ws();
-                    if (s.charAt(i) == ']') { i++; depth--; return l; }
-                    while (true) {
-                        l.add(value());
-                        ws();
-                        if (s.charAt(i) == ',') { i++; continue; }
-                        expect(']');
-                        depth--;
-                        return l;
-                    }
-                }
-                case '"':
-                    return str();
-                case 't': word("true"); return Boolean.TRUE;
-                case 'f': word("false"); return Boolean.FALSE;
-                case 'n': word("null"); return null;
-                default: {
-                    int st = i;
-                    while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) i++;
-                    String num = s.substring(st, i);
-                    if (num.isEmpty()) throw new IllegalArgumentException("bad value at " + st);
-                    if (num.contains(".") || num.contains("e") || num.contains("E")) return Double.parseDouble(num);
-                    return Long.parseLong(num);
-                }
-            }
-        }
-
-        void word(String w) {
-            if (!s.startsWith(w, i)) throw new IllegalArgumentException("bad value at " + i);
-            i += w.length();
-        }
-
-        void expect(char c) {
-            if (s.charAt(i) != c) throw new IllegalArgumentException("expected " + c + " at " + i);
-            i++;
-        }
-
-        String str() {
-            expect('"');
-            StringBuilder sb = new StringBuilder();
-            while (true) {
-                char c = s.charAt(i++);
-                if (c == '"') return sb.toString();
-                if (c == '\\') {
-                    char e = s.charAt(i++);
-                    switch (e) {
-                        case 'n' -> sb.append('\n');
-                        case 'r' -> sb.append('\r');
-                        case 't' -> sb.append('\t');
-                        case 'b' -> sb.append('\b');
-                        case 'f' -> sb.append('\f');
-                        case 'u' -> { sb.append((char) Integer.parseInt(s.substring(i, i + 4), 16)); i += 4; }
-                        default -> sb.append(e);
-                    }
-                } else {
-                    sb.append(c);
-                }
-            }
+        JsonPrimitive p = (JsonPrimitive) e;
+        if (p.isBoolean()) return p.getAsBoolean();
+        if (p.isString()) return p.getAsString();
+        String n = p.getAsString();
+        if (n.contains(".") || n.contains("e") || n.contains("E")) return p.getAsDouble();
+        try {
+            return Long.parseLong(n);
+        } catch (NumberFormatException x) {
+            return p.getAsDouble();
         }
     }
 }

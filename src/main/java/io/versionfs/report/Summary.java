@@ -132,9 +132,13 @@ public final class Summary {
         List<Object> fs = new ArrayList<>();
         for (FileReport f : files) {
             List<Object> vs = new ArrayList<>();
-            for (Version v : f.versions.shown()) vs.add(v.toJson().put("after_ms", Duration.between(start, v.time).toMillis()));
+            for (Version v : f.versions.shown()) {
+                Map<String, Object> m = v.toLine().build().toMap();
+                m.put("after_ms", Duration.between(start, v.time).toMillis());
+                vs.add(m);
+            }
             List<Object> lostOnes = new ArrayList<>();
-            for (Version v : f.versions.lostOnes()) lostOnes.add(v.toJson());
+            for (Version v : f.versions.lostOnes()) lostOnes.add(v.toLine().build().toMap());
             fs.add(Json.obj().put("file", f.file).put("versions_dir", f.versionsDir).put("manifest", f.manifest)
                     .put("saved", f.versions.saved()).put("lost", f.versions.lost())
                     .put("elided", f.versions.elided())

@@ -9,6 +9,7 @@ import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
+import io.versionfs.capture.ManifestLine;
 import io.versionfs.report.Json;
 import io.versionfs.report.Log;
 import io.versionfs.sys.LibC;
@@ -187,8 +188,7 @@ final class TargetLink {
             Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
                     + pid + ") into " + String.join(", ", places));
         }
-        store.event(Json.obj().put("event", "recovered").put("file", name).put("from_pid", pid).put("into", places)
-                .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        store.event(ManifestLine.event("recovered").file(name).fromPid(pid).into(places));
         cleanTemps();
         Files.deleteIfExists(state);
     }
@@ -472,8 +472,7 @@ final class TargetLink {
                     + (follow ? "" : ", or drop --no-follow") + " (README: 'Renames').";
             problems.add(msg);
             Log.warn(msg);
-            store.event(Json.obj().put("event", "symlink-" + status.replace("+new", "")).put("file", name).put("detail", what)
-                    .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+            store.event(ManifestLine.event("symlink-" + status.replace("+new", "")).file(name).detail(what));
         }
     }
 
@@ -505,8 +504,7 @@ final class TargetLink {
             back = false;
         }
         writeState();
-        store.event(Json.obj().put("event", back ? "followed" : "follow-too-late").put("file", name).put("detail", what)
-                .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        store.event(ManifestLine.event(back ? "followed" : "follow-too-late").file(name).detail(what));
         if (back) {
             followed.add(what);
             lastStatus = "intact";
@@ -543,8 +541,7 @@ final class TargetLink {
         generation++; // the old live file is the renamed one's now; nothing lives at the new name yet
         linkTarget = mountPoint.resolve(liveRel());
         writeState();
-        store.event(Json.obj().put("event", "follow-too-late").put("file", name).put("detail", what)
-                .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+        store.event(ManifestLine.event("follow-too-late").file(name).detail(what));
         synchronized (toMaterialize) {
             toMaterialize.addAll(moved);
         }
@@ -676,9 +673,8 @@ final class TargetLink {
                 Path keep = store.dir().resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
                 Files.move(live, keep, StandardCopyOption.REPLACE_EXISTING);
                 problems.add("the last content the program wrote through versionfs is kept as " + keep);
-                store.event(Json.obj().put("event", "kept-final").put("file", name).put("path", keep.getFileName().toString())
-                        .put("why", target + " was replaced or deleted by the program")
-                        .put("time", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now())));
+                store.event(ManifestLine.event("kept-final").file(name).path(keep.getFileName().toString())
+                        .why(target + " was replaced or deleted by the program"));
             } else {
                 // never linked (failed before): the target was never touched; drop our copy
                 Files.deleteIfExists(live);

@@ -78,15 +78,20 @@ class NamingAndManifestTest {
     @Test
     void manifestLinesRoundTripAndSurviveAHalfWrittenLine() throws Exception {
         try (Manifest man = new Manifest(tmp)) {
-            man.append(Json.obj().put("version", 1).put("cmdline", "orca \"job\".inp\n\tx").put("sha256", null));
-            man.append(Json.obj().put("event", "rename").put("from", "job.gbw").put("to", "job.ges"));
+            man.append(ManifestLine.version(1, "job.gbw").cmdline("orca \"job\".inp\n\tx").sha256(null).build());
+            man.append(ManifestLine.event("rename").from("job.gbw").to("job.ges").build());
         }
         Files.writeString(tmp.resolve(Manifest.FILE_NAME), "{\"version\":2,\"fi", java.nio.file.StandardOpenOption.APPEND);
-        List<Map<String, Object>> rows = Manifest.read(tmp);
+        List<ManifestLine> rows = Manifest.read(tmp);
         assertEquals(2, rows.size(), "the cut line is skipped, the others kept");
-        assertEquals(1L, rows.get(0).get("version"));
-        assertEquals("orca \"job\".inp\n\tx", rows.get(0).get("cmdline"));
-        assertEquals("job.ges", rows.get(1).get("to"));
+        assertEquals(1L, rows.get(0).version());
+        assertEquals("orca \"job\".inp\n\tx", rows.get(0).cmdline());
+        assertEquals("job.ges", rows.get(1).to());
+        assertEquals(ManifestLine.FORMAT, rows.get(1).v(), "each line says its format");
+        // The documented format: field names as written, nulls left out.
+        String text = Files.readString(tmp.resolve(Manifest.FILE_NAME));
+        assertTrue(text.startsWith("{\"v\":1,\"version\":1,\"file\":\"job.gbw\",\"time\":\""), text);
+        assertFalse(text.contains("null"), text);
     }
 
     @Test
@@ -116,15 +121,15 @@ class NamingAndManifestTest {
         b.write("{\"version\":3,\"fi".getBytes()); // torn: the run was killed mid-append
         Files.write(tmp.resolve(Manifest.FILE_NAME), b.toByteArray());
         Manifest.Contents c = Manifest.readChecked(tmp);
-        assertEquals(List.of(1L, 2L), c.rows().stream().map(m -> m.get("version")).toList());
+        assertEquals(List.of(1L, 2L), c.rows().stream().map(ManifestLine::version).toList());
         assertEquals(4, c.skipped().size(), c.skipped().toString());
         assertTrue(c.skipped().get(0).startsWith("line 2"), c.skipped().toString());
         assertTrue(c.skipped().get(3).startsWith("line 6") && c.skipped().get(3).contains("cut short"), c.skipped().toString());
         // The next run appends on a fresh line: its first line is not glued to the fragment.
         try (Manifest m = new Manifest(tmp)) {
-            m.append(io.versionfs.report.Json.obj().put("version", 4L).put("file", "job.gbw"));
+            m.append(ManifestLine.version(4L, "job.gbw").build());
         }
-        assertEquals(List.of(1L, 2L, 4L), Manifest.read(tmp).stream().map(m -> m.get("version")).toList());
+        assertEquals(List.of(1L, 2L, 4L), Manifest.read(tmp).stream().map(ManifestLine::version).toList());
         // versionfs list shows what it can and names the skipped lines, exit 0, no stack trace.
         java.io.PrintStream oldErr = System.err, oldOut = System.out;
         java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream(), out = new java.io.ByteArrayOutputStream();

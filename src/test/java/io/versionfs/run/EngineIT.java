@@ -102,7 +102,7 @@ class EngineIT {
                 "the version taken at the rename keeps what the file held then");
         assertEquals(List.of("rename", "close", "close"), rows.stream().map(m -> m.get("reason")).toList());
         // a.xyz's own folder records that it moved.
-        assertTrue(Manifest.read(dir.resolve("a.xyz.versions")).stream().anyMatch(m -> "rename".equals(m.get("event"))));
+        assertTrue(Manifest.read(dir.resolve("a.xyz.versions")).stream().anyMatch(m -> "rename".equals(m.event())));
     }
 
     @Test
@@ -159,7 +159,7 @@ class EngineIT {
         List<Map<String, Object>> rows = verifyVersions(v);
         assertEquals(List.of("NEW", "ORPHAN"), contents(v, rows));
         assertEquals(List.of("rename", "close-unlinked"), rows.stream().map(m -> m.get("reason")).toList());
-        assertTrue(io.versionfs.capture.Manifest.read(v).stream().anyMatch(m -> "replaced".equals(m.get("event"))));
+        assertTrue(io.versionfs.capture.Manifest.read(v).stream().anyMatch(m -> "replaced".equals(m.event())));
     }
 
     @Test
@@ -228,7 +228,7 @@ class EngineIT {
         }
         Path v = dir.resolve("x.dat.versions");
         assertEquals(List.of("before after"), contents(v, verifyVersions(v)));
-        assertTrue(Manifest.read(v).stream().anyMatch(m -> "unlink".equals(m.get("event"))));
+        assertTrue(Manifest.read(v).stream().anyMatch(m -> "unlink".equals(m.event())));
     }
 
     @Test
@@ -413,7 +413,7 @@ class EngineIT {
             List<Map<String, Object>> rows = verifyVersions(small.resolve("out.dat.versions"));
             assertTrue(rows.stream().allMatch(m -> "saved".equals(m.get("status"))), rows.toString());
             long skipped = io.versionfs.capture.Manifest.readChecked(small.resolve("out.dat.versions")).rows().stream()
-                    .filter(m -> "skipped".equals(m.get("event"))).count();
+                    .filter(m -> "skipped".equals(m.event())).count();
             assertTrue(skipped >= 1 && rows.size() + skipped == 6, rows.size() + " kept, " + skipped + " skipped");
             assertTrue(r.err().contains("not kept as versions: low space"), r.err());
         } finally {

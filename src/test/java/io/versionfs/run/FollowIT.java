@@ -63,7 +63,7 @@ class FollowIT {
             assertTrue(v.startsWith("step " + i + "\n"), "version " + (i + 1) + " is step " + i);
         }
         assertTrue(r.err().contains("followed"), r.err());
-        assertTrue(Manifest.read(dir.resolve("job.gbw.versions")).stream().anyMatch(m -> "followed".equals(m.get("event"))));
+        assertTrue(Manifest.read(dir.resolve("job.gbw.versions")).stream().anyMatch(m -> "followed".equals(m.event())));
     }
 
     @Test

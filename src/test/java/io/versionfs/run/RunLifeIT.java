@@ -214,18 +214,36 @@ class RunLifeIT {
         long deadline = System.currentTimeMillis() + 60_000;
         while (System.currentTimeMillis() < deadline && (!Files.isDirectory(dir.resolve("job.xyz.versions"))
                 || TestSupport.versions(dir.resolve("job.xyz.versions"), "job", ".xyz").size() < 5)) Thread.sleep(50);
-        List<ProcessHandle> kids = p.descendants().toList();
-        p.destroyForcibly();
-        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
-        for (ProcessHandle h : kids) h.destroyForcibly();
-        Thread.sleep(500);
-        // If the job still held the folder when versionfs died, fusermount's auto-unmount fails
-        // and the folder is a dead mount: the next run clears it and asks for a fresh start.
-        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "true");
-        if (r.exit() == 205) {
-            assertTrue(r.err().contains("dead FUSE mount") && r.err().contains("cleared now"), r.err());
-            r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "true");
+        // A user's shell sitting in the folder (as in an interactive session): it holds the folder,
+        // so when versionfs dies the automatic unmount fails and the folder is a dead mount.
+        Path go = Files.createTempFile("vfs-go", "");
+        Files.delete(go);
+        Process shell = new ProcessBuilder("sh", "-c", "while [ ! -e " + go + " ]; do sleep 0.05; done; exec "
+                + TestSupport.LAUNCHER + " run --mode dir --target '*.xyz' -- true")
+                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.getParent().resolve(dir.getFileName() + "-shell.log").toFile())
+                .start();
+        try {
+            List<ProcessHandle> kids = p.descendants().toList();
+            p.destroyForcibly();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+            for (ProcessHandle h : kids) h.destroyForcibly();
+            Thread.sleep(500);
+            boolean dead = TestSupport.versionfsMounts().stream().anyMatch(l -> l.contains(" " + dir + " "));
+            System.out.println("dead mount after kill -9: " + dead);
+            Files.writeString(go, "");
+            assertTrue(shell.waitFor(120, TimeUnit.SECONDS));
+            String said = Files.readString(dir.getParent().resolve(dir.getFileName() + "-shell.log"));
+            if (dead) {
+                // From inside the dead folder: versionfs clears it and asks for a fresh start there.
+                assertEquals(205, shell.exitValue(), said);
+                assertTrue(said.contains("dead FUSE mount") && said.contains("cleared now"), said);
+            }
+        } finally {
+            shell.destroyForcibly();
+            Files.deleteIfExists(go);
+            Files.deleteIfExists(dir.getParent().resolve(dir.getFileName() + "-shell.log"));
         }
+        Result r = vfs(120, "run", "--mode", "dir", "--target", "*.xyz", "--", "true");
         assertEquals(0, r.exit(), r.err());
         assertEquals(1, ((Number) Files.getAttribute(dir.resolve("job.xyz"), "unix:nlink")).intValue(),
                 "the target shares no inode with a version");
@@ -321,7 +339,7 @@ class RunLifeIT {
         String log = Files.readString(dir.resolve("run.log"));
         assertTrue(log.contains("still shares its storage with its last version") && log.contains("cp --reflink=auto"), log);
         assertTrue(io.versionfs.capture.Manifest.read(dir.resolve("job.gbw.versions")).stream()
-                .anyMatch(m -> "shares-inode".equals(m.get("event"))), "recorded in the manifest");
+                .anyMatch(m -> "shares-inode".equals(m.event())), "recorded in the manifest");
         assertEquals(16 << 20, Files.size(dir.resolve("job.gbw")));
     }
 }

@@ -109,10 +109,10 @@ class ToolsIT {
         List<String> seen = Files.readAllLines(dir.resolve("seen.txt")).stream().sorted().toList();
         assertEquals(List.of("1 job.gbw", "2 job.gbw", "3 job.gbw", "4 job.gbw", "5 job.gbw"), seen, "once per version");
         for (int n = 1; n <= 5; n++) assertTrue(Files.exists(dir.resolve("side/" + n + ".sha1")));
-        List<java.util.Map<String, Object>> events = io.versionfs.capture.Manifest.readChecked(dir.resolve("job.gbw.versions"))
-                .rows().stream().filter(m -> "hook".equals(m.get("event"))).toList();
+        List<io.versionfs.capture.ManifestLine> events = io.versionfs.capture.Manifest.readChecked(dir.resolve("job.gbw.versions"))
+                .rows().stream().filter(m -> "hook".equals(m.event())).toList();
         assertEquals(5, events.size(), events.toString());
-        assertEquals(1, events.stream().filter(m -> ((Number) m.get("exit")).intValue() != 0).count(), events.toString());
+        assertEquals(1, events.stream().filter(m -> m.exit() != 0).count(), events.toString());
         assertTrue(r.err().contains("5 ran, 1 failed"), r.err());
         EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
         Result later = vfs("hook", dir.resolve("job.gbw.versions").toString(), "--from", "3", "--", "echo $VERSIONFS_VERSION >> later.txt");
