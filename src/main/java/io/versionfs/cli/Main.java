@@ -10,7 +10,7 @@ import java.io.PrintWriter;
 
 /** Entry point: {@code versionfs run|mount|list}. */
 @Command(name = "versionfs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        subcommands = {RunCommand.class, MountCommand.class, ListCommand.class, VerifyCommand.class, RestoreCommand.class, DiffCommand.class, HookCommand.class, PruneCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {RunCommand.class, DoctorCommand.class, MountCommand.class, ListCommand.class, VerifyCommand.class, RestoreCommand.class, DiffCommand.class, HookCommand.class, PruneCommand.class, CommandLine.HelpCommand.class},
         description = {
                 "Keep every version of a file that a program keeps overwriting.",
                 "",
@@ -20,6 +20,9 @@ import java.io.PrintWriter;
                 "",
                 "Typical use, one line in a Slurm batch script:",
                 "  exec versionfs run --target job.gbw -- orca job.inp",
+                "",
+                "Does it work on this cluster? 'versionfs doctor' checks FUSE, a test mount, the versions",
+                "filesystem and the Slurm job, as you, and names each fix (send its output to your admins).",
                 "",
                 "Exit codes: the job's own (128+N if signal N killed it); versionfs's own failures:",
                 "  200 internal error      201 usage error           202 bad target",

@@ -18,7 +18,7 @@ public final class FuseSupport {
     private FuseSupport() {}
 
     public static void check() {
-        Path dev = Path.of(System.getProperty("versionfs.devFuse", "/dev/fuse"));
+        Path dev = devFuse();
         if (!Files.exists(dev)) {
             throw new UserError(ExitCodes.NO_FUSE, dev + " does not exist: FUSE is not available on this node."
                     + " Ask the admins to load the fuse kernel module (modprobe fuse), or run on a node that has it.");
@@ -31,12 +31,25 @@ public final class FuseSupport {
             throw new UserError(ExitCodes.NO_FUSE, "fusermount was not found on PATH: install it"
                     + " (Debian/Ubuntu: apt-get install fuse3; RHEL: dnf install fuse) or ask the admins to.");
         }
+        if (libfuseLoadError() != null) {
+            throw new UserError(ExitCodes.NO_FUSE, "libfuse2 (libfuse.so.2) could not be loaded: install it"
+                    + " (Debian/Ubuntu: apt-get install libfuse2; RHEL: dnf install fuse-libs).");
+        }
+    }
+
+    /** The FUSE device ({@code versionfs.devFuse} overrides it for tests). */
+    public static Path devFuse() {
+        return Path.of(System.getProperty("versionfs.devFuse", "/dev/fuse"));
+    }
+
+    /** Null if libfuse2 loads (as jnr-fuse loads it), else why not. */
+    public static String libfuseLoadError() {
         try {
             Class.forName("jnr.ffi.LibraryLoader");
             jnr.ffi.LibraryLoader.create(ru.serce.jnrfuse.LibFuse.class).failImmediately().load("fuse");
+            return null;
         } catch (Throwable t) {
-            throw new UserError(ExitCodes.NO_FUSE, "libfuse2 (libfuse.so.2) could not be loaded: install it"
-                    + " (Debian/Ubuntu: apt-get install libfuse2; RHEL: dnf install fuse-libs).");
+            return String.valueOf(t.getMessage());
         }
     }
 
@@ -46,7 +59,7 @@ public final class FuseSupport {
         return p.isPresent() ? p : onPath("fusermount3");
     }
 
-    static Optional<Path> onPath(String name) {
+    public static Optional<Path> onPath(String name) {
         String path = System.getProperty("versionfs.path", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
         for (String dir : path.split(File.pathSeparator)) {
             if (dir.isEmpty()) continue;

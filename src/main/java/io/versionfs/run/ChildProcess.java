@@ -40,7 +40,7 @@ public final class ChildProcess {
             @Override
             protected Process launch(CommandLine cmd, Map<String, String> env, File dir) throws IOException {
                 try {
-                    Process p = new ProcessBuilder(cmd.toStrings()).directory(dir).inheritIO().start();
+                    Process p = new ProcessBuilder(cmd.toStrings()).directory(workDir.toFile()).inheritIO().start();
                     launched.complete(p);
                     return p;
                 } catch (IOException e) {
@@ -49,7 +49,11 @@ public final class ChildProcess {
                 }
             }
         };
-        ex.setWorkingDirectory(workDir.toFile());
+        // No setWorkingDirectory: commons-exec would stat the folder from this process, and in
+        // directory mode that folder is our own mount. A thread of the daemon waiting on its own
+        // filesystem when versionfs is SIGKILLed never gets its answer: the process stays in D
+        // state holding /dev/fuse, so the mount is never aborted (seen as an ordinary user:
+        // fstatat in request_wait_answer). The job's chdir happens in the child instead.
         ex.setExitValues(null); // every exit code is the job's answer, not an executor failure
         ex.setStreamHandler(new InheritedStreams());
         DefaultExecuteResultHandler handler = new DefaultExecuteResultHandler();

@@ -143,6 +143,8 @@ public final class RunSession {
                 l.installLink();
                 job.abortIfSignalled();
             }
+            String multiNode = SlurmContext.current().multiNodeWarning(dirMode != null, Doctor.host());
+            if (multiNode != null) Log.warn(multiNode);
             keep = Reaper.currentChildren();
             job.start(opt.command(), cwd);
             links.forEach(TargetLink::startWatching);

@@ -1,0 +1,84 @@
+package io.versionfs.run;
+
+import java.util.Map;
+
+/**
+ * What versionfs can tell about the Slurm job it runs in, from the environment Slurm sets. A FUSE
+ * mount exists only on the node that made it: in a job that spans several nodes only processes on
+ * this node (the batch node) see it.
+ */
+public final class SlurmContext {
+    private final Map<String, String> env;
+
+    public SlurmContext(Map<String, String> env) {
+        this.env = env;
+    }
+
+    public static SlurmContext current() {
+        return new SlurmContext(System.getenv());
+    }
+
+    public String jobId() {
+        return blankToNull(env.get("SLURM_JOB_ID"));
+    }
+
+    /** The node-local scratch folder a run would use for its mount folder (the first one set). */
+    public String scratchVar() {
+        for (String v : new String[] {"SLURM_TMPDIR", "TMPDIR"}) if (blankToNull(env.get(v)) != null) return v;
+        return null;
+    }
+
+    public String get(String name) {
+        return blankToNull(env.get(name));
+    }
+
+    /** Nodes in the allocation (SLURM_JOB_NUM_NODES, else the older SLURM_NNODES); 1 if unknown. */
+    public int nodes() {
+        int n = 1;
+        for (String v : new String[] {"SLURM_JOB_NUM_NODES", "SLURM_NNODES"}) {
+            String s = blankToNull(env.get(v));
+            if (s == null) continue;
+            try {
+                n = Math.max(n, Integer.parseInt(s.trim()));
+            } catch (NumberFormatException e) {
+                // not a number: say nothing about it
+            }
+        }
+        return n;
+    }
+
+    /** Which variable said how many nodes, as NAME=VALUE, for messages. */
+    public String nodesSource() {
+        for (String v : new String[] {"SLURM_JOB_NUM_NODES", "SLURM_NNODES"}) {
+            String s = blankToNull(env.get(v));
+            if (s != null) return v + "=" + s.trim();
+        }
+        return "";
+    }
+
+    /**
+     * The one warning for a job spanning several nodes: what works and what to do. Null on one node.
+     *
+     * @param dirMode  --mode dir (the folder is served through versionfs only on this node)
+     */
+    public String multiNodeWarning(boolean dirMode, String host) {
+        int n = nodes();
+        if (n <= 1) return null;
+        String where = host == null ? "this node" : "this node (" + host + ")";
+        String common = "this job spans " + n + " nodes (" + nodesSource() + ") but a FUSE mount exists only on the node"
+                + " that made it, " + where + ". ";
+        String what = dirMode
+                ? "--mode dir does not work across nodes: on the other nodes the folder is the plain folder, so what"
+                  + " their processes write there is not versioned and may not be seen here. "
+                : "On the other nodes the target is a symlink into a mount that is not there: their processes cannot"
+                  + " open it (No such file or directory). ";
+        return common + what + "What works: a target written (and read) only by processes on " + where
+                + ", e.g. the master process of ORCA or rank 0 of an MPI program. What to do otherwise: one versionfs"
+                + " per task (a job array, one 'versionfs run' per array task, each on one node), or keep the target's"
+                + " writers on this node (#SBATCH --nodes=1). The job runs as asked.";
+    }
+
+    private static String blankToNull(String s) {
+        return s == null || s.isBlank() ? null : s;
+    }
+}
