@@ -256,6 +256,20 @@ class PackagingIT {
         for (String sub : subcommands()) assertTrue(words.contains(sub), "'versionfs <TAB>' does not offer " + sub + "\n" + r.all());
         String run = r.out.lines().filter(l -> l.startsWith("RUN: ")).findFirst().orElse("");
         assertTrue(List.of(run.split("\\s+")).contains("--target"), "'versionfs run --ta<TAB>' does not offer --target\n" + r.all());
+
+        // As users get it: bash-completion loads the script on first <TAB>, found through
+        // XDG_DATA_DIRS (what the modules set; versionfs is deliberately not on PATH here).
+        Path bashCompletion = Path.of("/usr/share/bash-completion/bash_completion");
+        assertTrue(Files.isRegularFile(bashCompletion), bashCompletion + " missing: this test needs Debian's "
+                + "bash-completion (bin/prereqs --test installs it as root)");
+        Map<String, String> xdg = new HashMap<>();
+        xdg.put("XDG_DATA_DIRS", prefix.resolve("share").toString());
+        xdg.put("BASH_COMPLETION_VERSINFO", null);
+        xdg.put("BASH_COMPLETION_USER_DIR", dir.resolve("no-user-completions").toString());
+        Out lazy = run(dir, xdg, 60, "bash", "-c", "source \"$1\"; __load_completion versionfs; complete -p versionfs", "probe",
+                bashCompletion.toString());
+        assertEquals(0, lazy.exit, "bash-completion did not find the script through XDG_DATA_DIRS\n" + lazy.all());
+        assertTrue(lazy.out.contains("-F _complete_versionfs"), lazy.all());
     }
 
     /** A stand-in for Spack's package API: records the directives, installs with plain copies. */
