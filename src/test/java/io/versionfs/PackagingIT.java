@@ -394,9 +394,10 @@ class PackagingIT {
         Out r = run(Path.of("/"), Map.of("DEBIAN_FRONTEND", "noninteractive"), 600, "apt-get",
                 "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q", "--no-install-recommends", "lmod");
         if (r.exit == 0 && Files.isRegularFile(init)) return init;
-        String last = (r.err.isBlank() ? r.out : r.err).strip();
-        why.append("Debian's lmod package could not be installed (apt-get exit ").append(r.exit).append(": ")
-                .append(last.substring(Math.max(0, last.length() - 300))).append(")");
+        List<String> lines = (r.err.isBlank() ? r.out : r.err).strip().lines().toList();
+        why.append("Lmod is not to be had here: 'apt-get install lmod' exited ").append(r.exit).append(" and ")
+                .append(init).append(" is ").append(Files.isRegularFile(init) ? "there" : "still missing")
+                .append(lines.isEmpty() ? "" : " (apt-get said: " + lines.get(lines.size() - 1) + ")");
         return null;
     }
 
