@@ -129,11 +129,28 @@ public final class Main implements Runnable {
         return prev[b.length()];
     }
 
+    /**
+     * {@code versionfs 0.3.0 (commit abc1234, built 2026-11-25)}: the version, the git commit and
+     * the day of the build, from io/versionfs/build.properties (written by the build). Classes
+     * run straight from an IDE without that filtering say "dev" and "unknown".
+     */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"versionfs " + (v == null ? "dev" : v)};
+            java.util.Properties p = new java.util.Properties();
+            try (java.io.InputStream in = Main.class.getResourceAsStream("/io/versionfs/build.properties")) {
+                if (in != null) p.load(in);
+            } catch (java.io.IOException e) {
+                Log.debug("cannot read build.properties: " + e.getMessage());
+            }
+            return new String[] {"versionfs " + value(p, "version", "dev") + " (commit " + value(p, "commit", "unknown")
+                    + ", built " + value(p, "built", "unknown") + ")"};
+        }
+
+        /** A property, or {@code fallback} when absent, empty or left unfiltered ("${...}"). */
+        private static String value(java.util.Properties p, String key, String fallback) {
+            String v = p.getProperty(key, "").trim();
+            return v.isEmpty() || v.startsWith("${") ? fallback : v;
         }
     }
 

@@ -74,14 +74,14 @@ final class RunCommand implements Callable<Integer> {
 
     @Option(names = "--min-free", paramLabel = "SIZE", description = {"Headroom on the versions filesystem: a version",
             "that would leave less free (counting what the file's next rewrite needs) is skipped and",
-            "counted, never the job's own write (default: 5% of the filesystem, at most 10G; 0 turns it off).",
+            "counted, never the job's own write (default: 5%% of the filesystem, at most 10G; 0 turns it off).",
             "Applies to your user/group quota too where the kernel shows it (ext4, XFS)."})
     String minFree;
 
     @Option(names = "--on-version", paramLabel = "CMD", description = {"After each version is saved and hashed, run CMD",
             "(sh -c, nice 10, never inside the program's close()) with VERSIONFS_PATH, VERSIONFS_VERSION and",
             "VERSIONFS_TARGET set; output to hooks.log in the versions folder, exit status in the manifest.",
-            "Example: --on-version 'orca_2mkl \"${VERSIONFS_PATH%.gbw}\" -molden'"})
+            "Example: --on-version 'orca_2mkl \"$${VERSIONFS_PATH%%.gbw}\" -molden'"})
     String onVersion;
 
     @Option(names = "--on-version-jobs", paramLabel = "N", defaultValue = "1",
