@@ -170,38 +170,129 @@ public final class Manifest implements AutoCloseable {
     public record Contents(List<ManifestLine> rows, List<String> skipped) {}
 
     /**
+     * Longest line read: a real line is well under 10 KiB; a longer one is skipped without being
+     * held in memory (a garbage line of 150 MiB must not take the reader's small heap).
+     */
+    public static final int MAX_LINE = 1 << 20;
+
+    /**
      * Reads a manifest line by line, never failing on content: a line cut short by a crash, a
-     * garbage line, invalid UTF-8, {@code null}, or nesting deep enough to overflow a recursive
-     * parser is skipped and reported with its line number; the rest is kept.
+     * garbage line, invalid UTF-8, {@code null}, a line far too long, nesting deep enough to
+     * overflow a recursive parser, or a path that leads out of the folder is skipped and reported
+     * with its line number; the rest is kept. Streams: memory is bounded by {@link #MAX_LINE}.
      */
     public static Contents readChecked(Path dir) throws IOException {
         List<ManifestLine> rows = new ArrayList<>();
         List<String> skipped = new ArrayList<>();
         Path p = dir.resolve(FILE_NAME);
         if (!Files.exists(p)) return new Contents(rows, skipped);
-        byte[] all = Files.readAllBytes(p);
-        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        int start = 0, lineNo = 0;
-        while (start < all.length) {
-            int end = start;
-            while (end < all.length && all[end] != '\n') end++;
-            lineNo++;
-            String why = null;
-            try {
-                String line = utf8.decode(ByteBuffer.wrap(all, start, end - start)).toString();
-                if (!line.isBlank()) rows.add(ManifestLine.parse(line));
-            } catch (CharacterCodingException e) {
-                why = "not UTF-8";
-            } catch (IllegalArgumentException e) {
-                why = end == all.length ? "cut short (the run was killed while writing it?)"
-                        : e.getMessage().startsWith("not a JSON object") ? "not a JSON object" : "not valid JSON";
-            } catch (RuntimeException | StackOverflowError e) {
-                why = "not valid JSON";
-            }
-            if (why != null) skipped.add("line " + lineNo + ": " + why);
-            start = end + 1;
+        LineReader lr = new LineReader(1, r -> {
+            if (r.line() != null) rows.add(r.line());
+            else skipped.add("line " + r.lineNo() + ": " + r.skipped());
+        });
+        try (java.io.InputStream in = Files.newInputStream(p)) {
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) lr.feed(buf, 0, n);
         }
+        lr.end();
         return new Contents(rows, skipped);
+    }
+
+    /** One line's verdict: the parsed line, or why it was skipped. */
+    public record Parsed(long lineNo, ManifestLine line, String skipped) {}
+
+    /**
+     * Splits manifest bytes into lines as they come (whole file or a growing one) and judges each:
+     * positions are counted in bytes, never re-derived from decoded text, so a bad byte cannot
+     * shift the next line; a line longer than {@link #MAX_LINE} is dropped as it streams by.
+     */
+    public static final class LineReader {
+        private final java.util.function.Consumer<Parsed> out;
+        private final java.io.ByteArrayOutputStream cur = new java.io.ByteArrayOutputStream();
+        private boolean tooLong;
+        private long lineNo;
+        private long consumed; // bytes of the complete lines handed out so far
+
+        public LineReader(long firstLineNo, java.util.function.Consumer<Parsed> out) {
+            this.lineNo = firstLineNo;
+            this.out = out;
+        }
+
+        /** Bytes of complete lines consumed (a partial last line is not counted until it ends). */
+        public long consumed() {
+            return consumed;
+        }
+
+        public void feed(byte[] b, int off, int len) {
+            int start = off, end = off + len;
+            for (int i = off; i < end; i++) {
+                if (b[i] != '\n') continue;
+                append(b, start, i - start);
+                consumed += pendingBytes + 1;
+                finishLine(false);
+                start = i + 1;
+            }
+            append(b, start, end - start);
+        }
+
+        private long pendingBytes; // bytes of the current line, including dropped ones
+
+        private void append(byte[] b, int off, int len) {
+            pendingBytes += len;
+            if (tooLong) return;
+            if (cur.size() + len > MAX_LINE) {
+                tooLong = true;
+                cur.reset();
+                return;
+            }
+            cur.write(b, off, len);
+        }
+
+        private void finishLine(boolean atEnd) {
+            byte[] line = cur.toByteArray();
+            boolean wasTooLong = tooLong;
+            long n = lineNo++;
+            cur.reset();
+            tooLong = false;
+            if (wasTooLong) {
+                out.accept(new Parsed(n, null, "longer than " + (MAX_LINE >> 20) + " MiB: not a manifest line"));
+            } else if (line.length > 0 || atEnd) {
+                Parsed p = judge(n, line, atEnd);
+                if (p != null) out.accept(p);
+            }
+            pendingBytes = 0;
+        }
+
+        /** End of input: a last line without its newline is judged too (a run killed mid-append). */
+        public void end() {
+            if (pendingBytes > 0) finishLine(true);
+        }
+    }
+
+    private static final byte[] BOM = {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF};
+
+    /** Null for a blank line. */
+    static Parsed judge(long lineNo, byte[] bytes, boolean last) {
+        int off = lineNo == 1 && bytes.length >= 3 && bytes[0] == BOM[0] && bytes[1] == BOM[1] && bytes[2] == BOM[2] ? 3 : 0;
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes, off, bytes.length - off)).toString();
+        } catch (CharacterCodingException e) {
+            return new Parsed(lineNo, null, "not UTF-8");
+        }
+        if (text.isBlank()) return null;
+        ManifestLine m;
+        try {
+            m = ManifestLine.parse(text);
+        } catch (IllegalArgumentException e) {
+            String why = last ? "cut short (the run was killed while writing it?)"
+                    : e.getMessage() != null && e.getMessage().startsWith("not a JSON object") ? "not a JSON object" : "not valid JSON";
+            return new Parsed(lineNo, null, why);
+        } catch (RuntimeException | StackOverflowError e) {
+            return new Parsed(lineNo, null, "not valid JSON");
+        }
+        String bad = m.problem();
+        return bad != null ? new Parsed(lineNo, null, bad) : new Parsed(lineNo, m, null);
     }
 }

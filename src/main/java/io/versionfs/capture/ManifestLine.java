@@ -61,6 +61,27 @@ public record ManifestLine(
         return isVersion() && "saved".equals(status);
     }
 
+    /**
+     * Why this line cannot be used, or null: it must be a version or an event, and a path must
+     * name a file inside the versions folder (a manifest can be edited by anyone who can write
+     * the folder: prune must never delete, nor restore read, a file elsewhere).
+     */
+    public String problem() {
+        if (event == null && version == null) return "neither a version nor an event";
+        if (path != null && !insideFolder(path)) return "its path leads out of the versions folder: " + path;
+        if (isVersion() && "saved".equals(status) && path == null) return "a saved version without a path";
+        return null;
+    }
+
+    /** A relative path with no empty, ".", ".." or ".versionfs" part. */
+    static boolean insideFolder(String p) {
+        if (p.isEmpty() || p.startsWith("/") || p.indexOf('\0') >= 0) return false;
+        for (String part : p.split("/", -1)) {
+            if (part.isEmpty() || part.equals(".") || part.equals("..") || part.equals(".versionfs")) return false;
+        }
+        return true;
+    }
+
     public Instant instant() {
         try {
             return time == null ? null : Instant.parse(time);

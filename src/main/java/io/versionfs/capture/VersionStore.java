@@ -432,7 +432,7 @@ public final class VersionStore implements AutoCloseable {
      * of the limit): keeping a {@code size}-byte version must leave {@code minFree} bytes, or by
      * default min(5% of the total, 10 GiB). Null when it does; else the numbers, for the record.
      */
-    static String headroomShort(long avail, long total, long size, long minFree) {
+    public static String headroomShort(long avail, long total, long size, long minFree) {
         long keep = minFree >= 0 ? minFree : Math.min(total / 20, 10L << 30);
         if (avail - Math.max(0, size) >= keep) return null;
         return "a version of " + size + " bytes would leave less than " + keep + " (--min-free)";
@@ -441,6 +441,19 @@ public final class VersionStore implements AutoCloseable {
     /** The tightest quota in force on the versions filesystem, for reports; null if none is visible. */
     public io.versionfs.sys.Quota.Limit quota() {
         return NO_GUARD ? null : quota.tightest();
+    }
+
+    /**
+     * Whether an optional copy of {@code size} bytes onto the filesystem of {@code fd} leaves the
+     * default headroom (min(5%, 10 GiB)) for the job: a background copy must never take the job's
+     * last free space. True when the space cannot be read (the copy's own ENOSPC is then handled).
+     */
+    public static boolean roomForOptionalCopy(int fd, long size) {
+        if (NO_GUARD) return true;
+        ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
+        if (Posix.C.fstatvfs(fd, jnr.ffi.Struct.getMemory(sv)) != 0) return true;
+        long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
+        return headroomShort(sv.f_bavail.longValue() * frsize, sv.f_blocks.longValue() * frsize, size, -1) == null;
     }
 
     /** Tests of what happens when the disk fills anyway (another process filled it) turn the guard off. */

@@ -81,26 +81,23 @@ final class ListCommand implements Callable<Integer> {
         if (!Files.isDirectory(d)) throw new UserError(ExitCodes.VERSIONS_DIR, d + " is not a versions folder");
         long pos = 0;
         if (!json) System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %s%n", "file", "#", "time (UTC)", "size", "sha256", "status", "reason");
+        // Bytes are fed as they come; the reader keeps a partial last line until its newline.
+        Manifest.LineReader lines = new Manifest.LineReader(1, r -> printFollowed(m, r));
         boolean last = false;
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(1 << 20);
         while (true) {
             boolean running = Files.exists(open);
             if (Files.exists(m)) {
                 try (var ch = java.nio.channels.FileChannel.open(m, java.nio.file.StandardOpenOption.READ)) {
-                    long size = ch.size();
-                    if (size > pos) {
-                        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) Math.min(size - pos, 1 << 24));
-                        ch.read(b, pos);
-                        String text = new String(b.array(), 0, b.position(), java.nio.charset.StandardCharsets.UTF_8);
-                        int end = text.lastIndexOf('\n');
-                        if (end >= 0) {
-                            for (String line : text.substring(0, end).split("\n")) printFollowed(line);
-                            pos += text.substring(0, end + 1).getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
-                        }
-                    }
+                    for (int n; (n = ch.read(b.clear(), pos)) > 0; pos += n) lines.feed(b.array(), 0, n);
                 }
             }
             System.out.flush();
-            if (last) return ExitCodes.OK;
+            if (last) {
+                lines.end(); // a last line cut short (the run was killed mid-append): said, like list
+                System.out.flush();
+                return ExitCodes.OK;
+            }
             if (!running) last = true; // one more read after the run ended: its last lines
             try {
                 Thread.sleep(running ? 200 : 50);
@@ -110,15 +107,14 @@ final class ListCommand implements Callable<Integer> {
         }
     }
 
-    private void printFollowed(String line) {
-        ManifestLine r;
-        try {
-            r = ManifestLine.parse(line);
-        } catch (RuntimeException e) {
-            return; // a line cut short: skipped, as list does
+    private void printFollowed(Path manifest, Manifest.Parsed p) {
+        ManifestLine r = p.line();
+        if (r == null) {
+            System.err.println("versionfs: warning: " + manifest + " line " + p.lineNo() + ": " + p.skipped() + ": skipped");
+            return;
         }
         if (json) {
-            System.out.println(line);
+            System.out.println(r.toJson());
             return;
         }
         if (r.event() != null || r.version() == null) {

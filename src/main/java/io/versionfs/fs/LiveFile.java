@@ -81,6 +81,8 @@ final class LiveFile {
     private long sharedSince;
     /** A background separation is scheduled (at most one per file). Guarded by SEPARATOR. */
     private boolean separationScheduled;
+    /** Background copies that could not be made in a row (no room, failed): each doubles the wait. Guarded by lock. */
+    private int separationSetbacks;
 
     /** How long a shared file must stay unchanged before it is separated in the background. */
     static final long QUIET_NANOS = Long.getLong("versionfs.quietMillis", 5_000) * 1_000_000L;
@@ -529,7 +531,13 @@ final class LiveFile {
         lock.writeLock().lock();
         try {
             rewritesFromScratch = true;
-            if (leftover) cow.linked(leftoverStore, null, null);
+            if (leftover) {
+                // Shared since the killed run: separated in the background like our own versions,
+                // so this run's end does not have to copy it.
+                cow.linked(leftoverStore, null, null);
+                sharedSince = System.nanoTime();
+                scheduleSeparation(QUIET_NANOS);
+            }
             return takeVersion("initial", 0, "", changes.get(), null);
         } finally {
             lock.writeLock().unlock();
@@ -690,7 +698,10 @@ final class LiveFile {
         if (!mayDropVersions) {
             String why = err.equals("cancelled") ? "no time left to copy it before the end of the run"
                     : "no room for a separate copy: " + err;
-            Log.warn((rel != null ? rel : "a deleted file") + " still shares its storage with its last version (" + why
+            // Named as the user knows it (in symlink mode rel is the name inside our mount).
+            Series s = series;
+            String who = s != null ? s.name() + " (versions in " + s.store().dir() + ")" : rel != null ? rel : "a deleted file";
+            Log.warn(who + " still shares its storage with its last version (" + why
                     + "). Before editing it in place, make it a file of its own (cp --reflink=auto FILE FILE.tmp &&"
                     + " mv FILE.tmp FILE), or that version changes too");
             for (Cow.Linked l : cow.versions()) {
@@ -787,6 +798,12 @@ final class LiveFile {
         }
     }
 
+    /** A background copy could not be made: try again after twice the wait of the last try (at most ~85 min at 5 s). */
+    private void setback() {
+        int n = Math.min(separationSetbacks++, 10);
+        scheduleSeparation(QUIET_NANOS << n);
+    }
+
     /**
      * Moves a shared file one step towards independence without ever waiting for a copy: starts
      * the copy once the file has been quiet long enough, and swaps a finished copy in. Everything
@@ -818,6 +835,11 @@ final class LiveFile {
                     return;
                 }
                 if (ensureFd(false) != 0) return;
+                FileStat st = Stat.of(fd);
+                if (st != null && !io.versionfs.capture.VersionStore.roomForOptionalCopy(fd, Stat.size(st))) {
+                    setback(); // no room to spare: the job's own writes come first; look again later
+                    return;
+                }
                 j = startCopy(true);
                 if (j == null) {
                     scheduleSeparation(QUIET_NANOS); // pool busy: later
@@ -834,15 +856,19 @@ final class LiveFile {
             cow.takeJob();
             String err = j.await(() -> true); // already done: returns at once
             if (err != null) {
-                scheduleSeparation(QUIET_NANOS); // e.g. no room now: the next change or the end tries again
+                setback(); // e.g. the disk filled meanwhile: the next change or the end tries again
                 return;
             }
             if (ensureFd(false) != 0) {
                 C.unlinkat(fs.rootFd(), j.tmp, 0);
                 return;
             }
-            if (swapIn(j.tmp) == 0) cow.independent();
-            else C.unlinkat(fs.rootFd(), j.tmp, 0);
+            if (swapIn(j.tmp) == 0) {
+                cow.independent();
+                separationSetbacks = 0;
+            } else {
+                C.unlinkat(fs.rootFd(), j.tmp, 0);
+            }
         } finally {
             if (refs.get() == 0) closeFdLocked();
             lock.writeLock().unlock();

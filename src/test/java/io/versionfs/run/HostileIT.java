@@ -312,7 +312,7 @@ class HostileIT {
             long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             while (System.nanoTime() < until && !Files.readString(out).contains("27dd8ed4")) Thread.sleep(50); // first read done
             append(vd, new byte[] {'{', '"', 'v', '"', ':', '1', ',', '"', 'e', 'v', 'e', 'n', 't', '"', ':', '"', 'x', (byte) 0xFF, '"', '}', '\n'});
-            while (System.nanoTime() < until && !Files.readString(out).contains("event: x")) Thread.sleep(50); // read alone
+            while (System.nanoTime() < until && !Files.readString(out).contains("line 4")) Thread.sleep(50); // read alone
             append(vd, (v3.replace("\"version\":3", "\"version\":77") + "\n").getBytes(StandardCharsets.UTF_8));
             try (OutputStream o = Files.newOutputStream(vd.resolve("manifest.jsonl"), StandardOpenOption.APPEND)) {
                 o.write("{\"v\":1,\"event\":\"x\",\"detail\":\"".getBytes(StandardCharsets.UTF_8));
