@@ -40,7 +40,9 @@ public final class ChildProcess {
             @Override
             protected Process launch(CommandLine cmd, Map<String, String> env, File dir) throws IOException {
                 try {
-                    Process p = new ProcessBuilder(cmd.toStrings()).directory(dir).inheritIO().start();
+                    ProcessBuilder pb = new ProcessBuilder(cmd.toStrings()).directory(dir).inheritIO();
+                    JvmEnv.clean(pb.environment());
+                    Process p = pb.start();
                     launched.complete(p);
                     return p;
                 } catch (IOException e) {
