@@ -114,9 +114,14 @@ gcc -O2 -Wall -o "$tool" "$here/vfsbench.c"
 # The floor: the same libfuse2, same mount options as versionfs (FuseMount.BASE_OPTIONS without
 # fsname/subtype; BENCH_FLOOR_OPTIONS overrides), no versioning, no JVM.
 export BENCH_FLOOR=$work/fusexmp_fh
-export BENCH_FLOOR_OPTIONS=${BENCH_FLOOR_OPTIONS:-$(sed -n 's/.*"fsname=versionfs,subtype=versionfs,\([^"]*\)".*/\1/p' "$repo/src/main/java/io/versionfs/fs/FuseMount.java")}
-splice=$(grep -o '",splice[^"]*"' "$repo/src/main/java/io/versionfs/fs/FuseMount.java" | tr -d '"' | head -1)
-BENCH_FLOOR_OPTIONS+=$splice
+if [[ -z ${BENCH_FLOOR_OPTIONS:-} ]]; then
+  fm=$repo/src/main/java/io/versionfs/fs/FuseMount.java
+  BENCH_FLOOR_OPTIONS=$(sed -n 's/.*"fsname=versionfs,subtype=versionfs,\([^"]*\)".*/\1/p' "$fm")
+  for s in $(sed -n 's/.*DEFAULT_SPLICE = "\([^"]*\)".*/\1/p' "$fm" | tr , ' '); do
+    BENCH_FLOOR_OPTIONS+=",splice_$s"
+  done
+fi
+export BENCH_FLOOR_OPTIONS
 gcc -O2 -Wall -o "$BENCH_FLOOR" "$floor_src" $(pkg-config fuse --cflags --libs) -lulockmgr
 say "C floor: $floor_src, -o $BENCH_FLOOR_OPTIONS"
 
