@@ -10,7 +10,6 @@ import java.io.PrintWriter;
 
 /** Entry point: {@code versionfs run|mount|list}. */
 @Command(name = "versionfs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        subcommands = {RunCommand.class, MountCommand.class, ListCommand.class, VerifyCommand.class, RestoreCommand.class, DiffCommand.class, HookCommand.class, PruneCommand.class, CommandLine.HelpCommand.class},
         description = {
                 "Keep every version of a file that a program keeps overwriting.",
                 "",
@@ -55,8 +54,38 @@ public final class Main implements Runnable {
         }
     }
 
-    public static int execute(String... args) {
+    /**
+     * The subcommands, in help order. Only the one named first on the command line is built:
+     * picocli reflects over every registered command's options at start, which cost a noticeable
+     * part of the start of every {@code versionfs run} (help, --version and mistakes get them all).
+     */
+    private static final java.util.Map<String, java.util.function.Supplier<Object>> COMMANDS = new java.util.LinkedHashMap<>();
+
+    static {
+        COMMANDS.put("run", RunCommand::new);
+        COMMANDS.put("mount", MountCommand::new);
+        COMMANDS.put("list", ListCommand::new);
+        COMMANDS.put("verify", VerifyCommand::new);
+        COMMANDS.put("restore", RestoreCommand::new);
+        COMMANDS.put("diff", DiffCommand::new);
+        COMMANDS.put("hook", HookCommand::new);
+        COMMANDS.put("prune", PruneCommand::new);
+    }
+
+    static CommandLine commandLine(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        java.util.function.Supplier<Object> only = args.length > 0 ? COMMANDS.get(args[0]) : null;
+        if (only != null) {
+            cl.addSubcommand(args[0], only.get());
+        } else {
+            COMMANDS.forEach((name, make) -> cl.addSubcommand(name, make.get()));
+            cl.addSubcommand("help", new CommandLine.HelpCommand());
+        }
+        return cl;
+    }
+
+    public static int execute(String... args) {
+        CommandLine cl = commandLine(args);
         cl.setUsageHelpWidth(100);
         cl.setParameterExceptionHandler((ex, a) -> {
             PrintWriter err = ex.getCommandLine().getErr();
