@@ -119,6 +119,10 @@ public final class FuseMount implements AutoCloseable {
             m.close();
             throw new UserError(ExitCodes.MOUNT_FAILED, "interrupted while mounting " + mp);
         }
+        Thread warm = new Thread(fs::warmUp, "versionfs-warm-up");
+        warm.setDaemon(true);
+        warm.setPriority(Thread.MIN_PRIORITY);
+        warm.start();
         return m;
     }
 
