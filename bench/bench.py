@@ -874,6 +874,7 @@ def main():
     ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch,start")
     ap.add_argument("--seq-mib", type=int, default=0, dest="seq_mib_arg", help="file size of the seq section")
     ap.add_argument("--seq-reps", type=int, default=0, dest="seq_reps_arg")
+    ap.add_argument("--close-sizes", default="", help="comma-separated MiB sizes of the close section (1,64,512)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     cfg = ap.parse_args()
     q = cfg.quick
@@ -884,6 +885,9 @@ def main():
     # (MiB, back-to-back count, paced count, pause ms)
     cfg.close_counts = ([(1, 20, 10, 50), (64, 5, 3, 500), (512, 5, 3, 3000)] if q
                         else [(1, 100, 50, 50), (64, 30, 10, 500), (512, 20, 10, 3000)])
+    if cfg.close_sizes:
+        keep = {int(x) for x in cfg.close_sizes.split(",")}
+        cfg.close_counts = [c for c in cfg.close_counts if c[0] in keep]
     cfg.rss_batches = 2 if q else 4
     cfg.writers, cfg.rewrites = 4, 250
     cfg.rw_size, cfg.rw_chunk = 64 * 1024, 4096
