@@ -33,7 +33,7 @@ while (( $# )); do
     --head) head=1 ;;
     --only) only=(--only "$2"); shift ;;
     --only=*) only=(--only "${1#--only=}") ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
