@@ -27,6 +27,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 VERSIONFS = os.environ.get("BENCH_VERSIONFS") or os.path.join(REPO, "bin", "versionfs")
 BLACKBOX = os.path.join(REPO, "examples", "blackbox.sh")
+# The C floor: libfuse2's own example pass-through (fusexmp_fh.c, compiled by run.sh), mounted with
+# the options versionfs mounts with (FuseMount.BASE_OPTIONS; keep the two in step).
+FLOOR = os.environ.get("BENCH_FLOOR", "")
+FLOOR_OPTIONS = os.environ.get("BENCH_FLOOR_OPTIONS", "")
 
 PROBLEMS = []      # versionfs misbehaviour seen during the run (hang, mount left, bad exit, ...)
 SESSIONS = []      # one entry per versionfs daemon: scenario, file size, versions, peak RSS
@@ -74,11 +78,11 @@ def drop_caches():
         return False
 
 
-def fuse_mounted(mnt):
+def fuse_mounted(mnt, fstype="fuse.versionfs"):
     with open("/proc/mounts") as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 3 and parts[1] == mnt and parts[2] == "fuse.versionfs":
+            if len(parts) >= 3 and parts[1] == mnt and parts[2] == fstype:
                 return True
     return False
 
@@ -204,6 +208,46 @@ class Mount:
         return False
 
 
+class FloorMount:
+    """libfuse2's fusexmp_fh (the C floor) over the whole root, with versionfs's mount options;
+    a file DIR/x on the work disk is reached as MNT/DIR/x. Unmounted on exit."""
+
+    def __init__(self, work):
+        self.base = os.path.join(work, "floor")
+        self.mnt = os.path.join(self.base, "mnt")
+        self.data = os.path.join(self.base, "data")
+        self.proc = None
+
+    def path(self, name):
+        return self.mnt + os.path.join(self.data, name)
+
+    def __enter__(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        os.makedirs(self.data, exist_ok=True)
+        self.logf = open(os.path.join(self.base, "floor.log"), "w")
+        self.proc = subprocess.Popen([FLOOR, "-f", self.mnt, "-o", "fsname=floor,subtype=floor," + FLOOR_OPTIONS],
+                                     stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not fuse_mounted(self.mnt, "fuse.floor"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"fusexmp_fh did not mount at {self.mnt}: see {self.base}/floor.log")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["fusermount", "-u", self.mnt])
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if fuse_mounted(self.mnt, "fuse.floor"):
+            subprocess.run(["fusermount", "-u", "-z", self.mnt])
+        self.logf.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+        return False
+
+
 def settle_copy(live_dir, name, timeout=300):
     """Waits for versionfs's background copy-on-write copy of `name` to finish; returns seconds or None."""
     t0 = time.monotonic()
@@ -236,12 +280,13 @@ def bench_seq(cfg, R):
     direct = os.path.join(cfg.work, "direct", "seq")
     os.makedirs(direct, exist_ok=True)
     dpath = os.path.join(direct, "seq.dat")
-    res = {k: {"vfs": [], "direct": []} for k in ("write_fsync", "write_buffered", "read_cold", "read_warm")}
+    res = {k: {"vfs": [], "direct": [], "floor": []} for k in ("write_fsync", "write_buffered", "read_cold", "read_warm")}
     copy_s = []
-    with Mount(cfg.work, "seq", "seq.dat", f"seq write/read {mib} MiB") as m:
+    with Mount(cfg.work, "seq", "seq.dat", f"seq write/read {mib} MiB") as m, FloorMount(cfg.work) as fl:
         m.max_size = mib << 20
         for rep in range(reps):
-            order = [("direct", dpath), ("vfs", m.path)]
+            order = [("direct", dpath), ("floor", fl.path("seq.dat")), ("vfs", m.path)]
+            order = order[rep % 3:] + order[:rep % 3]   # rotate: each side goes first in turn
             if rep % 2:
                 order.reverse()
             for side, path in order:   # durable write: write() + fsync() + close()
@@ -267,22 +312,26 @@ def bench_seq(cfg, R):
                 if side == "vfs":
                     settle_copy(m.live, "seq.dat")
             log(f"seq rep {rep + 1}/{reps}: " + ", ".join(
-                f"{k} vfs {v['vfs'][-1]:.0f} direct {v['direct'][-1]:.0f} MB/s" for k, v in res.items()))
+                f"{k} vfs {v['vfs'][-1]:.0f} floor {v['floor'][-1]:.0f} direct {v['direct'][-1]:.0f} MB/s"
+                for k, v in res.items()))
         R["raw"]["seq"] = {"mib": mib, "reps": reps, "mb_per_s": res, "cow_copy_s": copy_s}
     shutil.rmtree(m.base, ignore_errors=True)
     os.unlink(dpath)
     med = {k: {s: statistics.median(v[s]) for s in v} for k, v in res.items()}
-    note = f"{mib} MiB file, 1 MiB blocks, median of {reps}"
-    R["rows"] += [
-        row("seq write MB/s (write+fsync+close)", med["write_fsync"]["vfs"], med["write_fsync"]["direct"],
-            "vfs/direct >= 0.6", med["write_fsync"]["vfs"] / med["write_fsync"]["direct"] >= 0.6, note),
-        row("seq write MB/s (buffered, no fsync)", med["write_buffered"]["vfs"], med["write_buffered"]["direct"],
-            "vfs/direct >= 0.6", med["write_buffered"]["vfs"] / med["write_buffered"]["direct"] >= 0.6, note),
-        row("seq read MB/s (cold: caches dropped)", med["read_cold"]["vfs"], med["read_cold"]["direct"],
-            "vfs/direct >= 0.7", med["read_cold"]["vfs"] / med["read_cold"]["direct"] >= 0.7, note),
-        row("seq read MB/s (warm: page cache)", med["read_warm"]["vfs"], med["read_warm"]["direct"],
-            "vfs/direct >= 0.7", med["read_warm"]["vfs"] / med["read_warm"]["direct"] >= 0.7, note),
-    ]
+    note = f"{mib} MiB file, 1 MiB blocks, median of {reps}; C floor = libfuse2 fusexmp_fh, same mount options"
+
+    def paired(k, other):  # median of the per-repetition ratios (the sides ran minutes apart at most)
+        return statistics.median(a / b for a, b in zip(res[k]["vfs"], res[k][other]))
+    for k, label, goal in (("write_fsync", "seq write MB/s (write+fsync+close)", 0.6),
+                           ("write_buffered", "seq write MB/s (buffered, no fsync)", 0.6),
+                           ("read_cold", "seq read MB/s (cold: caches dropped)", 0.7),
+                           ("read_warm", "seq read MB/s (warm: page cache)", 0.7)):
+        R["rows"].append(row(label, med[k]["vfs"], med[k]["direct"], f"vfs/direct >= {goal}",
+                             med[k]["vfs"] / med[k]["direct"] >= goal,
+                             note + f"; paired ratios vfs/direct {paired(k, 'direct'):.2f}, vfs/floor"
+                             f" {paired(k, 'floor'):.2f}, floor/direct"
+                             f" {statistics.median(a / b for a, b in zip(res[k]['floor'], res[k]['direct'])):.2f}",
+                             floor=med[k]["floor"]))
     if copy_s:
         R["rows"].append(row(f"background CoW copy after close, s ({mib} MiB)", statistics.median(copy_s), None,
                              "info", None, "versionfs only: copy of the live file made after each capture"))
@@ -414,6 +463,12 @@ def bench_rewriters(cfg, R):
         tot["direct"]["wall"].append(r["wall_s"])
         shutil.rmtree(d)
 
+        # 1b. the same through the C floor (libfuse2 fusexmp_fh, no versioning)
+        if FLOOR:
+            with FloorMount(cfg.work) as fl:
+                r = run_json([cfg.tool, "rewriters", fl.path("target.txt"), str(W), str(N), str(size), str(chunk), lock])
+                tot.setdefault("floor", {"wall": []})["wall"].append(r["wall_s"])
+
         # 2. the seed README's inotifywait loop on a direct folder
         d = os.path.join(cfg.work, "inotify")
         os.makedirs(os.path.join(d, "versions"), exist_ok=True)
@@ -473,8 +528,10 @@ def bench_rewriters(cfg, R):
             f"inotify made {i.get('copies', 0)} copies, {i['dup']} duplicate(s)"),
     ]
     vw, dw = statistics.median(v["wall"]), statistics.median(tot["direct"]["wall"])
+    fw = statistics.median(tot["floor"]["wall"]) if "floor" in tot else None
     R["rows"].append(row(f"rewrites/s ({W} writers, {size // 1024} KiB)", W * N / vw, W * N / dw, "info", None,
-                         "baseline = same workload direct, nothing watching"))
+                         "baseline = same workload direct, nothing watching; C floor = same through fusexmp_fh",
+                         floor=W * N / fw if fw else None))
 
 
 def check_blackbox_versions(files, iterations, kib):
@@ -677,6 +734,46 @@ def bench_scratch(cfg, R):
                          "info", None, note + "; scratch files go through FUSE"))
 
 
+def bench_start(cfg, R):
+    """Cold start: `versionfs run --target X -- true` (JVM start, mount, symlink, unmount, file put
+    back) against a bare `java -Xshare:auto -version` on the same machine, alternating, medians.
+    The first run of a new jar writes the class-data archive (reported on its own)."""
+    java = shutil.which("java") or "java"
+    d = os.path.join(cfg.work, "start")
+
+    def one_run():
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "job.gbw"), "w") as f:
+            f.write("x\n")
+        t0 = time.monotonic()
+        r = sh([VERSIONFS, "run", "--quiet", "--target", os.path.join(d, "job.gbw"), "--", "true"], timeout=300)
+        t = time.monotonic() - t0
+        if r.returncode != 0:
+            problem(f"versionfs run -- true exited {r.returncode}: {r.stderr.strip()[-300:]}")
+        shutil.rmtree(d, ignore_errors=True)
+        return t
+    first = one_run()
+    runs, javas = [], []
+    for rep in range(cfg.start_reps):
+        steps = [("run", one_run), ("java", lambda: timed([java, "-Xshare:auto", "-version"]))]
+        if rep % 2:
+            steps.reverse()
+        for name, fn in steps:
+            (runs if name == "run" else javas).append(fn())
+    R["raw"]["start"] = {"first_run_s": first, "run_true_s": runs, "java_version_s": javas}
+    rm, jm = statistics.median(runs), statistics.median(javas)
+    log(f"start: versionfs run -- true median {rm:.3f} s, java -version median {jm:.3f} s, first run {first:.3f} s")
+    R["rows"].append(row("versionfs run -- true s / bare java -version s", rm, jm, "ratio <= 2", rm / jm <= 2,
+                         f"median of {cfg.start_reps}, alternating; first run of this jar (writes the class-data"
+                         f" archive) {first:.2f} s"))
+
+
+def timed(cmd):
+    t0 = time.monotonic()
+    sh(cmd, timeout=120)
+    return time.monotonic() - t0
+
+
 def rss_rows(R):
     """One row per scenario (the largest VmHWM when the scenario ran several times)."""
     by, order = {}, []
@@ -703,9 +800,11 @@ def rss_rows(R):
                              "versionfs column = 512 MiB close() session, baseline column = 1 MiB close() session"))
 
 
-def row(metric, vfs, base, goal, ok, note=""):
-    ratio = vfs / base if isinstance(vfs, (int, float)) and isinstance(base, (int, float)) and base else None
-    return {"metric": metric, "versionfs": vfs, "baseline": base, "ratio": ratio, "goal": goal,
+def row(metric, vfs, base, goal, ok, note="", floor=None):
+    def div(a, b):
+        return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+    return {"metric": metric, "versionfs": vfs, "baseline": base, "ratio": div(vfs, base), "floor": floor,
+            "floor_ratio": div(vfs, floor), "goal": goal,
             "result": "n/a" if ok is None else ("PASS" if ok else "FAIL"), "note": note}
 
 
@@ -722,14 +821,15 @@ def fmt(x):
 
 
 def table(rows):
-    cols = ["metric", "versionfs", "baseline", "ratio", "goal", "result"]
-    cells = [[r["metric"], fmt(r["versionfs"]), fmt(r["baseline"]), fmt(r["ratio"]), r["goal"], r["result"]] for r in rows]
+    cols = ["metric", "versionfs", "baseline", "ratio", "C floor", "vfs/floor", "goal", "result"]
+    cells = [[r["metric"], fmt(r["versionfs"]), fmt(r["baseline"]), fmt(r["ratio"]), fmt(r.get("floor")),
+              fmt(r.get("floor_ratio")), r["goal"], r["result"]] for r in rows]
     w = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
     line = "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(cols)) + " |"
     sep = "|" + "|".join("-" * (w[i] + 2) for i in range(len(cols))) + "|"
     out = [line, sep]
     for x in cells:
-        out.append("| " + " | ".join((x[i].ljust(w[i]) if i in (0, 4, 5) else x[i].rjust(w[i]))
+        out.append("| " + " | ".join((x[i].ljust(w[i]) if i in (0, 6, 7) else x[i].rjust(w[i]))
                                      for i in range(len(cols))) + " |")
     return "\n".join(out)
 
@@ -771,14 +871,23 @@ def main():
     ap.add_argument("--tool", required=True)
     ap.add_argument("--jar", default="")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch")
+    ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch,start")
+    ap.add_argument("--seq-mib", type=int, default=0, dest="seq_mib_arg", help="file size of the seq section")
+    ap.add_argument("--seq-reps", type=int, default=0, dest="seq_reps_arg")
+    ap.add_argument("--close-sizes", default="", help="comma-separated MiB sizes of the close section (1,64,512)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.seq_mib, cfg.seq_reps = (256, 1) if q else (1024, 5)
+    cfg.seq_mib = cfg.seq_mib_arg or cfg.seq_mib
+    cfg.seq_reps = cfg.seq_reps_arg or cfg.seq_reps
+    cfg.start_reps = 3 if q else 7
     # (MiB, back-to-back count, paced count, pause ms)
     cfg.close_counts = ([(1, 20, 10, 50), (64, 5, 3, 500), (512, 5, 3, 3000)] if q
                         else [(1, 100, 50, 50), (64, 30, 10, 500), (512, 20, 10, 3000)])
+    if cfg.close_sizes:
+        keep = {int(x) for x in cfg.close_sizes.split(",")}
+        cfg.close_counts = [c for c in cfg.close_counts if c[0] in keep]
     cfg.rss_batches = 2 if q else 4
     cfg.writers, cfg.rewrites = 4, 250
     cfg.rw_size, cfg.rw_chunk = 64 * 1024, 4096
@@ -809,7 +918,8 @@ def main():
     sections = [("seq", "sequential write/read", bench_seq), ("close", "close() latency", bench_close),
                 ("rewriters", "concurrent rewriters vs inotify loop", bench_rewriters),
                 ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example),
-                ("scratch", "directory mode vs symlink mode with large scratch files", bench_scratch)]
+                ("scratch", "directory mode vs symlink mode with large scratch files", bench_scratch),
+                ("start", "cold start: versionfs run -- true vs java -version", bench_start)]
     try:
         for key, title, fn in sections:
             if key in only:
@@ -830,9 +940,10 @@ def main():
         json.dump(R, f, indent=1)
     with open(os.path.join(cfg.results, "latest.csv"), "w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["metric", "versionfs", "baseline", "ratio", "goal", "result", "note"])
+        wr.writerow(["metric", "versionfs", "baseline", "ratio", "c_floor", "vfs_over_floor", "goal", "result", "note"])
         for r in R["rows"]:
-            wr.writerow([r["metric"], r["versionfs"], r["baseline"], r["ratio"], r["goal"], r["result"], r["note"]])
+            wr.writerow([r["metric"], r["versionfs"], r["baseline"], r["ratio"], r["floor"], r["floor_ratio"], r["goal"],
+                         r["result"], r["note"]])
     tbl = table(R["rows"])
     with open(os.path.join(cfg.results, "latest.md"), "w") as f:
         mch = R["machine"]

@@ -7,7 +7,9 @@
 #   --head    benchmark the committed HEAD (git archive, built in the work folder) instead of
 #             target/versionfs.jar (which is built only if missing)
 #   --keep    keep the work folder (bench/results/work.*) instead of deleting it at the end
-#   --only    run only some sections (comma-separated)
+#   --only    run only some sections (comma-separated): seq,close,rewriters,rss,example,scratch,start
+#   --seq-mib N / --seq-reps N   size and repetitions of the seq section
+#   --close-sizes 1,64,512       which file sizes the close section measures
 #
 # Environment: VERSIONFS_JAR=path benchmarks that jar (bin/versionfs honours it) instead of
 # target/versionfs.jar. BENCH_WORK=dir puts the work folder (a fresh work.* inside dir) elsewhere;
@@ -20,15 +22,18 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-quick=() keep=0 only=() head=0
+quick=() keep=0 only=() head=0 extra=()
 while (( $# )); do
   case $1 in
     --quick) quick=(--quick) ;;
+    --seq-mib) extra+=(--seq-mib "$2"); shift ;;
+    --seq-reps) extra+=(--seq-reps "$2"); shift ;;
+    --close-sizes) extra+=(--close-sizes "$2"); shift ;;
     --keep) keep=1 ;;
     --head) head=1 ;;
     --only) only=(--only "$2"); shift ;;
     --only=*) only=(--only "${1#--only=}") ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -41,6 +46,9 @@ need=()
 command -v inotifywait >/dev/null || need+=(inotify-tools)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need+=(libfuse2)
+# The C floor: libfuse2's example pass-through, shipped by Debian's libfuse-dev.
+floor_src=/usr/share/doc/libfuse-dev/examples/fusexmp_fh.c
+[[ -f $floor_src ]] && pkg-config --exists fuse 2>/dev/null || need+=(libfuse-dev pkg-config)
 command -v python3 >/dev/null || need+=(python3)
 command -v gcc >/dev/null || need+=(gcc)
 if (( ${#need[@]} )); then
@@ -65,7 +73,7 @@ cleanup() {
   # The Python side unmounts what it mounted; this is the safety net for a crash or a kill.
   local mp
   while read -r _ mp type _; do
-    if [[ $type == fuse.versionfs && $mp == "$work"/* ]]; then
+    if [[ ($type == fuse.versionfs || $type == fuse.floor) && $mp == "$work"/* ]]; then
       say "cleanup: unmounting leftover $mp"
       fusermount -u -z "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
     fi
@@ -105,10 +113,23 @@ export VERSIONFS_JAR=$jar
 export BENCH_JAR_SOURCE=$jar_source
 tool=$work/vfsbench
 gcc -O2 -Wall -o "$tool" "$here/vfsbench.c"
+# The floor: the same libfuse2, same mount options as versionfs (FuseMount.BASE_OPTIONS without
+# fsname/subtype; BENCH_FLOOR_OPTIONS overrides), no versioning, no JVM.
+export BENCH_FLOOR=$work/fusexmp_fh
+if [[ -z ${BENCH_FLOOR_OPTIONS:-} ]]; then
+  fm=$repo/src/main/java/io/versionfs/fs/FuseMount.java
+  BENCH_FLOOR_OPTIONS=$(sed -n 's/.*"fsname=versionfs,subtype=versionfs,\([^"]*\)".*/\1/p' "$fm")
+  for s in $(sed -n 's/.*DEFAULT_SPLICE = "\([^"]*\)".*/\1/p' "$fm" | tr , ' '); do
+    BENCH_FLOOR_OPTIONS+=",splice_$s"
+  done
+fi
+export BENCH_FLOOR_OPTIONS
+gcc -O2 -Wall -o "$BENCH_FLOOR" "$floor_src" $(pkg-config fuse --cflags --libs) -lulockmgr
+say "C floor: $floor_src, -o $BENCH_FLOOR_OPTIONS"
 
 say "work folder $work on $(df --output=source,fstype "$work" | tail -1 | tr -s ' '); jar $jar"
 set +e
-python3 "$here/bench.py" --work "$work" --tool "$tool" --jar "$jar" "${quick[@]}" "${only[@]}" &
+python3 "$here/bench.py" --work "$work" --tool "$tool" --jar "$jar" "${quick[@]}" "${only[@]}" "${extra[@]}" &
 py=$!
 trap 'kill -TERM $py 2>/dev/null; wait $py; exit 130' INT
 trap 'kill -TERM $py 2>/dev/null; wait $py; exit 143' TERM

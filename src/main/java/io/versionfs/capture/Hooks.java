@@ -89,6 +89,7 @@ public final class Hooks {
         int rc;
         try {
             ProcessBuilder pb = new ProcessBuilder(List.of("nice", "-n", "10", "sh", "-c", command));
+            io.versionfs.run.JvmEnv.clean(pb.environment());
             pb.environment().put("VERSIONFS_PATH", file.toString());
             pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
             pb.environment().put("VERSIONFS_TARGET", v.file);

@@ -40,7 +40,9 @@ public final class ChildProcess {
             @Override
             protected Process launch(CommandLine cmd, Map<String, String> env, File dir) throws IOException {
                 try {
-                    Process p = new ProcessBuilder(cmd.toStrings()).directory(workDir.toFile()).inheritIO().start();
+                    ProcessBuilder pb = new ProcessBuilder(cmd.toStrings()).directory(workDir.toFile()).inheritIO();
+                    JvmEnv.clean(pb.environment());
+                    Process p = pb.start();
                     launched.complete(p);
                     return p;
                 } catch (IOException e) {
@@ -85,13 +87,17 @@ public final class ChildProcess {
 
     /** Waits up to {@code millis}; true if the child has exited. */
     public boolean waitFor(long millis) throws InterruptedException {
-        result.waitFor(millis);
-        return result.hasResult();
+        // The process itself, not the result handler: commons-exec's waitFor polls every 50 ms,
+        // which every run paid once after its job ended.
+        if (!process.waitFor(millis, java.util.concurrent.TimeUnit.MILLISECONDS)) return false;
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(5);
+        while (!result.hasResult() && System.nanoTime() < deadline) Thread.sleep(1);
+        return true;
     }
 
     /** Exit code as a shell reports it: the code, or 128+N when killed by signal N. */
     public int exitCode() {
-        return result.getExitValue();
+        return result.hasResult() ? result.getExitValue() : process.exitValue();
     }
 
     /** Streams are inherited by the child; nothing to pump. */

@@ -7,10 +7,10 @@ import jnr.ffi.Runtime;
 
 /**
  * Writes a FUSE write buffer straight into a file descriptor with libfuse's own
- * {@code fuse_buf_copy}. With the {@code splice_write} mount option the kernel hands the data
- * over as a pipe, and it is spliced into the backing file without ever being copied into this
- * process (what libfuse's passthrough_hp does). Without splicing it is a plain pwrite from the
- * buffer, as before.
+ * {@code fuse_buf_copy}. With the {@code splice_read} mount option (libfuse 2.9 reads requests
+ * from /dev/fuse with splice) the data arrives as a pipe, and it is spliced into the backing file
+ * without ever being copied into this process. Without it (splice_write alone does not do this:
+ * it is for replies) it is a plain pwrite from the buffer libfuse read the request into.
  */
 public final class FuseBufs {
     /** The two libfuse2 calls we need; jnr-fuse's binding wants Struct objects, we pass raw memory. */
