@@ -79,6 +79,18 @@ public final class Hooks {
         return live.contains(pid);
     }
 
+    /**
+     * Held from the start of a hook's process until its pid is known as ours. A process being
+     * spawned is already our child (jspawnhelper) before {@code start()} returns: the end-of-run
+     * sweep of the job's leftovers takes this lock so it never mistakes a starting hook for one.
+     */
+    private final java.util.concurrent.locks.ReentrantLock spawning = new java.util.concurrent.locks.ReentrantLock();
+
+    /** Stops hooks from starting until {@code unlock()}: for the sweep of the job's leftovers. */
+    public java.util.concurrent.locks.Lock spawnLock() {
+        return spawning;
+    }
+
     private void markUndone(long number) {
         undone.incrementAndGet();
         firstUndone.accumulateAndGet(number, Math::min);
@@ -95,8 +107,14 @@ public final class Hooks {
             pb.environment().put("VERSIONFS_TARGET", v.file);
             File log = dir.resolve(LOG).toFile();
             pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-            Process p = pb.start();
-            live.add(p.pid());
+            Process p;
+            spawning.lock();
+            try {
+                p = pb.start();
+                live.add(p.pid());
+            } finally {
+                spawning.unlock();
+            }
             try {
                 rc = p.waitFor();
             } catch (InterruptedException e) {

@@ -207,7 +207,21 @@ public final class RunSession {
                         return before.size();
                     }
                 };
-                Reaper.endLeftovers(ours, 3_000);
+                // No hook may be half-started while the leftovers are listed (it would look like one).
+                List<java.util.concurrent.locks.Lock> held = new ArrayList<>();
+                List<VersionStore> all = new ArrayList<>(stores.values());
+                if (dirModeRef != null) all.addAll(dirModeRef.stores());
+                for (VersionStore s : all) {
+                    if (s.hooks() == null) continue;
+                    java.util.concurrent.locks.Lock l = s.hooks().spawnLock();
+                    l.lock();
+                    held.add(l);
+                }
+                try {
+                    Reaper.endLeftovers(ours, 3_000);
+                } finally {
+                    held.forEach(java.util.concurrent.locks.Lock::unlock);
+                }
             }
             if (dirMode != null) {
                 try {
