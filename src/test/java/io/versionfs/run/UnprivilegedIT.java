@@ -235,7 +235,13 @@ class UnprivilegedIT {
         assertEquals(0, next.exit(), next.err());
         assertTrue(next.err().contains("recovered"), next.err());
         assertTrue(Files.isRegularFile(work.resolve("job.txt"), LinkOption.NOFOLLOW_LINKS));
-        assertEquals(lastOk, Files.readString(work.resolve("job.txt")), "the last write that succeeded is the content");
+        // The last write that succeeded is there; the write in flight at the kill may have reached
+        // the file even though its close() then failed (the daemon died inside flush), so the
+        // first failed one is also a right answer. Nothing older, nothing later.
+        String firstFailed = Files.readAllLines(work.resolve("failed")).get(0) + "\n";
+        String got = Files.readString(work.resolve("job.txt"));
+        assertTrue(got.equals(lastOk) || got.equals(firstFailed), "the content is the last write that succeeded ("
+                + lastOk.strip() + ") or the one in flight at the kill (" + firstFailed.strip() + "), not " + got.strip());
         TestSupport.assertNoMountUnder(tmp);
         assertOwnedByUser(work);
         Result verify = TestSupport.run(work, null, 120, vfsAs("verify", "job.txt.versions"));
