@@ -73,28 +73,16 @@ class PackagingIT {
         TestSupport.assertNoMountUnder(dir);
     }
 
-    /** Runs a command (bounded); env entries with a null value are removed from the environment. */
+    /**
+     * Runs a command (bounded) as a user's shell would: without the build's VERSIONFS_JAR (the
+     * launcher must find its own jar); env entries with a null value are removed too.
+     */
     static Out run(Path cwd, Map<String, String> env, long timeoutSec, String... cmd) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory(cwd.toFile());
-        // What a user's shell has, not what the build set: the launcher must find its own jar.
-        pb.environment().remove("VERSIONFS_JAR");
-        for (Map.Entry<String, String> e : env.entrySet()) {
-            if (e.getValue() == null) pb.environment().remove(e.getKey());
-            else pb.environment().put(e.getKey(), e.getValue());
-        }
-        Path out = Files.createTempFile("pkg-out", ".txt"), err = Files.createTempFile("pkg-err", ".txt");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE);
-        Process p = pb.start();
-        p.getOutputStream().close();
-        if (!p.waitFor(timeoutSec, TimeUnit.SECONDS)) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
-            fail("timed out after " + timeoutSec + " s: " + String.join(" ", cmd) + "\nstderr: " + Files.readString(err));
-        }
-        Out r = new Out(p.exitValue(), Files.readString(out), Files.readString(err));
-        Files.delete(out);
-        Files.delete(err);
-        return r;
+        Map<String, String> e = new java.util.HashMap<>();
+        e.put("VERSIONFS_JAR", null);
+        e.putAll(env);
+        TestSupport.Result r = TestSupport.run(cwd, e, timeoutSec, cmd);
+        return new Out(r.exit(), r.out(), r.err());
     }
 
     /** versionfs's subcommands as the CLI defines them (one man page each). */

@@ -28,10 +28,18 @@ public final class TestSupport {
 
     public record Result(int exit, String out, String err) {}
 
-    /** Runs a command to completion (bounded), capturing stdout and stderr. */
+    /**
+     * Runs a command to completion (bounded), capturing stdout and stderr; {@code env} entries are
+     * added, or removed when their value is null.
+     */
     public static Result run(Path cwd, Map<String, String> env, long timeoutSec, String... cmd) throws Exception {
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(cwd.toFile());
-        if (env != null) pb.environment().putAll(env);
+        if (env != null) {
+            for (Map.Entry<String, String> e : env.entrySet()) {
+                if (e.getValue() == null) pb.environment().remove(e.getKey());
+                else pb.environment().put(e.getKey(), e.getValue());
+            }
+        }
         Path out = Files.createTempFile("vfs-out", ".txt"), err = Files.createTempFile("vfs-err", ".txt");
         pb.redirectOutput(out.toFile()).redirectError(err.toFile()).redirectInput(ProcessBuilder.Redirect.PIPE);
         Process p = pb.start();
@@ -45,6 +53,22 @@ public final class TestSupport {
         Files.delete(out);
         Files.delete(err);
         return r;
+    }
+
+    /** A small tmpfs (a full disk on demand), unmounted on close. Needs root: the test is skipped otherwise. */
+    public record SmallDisk(Path path) implements AutoCloseable {
+        @Override
+        public void close() throws Exception {
+            run(path.getParent(), null, 30, "umount", "-l", path.toString());
+        }
+    }
+
+    public static SmallDisk smallDisk(Path at, String size) throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(isRoot(), "needs root to mount a small tmpfs");
+        Files.createDirectory(at);
+        assertEquals(0, run(at.getParent(), null, 30, "mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", at.toString()).exit,
+                "mount a " + size + " tmpfs at " + at);
+        return new SmallDisk(at);
     }
 
     /** The launcher and {@code args}, as one command line. */

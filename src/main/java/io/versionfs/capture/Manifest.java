@@ -7,14 +7,11 @@ import io.versionfs.sys.Stat;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -211,16 +208,10 @@ public final class Manifest implements AutoCloseable {
         private final java.io.ByteArrayOutputStream cur = new java.io.ByteArrayOutputStream();
         private boolean tooLong;
         private long lineNo;
-        private long consumed; // bytes of the complete lines handed out so far
 
         public LineReader(long firstLineNo, java.util.function.Consumer<Parsed> out) {
             this.lineNo = firstLineNo;
             this.out = out;
-        }
-
-        /** Bytes of complete lines consumed (a partial last line is not counted until it ends). */
-        public long consumed() {
-            return consumed;
         }
 
         public void feed(byte[] b, int off, int len) {
@@ -228,17 +219,13 @@ public final class Manifest implements AutoCloseable {
             for (int i = off; i < end; i++) {
                 if (b[i] != '\n') continue;
                 append(b, start, i - start);
-                consumed += pendingBytes + 1;
                 finishLine(false);
                 start = i + 1;
             }
             append(b, start, end - start);
         }
 
-        private long pendingBytes; // bytes of the current line, including dropped ones
-
         private void append(byte[] b, int off, int len) {
-            pendingBytes += len;
             if (tooLong) return;
             if (cur.size() + len > MAX_LINE) {
                 tooLong = true;
@@ -260,12 +247,11 @@ public final class Manifest implements AutoCloseable {
                 Parsed p = judge(n, line, atEnd);
                 if (p != null) out.accept(p);
             }
-            pendingBytes = 0;
         }
 
         /** End of input: a last line without its newline is judged too (a run killed mid-append). */
         public void end() {
-            if (pendingBytes > 0) finishLine(true);
+            if (cur.size() > 0 || tooLong) finishLine(true);
         }
     }
 

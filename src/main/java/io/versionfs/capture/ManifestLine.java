@@ -108,8 +108,9 @@ public record ManifestLine(
             ManifestLine m = ADAPTER.read(r);
             if (r.peek() != JsonToken.END_DOCUMENT) throw new IllegalArgumentException("data after the object");
             return m;
+        } catch (IllegalArgumentException e) {
+            throw e; // ours, with its reason
         } catch (IOException | RuntimeException e) {
-            if (e instanceof IllegalArgumentException iae && iae.getMessage() != null && iae.getMessage().startsWith("not a")) throw iae;
             throw new IllegalArgumentException("not valid JSON for a manifest line: " + e.getMessage(), e);
         }
     }

@@ -413,12 +413,10 @@ public final class VersionStore implements AutoCloseable {
      */
     public String lowOnSpace(long size) {
         if (NO_GUARD) return null;
-        ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
-        if (Posix.C.fstatvfs(dirFd, jnr.ffi.Struct.getMemory(sv)) != 0) return null;
-        long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
-        long avail = sv.f_bavail.longValue() * frsize, total = sv.f_blocks.longValue() * frsize;
-        String low = headroomShort(avail, total, size, minFree);
-        if (low != null) return "low space: " + avail + " bytes free in " + dir + ", " + low;
+        long[] space = space(dirFd);
+        if (space == null) return null;
+        String low = headroomShort(space[0], space[1], size, minFree);
+        if (low != null) return "low space: " + space[0] + " bytes free in " + dir + ", " + low;
         // A quota fills before the disk does, and statvfs does not show it: EDQUOT would hit the
         // job's own next write. The same headroom rule, against the tightest limit in force.
         io.versionfs.sys.Quota.Limit q = quota.tightest();
@@ -450,10 +448,16 @@ public final class VersionStore implements AutoCloseable {
      */
     public static boolean roomForOptionalCopy(int fd, long size) {
         if (NO_GUARD) return true;
+        long[] space = space(fd);
+        return space == null || headroomShort(space[0], space[1], size, -1) == null;
+    }
+
+    /** {available to us, total} bytes of the filesystem holding {@code fd}, or null if statvfs fails. */
+    private static long[] space(int fd) {
         ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
-        if (Posix.C.fstatvfs(fd, jnr.ffi.Struct.getMemory(sv)) != 0) return true;
+        if (Posix.C.fstatvfs(fd, jnr.ffi.Struct.getMemory(sv)) != 0) return null;
         long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
-        return headroomShort(sv.f_bavail.longValue() * frsize, sv.f_blocks.longValue() * frsize, size, -1) == null;
+        return new long[] {sv.f_bavail.longValue() * frsize, sv.f_blocks.longValue() * frsize};
     }
 
     /** Tests of what happens when the disk fills anyway (another process filled it) turn the guard off. */

@@ -79,8 +79,8 @@ final class LiveFile {
     private volatile long saved;
     /** When a version last became shared with the live inode (System.nanoTime). Guarded by lock. */
     private long sharedSince;
-    /** A background separation is scheduled (at most one per file). Guarded by SEPARATOR. */
-    private boolean separationScheduled;
+    /** A background separation is scheduled (at most one per file). */
+    private final java.util.concurrent.atomic.AtomicBoolean separationScheduled = new java.util.concurrent.atomic.AtomicBoolean();
     /** Background copies that could not be made in a row (no room, failed): each doubles the wait. Guarded by lock. */
     private int separationSetbacks;
 
@@ -785,16 +785,11 @@ final class LiveFile {
 
     /** Schedules {@link #separateInBackground} (no-op if one is pending). Takes no lock of ours. */
     private void scheduleSeparation(long delayNanos) {
-        synchronized (SEPARATOR) {
-            if (separationScheduled) return;
-            separationScheduled = true;
-        }
+        if (!separationScheduled.compareAndSet(false, true)) return;
         try {
             SEPARATOR.schedule(this::separateInBackground, delayNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
         } catch (java.util.concurrent.RejectedExecutionException e) {
-            synchronized (SEPARATOR) {
-                separationScheduled = false;
-            }
+            separationScheduled.set(false);
         }
     }
 
@@ -811,9 +806,7 @@ final class LiveFile {
      * (try again shortly) and a stopping run is left alone.
      */
     private void separateInBackground() {
-        synchronized (SEPARATOR) {
-            separationScheduled = false;
-        }
+        separationScheduled.set(false);
         if (fs.stopping()) return;
         boolean locked;
         try {

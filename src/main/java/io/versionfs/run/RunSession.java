@@ -191,9 +191,7 @@ public final class RunSession {
                     @Override
                     public boolean contains(Object o) {
                         if (before.contains(o)) return true;
-                        List<VersionStore> all = new ArrayList<>(stores.values());
-                        if (dirModeRef != null) all.addAll(dirModeRef.stores());
-                        for (VersionStore s : all) if (s.hooks() != null && s.hooks().isLive(o)) return true;
+                        for (VersionStore s : allStores()) if (s.hooks() != null && s.hooks().isLive(o)) return true;
                         return false;
                     }
 
@@ -209,9 +207,7 @@ public final class RunSession {
                 };
                 // No hook may be half-started while the leftovers are listed (it would look like one).
                 List<java.util.concurrent.locks.Lock> held = new ArrayList<>();
-                List<VersionStore> all = new ArrayList<>(stores.values());
-                if (dirModeRef != null) all.addAll(dirModeRef.stores());
-                for (VersionStore s : all) {
+                for (VersionStore s : allStores()) {
                     if (s.hooks() == null) continue;
                     java.util.concurrent.locks.Lock l = s.hooks().spawnLock();
                     l.lock();
@@ -318,10 +314,15 @@ public final class RunSession {
 
     private Map<String, io.versionfs.capture.VersionLog.Snapshot> allVersions() {
         Map<String, io.versionfs.capture.VersionLog.Snapshot> out = new LinkedHashMap<>();
-        List<VersionStore> all = new ArrayList<>(stores.values());
-        all.addAll(dirModeRef == null ? List.of() : dirModeRef.stores());
-        for (VersionStore s : all) s.versions().forEach((f, v) -> out.put(s.dir() + "/" + f, v));
+        for (VersionStore s : allStores()) s.versions().forEach((f, v) -> out.put(s.dir() + "/" + f, v));
         return out;
+    }
+
+    /** Every versions folder of this run: the targets' in symlink mode, and those opened in directory mode. */
+    private List<VersionStore> allStores() {
+        List<VersionStore> all = new ArrayList<>(stores.values());
+        if (dirModeRef != null) all.addAll(dirModeRef.stores());
+        return all;
     }
 
     private volatile DirCapture dirModeRef;

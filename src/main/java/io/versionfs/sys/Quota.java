@@ -39,37 +39,56 @@ public final class Quota {
 
     private final int dirFd;
     private final String device; // for the quotactl fallback; null if not known
+    private final int dirGid;    // files made in a setgid folder are charged to its group
     private volatile boolean fdCallMissing;
+    /** No quota is on for this filesystem (or the kernel has none): asked once, never again. */
     private volatile boolean nothingVisible;
+    /** The last answer and when (System.nanoTime): this is asked inside the program's close(). */
+    private volatile Limit cached;
+    private volatile long cachedAt;
+    private static final long FRESH_NANOS = 1_000_000_000L;
     private static final ThreadLocal<Pointer> BUF = ThreadLocal.withInitial(() -> Memory.allocateDirect(Runtime.getSystemRuntime(), 72));
 
-    private Quota(int dirFd, String device) {
+    private Quota(int dirFd, String device, int dirGid) {
         this.dirFd = dirFd;
         this.device = device;
+        this.dirGid = dirGid;
     }
 
     /** The quota view of the filesystem holding {@code dirFd} (a directory we keep open). */
     public static Quota of(int dirFd) {
-        return new Quota(dirFd, deviceOf(dirFd));
+        ru.serce.jnrfuse.struct.FileStat st = Stat.of(dirFd);
+        return new Quota(dirFd, deviceOf(dirFd), st != null ? st.st_gid.intValue() : -1);
     }
 
     /**
      * The tightest limit for the calling user's euid and egid, and for the group that owns the
-     * folder (files made in a setgid folder are charged to it), or null when no quota applies
-     * or none is visible.
+     * folder, or null when no quota applies or none is visible. At most one look a second: a
+     * quota moves with the writes, and the --min-free headroom covers a second of them.
      */
     public Limit tightest() {
         if (nothingVisible) return null;
-        Limit best = null;
-        int uid = Posix.C.geteuid(), gid = Posix.C.getegid();
-        best = tighter(best, get(USRQUOTA, uid));
-        best = tighter(best, get(GRPQUOTA, gid));
-        ru.serce.jnrfuse.struct.FileStat st = Stat.of(dirFd);
-        if (st != null) {
-            int dg = st.st_gid.intValue();
-            if (dg != gid) best = tighter(best, get(GRPQUOTA, dg));
-        }
+        long now = System.nanoTime();
+        if (cachedAt != 0 && now - cachedAt < FRESH_NANOS) return cached;
+        int gid = Posix.C.getegid();
+        int[] errs = new int[3];
+        Limit best = tighter(get(USRQUOTA, Posix.C.geteuid(), errs, 0), get(GRPQUOTA, gid, errs, 1));
+        if (dirGid >= 0 && dirGid != gid) best = tighter(best, get(GRPQUOTA, dirGid, errs, 2));
+        else errs[2] = errs[1];
+        if (best == null && allOff(errs)) nothingVisible = true;
+        cached = best;
+        cachedAt = now == 0 ? 1 : now;
         return best;
+    }
+
+    private static final int ENOENT = 2, ESRCH = 3, ENODEV = 19, EINVAL = 22, ENOTTY = 25, EOPNOTSUPP = 95;
+
+    /** Every query answered "no quota here" (not enabled, not supported): not a passing failure. */
+    private static boolean allOff(int[] errs) {
+        for (int e : errs) {
+            if (e != ESRCH && e != ENOSYS && e != ENOTTY && e != EOPNOTSUPP && e != EINVAL && e != ENODEV && e != ENOENT) return false;
+        }
+        return true;
     }
 
     private static Limit tighter(Limit a, Limit b) {
@@ -78,18 +97,24 @@ public final class Quota {
         return b.headroom() < a.headroom() ? b : a;
     }
 
-    private Limit get(int type, int id) {
+    /** One query; on failure null, with its errno in {@code errs[slot]}. */
+    private Limit get(int type, int id, int[] errs, int slot) {
         Pointer buf = BUF.get();
         buf.setMemory(0, 72, (byte) 0);
         int cmd = (Q_GETQUOTA << 8) | type; // QCMD(Q_GETQUOTA, type)
         long r = -1;
+        int err = ENOSYS;
         if (!fdCallMissing) {
             r = Posix.C.syscall(SYS_QUOTACTL_FD, dirFd, cmd, id, buf);
-            if (r != 0 && Posix.errno() == ENOSYS) fdCallMissing = true;
+            err = r != 0 ? Posix.errno() : 0;
+            if (err == ENOSYS) fdCallMissing = true;
         }
-        if (r != 0 && fdCallMissing && device != null) r = Posix.C.quotactl(cmd, device, id, buf);
+        if (r != 0 && fdCallMissing && device != null) {
+            r = Posix.C.quotactl(cmd, device, id, buf);
+            err = r != 0 ? Posix.errno() : 0;
+        }
         if (r != 0) {
-            if (fdCallMissing && device == null) nothingVisible = true;
+            errs[slot] = err;
             return null;
         }
         // struct if_dqblk: bhardlimit, bsoftlimit (1 KiB blocks), curspace (bytes), ihard, isoft, curinodes, btime, itime, valid

@@ -25,19 +25,18 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 class DiskFullIT {
     @TempDir
     Path dir;
+    TestSupport.SmallDisk disk;
     Path small;
 
     @BeforeEach
     void smallDisk() throws Exception {
-        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
-        small = dir.resolve("small");
-        Files.createDirectory(small);
-        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=2560k", "tmpfs", small.toString()).exit());
+        disk = TestSupport.smallDisk(dir.resolve("small"), "2560k");
+        small = disk.path();
     }
 
     @AfterEach
     void unmount() throws Exception {
-        if (small != null) TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
+        if (disk != null) disk.close();
         TestSupport.assertNoMountUnder(dir);
     }
 

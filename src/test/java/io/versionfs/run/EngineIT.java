@@ -327,11 +327,8 @@ class EngineIT {
 
     @Test
     void aFullVersionsDiskCostsVersionsNeverTheJobsWrites() throws Exception {
-        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
-        Path small = dir.resolve("small");
-        Files.createDirectory(small);
-        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small.toString()).exit());
-        try {
+        try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "4m")) {
+            Path small = disk.path();
             // 10 rewrites of 3 MiB; the versions folder (on the 4 MiB tmpfs) holds one of them.
             Result r = TestSupport.run(dir, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--versions-dir",
                     small.resolve("v").toString(), "--target", "job.gbw", "--",
@@ -350,8 +347,6 @@ class EngineIT {
             assertEquals("saved", rows.get(9).get("status"), "older versions give way to the newest: " + rows);
             assertTrue(r.err().contains("LOST"), r.err());
             assertFalse(Files.exists(dir.resolve(TargetLink.LIVE_BESIDE)), "the live folder beside the target is removed");
-        } finally {
-            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
         }
     }
 
@@ -359,11 +354,8 @@ class EngineIT {
     void aFullDiskOfTheJobItselfCostsVersionsNeverTheJobsWrites() throws Exception {
         // Versions beside the target, on the job's own 8 MiB disk: without versionfs the job fits.
         // With it, old versions give way (oldest first, recorded) so every write succeeds.
-        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
-        Path small = dir.resolve("small");
-        Files.createDirectory(small);
-        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small.toString()).exit());
-        try {
+        try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "8m")) {
+            Path small = disk.path();
             Result r = TestSupport.run(small, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "out.dat", "r", "1", "20", "3145728");
             assertEquals(207, r.exit(), "the job succeeded, versions gave way: " + r.err());
@@ -391,8 +383,6 @@ class EngineIT {
             List<Map<String, Object>> rows2 = verifyVersions(work.resolve("big.dat.versions"));
             assertEquals(13, rows2.size(), rows2.toString());
             assertEquals("saved", rows2.get(12).get("status"), "the newest version is kept: " + rows2);
-        } finally {
-            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
         }
     }
 
@@ -401,11 +391,8 @@ class EngineIT {
         // 64 MiB disk, the job rewrites its own 20 MiB file 6 times: versions are kept while
         // there is room for them and for the next rewrite, then skipped (and said); the job never
         // sees ENOSPC, and nothing is lost: exit 0.
-        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
-        Path small = dir.resolve("small");
-        Files.createDirectory(small);
-        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", small.toString()).exit());
-        try {
+        try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "64m")) {
+            Path small = disk.path();
             Result r = TestSupport.run(small, null, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "out.dat", "g", "1", "6", "20000000");
             assertEquals(0, r.exit(), r.err());
@@ -416,8 +403,6 @@ class EngineIT {
                     .filter(m -> "skipped".equals(m.event())).count();
             assertTrue(skipped >= 1 && rows.size() + skipped == 6, rows.size() + " kept, " + skipped + " skipped");
             assertTrue(r.err().contains("not kept as versions: low space"), r.err());
-        } finally {
-            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
         }
     }
 
@@ -425,11 +410,8 @@ class EngineIT {
     void aFullJobDiskGivesUpEvenTheInitialVersionRatherThanTheJobsWrite() throws Exception {
         // 16 MiB disk, a 7 MB target: its initial version is a copy (7 MB). The job then writes
         // 10 MB: without versionfs it fits, so the content before the run gives way, last.
-        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
-        Path small = dir.resolve("small");
-        Files.createDirectory(small);
-        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", small.toString()).exit());
-        try {
+        try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "16m")) {
+            Path small = disk.path();
             Files.write(small.resolve("job.gbw"), TestSupport.payload("orig", 0, 7_000_000));
             Result r = TestSupport.run(small, NO_GUARD, 120, TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "big", "1", "1", "10000000");
@@ -439,8 +421,6 @@ class EngineIT {
             assertEquals("initial", rows.get(0).get("reason"));
             assertEquals("lost", rows.get(0).get("status"), "the content before the run gave way: " + rows);
             assertTrue(r.err().contains("content before the run") && r.err().contains("given up"), r.err());
-        } finally {
-            TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
         }
     }
 

@@ -40,11 +40,11 @@ class HostileIT {
 
     @TempDir
     Path dir;
-    Path small;
+    TestSupport.SmallDisk disk;
 
     @AfterEach
     void noMountLeft() throws Exception {
-        if (small != null) TestSupport.run(dir, null, 30, "umount", "-l", small.toString());
+        if (disk != null) disk.close();
         TestSupport.assertNoMountUnder(dir);
     }
 
@@ -219,10 +219,8 @@ class HostileIT {
      */
     @Test
     void theBackgroundCopyDoesNotFillANearlyFullDiskOverAndOver() throws Exception {
-        assumeTrue(TestSupport.isRoot(), "needs root to mount a small tmpfs");
-        small = Files.createDirectory(dir.resolve("small"));
-        assertEquals(0, TestSupport.run(dir, null, 30, "mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", small.toString()).exit());
-        Path work = Files.createDirectory(small.resolve("job"));
+        disk = TestSupport.smallDisk(dir.resolve("small"), "40m");
+        Path work = Files.createDirectory(disk.path().resolve("job"));
         Files.writeString(work.resolve("job.gbw"), "1\n");
         Result r = TestSupport.run(work, env("-Dversionfs.quietMillis=200", "MB", "15", "LEAVE", "6", "SECONDS_", "6"), 120,
                 runCmd("symlink", "job.gbw", "python3", RES.resolve("fill.py").toString()));
