@@ -27,13 +27,16 @@ import java.util.concurrent.Callable;
                 "An existing TARGET is kept as version 1 (reason 'initial') and is what COMMAND reads.",
                 "",
                 "Modes:",
-                "  symlink  TARGET becomes a symlink into a private mount. If the program renames it away",
-                "           (ORCA AutoStart: job.gbw -> job.ges) or deletes it, versionfs follows within",
-                "           milliseconds: the renamed file becomes a regular file, the symlink is put back,",
-                "           and the program's next TARGET is versioned on, in the same series. Not",
-                "           followed: TARGET replaced by rename onto it (temp file + rename): use --mode dir.",
-                "           A program that creates TARGET with O_CREAT|O_EXCL (Fortran STATUS='NEW') fails on",
-                "           the symlink put back: use --no-follow (or --mode dir) for it.",
+                "  symlink  TARGET becomes a symlink into a private mount. The job's rename, unlink and",
+                "           link calls are held (seccomp user notification) while versionfs does them, as",
+                "           close() waits for a version: a file renamed onto TARGET (temp file + rename,",
+                "           atomic saves) is a version; TARGET renamed away (ORCA AutoStart: job.gbw ->",
+                "           job.ges) or deleted leaves a regular file at the new name, and the job's next",
+                "           TARGET is versioned on, in the same series. Moving or deleting the versions",
+                "           folder or a folder TARGET is in is refused (EBUSY) while the job runs. Where",
+                "           the kernel refuses the trap (or with --no-trap) versionfs follows renames",
+                "           after the fact, as stderr says; a program that creates TARGET with",
+                "           O_CREAT|O_EXCL (Fortran STATUS='NEW') then needs --mode dir.",
                 "  dir      The job's working folder itself is served through versionfs, at the same path.",
                 "           Renames, deletes and atomic saves are all captured. TARGETs are names or",
                 "           globs ('*.gbw') inside the working folder; each file gets NAME.versions/.",
@@ -68,6 +71,16 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--no-follow", description = {"Symlink mode: do not follow a rename-away or delete of TARGET (see",
             "'Renames' above): warn instead, and version nothing after it."})
     boolean noFollow;
+
+    @Option(names = "--no-trap", description = {"Symlink mode: do not hold the job's rename/unlink/link calls (seccomp);",
+            "follow them after the fact instead. For a job whose setuid programs must keep working as an",
+            "ordinary user (the trap sets no_new_privs), or a kernel where it misbehaves. See 'Renames'."})
+    boolean noTrap;
+
+    @Option(names = "--strict", description = {"Exit 207 when the job succeeded but a version was lost (disk full,",
+            "quota, written past versionfs). Default: the job's own exit code; losses are in the summary,",
+            "the manifest and on stderr either way."})
+    boolean strict;
 
     @Mixin
     KeepRuleOptions keep = new KeepRuleOptions();
@@ -112,6 +125,6 @@ final class RunCommand implements Callable<Integer> {
         io.versionfs.capture.Retention.Policy policy = keep.policy();
         return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
                 !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree), onVersion,
-                Math.max(1, onVersionJobs), !quiet)).execute();
+                Math.max(1, onVersionJobs), !quiet, !noTrap, strict)).execute();
     }
 }

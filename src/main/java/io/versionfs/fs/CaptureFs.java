@@ -321,6 +321,36 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
+    /**
+     * A call the name trap makes through the mount for the job (symlink mode): whose call it is,
+     * and the names the job used, so the manifest says "renamed job.tmp onto job.gbw by pid 4711
+     * (orca)" instead of naming our private folder and our own pid.
+     */
+    public record OnBehalf(int pid, String from, String to) {}
+
+    private final Map<String, OnBehalf> onBehalf = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** The next rename, link or unlink of {@code r} through the mount is made for {@code who}. */
+    public void onBehalfOf(String r, OnBehalf who) {
+        onBehalf.put(r, who);
+    }
+
+    /**
+     * Makes the file at {@code r} independent of its versions now (finishing or making the
+     * copy-on-write copy within {@code budgetMillis}), before its inode is given to a name outside
+     * the mount where the job can write it directly. False if it still shares its storage.
+     */
+    public boolean detach(String r, long budgetMillis) {
+        LiveFile lf = refByName(r);
+        if (lf == null) return true;
+        try {
+            lf.detach(System.nanoTime() + budgetMillis * 1_000_000L);
+            return !lf.sharesWithVersion();
+        } finally {
+            unref(lf);
+        }
+    }
+
     /** Open handles on the file at {@code r} (0 for a name that is not open or not there). */
     public int openHandlesOn(String r) {
         namespace.readLock().lock();
@@ -575,6 +605,7 @@ public final class CaptureFs extends FuseStubFS {
             String from = rel(oldPath), to = rel(newPath);
             if (targets.isProtected(from)) return readOnly(from); // a writable name for a version: never
             if (targets.isProtected(to)) return readOnly(to);
+            OnBehalf who = onBehalf.remove(from);
             LiveFile capture = null;
             Series into = null;
             namespace.writeLock().lock();
@@ -610,7 +641,7 @@ public final class CaptureFs extends FuseStubFS {
             if (capture != null) {
                 capture.refs.incrementAndGet();
                 try {
-                    capture.captureNow("link", pid(), into);
+                    capture.captureNow("link", who != null ? who.pid() : pid(), into);
                 } finally {
                     unref(capture);
                 }
@@ -631,6 +662,8 @@ public final class CaptureFs extends FuseStubFS {
         try {
             String r = rel(path);
             if (targets.isProtected(r)) return readOnly(r);
+            OnBehalf who = onBehalf.remove(r);
+            int pid = who != null ? who.pid() : pid();
             LiveFile lf;
             namespace.writeLock().lock();
             try {
@@ -639,8 +672,8 @@ public final class CaptureFs extends FuseStubFS {
                 if (C.unlinkat(rootFd, r, 0) != 0) return -Posix.errno();
                 lf = id != null ? table.get(id) : null;
                 if (lf != null && lf.nameRemoved(r)) {
-                    event(lf.series(), ManifestLine.event("unlink").file(r).pid(pid()));
-                    if (lf.series() != null) renameListener.accept("unlink " + r);
+                    event(lf.series(), ManifestLine.event("unlink").file(who != null ? who.from() : r).pid(pid));
+                    if (lf.series() != null && who == null) renameListener.accept("unlink " + r);
                 }
             } finally {
                 namespace.writeLock().unlock();
@@ -663,7 +696,9 @@ public final class CaptureFs extends FuseStubFS {
             String from = rel(oldPath), to = rel(newPath);
             if (targets.isProtected(from)) return readOnly(from);
             if (targets.isProtected(to)) return readOnly(to);
-            int pid = pid();
+            OnBehalf who = onBehalf.remove(from);
+            int pid = who != null ? who.pid() : pid();
+            String shownFrom = who != null ? who.from() : from, shownTo = who != null ? who.to() : to;
             LiveFile capture = null, replaced = null;
             namespace.writeLock().lock();
             try {
@@ -679,7 +714,7 @@ public final class CaptureFs extends FuseStubFS {
                     replaced = table.get(idTo);
                     if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
                         // Still open somewhere: its later closes are versions of a deleted file.
-                        event(replaced.series(), ManifestLine.event("replaced").file(to).by(from).pid(pid));
+                        event(replaced.series(), ManifestLine.event("replaced").file(shownTo).by(shownFrom).pid(pid));
                     }
                 }
                 if (folder) {
@@ -697,8 +732,8 @@ public final class CaptureFs extends FuseStubFS {
                     lf.nameMoved(from, to);
                     if (to.equals(lf.rel()) || toSeries != null) {
                         if (old != null) {
-                            event(old, ManifestLine.event("rename").from(from).to(to).pid(pid));
-                            if (toSeries == null) renameListener.accept("rename " + from + " -> " + to);
+                            event(old, ManifestLine.event("rename").from(shownFrom).to(shownTo).pid(pid));
+                            if (toSeries == null && who == null) renameListener.accept("rename " + from + " -> " + to);
                         }
                         if (toSeries != null) {
                             lf.promote(to);

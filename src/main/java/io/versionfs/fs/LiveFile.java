@@ -868,6 +868,16 @@ final class LiveFile {
         }
     }
 
+    /** Whether the live file still shares its inode with a version (a copy is due before its next change). */
+    boolean sharesWithVersion() {
+        lock.readLock().lock();
+        try {
+            return cow.mustCopyBeforeChange();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     /**
      * End of a run: make the live file independent of its last version (finishing a pending copy),
      * so it can be moved into place without the version changing afterwards.

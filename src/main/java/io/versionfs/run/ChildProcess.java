@@ -31,8 +31,22 @@ public final class ChildProcess {
         this.result = result;
     }
 
+    /**
+     * Runs on the thread that starts the job, right before it does (the name trap's filter goes
+     * on that thread, so the job and everything it starts carry it). A failure is reported to
+     * {@code failed} and the job starts anyway.
+     */
+    public interface OnLaunchThread {
+        void run() throws Exception;
+    }
+
     /** Starts {@code command}; IOException if it cannot be executed. */
     public static ChildProcess start(List<String> command, Path workDir) throws IOException {
+        return start(command, workDir, null);
+    }
+
+    /** Starts {@code command}, running {@code before} on the launching thread first (null: nothing). */
+    public static ChildProcess start(List<String> command, Path workDir, OnLaunchThread before) throws IOException {
         CommandLine cl = new CommandLine(command.get(0));
         for (String a : command.subList(1, command.size())) cl.addArgument(a, false);
         CompletableFuture<Process> launched = new CompletableFuture<>();
@@ -40,6 +54,13 @@ public final class ChildProcess {
             @Override
             protected Process launch(CommandLine cmd, Map<String, String> env, File dir) throws IOException {
                 try {
+                    if (before != null) {
+                        try {
+                            before.run();
+                        } catch (Exception e) {
+                            // the caller learns it from its own state (the trap says it is not installed)
+                        }
+                    }
                     ProcessBuilder pb = new ProcessBuilder(cmd.toStrings()).directory(workDir.toFile()).inheritIO();
                     JvmEnv.clean(pb.environment());
                     Process p = pb.start();

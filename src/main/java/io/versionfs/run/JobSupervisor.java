@@ -51,11 +51,11 @@ final class JobSupervisor {
         }
     }
 
-    void start(List<String> command, Path cwd) {
+    void start(List<String> command, Path cwd, ChildProcess.OnLaunchThread before) {
         synchronized (lock) {
             abortIfSignalled();
             try {
-                child = ChildProcess.start(command, cwd);
+                child = ChildProcess.start(command, cwd, before);
             } catch (IOException e) {
                 throw new UserError(ExitCodes.CHILD_NOT_FOUND, "cannot start " + command.get(0) + ": " + e.getMessage());
             }

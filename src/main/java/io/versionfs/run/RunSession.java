@@ -38,10 +38,11 @@ public final class RunSession {
 
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                           List<String> command, boolean follow, Retention.Policy retention, long minFree,
-                          String onVersion, int onVersionJobs, boolean progress) {
+                          String onVersion, int onVersionJobs, boolean progress, boolean trap, boolean strict) {
         public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                        List<String> command) {
-            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1, null, 1, false);
+            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1, null, 1, false,
+                    true, false);
         }
 
         /** Sets up a versions folder the way the options ask (keep rules, headroom, hook). */
@@ -146,7 +147,9 @@ public final class RunSession {
             String multiNode = SlurmContext.current().multiNodeWarning(dirMode != null, Doctor.host());
             if (multiNode != null) Log.warn(multiNode);
             keep = Reaper.currentChildren();
-            job.start(opt.command(), cwd);
+            trap = links.isEmpty() || !opt.trap() ? null : NameTraps.prepare(links);
+            job.start(opt.command(), cwd, trap == null ? null : trap::installHere);
+            if (!links.isEmpty()) NameTraps.sayMode(trap, opt.trap());
             links.forEach(TargetLink::startWatching);
             if (opt.progress()) progress = new io.versionfs.report.Progress(this::allVersions);
             watcher = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -219,6 +222,7 @@ public final class RunSession {
                     held.forEach(java.util.concurrent.locks.Lock::unlock);
                 }
             }
+            if (trap != null) trap.close(); // every process of the job is gone: nothing is waiting in it
             if (dirMode != null) {
                 try {
                     dirMode.finish(5_000, detachBudget());
@@ -279,9 +283,10 @@ public final class RunSession {
             System.err.println("versionfs: error: " + failure.getMessage());
             return failure.code;
         }
-        if (exit == 0 && (summary.totalLost() > 0 || (dirMode != null && dirMode.unversionableCount() > 0))) {
-            return ExitCodes.VERSIONS_LOST;
-        }
+        boolean lost = summary.totalLost() > 0 || (dirMode != null && dirMode.unversionableCount() > 0);
+        // The job's own answer is the run's (a Slurm afterok chain follows the job, not us);
+        // --strict makes a loss fail a successful job.
+        if (opt.strict() && exit == 0 && lost) return ExitCodes.VERSIONS_LOST;
         return exit;
     }
 
@@ -311,6 +316,7 @@ public final class RunSession {
     }
 
     private io.versionfs.report.Progress progress;
+    private io.versionfs.trap.NameTrap trap;
 
     private Map<String, io.versionfs.capture.VersionLog.Snapshot> allVersions() {
         Map<String, io.versionfs.capture.VersionLog.Snapshot> out = new LinkedHashMap<>();

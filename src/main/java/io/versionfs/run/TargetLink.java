@@ -320,6 +320,10 @@ final class TargetLink {
 
     // ---- mount and link ---------------------------------------------------------------------
 
+    Path mountPoint() {
+        return mountPoint;
+    }
+
     void mount(Path mountPoint) throws IOException {
         this.mountPoint = mountPoint;
         this.linkTarget = mountPoint.resolve(liveRel());
@@ -330,6 +334,7 @@ final class TargetLink {
         fs.onNamespaceEvent(ev -> Log.warn(ev.replaceAll(LIVE_SUB + "[0-9]*/" + java.util.regex.Pattern.quote(name),
                 java.util.regex.Matcher.quoteReplacement(target.toString())) + " inside the capture mount"));
         mount = FuseMount.mount(fs, mountPoint);
+        openFolder();
         writeState();
     }
 
@@ -619,6 +624,189 @@ final class TargetLink {
         return a.size() + "@" + a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS) + "@" + a.fileKey();
     }
 
+    // ---- the job's name calls, held by the trap (NameTrap) ------------------------------------
+    //
+    // Each runs on the trap's one supervisor thread while the calling job thread waits, so calls
+    // on target names are done one at a time, in the order the job made them. The target's
+    // symlink never changes: a rename onto the target is a rename onto the live file *through
+    // the mount* (CaptureFs saves it as a version, the kernel's caches stay right); a rename
+    // away or an unlink takes the live file out of the mount, leaving our symlink dangling, so
+    // the name looks absent to the job (stat, open: ENOENT) and its next create goes through
+    // versionfs. Every step keeps the job's data at a name: the job's file, the live file, or
+    // (if a step fails) where it was.
+
+    /** Names in the live folder for files passing through: recovery keeps them (see recoverEarlierRun). */
+    static final String INCOMING = ".versionfs-in-", AWAY = ".versionfs-away-";
+    private final java.util.concurrent.atomic.AtomicInteger passing = new java.util.concurrent.atomic.AtomicInteger();
+    /** A rename away waits at most this long for the copy that separates the live file from its last version. */
+    private static final long DETACH_IN_CALL_MILLIS = 600_000;
+    private int folderFd = -1;
+    private io.versionfs.trap.Inode folderId, liveDev;
+
+    /** The target's folder, by identity (the trap matches names by folder inode, not by path). */
+    io.versionfs.trap.Inode folderId() {
+        return folderId;
+    }
+
+    private void openFolder() throws IOException {
+        folderFd = Posix.C.openat(LibC.AT_FDCWD, target.getParent().toString(), O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
+        if (folderFd < 0) throw new IOException("cannot open " + target.getParent() + ": " + Posix.strerror(Posix.errno()));
+        folderId = inodeOf(folderFd);
+        liveDev = inodeOf(rootFd);
+    }
+
+    private static final int O_PATH = 0x200000;
+
+    private static io.versionfs.trap.Inode inodeOf(int fd) {
+        var st = io.versionfs.sys.Stat.of(fd);
+        return st == null ? null : new io.versionfs.trap.Inode(io.versionfs.sys.Stat.dev(st), io.versionfs.sys.Stat.ino(st));
+    }
+
+    private boolean liveExists() {
+        return io.versionfs.sys.Stat.at(rootFd, liveRel(), LibC.AT_SYMLINK_NOFOLLOW) != null;
+    }
+
+    private String inMount(String rel) {
+        return mountPoint.resolve(rel).toString();
+    }
+
+    private String passingName(String kind) {
+        return liveRel().substring(0, liveRel().indexOf('/') + 1) + kind + passing.incrementAndGet();
+    }
+
+    private static int errno() {
+        return -Posix.errno();
+    }
+
+    /** rename(src, target): src becomes the target's content, one version (reason "rename"). */
+    int renameOnto(io.versionfs.trap.Name src, boolean noReplace, int tid) {
+        if (noReplace && liveExists()) return -io.versionfs.sys.Errno.EEXIST;
+        if (src.parent().dev() != folderId.dev() || src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
+        String in = passingName(INCOMING);
+        // Moved, not copied: exactly the file the job named, O(1), and never deleted by us.
+        if (Posix.C.renameat(src.parentFd(), src.base(), rootFd, in) != 0) return errno();
+        if (src.entry().nlink() > 1) {
+            // The job still reaches this inode by another name and could write it there: a
+            // version must never share it, so the live file is a copy.
+            String copy = in + ".copy";
+            String err = FileCopier.copyAt(rootFd, in, rootFd, copy, false, () -> false);
+            if (err != null) {
+                putBack(in, src);
+                return err.contains("No space") || err.contains("quota") ? -io.versionfs.sys.Errno.ENOSPC : -io.versionfs.sys.Errno.EIO;
+            }
+            Posix.C.unlinkat(rootFd, in, 0);
+            in = copy;
+        }
+        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name));
+        if (Posix.C.renameat(LibC.AT_FDCWD, inMount(in), LibC.AT_FDCWD, inMount(liveRel())) != 0) {
+            int e = errno();
+            putBack(in, src);
+            return e;
+        }
+        return 0;
+    }
+
+    /** A file on its way in could not be taken: back where the job had it (never over something new). */
+    private void putBack(String in, io.versionfs.trap.Name src) {
+        if (Posix.C.renameat2(rootFd, in, src.parentFd(), src.base(), 1 /* RENAME_NOREPLACE */) == 0) return;
+        Log.warn("could not put " + src.shown() + " back after a failed rename onto " + target + ": it is kept as "
+                + liveDir.resolve(in) + " (" + Posix.strerror(Posix.errno()) + ")");
+    }
+
+    /** rename(target, dst): dst gets the live file itself (O(1)); the target name is left empty. */
+    int renameAway(io.versionfs.trap.Name dst, boolean noReplace, int tid) {
+        if (!liveExists()) return -io.versionfs.sys.Errno.ENOENT;
+        if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
+        if (noReplace && dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
+        String away = passingName(AWAY);
+        fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, dst.shown()));
+        if (Posix.C.renameat(LibC.AT_FDCWD, inMount(liveRel()), LibC.AT_FDCWD, inMount(away)) != 0) return errno();
+        // Once outside the mount the job writes this inode directly: it must not be a version's.
+        if (!fs.detach(away, DETACH_IN_CALL_MILLIS)) {
+            Log.warn(dst.shown() + " (renamed from " + target + ") still shares its storage with the last version of " + name
+                    + " (no room for the copy): writing it directly would change that version");
+            store.event(ManifestLine.event("shares-inode").file(name).to(dst.shown()).why("no room to separate it at the rename"));
+        }
+        int r = noReplace ? Posix.C.renameat2(rootFd, away, dst.parentFd(), dst.base(), 1)
+                : Posix.C.renameat(rootFd, away, dst.parentFd(), dst.base());
+        if (r != 0) {
+            int e = errno();
+            fs.onBehalfOf(away, new CaptureFs.OnBehalf(tid, dst.shown(), name));
+            Posix.C.renameat(LibC.AT_FDCWD, inMount(away), LibC.AT_FDCWD, inMount(liveRel()));
+            return e;
+        }
+        return 0;
+    }
+
+    /** rename(this target, other target): the content moves on as the other's new version. */
+    int renameOnto(TargetLink other, boolean noReplace, int tid) {
+        if (noReplace && other.liveExists()) return -io.versionfs.sys.Errno.EEXIST;
+        String tmp = "." + other.name + ".versionfs-from-" + passing.incrementAndGet();
+        int fd = Posix.C.openat(other.folderFd, ".", O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
+        if (fd < 0) return errno();
+        try (var between = new io.versionfs.trap.Name(fd, other.folderId, tmp, null, target.toString())) {
+            int r = renameAway(between, true, tid);
+            if (r != 0) return r;
+            var st = io.versionfs.sys.Stat.at(fd, tmp, LibC.AT_SYMLINK_NOFOLLOW);
+            var entry = new io.versionfs.trap.Name.Entry(io.versionfs.trap.Name.Kind.FILE, null, st == null ? 1 : io.versionfs.sys.Stat.nlink(st));
+            r = other.renameOnto(new io.versionfs.trap.Name(fd, other.folderId, tmp, entry, target.toString()), false, tid);
+            if (r != 0) Log.warn("the job renamed " + target + " onto " + other.target + ", which failed (" + Posix.strerror(-r)
+                    + "): its content is kept as " + other.target.resolveSibling(tmp));
+            return r;
+        }
+    }
+
+    /** unlink(target): the live file leaves the mount (open descriptors keep it); the name is left empty. */
+    int unlinkTarget(int tid) {
+        if (!liveExists()) return -io.versionfs.sys.Errno.ENOENT;
+        fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, null));
+        return Posix.C.unlinkat(LibC.AT_FDCWD, inMount(liveRel()), 0) == 0 ? 0 : errno();
+    }
+
+    /**
+     * link(target, dst): dst gets a copy of the content (a reflink where the filesystem has them).
+     * The target's inode lives in the mount, on another filesystem as far as the kernel knows; a
+     * copy keeps what the job wants from a hard link made before an overwrite: the old content.
+     */
+    int linkOut(io.versionfs.trap.Name dst, int tid) {
+        if (!liveExists()) return -io.versionfs.sys.Errno.ENOENT;
+        if (dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
+        if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
+        String tmp = CaptureFs.TMP_PREFIX + dst.base() + ".link-" + passing.incrementAndGet();
+        String err = FileCopier.copyAt(rootFd, liveRel(), dst.parentFd(), tmp, false, () -> false);
+        if (err != null) {
+            Posix.C.unlinkat(dst.parentFd(), tmp, 0);
+            return err.contains("No space") || err.contains("quota") ? -io.versionfs.sys.Errno.ENOSPC : -io.versionfs.sys.Errno.EIO;
+        }
+        if (Posix.C.renameat2(dst.parentFd(), tmp, dst.parentFd(), dst.base(), 1) != 0) {
+            int e = errno();
+            Posix.C.unlinkat(dst.parentFd(), tmp, 0);
+            return e;
+        }
+        store.event(ManifestLine.event("link").from(name).to(dst.shown()).pid(tid).detail("a copy: the target lives in the mount"));
+        return 0;
+    }
+
+    /** link(src, target) onto an empty target name: a copy of src is the new content (reason "link"). */
+    int linkOnto(io.versionfs.trap.Name src, int tid) {
+        if (liveExists()) return -io.versionfs.sys.Errno.EEXIST;
+        if (src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
+        String in = passingName(INCOMING);
+        String err = FileCopier.copyAt(src.parentFd(), src.base(), rootFd, in, false, () -> false);
+        if (err != null) {
+            Posix.C.unlinkat(rootFd, in, 0);
+            return err.contains("No space") || err.contains("quota") ? -io.versionfs.sys.Errno.ENOSPC : -io.versionfs.sys.Errno.EIO;
+        }
+        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name));
+        if (Posix.C.linkat(LibC.AT_FDCWD, inMount(in), LibC.AT_FDCWD, inMount(liveRel()), 0) != 0) {
+            int e = errno();
+            Posix.C.unlinkat(rootFd, in, 0);
+            return e;
+        }
+        Posix.C.unlinkat(LibC.AT_FDCWD, inMount(in), 0);
+        return 0;
+    }
+
     /** One line per followed rename for the summary. */
     List<String> followedSummary() {
         if (followed.isEmpty()) return List.of();
@@ -702,6 +890,8 @@ final class TargetLink {
     void cleanup(boolean restored) {
         if (rootFd >= 0) Posix.C.close(rootFd);
         rootFd = -1;
+        if (folderFd >= 0) Posix.C.close(folderFd);
+        folderFd = -1;
         try {
             // A failed restore keeps the record: the next run recovers from it.
             if (stateWritten && restored) Files.deleteIfExists(stateFile());

@@ -50,6 +50,8 @@ public interface LibC {
     @SaveError int mkdirat(int dirfd, String path, int mode);
     @SaveError int unlinkat(int dirfd, String path, int flags);
     @SaveError int renameat(int olddirfd, String oldpath, int newdirfd, String newpath);
+    /** flags: RENAME_NOREPLACE 1, RENAME_EXCHANGE 2 (glibc 2.28+). */
+    @SaveError int renameat2(int olddirfd, String oldpath, int newdirfd, String newpath, int flags);
     @SaveError int linkat(int olddirfd, String oldpath, int newdirfd, String newpath, int flags);
     @SaveError int symlinkat(String target, int newdirfd, String linkpath);
     @SaveError long readlinkat(int dirfd, String path, Pointer buf, long bufsiz);
