@@ -188,6 +188,7 @@ final class TargetLink {
             Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
                     + pid + ") into " + String.join(", ", places));
         }
+        keepInFlight(oldLiveDir, places);
         store.event(ManifestLine.event("recovered").file(name).fromPid(pid).into(places));
         cleanTemps();
         Files.deleteIfExists(state);
@@ -252,6 +253,31 @@ final class TargetLink {
             } catch (java.nio.file.AtomicMoveNotSupportedException e) {
                 copyFile(backing, first);
                 Files.delete(backing);
+            }
+        }
+    }
+
+    /**
+     * Files a killed run had in passage (a rename onto or away from the target, between our two
+     * steps): the job's data, so they are kept in the versions folder and named.
+     */
+    private void keepInFlight(Path oldLiveDir, List<String> places) throws IOException {
+        if (!Files.isDirectory(oldLiveDir)) return;
+        try (DirectoryStream<Path> subs = Files.newDirectoryStream(oldLiveDir, LIVE_SUB + "*")) {
+            for (Path sub : subs) {
+                if (!Files.isDirectory(sub, LinkOption.NOFOLLOW_LINKS)) continue;
+                try (DirectoryStream<Path> ds = Files.newDirectoryStream(sub, p -> {
+                    String f = p.getFileName().toString();
+                    return f.startsWith(INCOMING) || f.startsWith(AWAY);
+                })) {
+                    for (Path p : ds) {
+                        Path keep = store.dir().resolve(recoveredName().replace(".recovered-", ".in-flight-" + places.size() + "-"));
+                        Files.move(p, keep);
+                        places.add(keep.toString());
+                        Log.warn("an earlier versionfs run was killed while it renamed a file of the job onto or away from "
+                                + name + ": that file is kept as " + keep);
+                    }
+                }
             }
         }
     }
