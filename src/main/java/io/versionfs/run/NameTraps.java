@@ -75,16 +75,17 @@ final class NameTraps {
     }
 
     /** Says once, before the job's first output matters, how the job's renames are handled. */
-    static void sayMode(NameTrap trap, boolean asked) {
+    static void sayMode(NameTrap trap, String declinedBy) {
         if (trap != null && trap.installed()) {
             Log.info("the job's renames, deletes and links of its targets are held while versionfs handles them (seccomp)");
             return;
         }
-        String why = !asked ? "--no-trap"
+        String why = declinedBy != null ? declinedBy
                 : trap == null ? "no syscall trap on " + System.getProperty("os.arch")
                 : trap.nested() ? "a versionfs run around this one already holds the job's calls"
                 : "the kernel refused the syscall trap: " + trap.failure();
-        Log.warn("renames and deletes of the targets are followed after the fact (" + why + "): a program that replaces"
+        Log.warn("renames and deletes of the targets are " + ("--no-follow".equals(declinedBy) ? "only noticed" : "followed")
+                + " after the fact (" + why + "): a program that replaces"
                 + " a target by rename, or renames it away and re-creates it at once, can have saves missed; --mode dir"
                 + " captures them all (README: 'Renames')");
         if (trap != null) trap.abandon();

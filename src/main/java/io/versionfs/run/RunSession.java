@@ -147,9 +147,9 @@ public final class RunSession {
             String multiNode = SlurmContext.current().multiNodeWarning(dirMode != null, Doctor.host());
             if (multiNode != null) Log.warn(multiNode);
             keep = Reaper.currentChildren();
-            trap = links.isEmpty() || !opt.trap() ? null : NameTraps.prepare(links);
+            trap = links.isEmpty() || !opt.trap() || !opt.follow() ? null : NameTraps.prepare(links);
             job.start(opt.command(), cwd, trap == null ? null : trap::installHere);
-            if (!links.isEmpty()) NameTraps.sayMode(trap, opt.trap());
+            if (!links.isEmpty()) NameTraps.sayMode(trap, opt.trap() ? opt.follow() ? null : "--no-follow" : "--no-trap");
             links.forEach(TargetLink::startWatching);
             if (opt.progress()) progress = new io.versionfs.report.Progress(this::allVersions);
             watcher = Executors.newSingleThreadScheduledExecutor(r -> {

@@ -49,7 +49,7 @@ class DiskFullIT {
                 + py + " overwrite-middle " + f + " EDIT-ONE 1000; "
                 + py + " overwrite-middle " + f + " EDIT-TWO 2000; "
                 + "head -c 2008 " + f + " | tail -c 8 > check.txt";
-        Result r = TestSupport.run(dir, EngineIT.NO_GUARD, 180, TestSupport.LAUNCHER.toString(), "run", "--target", f, "--",
+        Result r = TestSupport.run(dir, EngineIT.NO_GUARD, 180, TestSupport.LAUNCHER.toString(), "run", "--strict", "--target", f, "--",
                 "sh", "-c", script);
         assertEquals(207, r.exit(), "job succeeded, a version was lost: " + r.err());
         assertEquals("EDIT-TWO", Files.readString(dir.resolve("check.txt")), "the program's write succeeded");

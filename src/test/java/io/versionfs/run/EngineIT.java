@@ -317,12 +317,17 @@ class EngineIT {
     @Test
     void aFileWhereTheVersionsFolderShouldBeLeavesTheJobsWritesAlone() throws Exception {
         Files.writeString(dir.resolve("x.dat.versions"), "someone's file");
-        Result r = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c", "echo hello > x.dat");
+        Result r = vfs(60, "run", "--strict", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c", "echo hello > x.dat");
         assertEquals("hello\n", Files.readString(dir.resolve("x.dat")), "the job's write succeeded: " + r.err());
         assertEquals("someone's file", Files.readString(dir.resolve("x.dat.versions")));
         assertEquals(207, r.exit(), "the job succeeded but nothing could be versioned: " + r.err());
         assertTrue(r.err().contains("x.dat is NOT versioned") && r.err().contains("is not a folder"), r.err());
         assertFalse(r.err().contains("Exception"), r.err());
+        // Without --strict the run answers with the job's own exit code; the loss is still said.
+        Files.delete(dir.resolve("x.dat"));
+        Result lenient = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c", "echo hello > x.dat");
+        assertEquals(0, lenient.exit(), lenient.err());
+        assertTrue(lenient.err().contains("x.dat is NOT versioned"), lenient.err());
     }
 
     @Test
@@ -330,7 +335,7 @@ class EngineIT {
         try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "4m")) {
             Path small = disk.path();
             // 10 rewrites of 3 MiB; the versions folder (on the 4 MiB tmpfs) holds one of them.
-            Result r = TestSupport.run(dir, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--versions-dir",
+            Result r = TestSupport.run(dir, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--strict", "--versions-dir",
                     small.resolve("v").toString(), "--target", "job.gbw", "--",
                     PY.split(" ")[0], TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "r", "1", "10", "3145728");
             assertEquals(207, r.exit(), "the job succeeded, versions were lost: " + r.err());
@@ -356,7 +361,7 @@ class EngineIT {
         // With it, old versions give way (oldest first, recorded) so every write succeeds.
         try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "8m")) {
             Path small = disk.path();
-            Result r = TestSupport.run(small, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--target", "out.dat", "--",
+            Result r = TestSupport.run(small, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--strict", "--target", "out.dat", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "out.dat", "r", "1", "20", "3145728");
             assertEquals(207, r.exit(), "the job succeeded, versions gave way: " + r.err());
             assertArrayEquals(TestSupport.payload("r", 20, 3145728), Files.readAllBytes(small.resolve("out.dat")));
@@ -371,7 +376,7 @@ class EngineIT {
             Path work = Files.createDirectory(small.resolve("work"));
             String edits = PY + " rewrite big.dat b 1 1 2097152 || exit 8; for i in $(seq 1 12); do " + PY
                     + " overwrite-middle big.dat E$i $((i*4096)) || exit 9; done";
-            r = TestSupport.run(work, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--mode", "dir", "--target", "big.dat",
+            r = TestSupport.run(work, NO_GUARD, 300, TestSupport.LAUNCHER.toString(), "run", "--strict", "--mode", "dir", "--target", "big.dat",
                     "--", "sh", "-c", edits);
             assertEquals(207, r.exit(), r.err());
             byte[] expected = TestSupport.payload("b", 1, 2097152);
@@ -413,7 +418,7 @@ class EngineIT {
         try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "16m")) {
             Path small = disk.path();
             Files.write(small.resolve("job.gbw"), TestSupport.payload("orig", 0, 7_000_000));
-            Result r = TestSupport.run(small, NO_GUARD, 120, TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--",
+            Result r = TestSupport.run(small, NO_GUARD, 120, TestSupport.LAUNCHER.toString(), "run", "--strict", "--target", "job.gbw", "--",
                     "python3", TestSupport.FSOPS.toString(), "rewrite", "job.gbw", "big", "1", "1", "10000000");
             assertEquals(207, r.exit(), r.err());
             assertArrayEquals(TestSupport.payload("big", 1, 10_000_000), Files.readAllBytes(small.resolve("job.gbw")));
@@ -451,7 +456,7 @@ class EngineIT {
     void aSymlinkWhereATargetShouldBeIsSaid() throws Exception {
         Files.createDirectories(dir.resolve("else"));
         Files.createSymbolicLink(dir.resolve("job.xyz"), Path.of("else/real.xyz"));
-        Result r = vfs(60, "run", "--mode", "dir", "--target", "*.xyz", "--", "sh", "-c", "echo new1 > job.xyz");
+        Result r = vfs(60, "run", "--strict", "--mode", "dir", "--target", "*.xyz", "--", "sh", "-c", "echo new1 > job.xyz");
         assertEquals(207, r.exit(), r.err());
         assertTrue(r.err().contains("job.xyz is a symlink"), r.err());
         assertEquals("new1\n", Files.readString(dir.resolve("else/real.xyz")), "the job's write went where it should");

@@ -32,8 +32,16 @@ class FollowIT {
         TestSupport.assertNoMountUnder(dir);
     }
 
+    /** The after-the-fact follow mode, as runs get it where the trap is unavailable (NameTrapIT covers the trap). */
     private Result vfs(String... args) throws Exception {
-        return TestSupport.vfs(dir, 180, args);
+        String[] a = args;
+        if (args.length > 0 && args[0].equals("run")) {
+            a = new String[args.length + 1];
+            a[0] = "run";
+            a[1] = "--no-trap";
+            System.arraycopy(args, 1, a, 2, args.length - 1);
+        }
+        return TestSupport.vfs(dir, 180, a);
     }
 
     private static List<String> reasons(List<Map<String, Object>> rows) {
