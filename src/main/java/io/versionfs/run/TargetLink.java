@@ -615,9 +615,50 @@ final class TargetLink {
                 String rel = mountPoint.relativize(to).toString();
                 if (fs.openHandlesOn(rel) > 0) continue;
                 Path backing = liveDir.resolve(rel);
-                if (Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) copyFile(backing, p);
+                if (Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) replaceLinkByCopy(p, to, backing);
                 it.remove();
             }
+        }
+    }
+
+    /**
+     * Puts a copy of {@code backing} at {@code p} only if {@code p} is still the symlink to
+     * {@code to}: the job runs on meanwhile and may have put its own file there (rename onto it),
+     * which must never be overwritten. The copy is swapped in (RENAME_EXCHANGE) and what came out
+     * is checked: our symlink is deleted; anything else is swapped back, and kept if even that
+     * raced.
+     */
+    private void replaceLinkByCopy(Path p, Path to, Path backing) throws IOException {
+        Path tmp = p.resolveSibling(CaptureFs.TMP_PREFIX + p.getFileName() + ".copy");
+        String err = FileCopier.copyAt(LibC.AT_FDCWD, backing.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
+        if (err != null) throw new IOException(err);
+        Files.setLastModifiedTime(tmp, Files.getLastModifiedTime(backing));
+        Object copyKey = Files.readAttributes(tmp, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        if (Posix.C.renameat2(LibC.AT_FDCWD, tmp.toString(), LibC.AT_FDCWD, p.toString(), 2 /* RENAME_EXCHANGE */) != 0) {
+            Files.deleteIfExists(tmp); // no exchange here (or p vanished): leave the symlink, restore does it at the end
+            return;
+        }
+        if (isLinkTo(tmp, to)) {
+            Files.delete(tmp);
+            return;
+        }
+        // The job had replaced the symlink: give its file back.
+        Posix.C.renameat2(LibC.AT_FDCWD, tmp.toString(), LibC.AT_FDCWD, p.toString(), 2);
+        Object now = Files.readAttributes(tmp, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        if (copyKey.equals(now)) {
+            Files.delete(tmp);
+        } else {
+            Path keep = store.dir().resolve(recoveredName().replace(".recovered-", ".raced-"));
+            Files.move(tmp, keep);
+            Log.warn(p + " changed twice while versionfs replaced its symlink: one of its contents is kept as " + keep);
+        }
+    }
+
+    private static boolean isLinkTo(Path p, Path to) {
+        try {
+            return Files.isSymbolicLink(p) && Files.readSymbolicLink(p).equals(to);
+        } catch (IOException e) {
+            return false;
         }
     }
 
