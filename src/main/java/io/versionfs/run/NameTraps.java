@@ -100,9 +100,13 @@ final class NameTraps {
      * version files are not looked at (a folder may hold 100,000 of them).
      */
     private static void folders(Path dir, Set<Inode> out) {
+        folders(dir, out, true);
+    }
+
+    private static void folders(Path dir, Set<Inode> out, boolean top) {
         out.add(inode(dir));
-        try (var ds = Files.newDirectoryStream(dir, p -> p.getFileName().toString().startsWith("."))) {
-            for (Path p : ds) if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) folders(p, out);
+        try (var ds = Files.newDirectoryStream(dir, p -> !top || p.getFileName().toString().startsWith("."))) {
+            for (Path p : ds) if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) folders(p, out, false);
         } catch (IOException | RuntimeException e) {
             // unreadable: the folder itself is protected
         }

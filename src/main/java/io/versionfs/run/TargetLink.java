@@ -199,11 +199,15 @@ final class TargetLink {
      * they lead to (under {@code backingRoot}); the target first in its group.
      */
     private Map<Path, List<Path>> symlinksInto(Path mount, Path backingRoot) {
+        return symlinksInto(mount, backingRoot, target.getParent());
+    }
+
+    private Map<Path, List<Path>> symlinksInto(Path mount, Path backingRoot, Path folder) {
         Map<Path, List<Path>> found = new java.util.LinkedHashMap<>();
         // The target's folder and its direct subfolders (mv job.gbw old/job.ges), at most a few
         // thousand entries: a symlink moved further or to another filesystem cannot be found.
         List<Path> candidates = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(target.getParent())) {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(folder)) {
             for (Path p : ds) {
                 candidates.add(p);
                 if (candidates.size() < 5000 && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) && !p.getFileName().toString().endsWith(".versions")) {
@@ -457,6 +461,9 @@ final class TargetLink {
         } catch (IOException e) {
             Log.debug("materialize: " + e.getMessage());
         }
+        // The job moved the target's folder: nothing to put back at the old path (restore puts
+        // the final file where the folder is now).
+        if (!pathNow(folderFd, target.getParent()).equals(target.getParent())) return;
         if (isOurLink(target)) {
             lastStatus = "intact";
             return;
@@ -913,8 +920,18 @@ final class TargetLink {
         if (!prepared) return;
         ending = true;
         if (linkInstalled) check();
-        Path live = liveFile();
-        Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveDir) : Map.of();
+        // Where the folders are now: without the trap the job may have moved them (mv d d2).
+        Path folder = pathNow(folderFd, target.getParent()), liveNow = pathNow(rootFd, liveDir);
+        Path keepDir = liveNow.equals(liveDir) || !liveDir.equals(store.liveDir()) ? store.dir() : liveNow.getParent().getParent();
+        if (!folder.equals(target.getParent())) {
+            said("the job moved " + target.getParent() + " to " + folder + " during the run: the final " + name + " is put there");
+        }
+        if (!keepDir.equals(store.dir())) {
+            said("the job moved the versions folder " + store.dir() + " to " + keepDir + " during the run: versions saved after"
+                    + " that may be lost (each is a 'lost' line in the manifest there)");
+        }
+        Path live = liveNow.resolve(liveRel());
+        Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveNow, folder) : Map.of();
         for (Map.Entry<Path, List<Path>> e : links.entrySet()) {
             if (Files.exists(e.getKey(), LinkOption.NOFOLLOW_LINKS)) {
                 putInPlace(e.getKey(), e.getValue(), false); // detached at the end of capture
@@ -925,7 +942,7 @@ final class TargetLink {
         if (Files.exists(live, LinkOption.NOFOLLOW_LINKS)) {
             if (linkInstalled) {
                 // Nothing leads to it (the program replaced the target): keep it, and say where.
-                Path keep = store.dir().resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
+                Path keep = keepDir.resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
                 Files.move(live, keep, StandardCopyOption.REPLACE_EXISTING);
                 problems.add("the last content the program wrote through versionfs is kept as " + keep);
                 store.event(ManifestLine.event("kept-final").file(name).path(keep.getFileName().toString())
@@ -938,11 +955,27 @@ final class TargetLink {
         if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && !lastStatus.equals("intact")) noticeRealFile();
         // Older generations nothing leads to any more (their content was put in place above).
         for (int g = 0; g < generation; g++) {
-            Path old = liveDir.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);
+            Path old = liveNow.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);
             Files.deleteIfExists(old);
             if (g > 0) deleteIfEmpty(old.getParent());
         }
         linkInstalled = false;
+    }
+
+    private void said(String msg) {
+        problems.add(msg);
+        Log.warn(msg);
+    }
+
+    /** The current path of a folder held open ({@code fallback} if it cannot be known: then it did not move). */
+    private static Path pathNow(int fd, Path fallback) {
+        if (fd < 0) return fallback;
+        try {
+            Path p = Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd));
+            return p.toString().endsWith(" (deleted)") ? fallback : p;
+        } catch (IOException | RuntimeException e) {
+            return fallback;
+        }
     }
 
     private static void deleteIfEmpty(Path dir) {
