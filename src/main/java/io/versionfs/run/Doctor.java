@@ -53,9 +53,27 @@ public final class Doctor {
         java();
         boolean fuseOk = devFuse() & fusermount() & libfuse();
         testMount(fuseOk);
+        nameTrap();
         versionsFilesystem();
         slurm();
         return checks;
+    }
+
+    /** Whether the job's renames can be held (symlink mode's default); without it they are followed after the fact. */
+    private void nameTrap() {
+        Path scratch = null;
+        try {
+            scratch = Files.createTempDirectory(Preflight.privateDir(mountDir), "trap");
+            TrapCheck.Result r = TrapCheck.probe(scratch);
+            if (r.works()) add("syscall trap", Status.OK, r.detail(), null, 0);
+            else add("syscall trap", Status.WARN, r.detail() + ": renames of targets are followed after the fact",
+                    "ask for seccomp user notification (Linux 5.5+, CONFIG_SECCOMP_FILTER, not disabled by the container"
+                            + " runtime), or use --mode dir for jobs that save by rename", 0);
+        } catch (IOException | RuntimeException e) {
+            add("syscall trap", Status.WARN, "could not be tried: " + e.getMessage(), null, 0);
+        } finally {
+            if (scratch != null) deleteTree(scratch.getParent());
+        }
     }
 
     /** 0 if every check passed (warnings allowed), else the exit code of the first that failed. */
