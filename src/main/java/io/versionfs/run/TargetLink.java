@@ -60,7 +60,8 @@ final class TargetLink {
     /** Set once prepareLive ran: restore and cleanup touch only what this run set up. */
     private boolean prepared;
     private boolean stateWritten;
-    private volatile String lastStatus = "intact";
+    /** What the follow mode last saw at the name (said once per change); the trap reads the name afresh each call. */
+    private volatile LinkState lastSeen = LinkState.SERVED;
     private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
 
     /**
@@ -465,7 +466,7 @@ final class TargetLink {
         // the final file where the folder is now).
         if (!pathNow(folderFd, target.getParent()).equals(target.getParent())) return;
         if (isOurLink(target)) {
-            lastStatus = "intact";
+            lastSeen = LinkState.SERVED;
             return;
         }
         boolean exists = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
@@ -480,7 +481,7 @@ final class TargetLink {
                 Log.warn("could not follow the " + (moved.isEmpty() ? "deletion" : "rename") + " of " + target + ": " + e.getMessage());
             }
         }
-        boolean raceLost = follow && exists && !moved.isEmpty() && !lastStatus.startsWith("renamed");
+        boolean raceLost = follow && exists && !moved.isEmpty() && !lastSeen.renamed();
         if (raceLost) {
             try {
                 followLost(moved);
@@ -488,29 +489,23 @@ final class TargetLink {
                 Log.debug("follow-too-late: " + e.getMessage());
             }
         }
-        String status, what;
-        if (!moved.isEmpty()) {
-            status = "renamed";
-            what = "renamed " + name + " to " + moved.get(0).getFileName() + (exists ? " and created a new " + name
+        LinkState seen = LinkState.observe(false, false, exists, !moved.isEmpty());
+        String what = switch (seen) {
+            case RENAMED, RENAMED_NEW -> "renamed " + name + " to " + moved.get(0).getFileName() + (exists ? " and created a new " + name
                     + (follow ? " before versionfs could put its link back" : " directly") : "");
-        } else if (exists) {
-            status = "replaced";
-            what = "replaced " + name + " with a new file (temp file + rename?)";
-        } else {
-            status = "deleted";
-            what = "deleted " + name;
-        }
-        status = status + (exists ? "+new" : "");
+            case REPLACED -> "replaced " + name + " with a new file (temp file + rename?)";
+            default -> "deleted " + name;
+        };
         if (exists) noticeRealFile();
-        if (!status.equals(lastStatus)) {
-            lastStatus = status;
+        if (seen != lastSeen) {
+            lastSeen = seen;
             String msg = "the program " + what + ": what it writes to " + target + " from now on is "
                     + (follow && exists ? "saved only when noticed (writes may be missed)." : "not versioned.")
                     + " Fix: run with --mode dir" + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
                     + (follow ? "" : ", or drop --no-follow") + " (README: 'Renames').";
             problems.add(msg);
             Log.warn(msg);
-            store.event(ManifestLine.event("symlink-" + status.replace("+new", "")).file(name).detail(what));
+            store.event(ManifestLine.event(seen.eventName()).file(name).detail(what));
         }
     }
 
@@ -545,7 +540,7 @@ final class TargetLink {
         store.event(ManifestLine.event(back ? "followed" : "follow-too-late").file(name).detail(what));
         if (back) {
             followed.add(what);
-            lastStatus = "intact";
+            lastSeen = LinkState.EMPTY;
             Log.info("the program " + what + ": followed, " + target + " is versioned on (same series)");
         } else {
             String msg = "the program " + what + " and created a new " + name + " before versionfs could put its link back:"
@@ -553,7 +548,7 @@ final class TargetLink {
                     + (name.endsWith(".gbw") ? ", or !NoAutoStart in the ORCA input" : "") + " (README: 'Renames').";
             problems.add(msg);
             Log.warn(msg);
-            lastStatus = "replaced+new";
+            lastSeen = LinkState.REPLACED;
             noticeRealFile();
         }
         synchronized (toMaterialize) {
@@ -740,6 +735,22 @@ final class TargetLink {
         return io.versionfs.sys.Stat.at(rootFd, liveRel(), LibC.AT_SYMLINK_NOFOLLOW) != null;
     }
 
+    /** The name as it is now (creates through the mount are not calls the trap sees). */
+    private LinkState now() {
+        return isOurLink(target) ? (liveExists() ? LinkState.SERVED : LinkState.EMPTY) : LinkState.observe(false, false,
+                Files.exists(target, LinkOption.NOFOLLOW_LINKS), false);
+    }
+
+    /**
+     * 0 when {@code e} may happen to the name now; else what the call returns: -errno, or
+     * {@link io.versionfs.trap.NameTrap#PROCEED} when the name is not ours (the follow mode
+     * handles what the kernel then does).
+     */
+    private int refusal(LinkState.Event e) {
+        int r = now().refusal(e);
+        return r == 0 ? 0 : r < 0 ? io.versionfs.trap.NameTrap.PROCEED : -r;
+    }
+
     private String inMount(String rel) {
         return mountPoint.resolve(rel).toString();
     }
@@ -754,7 +765,8 @@ final class TargetLink {
 
     /** rename(src, target): src becomes the target's content, one version (reason "rename"). */
     int renameOnto(io.versionfs.trap.Name src, boolean noReplace, int tid) {
-        if (noReplace && liveExists()) return -io.versionfs.sys.Errno.EEXIST;
+        int refused = refusal(noReplace ? LinkState.Event.LINKED_ONTO : LinkState.Event.RENAMED_ONTO); // NOREPLACE: as link
+        if (refused != 0) return refused;
         if (src.parent().dev() != folderId.dev() || src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
         String in = passingName(INCOMING);
         // Moved, not copied: exactly the file the job named, O(1), and never deleted by us.
@@ -789,7 +801,8 @@ final class TargetLink {
 
     /** rename(target, dst): dst gets the live file itself (O(1)); the target name is left empty. */
     int renameAway(io.versionfs.trap.Name dst, boolean noReplace, int tid) {
-        if (!liveExists()) return -io.versionfs.sys.Errno.ENOENT;
+        int refused = refusal(LinkState.Event.RENAMED_AWAY);
+        if (refused != 0) return refused;
         if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
         if (noReplace && dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
         String away = passingName(AWAY);
@@ -814,7 +827,7 @@ final class TargetLink {
 
     /** rename(this target, other target): the content moves on as the other's new version. */
     int renameOnto(TargetLink other, boolean noReplace, int tid) {
-        if (noReplace && other.liveExists()) return -io.versionfs.sys.Errno.EEXIST;
+        if (noReplace && other.now() != LinkState.EMPTY) return -io.versionfs.sys.Errno.EEXIST;
         String tmp = "." + other.name + ".versionfs-from-" + passing.incrementAndGet();
         int fd = Posix.C.openat(other.folderFd, ".", O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
         if (fd < 0) return errno();
@@ -832,7 +845,8 @@ final class TargetLink {
 
     /** unlink(target): the live file leaves the mount (open descriptors keep it); the name is left empty. */
     int unlinkTarget(int tid) {
-        if (!liveExists()) return -io.versionfs.sys.Errno.ENOENT;
+        int refused = refusal(LinkState.Event.UNLINKED);
+        if (refused != 0) return refused;
         fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, null));
         return Posix.C.unlinkat(LibC.AT_FDCWD, inMount(liveRel()), 0) == 0 ? 0 : errno();
     }
@@ -843,7 +857,7 @@ final class TargetLink {
      * copy keeps what the job wants from a hard link made before an overwrite: the old content.
      */
     int linkOut(io.versionfs.trap.Name dst, int tid) {
-        if (!liveExists()) return -io.versionfs.sys.Errno.ENOENT;
+        if (now() != LinkState.SERVED) return now().ours() ? -io.versionfs.sys.Errno.ENOENT : io.versionfs.trap.NameTrap.PROCEED;
         if (dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
         if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
         String tmp = CaptureFs.TMP_PREFIX + dst.base() + ".link-" + passing.incrementAndGet();
@@ -863,7 +877,8 @@ final class TargetLink {
 
     /** link(src, target) onto an empty target name: a copy of src is the new content (reason "link"). */
     int linkOnto(io.versionfs.trap.Name src, int tid) {
-        if (liveExists()) return -io.versionfs.sys.Errno.EEXIST;
+        int refused = refusal(LinkState.Event.LINKED_ONTO);
+        if (refused != 0) return refused;
         if (src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
         String in = passingName(INCOMING);
         String err = FileCopier.copyAt(src.parentFd(), src.base(), rootFd, in, false, () -> false);
@@ -952,7 +967,7 @@ final class TargetLink {
                 Files.deleteIfExists(live);
             }
         }
-        if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && !lastStatus.equals("intact")) noticeRealFile();
+        if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && !lastSeen.ours()) noticeRealFile();
         // Older generations nothing leads to any more (their content was put in place above).
         for (int g = 0; g < generation; g++) {
             Path old = liveNow.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);

@@ -40,7 +40,10 @@ public final class NameTrap implements AutoCloseable {
 
     public record TargetName(Inode folder, String name) {}
 
-    /** Does a call on target number {@code t}; each returns 0 or -errno, the job's result. */
+    /** A handler's answer meaning "not mine after all: let the kernel run the call". */
+    public static final int PROCEED = Integer.MIN_VALUE;
+
+    /** Does a call on target number {@code t}; each returns 0 or -errno, the job's result, or {@link #PROCEED}. */
     public interface Handler {
         int renameOnto(int t, Name src, boolean noReplace, int tid);
 
@@ -180,6 +183,10 @@ public final class NameTrap implements AutoCloseable {
             }
             acting = true;
             int r = act(d, c, src, dst, n.tid());
+            if (r == PROCEED) {
+                Seccomp.proceed(fd, n.id(), b);
+                return;
+            }
             handled.increment();
             Seccomp.answer(fd, n.id(), r, b);
         } catch (Throwable t) {
