@@ -615,7 +615,7 @@ final class TargetLink {
                     continue;
                 }
                 String rel = mountPoint.relativize(to).toString();
-                if (fs.openHandlesOn(rel) > 0) continue;
+                if (fs.openHandlesOn(rel) > 0 || (!ending && !quietFor(p, 1_000))) continue;
                 Path backing = liveDir.resolve(rel);
                 if (Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) replaceLinkByCopy(p, to, backing);
                 it.remove();
@@ -653,6 +653,20 @@ final class TargetLink {
             Path keep = store.dir().resolve(recoveredName().replace(".recovered-", ".raced-"));
             Files.move(tmp, keep);
             Log.warn(p + " changed twice while versionfs replaced its symlink: one of its contents is kept as " + keep);
+        }
+    }
+
+    /**
+     * Whether the name has not been renamed or changed for {@code millis} (its ctime): a job that
+     * renames in a tight loop is left alone (its symlink reads right) until it pauses or ends, so
+     * the swap below cannot show its reader a moment of an older file.
+     */
+    private static boolean quietFor(Path p, long millis) {
+        try {
+            java.nio.file.attribute.FileTime c = (java.nio.file.attribute.FileTime) Files.getAttribute(p, "unix:ctime", LinkOption.NOFOLLOW_LINKS);
+            return System.currentTimeMillis() - c.toMillis() >= millis;
+        } catch (IOException | RuntimeException e) {
+            return true;
         }
     }
 

@@ -134,7 +134,7 @@ public final class Seccomp {
             if (fd < 0 && Posix.errno() == Errno.EINVAL) fd = install(prog, FLAG_NEW_LISTENER);
         }
         if (fd < 0) throw new TrapUnavailable("seccomp(SET_MODE_FILTER, NEW_LISTENER)", Posix.errno());
-        lib().ioctl(fd, IOCTL_SET_FLAGS, FD_SYNC_WAKE_UP); // 6.6+: ~5x cheaper wake-ups; optional
+        lib().ioctl(fd, IOCTL_SET_FLAGS, FD_SYNC_WAKE_UP); // 6.6+: wake-ups on the same CPU; optional
         filter.hashCode(); // keep the filter memory reachable until the kernel has copied it
         return fd;
     }
