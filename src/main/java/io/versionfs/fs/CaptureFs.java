@@ -326,7 +326,11 @@ public final class CaptureFs extends FuseStubFS {
      * and the names the job used, so the manifest says "renamed job.tmp onto job.gbw by pid 4711
      * (orca)" instead of naming our private folder and our own pid.
      */
-    public record OnBehalf(int pid, String from, String to) {}
+    public record OnBehalf(int pid, String from, String to, boolean writtenOutside) {
+        public OnBehalf(int pid, String from, String to) {
+            this(pid, from, to, false);
+        }
+    }
 
     private final Map<String, OnBehalf> onBehalf = new java.util.concurrent.ConcurrentHashMap<>();
 
@@ -639,6 +643,7 @@ public final class CaptureFs extends FuseStubFS {
                 namespace.writeLock().unlock();
             }
             if (capture != null) {
+                if (who != null && who.writtenOutside()) capture.markWrittenOutside();
                 capture.refs.incrementAndGet();
                 try {
                     capture.captureNow("link", who != null ? who.pid() : pid(), into);
@@ -754,6 +759,7 @@ public final class CaptureFs extends FuseStubFS {
             }
             if (replaced != null) replaced.forgetIfUnused();
             if (capture != null) {
+                if (who != null && who.writtenOutside()) capture.markWrittenOutside();
                 capture.refs.incrementAndGet();
                 try {
                     capture.captureNow("rename", pid);

@@ -566,7 +566,7 @@ final class LiveFile {
             s.store().skipped(s.name(), reason, pid, low);
             return null;
         }
-        VersionStore.Captured c = reason.equals("initial") || hasLinksWeDidNotMake(nlink)
+        VersionStore.Captured c = reason.equals("initial") || writtenOutside || hasLinksWeDidNotMake(nlink)
                 ? s.store().copyFd(fd, s.name(), reason, pid, cmd, fs::stopping)
                 : s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);
         if (into == null) saved = m;
@@ -866,6 +866,16 @@ final class LiveFile {
             if (refs.get() == 0) closeFdLocked();
             lock.writeLock().unlock();
         }
+    }
+
+    /**
+     * Set when a process writes this inode without going through the mount (a file renamed onto
+     * the target while still open for writing): its versions are copies, like the initial one.
+     */
+    private volatile boolean writtenOutside;
+
+    void markWrittenOutside() {
+        writtenOutside = true;
     }
 
     /** Whether the live file still shares its inode with a version (a copy is due before its next change). */

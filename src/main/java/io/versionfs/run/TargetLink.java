@@ -720,6 +720,10 @@ final class TargetLink {
 
     /** Names in the live folder for files passing through: recovery keeps them (see recoverEarlierRun). */
     static final String INCOMING = ".versionfs-in-", AWAY = ".versionfs-away-";
+    /** A second mount name of the live file, for a hard link the job made of the target (a symlink leads to it). */
+    static final String ALIAS = ".versionfs-link-";
+    /** Each hard link the job made of the target: its mount name, and the symlink made for it (put in place at the end wherever it is). */
+    private final Map<Path, Path> aliases = new java.util.concurrent.ConcurrentHashMap<>();
     private final java.util.concurrent.atomic.AtomicInteger passing = new java.util.concurrent.atomic.AtomicInteger();
     /** A rename away waits at most this long for the copy that separates the live file from its last version. */
     private static final long DETACH_IN_CALL_MILLIS = 600_000;
@@ -785,25 +789,16 @@ final class TargetLink {
         String in = passingName(INCOMING);
         // Moved, not copied: exactly the file the job named, O(1), and never deleted by us.
         if (Posix.C.renameat(src.parentFd(), src.base(), rootFd, in) != 0) return errno();
-        if (src.entry().nlink() > 1) {
-            // The job still reaches this inode by another name and could write it there: a
-            // version must never share it, so the live file is a copy.
-            String copy = in + ".copy";
-            String err = FileCopier.copyAt(rootFd, in, rootFd, copy, false, () -> false);
-            if (err != null) {
-                putBack(in, src);
-                return err.contains("No space") || err.contains("quota") ? -io.versionfs.sys.Errno.ENOSPC : -io.versionfs.sys.Errno.EIO;
-            }
-            Posix.C.unlinkat(rootFd, in, 0);
-            in = copy;
-        }
-        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name));
+        // Another hard link or a descriptor open for writing lets the job change this inode
+        // without us: its versions are then copies (CaptureFs sees foreign links itself).
+        boolean writtenOutside = src.entry().inode() != null && io.versionfs.trap.OpenFiles.writableBy(tid, src.entry().inode());
+        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name, writtenOutside));
         if (Posix.C.renameat(LibC.AT_FDCWD, inMount(in), LibC.AT_FDCWD, inMount(liveRel())) != 0) {
             int e = errno();
             putBack(in, src);
             return e;
         }
-        return 0;
+        return held(Held.RENAMED_ONTO, 0);
     }
 
     /** A file on its way in could not be taken: back where the job had it (never over something new). */
@@ -828,6 +823,7 @@ final class TargetLink {
                     + " (no room for the copy): writing it directly would change that version");
             store.event(ManifestLine.event("shares-inode").file(name).to(dst.shown()).why("no room to separate it at the rename"));
         }
+        lastAwayTo = dst.shown();
         int r = noReplace ? Posix.C.renameat2(rootFd, away, dst.parentFd(), dst.base(), 1)
                 : Posix.C.renameat(rootFd, away, dst.parentFd(), dst.base());
         if (r != 0) {
@@ -836,7 +832,7 @@ final class TargetLink {
             Posix.C.renameat(LibC.AT_FDCWD, inMount(away), LibC.AT_FDCWD, inMount(liveRel()));
             return e;
         }
-        return 0;
+        return held(Held.RENAMED_AWAY, 0);
     }
 
     /** rename(this target, other target): the content moves on as the other's new version. */
@@ -862,57 +858,85 @@ final class TargetLink {
         int refused = refusal(LinkState.Event.UNLINKED);
         if (refused != 0) return refused;
         fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, null));
-        return Posix.C.unlinkat(LibC.AT_FDCWD, inMount(liveRel()), 0) == 0 ? 0 : errno();
+        return held(Held.UNLINKED, Posix.C.unlinkat(LibC.AT_FDCWD, inMount(liveRel()), 0) == 0 ? 0 : errno());
     }
 
     /**
-     * link(target, dst): dst gets a copy of the content (a reflink where the filesystem has them).
-     * The target's inode lives in the mount, on another filesystem as far as the kernel knows; a
-     * copy keeps what the job wants from a hard link made before an overwrite: the old content.
+     * link(target, dst): a second name of the same file, as link(2) makes. The target's inode
+     * lives in the mount, so the new name is a symlink to a second mount name of the live file
+     * (linked through the mount: CaptureFs keeps one file with two names, so a write by either is
+     * one file's write, and a later replace, rename or delete of the target leaves dst its file);
+     * at the end both names become regular files sharing the inode.
      */
     int linkOut(io.versionfs.trap.Name dst, int tid) {
         if (now() != LinkState.SERVED) return now().ours() ? -io.versionfs.sys.Errno.ENOENT : io.versionfs.trap.NameTrap.PROCEED;
         if (dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
         if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
-        String tmp = CaptureFs.TMP_PREFIX + dst.base() + ".link-" + passing.incrementAndGet();
-        String err = FileCopier.copyAt(rootFd, liveRel(), dst.parentFd(), tmp, false, () -> false);
-        if (err != null) {
-            Posix.C.unlinkat(dst.parentFd(), tmp, 0);
-            return err.contains("No space") || err.contains("quota") ? -io.versionfs.sys.Errno.ENOSPC : -io.versionfs.sys.Errno.EIO;
-        }
-        if (Posix.C.renameat2(dst.parentFd(), tmp, dst.parentFd(), dst.base(), 1) != 0) {
+        String alias = passingName(ALIAS);
+        fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, dst.shown()));
+        if (Posix.C.linkat(LibC.AT_FDCWD, inMount(liveRel()), LibC.AT_FDCWD, inMount(alias), 0) != 0) return errno();
+        if (Posix.C.symlinkat(inMount(alias), dst.parentFd(), dst.base()) != 0) {
             int e = errno();
-            Posix.C.unlinkat(dst.parentFd(), tmp, 0);
+            Posix.C.unlinkat(LibC.AT_FDCWD, inMount(alias), 0);
             return e;
         }
-        store.event(ManifestLine.event("link").from(name).to(dst.shown()).pid(tid).detail("a copy: the target lives in the mount"));
-        return 0;
+        aliases.put(mountPoint.resolve(alias), pathNow(dst.parentFd(), Path.of(dst.shown()).toAbsolutePath().getParent()).resolve(dst.base()));
+        store.event(ManifestLine.event("link").from(name).to(dst.shown()).pid(tid));
+        return held(Held.LINKED_OUT, 0);
     }
 
-    /** link(src, target) onto an empty target name: a copy of src is the new content (reason "link"). */
+    /**
+     * link(src, target) onto an empty target name: src's inode becomes the live file (a second
+     * name of it, as link(2) makes), one version (reason "link", a copy: src can still be written
+     * directly).
+     */
     int linkOnto(io.versionfs.trap.Name src, int tid) {
         int refused = refusal(LinkState.Event.LINKED_ONTO);
         if (refused != 0) return refused;
         if (src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
         String in = passingName(INCOMING);
-        String err = FileCopier.copyAt(src.parentFd(), src.base(), rootFd, in, false, () -> false);
-        if (err != null) {
-            Posix.C.unlinkat(rootFd, in, 0);
-            return err.contains("No space") || err.contains("quota") ? -io.versionfs.sys.Errno.ENOSPC : -io.versionfs.sys.Errno.EIO;
-        }
-        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name));
+        if (Posix.C.linkat(src.parentFd(), src.base(), rootFd, in, 0) != 0) return errno();
+        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name, true));
         if (Posix.C.linkat(LibC.AT_FDCWD, inMount(in), LibC.AT_FDCWD, inMount(liveRel()), 0) != 0) {
             int e = errno();
             Posix.C.unlinkat(rootFd, in, 0);
             return e;
         }
         Posix.C.unlinkat(LibC.AT_FDCWD, inMount(in), 0);
-        return 0;
+        return held(Held.LINKED_ONTO, 0);
+    }
+
+    /** The job's calls on the name that the trap did, by kind (for the summary); the last new name of a rename away. */
+    private enum Held { RENAMED_ONTO, LINKED_ONTO, RENAMED_AWAY, UNLINKED, LINKED_OUT }
+
+    private final java.util.Map<Held, java.util.concurrent.atomic.AtomicInteger> held = new java.util.concurrent.ConcurrentHashMap<>();
+    private volatile String lastAwayTo;
+
+    private int held(Held e, int result) {
+        if (result == 0) held.computeIfAbsent(e, k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
+        return result;
+    }
+
+    /** One line saying what the trap did for the job on this name, if anything. */
+    private List<String> heldSummary() {
+        if (held.isEmpty()) return List.of();
+        List<String> parts = new ArrayList<>();
+        count(parts, Held.RENAMED_ONTO, "rename(s) onto " + name + " (each a version)");
+        count(parts, Held.LINKED_ONTO, "link(s) onto " + name + " (each a version)");
+        count(parts, Held.RENAMED_AWAY, "rename(s) away (last to " + lastAwayTo + ")");
+        count(parts, Held.UNLINKED, "delete(s)");
+        count(parts, Held.LINKED_OUT, "hard link(s) of " + name);
+        return List.of("note: held and done for the job: " + String.join(", ", parts));
+    }
+
+    private void count(List<String> parts, Held e, String what) {
+        var n = held.get(e);
+        if (n != null) parts.add(n.get() + " " + what);
     }
 
     /** One line per followed rename for the summary. */
     List<String> followedSummary() {
-        if (followed.isEmpty()) return List.of();
+        if (followed.isEmpty()) return heldSummary();
         long after = versionsSoFar() - Math.max(0, versionsAtFirstFollow);
         List<String> out = new ArrayList<>();
         for (String f : followed) out.add("followed: the program " + f);
@@ -960,7 +984,11 @@ final class TargetLink {
                     + " that may be lost (each is a 'lost' line in the manifest there)");
         }
         Path live = liveNow.resolve(liveRel());
-        Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveNow, folder) : Map.of();
+        Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveNow, folder) : new java.util.HashMap<>();
+        aliases.forEach((alias, link) -> {
+            Path backing = liveNow.resolve(mountPoint.relativize(alias));
+            if (!links.containsKey(backing) && isLinkTo(link, alias)) links.computeIfAbsent(backing, k -> new ArrayList<>()).add(link);
+        });
         for (Map.Entry<Path, List<Path>> e : links.entrySet()) {
             if (Files.exists(e.getKey(), LinkOption.NOFOLLOW_LINKS)) {
                 putInPlace(e.getKey(), e.getValue(), false); // detached at the end of capture
@@ -981,6 +1009,7 @@ final class TargetLink {
                 Files.deleteIfExists(live);
             }
         }
+        for (Path alias : aliases.keySet()) Files.deleteIfExists(liveNow.resolve(mountPoint.relativize(alias))); // the job deleted that link
         if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && !lastSeen.ours()) noticeRealFile();
         // Older generations nothing leads to any more (their content was put in place above).
         for (int g = 0; g < generation; g++) {

@@ -143,9 +143,17 @@ class DirModeIT {
         assertTrue(r.err().contains("!NoAutoStart"), "names ORCA's fix: " + r.err());
         Files.delete(dir.resolve("job.gbw"));
         Files.delete(dir.resolve("job.ges"));
-        r = run("--target", "job.gbw", "--", "sh", "-c", job);
+        r = run("--no-trap", "--target", "job.gbw", "--", "sh", "-c", job);
         assertEquals(0, r.exit(), r.err());
         int followed = r.err().indexOf("renamed job.gbw to job.ges: followed");
         assertTrue(followed >= 0 && r.err().indexOf("JOB-STILL-RUNNING") > followed, "followed at once: " + r.err());
+        // Held (the default): nothing to warn about; the summary says what was done for the job.
+        Files.delete(dir.resolve("job.gbw"));
+        Files.delete(dir.resolve("job.ges"));
+        r = run("--target", "job.gbw", "--", "sh", "-c", job);
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("v1\n", Files.readString(dir.resolve("job.ges")));
+        assertEquals("v2\n", Files.readString(dir.resolve("job.gbw")));
+        assertTrue(r.err().contains("note: held and done for the job: 1 rename(s) away (last to job.ges)"), r.err());
     }
 }
