@@ -322,9 +322,10 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /**
-     * A call the name trap makes through the mount for the job (symlink mode): whose call it is,
-     * and the names the job used, so the manifest says "renamed job.tmp onto job.gbw by pid 4711
-     * (orca)" instead of naming our private folder and our own pid.
+     * A call the name trap does for the job (symlink mode), in-process on the backing folder,
+     * never through the mount (a daemon thread waiting on its own mount cannot be killed): whose
+     * call it is, and the names the job used, so the manifest says "job.tmp renamed onto job.gbw
+     * by pid 4711 (orca)" rather than naming our private folder and our own pid.
      */
     public record OnBehalf(int pid, String from, String to, boolean writtenOutside) {
         public OnBehalf(int pid, String from, String to) {
@@ -332,11 +333,61 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
-    private final Map<String, OnBehalf> onBehalf = new java.util.concurrent.ConcurrentHashMap<>();
+    /**
+     * A file the trap just put at the versioned name {@code r} (renamed or linked onto the
+     * target): it is the target's content now, one version at once. A file known from before (it
+     * was the target, renamed away and back) rejoins the series.
+     */
+    public Version arrived(String r, String reason, OnBehalf who) {
+        LiveFile lf;
+        namespace.writeLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            Series s = targets.seriesFor(r);
+            if (st == null || !Stat.isRegular(st) || s == null) return null;
+            FileId id = FileId.of(st);
+            lf = table.get(id);
+            if (lf == null) {
+                lf = new LiveFile(this, id, r, s);
+                table.put(id, lf);
+                attachOpenHandles(lf, id);
+            } else {
+                lf.nameAdded(r);
+                lf.promote(r);
+                lf.setSeries(s);
+            }
+            lf.refs.incrementAndGet();
+        } finally {
+            namespace.writeLock().unlock();
+        }
+        try {
+            if (who.writtenOutside()) lf.markWrittenOutside();
+            return lf.captureNow(reason, who.pid());
+        } finally {
+            unref(lf);
+        }
+    }
 
-    /** The next rename, link or unlink of {@code r} through the mount is made for {@code who}. */
-    public void onBehalfOf(String r, OnBehalf who) {
-        onBehalf.put(r, who);
+    /**
+     * The file at {@code r} was moved out of the backing folder to a name outside the mount (the
+     * target renamed away): it leaves its series; its open handles keep writing it, now there.
+     */
+    public void departed(String r, OnBehalf who) {
+        LiveFile lf;
+        Series old = null;
+        namespace.writeLock().lock();
+        try {
+            lf = table.values().stream().filter(f -> r.equals(f.rel())).findFirst().orElse(null);
+            if (lf != null) {
+                old = lf.series();
+                lf.nameRemoved(r);
+                lf.setSeries(null);
+            }
+        } finally {
+            namespace.writeLock().unlock();
+        }
+        if (old != null) event(old, ManifestLine.event("rename").from(who.from()).to(who.to()).pid(who.pid()));
+        if (lf != null) lf.forgetIfUnused();
     }
 
     /**
@@ -609,7 +660,6 @@ public final class CaptureFs extends FuseStubFS {
             String from = rel(oldPath), to = rel(newPath);
             if (targets.isProtected(from)) return readOnly(from); // a writable name for a version: never
             if (targets.isProtected(to)) return readOnly(to);
-            OnBehalf who = onBehalf.remove(from);
             LiveFile capture = null;
             Series into = null;
             namespace.writeLock().lock();
@@ -643,10 +693,9 @@ public final class CaptureFs extends FuseStubFS {
                 namespace.writeLock().unlock();
             }
             if (capture != null) {
-                if (who != null && who.writtenOutside()) capture.markWrittenOutside();
                 capture.refs.incrementAndGet();
                 try {
-                    capture.captureNow("link", who != null ? who.pid() : pid(), into);
+                    capture.captureNow("link", pid(), into);
                 } finally {
                     unref(capture);
                 }
@@ -664,10 +713,14 @@ public final class CaptureFs extends FuseStubFS {
      */
     @Override
     public int unlink(String path) {
+        return unlink(path, null, "unlink");
+    }
+
+    /** As {@link #unlink(String)}, done by the name trap for {@code who}; {@code event} names it in the manifest (null: none). */
+    public int unlink(String path, OnBehalf who, String eventName) {
         try {
             String r = rel(path);
             if (targets.isProtected(r)) return readOnly(r);
-            OnBehalf who = onBehalf.remove(r);
             int pid = who != null ? who.pid() : pid();
             LiveFile lf;
             namespace.writeLock().lock();
@@ -676,8 +729,9 @@ public final class CaptureFs extends FuseStubFS {
                 FileId id = st != null ? FileId.of(st) : null;
                 if (C.unlinkat(rootFd, r, 0) != 0) return -Posix.errno();
                 lf = id != null ? table.get(id) : null;
-                if (lf != null && lf.nameRemoved(r)) {
-                    event(lf.series(), ManifestLine.event("unlink").file(who != null ? who.from() : r).pid(pid));
+                if (lf != null && lf.nameRemoved(r) && eventName != null) {
+                    ManifestLine.Builder e = ManifestLine.event(eventName).file(who != null ? who.from() : r).pid(pid);
+                    event(lf.series(), who != null && who.to() != null ? e.by(who.to()) : e);
                     if (lf.series() != null && who == null) renameListener.accept("unlink " + r);
                 }
             } finally {
@@ -701,9 +755,7 @@ public final class CaptureFs extends FuseStubFS {
             String from = rel(oldPath), to = rel(newPath);
             if (targets.isProtected(from)) return readOnly(from);
             if (targets.isProtected(to)) return readOnly(to);
-            OnBehalf who = onBehalf.remove(from);
-            int pid = who != null ? who.pid() : pid();
-            String shownFrom = who != null ? who.from() : from, shownTo = who != null ? who.to() : to;
+            int pid = pid();
             LiveFile capture = null, replaced = null;
             namespace.writeLock().lock();
             try {
@@ -719,7 +771,7 @@ public final class CaptureFs extends FuseStubFS {
                     replaced = table.get(idTo);
                     if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
                         // Still open somewhere: its later closes are versions of a deleted file.
-                        event(replaced.series(), ManifestLine.event("replaced").file(shownTo).by(shownFrom).pid(pid));
+                        event(replaced.series(), ManifestLine.event("replaced").file(to).by(from).pid(pid));
                     }
                 }
                 if (folder) {
@@ -737,8 +789,8 @@ public final class CaptureFs extends FuseStubFS {
                     lf.nameMoved(from, to);
                     if (to.equals(lf.rel()) || toSeries != null) {
                         if (old != null) {
-                            event(old, ManifestLine.event("rename").from(shownFrom).to(shownTo).pid(pid));
-                            if (toSeries == null && who == null) renameListener.accept("rename " + from + " -> " + to);
+                            event(old, ManifestLine.event("rename").from(from).to(to).pid(pid));
+                            if (toSeries == null) renameListener.accept("rename " + from + " -> " + to);
                         }
                         if (toSeries != null) {
                             lf.promote(to);
@@ -759,7 +811,6 @@ public final class CaptureFs extends FuseStubFS {
             }
             if (replaced != null) replaced.forgetIfUnused();
             if (capture != null) {
-                if (who != null && who.writtenOutside()) capture.markWrittenOutside();
                 capture.refs.incrementAndGet();
                 try {
                     capture.captureNow("rename", pid);

@@ -71,6 +71,11 @@ final class NameTraps {
             public int linkOnto(int t, Name src, int tid) {
                 return links.get(t).linkOnto(src, tid);
             }
+
+            @Override
+            public int linkBetween(int from, int to, int tid) {
+                return links.get(to).linkOnto(links.get(from), tid);
+            }
         };
     }
 

@@ -263,19 +263,18 @@ final class TargetLink {
     }
 
     /**
-     * Files a killed run had in passage (a rename onto or away from the target, between our two
-     * steps): the job's data, so they are kept in the versions folder and named.
+     * Whatever a killed run left in its live folders that no symlink led to (a file between two
+     * steps of a rename onto or away from the target, a generation not yet linked): the job's
+     * data, so it is kept in the versions folder and named. Our own temp copies are not.
      */
     private void keepInFlight(Path oldLiveDir, List<String> places) throws IOException {
         if (!Files.isDirectory(oldLiveDir)) return;
         try (DirectoryStream<Path> subs = Files.newDirectoryStream(oldLiveDir, LIVE_SUB + "*")) {
             for (Path sub : subs) {
                 if (!Files.isDirectory(sub, LinkOption.NOFOLLOW_LINKS)) continue;
-                try (DirectoryStream<Path> ds = Files.newDirectoryStream(sub, p -> {
-                    String f = p.getFileName().toString();
-                    return f.startsWith(INCOMING) || f.startsWith(AWAY);
-                })) {
+                try (DirectoryStream<Path> ds = Files.newDirectoryStream(sub, p -> !p.getFileName().toString().startsWith(CaptureFs.TMP_PREFIX))) {
                     for (Path p : ds) {
+                        if (!Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) continue;
                         Path keep = store.dir().resolve(recoveredName().replace(".recovered-", ".in-flight-" + places.size() + "-"));
                         Files.move(p, keep);
                         places.add(keep.toString());
@@ -283,6 +282,7 @@ final class TargetLink {
                                 + name + ": that file is kept as " + keep);
                     }
                 }
+                if (!sub.getFileName().toString().equals(LIVE_SUB)) deleteIfEmpty(sub);
             }
         }
     }
@@ -710,16 +710,20 @@ final class TargetLink {
     // ---- the job's name calls, held by the trap (NameTrap) ------------------------------------
     //
     // Each runs on the trap's one supervisor thread while the calling job thread waits, so calls
-    // on target names are done one at a time, in the order the job made them. The target's
-    // symlink never changes: a rename onto the target is a rename onto the live file *through
-    // the mount* (CaptureFs saves it as a version, the kernel's caches stay right); a rename
-    // away or an unlink takes the live file out of the mount, leaving our symlink dangling, so
-    // the name looks absent to the job (stat, open: ENOENT) and its next create goes through
-    // versionfs. Every step keeps the job's data at a name: the job's file, the live file, or
-    // (if a step fails) where it was.
+    // on target names are done one at a time, in the order the job made them (and under this
+    // object's lock, so the follow check never sees a half-done change).
+    //
+    // Never through our own mount: a daemon thread waiting on its own filesystem can never be
+    // killed (if versionfs is SIGKILLed meanwhile, the thread stays in D state holding
+    // /dev/fuse: the mount, and everything touching the target, hangs). So each call acts on
+    // the backing folder and tells CaptureFs in-process; and since the kernel may still cache
+    // the old live name (a dentry, attributes, pages), every change of what the target is moves
+    // it to a fresh generation name (f/NAME, f1/NAME, ...): the symlink is swapped to a name the
+    // kernel has never seen. Every step keeps the job's data at a name: the job's own, the live
+    // file's, or, after a crash between two steps, one that the next run's recovery keeps.
 
-    /** Names in the live folder for files passing through: recovery keeps them (see recoverEarlierRun). */
-    static final String INCOMING = ".versionfs-in-", AWAY = ".versionfs-away-";
+    /** Names in the live folder for files passing through (recovery keeps whatever is left in the live folders). */
+    static final String AWAY = ".versionfs-away-";
     /** A second mount name of the live file, for a hard link the job made of the target (a symlink leads to it). */
     static final String ALIAS = ".versionfs-link-";
     /** Each hard link the job made of the target: its mount name, and the symlink made for it (put in place at the end wherever it is). */
@@ -769,118 +773,174 @@ final class TargetLink {
         return r == 0 ? 0 : r < 0 ? io.versionfs.trap.NameTrap.PROCEED : -r;
     }
 
-    private String inMount(String rel) {
-        return mountPoint.resolve(rel).toString();
-    }
-
-    private String passingName(String kind) {
-        return liveRel().substring(0, liveRel().indexOf('/') + 1) + kind + passing.incrementAndGet();
-    }
-
     private static int errno() {
         return -Posix.errno();
     }
 
-    /** rename(src, target): src becomes the target's content, one version (reason "rename"). */
-    int renameOnto(io.versionfs.trap.Name src, boolean noReplace, int tid) {
-        int refused = refusal(noReplace ? LinkState.Event.LINKED_ONTO : LinkState.Event.RENAMED_ONTO); // NOREPLACE: as link
-        if (refused != 0) return refused;
-        if (src.parent().dev() != folderId.dev() || src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
-        String in = passingName(INCOMING);
-        // Moved, not copied: exactly the file the job named, O(1), and never deleted by us.
-        if (Posix.C.renameat(src.parentFd(), src.base(), rootFd, in) != 0) return errno();
-        // Another hard link or a descriptor open for writing lets the job change this inode
-        // without us: its versions are then copies (CaptureFs sees foreign links itself).
-        boolean writtenOutside = src.entry().inode() != null && io.versionfs.trap.OpenFiles.writableBy(tid, src.entry().inode());
-        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name, writtenOutside));
-        if (Posix.C.renameat(LibC.AT_FDCWD, inMount(in), LibC.AT_FDCWD, inMount(liveRel())) != 0) {
+    private static int exdev(io.versionfs.trap.Name n, io.versionfs.trap.Inode dev) {
+        return n.parent().dev() != dev.dev() ? -io.versionfs.sys.Errno.EXDEV : 0;
+    }
+
+    /** The live file's name in generation {@code g}. */
+    private String liveRel(int g) {
+        return (g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name;
+    }
+
+    /** Makes the next generation's folder; its name is the live name once {@link #useGeneration} swaps the symlink. */
+    private int newGeneration() {
+        int g = generation + 1;
+        String dir = liveRel(g).substring(0, liveRel(g).indexOf('/'));
+        if (Posix.C.mkdirat(rootFd, dir, 0700) != 0 && Posix.errno() != io.versionfs.sys.Errno.EEXIST) return errno();
+        return g;
+    }
+
+    /**
+     * The target is generation {@code g} from now on: a name in the mount the kernel has never
+     * looked up, registered as the target, and the symlink swapped to it in one rename.
+     */
+    private int useGeneration(int g) {
+        String old = liveRel();
+        generation = g;
+        targets.addFile(liveRel(), store, name);
+        linkTarget = mountPoint.resolve(liveRel());
+        String tmp = "." + name + ".versionfs-link";
+        Posix.C.unlinkat(folderFd, tmp, 0);
+        if (Posix.C.symlinkat(linkTarget.toString(), folderFd, tmp) != 0 || Posix.C.renameat(folderFd, tmp, folderFd, name) != 0) {
             int e = errno();
-            putBack(in, src);
+            Log.warn("could not point " + target + " to its new live file (" + Posix.strerror(-e) + "): the job's next "
+                    + name + " is followed after the fact");
             return e;
         }
+        targets.removeFile(old);
+        dropGenerationFolderIfEmpty(old);
+        return 0;
+    }
+
+    private void dropGenerationFolderIfEmpty(String rel) {
+        String dir = rel.substring(0, rel.indexOf('/'));
+        if (!dir.equals(LIVE_SUB)) Posix.C.unlinkat(rootFd, dir, LibC.AT_REMOVEDIR); // ENOTEMPTY: still has a name
+    }
+
+    /** rename(src, target): src becomes the target's content, one version (reason "rename"). */
+    int renameOnto(io.versionfs.trap.Name src, boolean noReplace, int tid) {
+        return renameOnto(src, noReplace, tid, false);
+    }
+
+    /** {@code fromAnotherMount}: the file was another target's, which the job may still write through that target's mount. */
+    private synchronized int renameOnto(io.versionfs.trap.Name src, boolean noReplace, int tid, boolean fromAnotherMount) {
+        int refused = refusal(noReplace ? LinkState.Event.LINKED_ONTO : LinkState.Event.RENAMED_ONTO); // NOREPLACE: as link
+        if (refused == 0) refused = exdev(src, liveDev);
+        if (refused != 0) return refused;
+        // A descriptor still open for writing lets the job change this inode without us: its
+        // versions are then copies (CaptureFs sees foreign hard links itself).
+        boolean writtenOutside = fromAnotherMount
+                || src.entry().inode() != null && io.versionfs.trap.OpenFiles.writableBy(tid, src.entry().inode());
+        int g = newGeneration();
+        if (g < 0) return g;
+        // Moved, not copied: exactly the file the job named, O(1), never deleted by us.
+        if (Posix.C.renameat(src.parentFd(), src.base(), rootFd, liveRel(g)) != 0) return errno();
+        String old = liveRel();
+        boolean hadLive = liveExists();
+        int r = useGeneration(g);
+        if (r != 0) return r; // the job's file is the live file of a generation nothing leads to: kept at the end
+        fs.arrived(liveRel(), "rename", new CaptureFs.OnBehalf(tid, src.shown(), name, writtenOutside));
+        if (hadLive) fs.unlink("/" + old, new CaptureFs.OnBehalf(tid, name, src.shown()), "replaced");
+        dropGenerationFolderIfEmpty(old);
         return held(Held.RENAMED_ONTO, 0);
     }
 
-    /** A file on its way in could not be taken: back where the job had it (never over something new). */
-    private void putBack(String in, io.versionfs.trap.Name src) {
-        if (Posix.C.renameat2(rootFd, in, src.parentFd(), src.base(), 1 /* RENAME_NOREPLACE */) == 0) return;
-        Log.warn("could not put " + src.shown() + " back after a failed rename onto " + target + ": it is kept as "
-                + liveDir.resolve(in) + " (" + Posix.strerror(Posix.errno()) + ")");
-    }
-
     /** rename(target, dst): dst gets the live file itself (O(1)); the target name is left empty. */
-    int renameAway(io.versionfs.trap.Name dst, boolean noReplace, int tid) {
+    synchronized int renameAway(io.versionfs.trap.Name dst, boolean noReplace, int tid) {
         int refused = refusal(LinkState.Event.RENAMED_AWAY);
+        if (refused == 0) refused = exdev(dst, liveDev);
+        if (refused == 0 && noReplace && dst.exists()) refused = -io.versionfs.sys.Errno.EEXIST;
         if (refused != 0) return refused;
-        if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
-        if (noReplace && dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
-        String away = passingName(AWAY);
-        fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, dst.shown()));
-        if (Posix.C.renameat(LibC.AT_FDCWD, inMount(liveRel()), LibC.AT_FDCWD, inMount(away)) != 0) return errno();
+        String rel = liveRel();
         // Once outside the mount the job writes this inode directly: it must not be a version's.
-        if (!fs.detach(away, DETACH_IN_CALL_MILLIS)) {
+        if (!fs.detach(rel, DETACH_IN_CALL_MILLIS)) {
             Log.warn(dst.shown() + " (renamed from " + target + ") still shares its storage with the last version of " + name
                     + " (no room for the copy): writing it directly would change that version");
             store.event(ManifestLine.event("shares-inode").file(name).to(dst.shown()).why("no room to separate it at the rename"));
         }
+        int g = newGeneration();
+        if (g < 0) return g;
+        int r = noReplace ? Posix.C.renameat2(rootFd, rel, dst.parentFd(), dst.base(), 1 /* RENAME_NOREPLACE */)
+                : Posix.C.renameat(rootFd, rel, dst.parentFd(), dst.base());
+        if (r != 0) return errno();
         lastAwayTo = dst.shown();
-        int r = noReplace ? Posix.C.renameat2(rootFd, away, dst.parentFd(), dst.base(), 1)
-                : Posix.C.renameat(rootFd, away, dst.parentFd(), dst.base());
-        if (r != 0) {
-            int e = errno();
-            fs.onBehalfOf(away, new CaptureFs.OnBehalf(tid, dst.shown(), name));
-            Posix.C.renameat(LibC.AT_FDCWD, inMount(away), LibC.AT_FDCWD, inMount(liveRel()));
-            return e;
-        }
+        fs.departed(rel, new CaptureFs.OnBehalf(tid, name, dst.shown()));
+        useGeneration(g);
         return held(Held.RENAMED_AWAY, 0);
     }
 
     /** rename(this target, other target): the content moves on as the other's new version. */
     int renameOnto(TargetLink other, boolean noReplace, int tid) {
-        if (noReplace && other.now() != LinkState.EMPTY) return -io.versionfs.sys.Errno.EEXIST;
         String tmp = "." + other.name + ".versionfs-from-" + passing.incrementAndGet();
         int fd = Posix.C.openat(other.folderFd, ".", O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
         if (fd < 0) return errno();
-        try (var between = new io.versionfs.trap.Name(fd, other.folderId, tmp, null, target.toString())) {
+        try (var between = new io.versionfs.trap.Name(fd, other.folderId, tmp, null, other.target.toString())) {
+            if (noReplace && other.now() != LinkState.EMPTY) return -io.versionfs.sys.Errno.EEXIST;
             int r = renameAway(between, true, tid);
             if (r != 0) return r;
             var st = io.versionfs.sys.Stat.at(fd, tmp, LibC.AT_SYMLINK_NOFOLLOW);
-            var entry = new io.versionfs.trap.Name.Entry(io.versionfs.trap.Name.Kind.FILE, null, st == null ? 1 : io.versionfs.sys.Stat.nlink(st));
-            r = other.renameOnto(new io.versionfs.trap.Name(fd, other.folderId, tmp, entry, target.toString()), false, tid);
+            var entry = st == null ? null : new io.versionfs.trap.Name.Entry(io.versionfs.trap.Name.Kind.FILE,
+                    new io.versionfs.trap.Inode(io.versionfs.sys.Stat.dev(st), io.versionfs.sys.Stat.ino(st)), io.versionfs.sys.Stat.nlink(st));
+            r = other.renameOnto(new io.versionfs.trap.Name(fd, other.folderId, tmp, entry, target.toString()), false, tid, true);
             if (r != 0) Log.warn("the job renamed " + target + " onto " + other.target + ", which failed (" + Posix.strerror(-r)
                     + "): its content is kept as " + other.target.resolveSibling(tmp));
             return r;
         }
     }
 
+    /** link(other target, this target) onto this empty name: other's file is this target's too (a version of it, a copy). */
+    synchronized int linkOnto(TargetLink from, int tid) {
+        int refused = refusal(LinkState.Event.LINKED_ONTO);
+        if (refused != 0) return refused;
+        if (from.now() != LinkState.SERVED) return from.now().ours() ? -io.versionfs.sys.Errno.ENOENT : io.versionfs.trap.NameTrap.PROCEED;
+        if (!from.liveDev.equals(liveDev) && from.liveDev.dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
+        int g = newGeneration();
+        if (g < 0) return g;
+        if (Posix.C.linkat(from.rootFd, from.liveRel(), rootFd, liveRel(g), 0) != 0) return errno();
+        int r = useGeneration(g);
+        if (r != 0) return r;
+        fs.arrived(liveRel(), "link", new CaptureFs.OnBehalf(tid, from.name, name, true));
+        return held(Held.LINKED_ONTO, 0);
+    }
+
     /** unlink(target): the live file leaves the mount (open descriptors keep it); the name is left empty. */
-    int unlinkTarget(int tid) {
+    synchronized int unlinkTarget(int tid) {
         int refused = refusal(LinkState.Event.UNLINKED);
         if (refused != 0) return refused;
-        fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, null));
-        return held(Held.UNLINKED, Posix.C.unlinkat(LibC.AT_FDCWD, inMount(liveRel()), 0) == 0 ? 0 : errno());
+        int g = newGeneration();
+        if (g < 0) return g;
+        int r = fs.unlink("/" + liveRel(), new CaptureFs.OnBehalf(tid, name, null), "unlink");
+        if (r != 0) return r;
+        useGeneration(g);
+        return held(Held.UNLINKED, 0);
     }
 
     /**
      * link(target, dst): a second name of the same file, as link(2) makes. The target's inode
      * lives in the mount, so the new name is a symlink to a second mount name of the live file
-     * (linked through the mount: CaptureFs keeps one file with two names, so a write by either is
-     * one file's write, and a later replace, rename or delete of the target leaves dst its file);
-     * at the end both names become regular files sharing the inode.
+     * (CaptureFs keeps one file with two names, so a write by either is one file's write, and a
+     * later replace, rename or delete of the target leaves dst its file); at the end both names
+     * become regular files sharing the inode.
      */
-    int linkOut(io.versionfs.trap.Name dst, int tid) {
+    synchronized int linkOut(io.versionfs.trap.Name dst, int tid) {
         if (now() != LinkState.SERVED) return now().ours() ? -io.versionfs.sys.Errno.ENOENT : io.versionfs.trap.NameTrap.PROCEED;
         if (dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
-        if (dst.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
-        String alias = passingName(ALIAS);
-        fs.onBehalfOf(liveRel(), new CaptureFs.OnBehalf(tid, name, dst.shown()));
-        if (Posix.C.linkat(LibC.AT_FDCWD, inMount(liveRel()), LibC.AT_FDCWD, inMount(alias), 0) != 0) return errno();
-        if (Posix.C.symlinkat(inMount(alias), dst.parentFd(), dst.base()) != 0) {
+        int refused = exdev(dst, liveDev);
+        if (refused != 0) return refused;
+        String alias = liveRel().substring(0, liveRel().indexOf('/') + 1) + ALIAS + passing.incrementAndGet();
+        int r = fs.link("/" + liveRel(), "/" + alias);
+        if (r != 0) return r;
+        Path aliasInMount = mountPoint.resolve(alias);
+        if (Posix.C.symlinkat(aliasInMount.toString(), dst.parentFd(), dst.base()) != 0) {
             int e = errno();
-            Posix.C.unlinkat(LibC.AT_FDCWD, inMount(alias), 0);
+            fs.unlink("/" + alias, new CaptureFs.OnBehalf(tid, name, null), null);
             return e;
         }
-        aliases.put(mountPoint.resolve(alias), pathNow(dst.parentFd(), Path.of(dst.shown()).toAbsolutePath().getParent()).resolve(dst.base()));
+        aliases.put(aliasInMount, pathNow(dst.parentFd(), Path.of(dst.shown()).toAbsolutePath().getParent()).resolve(dst.base()));
         store.event(ManifestLine.event("link").from(name).to(dst.shown()).pid(tid));
         return held(Held.LINKED_OUT, 0);
     }
@@ -890,19 +950,16 @@ final class TargetLink {
      * name of it, as link(2) makes), one version (reason "link", a copy: src can still be written
      * directly).
      */
-    int linkOnto(io.versionfs.trap.Name src, int tid) {
+    synchronized int linkOnto(io.versionfs.trap.Name src, int tid) {
         int refused = refusal(LinkState.Event.LINKED_ONTO);
+        if (refused == 0) refused = exdev(src, liveDev);
         if (refused != 0) return refused;
-        if (src.parent().dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
-        String in = passingName(INCOMING);
-        if (Posix.C.linkat(src.parentFd(), src.base(), rootFd, in, 0) != 0) return errno();
-        fs.onBehalfOf(in, new CaptureFs.OnBehalf(tid, src.shown(), name, true));
-        if (Posix.C.linkat(LibC.AT_FDCWD, inMount(in), LibC.AT_FDCWD, inMount(liveRel()), 0) != 0) {
-            int e = errno();
-            Posix.C.unlinkat(rootFd, in, 0);
-            return e;
-        }
-        Posix.C.unlinkat(LibC.AT_FDCWD, inMount(in), 0);
+        int g = newGeneration();
+        if (g < 0) return g;
+        if (Posix.C.linkat(src.parentFd(), src.base(), rootFd, liveRel(g), 0) != 0) return errno();
+        int r = useGeneration(g);
+        if (r != 0) return r;
+        fs.arrived(liveRel(), "link", new CaptureFs.OnBehalf(tid, src.shown(), name, true));
         return held(Held.LINKED_ONTO, 0);
     }
 

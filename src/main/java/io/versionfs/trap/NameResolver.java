@@ -38,11 +38,18 @@ final class NameResolver {
         Name.Entry entry = null;
         st = Stat.at(fd, s.base, LibC.AT_SYMLINK_NOFOLLOW);
         if (st != null) entry = new Name.Entry(kind(Stat.mode(st)), new Inode(Stat.dev(st), Stat.ino(st)), Stat.nlink(st));
-        return new Name(fd, parent, s.base, entry, path);
+        return new Name(fd, parent, s.base, entry, path, s.dirOnly);
     }
 
-    /** Folder part and last component; null for a last component that names no entry ("/", ".", ".."). */
-    record Split(String dir, String base) {}
+    /**
+     * Folder part and last component; null for a last component that names no entry ("/", ".",
+     * ".."). {@code dirOnly}: written with a trailing slash, so the kernel only accepts a folder there.
+     */
+    record Split(String dir, String base, boolean dirOnly) {
+        Split(String dir, String base) {
+            this(dir, base, false);
+        }
+    }
 
     static Split split(String path) {
         String p = path;
@@ -51,7 +58,7 @@ final class NameResolver {
         String base = p.substring(i + 1);
         if (base.isEmpty() || base.equals(".") || base.equals("..")) return null;
         String dir = i < 0 ? "" : i == 0 ? "/" : p.substring(0, i);
-        return new Split(dir, base);
+        return new Split(dir, base, p.length() < path.length());
     }
 
     static Name.Kind kind(int mode) {

@@ -56,6 +56,8 @@ public final class NameTrap implements AutoCloseable {
         int linkOut(int t, Name dst, int tid);
 
         int linkOnto(int t, Name src, int tid);
+
+        int linkBetween(int from, int to, int tid);
     }
 
     private final Scope scope;
@@ -202,13 +204,17 @@ public final class NameTrap implements AutoCloseable {
 
     private Facts facts(Name n) {
         boolean anchor = n.kind() == Name.Kind.DIR && scope.anchors().contains(n.entry().inode());
-        return new Facts(scope.targetAt(n.parent(), n.base()), n.kind(), anchor, scope.versionsFolders().contains(n.parent()));
+        return new Facts(targetOf(n), n.kind(), anchor, scope.versionsFolders().contains(n.parent()));
+    }
+
+    /** Which target a name is (-1: none). "job.gbw/" is not the target: the kernel answers it (ENOTDIR). */
+    private int targetOf(Name n) {
+        return n == null || n.dirOnly() ? -1 : scope.targetAt(n.parent(), n.base());
     }
 
     private int act(Decision d, NameCall c, Name src, Name dst, int tid) {
         boolean noReplace = (c.flags() & NameCall.RENAME_NOREPLACE) != 0;
-        int srcT = src == null ? -1 : scope.targetAt(src.parent(), src.base());
-        int dstT = dst == null ? -1 : scope.targetAt(dst.parent(), dst.base());
+        int srcT = targetOf(src), dstT = targetOf(dst);
         return switch (d.action()) {
             case REFUSE -> {
                 refused(d, c, src, dst, tid);
@@ -220,6 +226,7 @@ public final class NameTrap implements AutoCloseable {
             case UNLINK_TARGET -> handler.unlink(srcT, tid);
             case LINK_OUT -> handler.linkOut(srcT, dst, tid);
             case LINK_ONTO -> handler.linkOnto(dstT, src, tid);
+            case LINK_TARGET_ONTO_TARGET -> handler.linkBetween(srcT, dstT, tid);
             case PROCEED, WARN_IO_URING -> throw new AssertionError(d);
         };
     }

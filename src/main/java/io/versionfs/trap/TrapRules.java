@@ -27,8 +27,10 @@ public final class TrapRules {
         UNLINK_TARGET,
         /** A hard link of a target: a copy of its content (its inode lives in the mount). */
         LINK_OUT,
-        /** A hard link onto an empty target name: a copy as its new content. */
+        /** A hard link onto an empty target name: that file is the target's new content. */
         LINK_ONTO,
+        /** One target hard-linked onto another's empty name. */
+        LINK_TARGET_ONTO_TARGET,
         /** io_uring set up: its renames would bypass the trap; say so, then proceed. */
         WARN_IO_URING
     }
@@ -105,7 +107,8 @@ public final class TrapRules {
 
     private static Decision link(Facts src, Facts dst) {
         if (!src.isTarget() && !dst.isTarget()) return Decision.of(Action.PROCEED);
-        if (src.isTarget() && dst.isTarget()) return Decision.refuse(Errno.EEXIST, Why.NONE);
+        if (src.isTarget() && src.target() == dst.target()) return Decision.refuse(Errno.EEXIST, Why.NONE);
+        if (src.isTarget() && dst.isTarget()) return Decision.of(Action.LINK_TARGET_ONTO_TARGET);
         if (src.isTarget()) return dst.kind() != null ? Decision.refuse(Errno.EEXIST, Why.NONE) : Decision.of(Action.LINK_OUT);
         if (src.kind() == null) return Decision.refuse(Errno.ENOENT, Why.NONE);
         if (src.kind() == Name.Kind.DIR) return Decision.refuse(Errno.EPERM, Why.NONE);

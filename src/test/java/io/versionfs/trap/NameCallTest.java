@@ -69,7 +69,7 @@ class NameCallTest {
     @Test
     void pathsSplitAsTheKernelSeesTheLastComponent() {
         assertEquals(new NameResolver.Split("", "job.gbw"), NameResolver.split("job.gbw"));
-        assertEquals(new NameResolver.Split("a/b", "c"), NameResolver.split("a/b/c//"));
+        assertEquals(new NameResolver.Split("a/b", "c", true), NameResolver.split("a/b/c//"));
         assertEquals(new NameResolver.Split("/", "x"), NameResolver.split("/x"));
         assertNull(NameResolver.split("/"));
         assertNull(NameResolver.split("a/.."));

@@ -56,6 +56,8 @@ class TrapRulesTest {
         assertEquals(Errno.EEXIST, d(Op.LINK, 0, TARGET, FILE).errno());
         assertEquals(Action.LINK_ONTO, d(Op.LINK, 0, FILE, TARGET).action());
         assertEquals(Errno.EPERM, d(Op.LINK, 0, DIR, TARGET).errno());
+        assertEquals(Action.LINK_TARGET_ONTO_TARGET, d(Op.LINK, 0, TARGET, OTHER_TARGET).action());
+        assertEquals(Errno.EEXIST, d(Op.LINK, 0, TARGET, TARGET).errno());
     }
 
     @Test
