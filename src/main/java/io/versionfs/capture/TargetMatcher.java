@@ -24,6 +24,17 @@ public final class TargetMatcher {
         }
     }
 
+    /** A pattern that matches exactly {@code name}, even one with glob characters ({@code job[1].gbw}). */
+    public static String literal(String name) {
+        if (!isGlob(name) && name.indexOf('\\') < 0) return name;
+        StringBuilder b = new StringBuilder();
+        for (char c : name.toCharArray()) {
+            if ("*?[]{}\\".indexOf(c) >= 0) b.append('\\');
+            b.append(c);
+        }
+        return b.toString();
+    }
+
     public static boolean isGlob(String pattern) {
         return pattern.chars().anyMatch(c -> c == '*' || c == '?' || c == '[' || c == '{');
     }

@@ -52,7 +52,7 @@ public final class Targets {
     /** The one file {@code rel} is versioned into {@code store} as series {@code series} (symlink mode). */
     public Targets addFile(String rel, VersionStore store, String series) {
         opened.put("fixed:" + store.dir(), store);
-        TargetMatcher m = new TargetMatcher(List.of(rel));
+        TargetMatcher m = new TargetMatcher(List.of(TargetMatcher.literal(rel)));
         rules.add(new Rule(m, r -> new Series(store, series), rel));
         return this;
     }

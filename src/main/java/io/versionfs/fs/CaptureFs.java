@@ -1022,6 +1022,25 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
+    /** fallocate(2): as on the backing file, after copy-on-write for a versioned one (see LiveFile). */
+    @Override
+    public int fallocate(String path, int mode, long off, long length, FuseFileInfo fi) {
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return -Errno.EBADF;
+            if (h.live == null && h.beginPassThrough()) {
+                try {
+                    return C.fallocate(h.fd, mode, off, length) == 0 ? 0 : -Posix.errno();
+                } finally {
+                    h.endPassThrough();
+                }
+            }
+            return h.live.fallocate(mode, off, length, h);
+        } catch (Throwable t) {
+            return failed("fallocate", path, t);
+        }
+    }
+
     @Override
     public int ftruncate(String path, long size, FuseFileInfo fi) {
         try {

@@ -395,6 +395,25 @@ final class LiveFile {
         }
     }
 
+    /**
+     * fallocate(2) in any mode the backing filesystem has (allocate, KEEP_SIZE, PUNCH_HOLE,
+     * ZERO_RANGE, ...), after the copy-on-write copy like a write: a punched hole must never reach
+     * a saved version. A full disk gives up versions first, as for a write.
+     */
+    int fallocate(int mode, long offset, long length, Handle h) {
+        int err = lockForChange();
+        if (err < 0) return err;
+        try {
+            java.util.function.IntSupplier call = () -> C.fallocate(fd, mode, offset, length) == 0 ? 0 : -Posix.errno();
+            int r = retryForSpace(call.getAsInt(), call);
+            if (r < 0) return r;
+            markChanged(h);
+            return 0;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     /** A change; only changes through a handle make its close a version (see {@link CaptureRule}). */
     private void markChanged(Handle h) {
         long m = changes.incrementAndGet();

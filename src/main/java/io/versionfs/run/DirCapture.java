@@ -73,15 +73,18 @@ final class DirCapture {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target is empty: give a file name or a glob (e.g. --target '*.gbw')");
             }
             if (s.startsWith("./")) s = s.substring(2);
+            // Literal names first: an existing file named job[1].gbw is that file, not a pattern.
+            boolean literal = TargetMatcher.isGlob(s) && Files.exists(folder.resolve(s), java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            boolean glob = TargetMatcher.isGlob(s) && !literal;
             Preflight.nameFits(folder.resolve(s), g.toString());
-            if (!TargetMatcher.isGlob(s)) {
+            if (!glob) {
                 Preflight.notSpecial(folder.resolve(s), g.toString());
                 Preflight.notASymlink(folder.resolve(s));
             }
-            if (Files.isDirectory(folder.resolve(s)) && !TargetMatcher.isGlob(s)) {
+            if (Files.isDirectory(folder.resolve(s)) && !glob) {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target " + g + " is a directory: give the file the program overwrites");
             }
-            out.add(s);
+            out.add(literal ? TargetMatcher.literal(s) : s);
         }
         return out;
     }

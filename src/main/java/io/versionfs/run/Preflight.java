@@ -58,7 +58,8 @@ final class Preflight {
         List<Path> out = new ArrayList<>();
         for (Path g : given) {
             String name = g.getFileName() == null ? "" : g.getFileName().toString();
-            if (!io.versionfs.capture.TargetMatcher.isGlob(name)) {
+            // Literal names first: an existing file named job[1].gbw is that file, not a pattern.
+            if (!io.versionfs.capture.TargetMatcher.isGlob(name) || Files.exists(cwd.resolve(g), LinkOption.NOFOLLOW_LINKS)) {
                 out.add(g);
                 continue;
             }

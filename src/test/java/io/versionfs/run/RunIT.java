@@ -351,4 +351,47 @@ class RunIT {
                 "auto_unmount removed the mount of the killed daemon");
         assertEquals("hello", Files.readString(dir.resolve("v/t.000001.txt")));
     }
+
+    @Test
+    void anExistingFileNamedLikeAGlobIsThatFileInBothModes() throws Exception {
+        Files.writeString(dir.resolve("job[1].gbw"), "a\n");
+        Files.writeString(dir.resolve("job1.gbw"), "b\n");
+        for (String mode : new String[] {"symlink", "dir"}) {
+            Result r = vfs("run", "--mode", mode, "--target", "job[1].gbw", "--", "sh", "-c",
+                    "echo " + mode + " >> 'job[1].gbw'; echo x >> job1.gbw");
+            assertEquals(0, r.exit(), r.err());
+        }
+        assertEquals("a\nsymlink\ndir\n", Files.readString(dir.resolve("job[1].gbw")));
+        assertFalse(Files.exists(dir.resolve("job1.gbw.versions")), "job1.gbw is not what job[1].gbw names");
+        List<Map<String, Object>> rows = EngineIT.verifyVersions(dir.resolve("job[1].gbw.versions"));
+        assertEquals(4, rows.size(), "initial + close, twice: " + rows);
+        // A pattern that matches nothing still says so.
+        Result none = vfs("run", "--target", "nothing[0-9].gbw", "--", "true");
+        assertEquals(202, none.exit(), none.err());
+        assertTrue(none.err().contains("matches no existing file"), none.err());
+    }
+
+    @Test
+    void fallocateInEveryModeWorksThroughTheMountAndNeverReachesASavedVersion() throws Exception {
+        byte[] before = new byte[64 * 1024];
+        java.util.Arrays.fill(before, (byte) 'v');
+        for (String mode : new String[] {"symlink", "dir"}) {
+            Files.write(dir.resolve("job.gbw"), before);
+            String script = "fallocate -l 2M job.gbw && fallocate -p -o 4096 -l 8192 job.gbw && fallocate -z -o 20000 -l 100 job.gbw"
+                    + " && fallocate -n -l 4M job.gbw && python3 -c \"import os; fd = os.open('job.gbw', os.O_RDWR);"
+                    + " os.posix_fallocate(fd, 0, 3 << 20); os.close(fd)\"";
+            Result r = vfs("run", "--mode", mode, "--target", "job.gbw", "--", "sh", "-c", script);
+            assertEquals(0, r.exit(), mode + ": " + r.err());
+            byte[] after = Files.readAllBytes(dir.resolve("job.gbw"));
+            assertEquals(3 << 20, after.length, mode);
+            for (int i = 4096; i < 4096 + 8192; i++) assertEquals(0, after[i], mode + ": the punched hole reads as zeros");
+            assertEquals('v', after[0], mode);
+            List<Map<String, Object>> rows = EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
+            Map<String, Object> initial = rows.stream().filter(m -> "initial".equals(m.get("reason"))).findFirst().orElseThrow();
+            assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(dir.resolve("job.gbw.versions").resolve((String) initial.get("path")))),
+                    mode + ": the content before the run is intact");
+            assertTrue(rows.size() >= 6, mode + ": initial + one version per close: " + rows);
+            TestSupport.run(dir, null, 30, "rm", "-rf", "job.gbw.versions", "job.gbw");
+        }
+    }
 }
