@@ -395,6 +395,37 @@ public final class VersionStore implements AutoCloseable {
         return hooks;
     }
 
+    /**
+     * The versions folder shows no more than its target does: the folder, its hidden folder,
+     * the manifest (sha256s, command lines) and hooks.log get at most the target's permissions
+     * (read and write bits; a folder's search bit where it may be read): a 0600 target gives a
+     * 0700 folder and 0600 files. Permissions are only ever narrowed, never widened. Call after
+     * {@link #hooks(Hooks)}.
+     */
+    public void restrictTo(int targetMode) {
+        int files = targetMode & 0666;
+        int dirs = files | ((files & 0444) >> 2);
+        narrow(dirFd, null, dirs);
+        narrow(dirFd, HIDDEN, dirs);
+        narrow(dirFd, Manifest.FILE_NAME, files);
+        if (hooks != null) {
+            // Created now with that mode: the hooks' output is appended to it later.
+            int f = Posix.C.openat(dirFd, Hooks.LOG, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, files);
+            if (f >= 0) Posix.C.close(f);
+            narrow(dirFd, Hooks.LOG, files);
+        }
+    }
+
+    private static void narrow(int dirFd, String name, int allowed) {
+        FileStat st = name == null ? Stat.of(dirFd) : Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
+        if (st == null) return;
+        int mode = Stat.mode(st) & 07777;
+        if ((mode & ~allowed & 0777) == 0) return;
+        int narrowed = mode & (allowed | ~0777);
+        if (name == null) Posix.C.fchmod(dirFd, narrowed);
+        else Posix.C.fchmodat(dirFd, name, narrowed, 0);
+    }
+
     // ---- headroom guard ------------------------------------------------------------------------
 
     /** Bytes to leave free on the versions filesystem; -1: the default, min(5%, 10 GiB). */

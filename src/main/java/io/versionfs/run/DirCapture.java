@@ -111,6 +111,7 @@ final class DirCapture {
                 }
                 VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
                 configure.accept(store);
+                RunSession.modeOf(viaFd.resolve(rel)).ifPresent(store::restrictTo);
                 return store;
             });
         }

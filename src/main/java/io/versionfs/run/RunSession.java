@@ -124,6 +124,7 @@ public final class RunSession {
                 if (store == null) {
                     store = VersionStore.openChecked(vdir, start);
                     opt.configure(store);
+                    modeOf(t).ifPresent(store::restrictTo);
                     stores.put(vdir, store);
                 }
                 links.add(new TargetLink(t, store, opt.follow()));
@@ -300,6 +301,15 @@ public final class RunSession {
     }
 
     static final long DETACH_BUDGET_WHEN_STOPPED_MILLIS = Long.getLong("versionfs.stopCopyBudgetMillis", 15_000);
+
+    /** The permission bits of an existing file (empty for a missing one: nothing to hide yet). */
+    static java.util.OptionalInt modeOf(Path file) {
+        try {
+            return java.util.OptionalInt.of(((Number) Files.getAttribute(file, "unix:mode", LinkOption.NOFOLLOW_LINKS)).intValue() & 07777);
+        } catch (IOException | RuntimeException e) {
+            return java.util.OptionalInt.empty();
+        }
+    }
 
     /** Makes the versions folder (if missing) and locks it; a folder this run made is removed if it stays empty. */
     private static void lockVersionsFolder(Path vdir, Cleanup undo) {

@@ -394,4 +394,35 @@ class RunIT {
             TestSupport.run(dir, null, 30, "rm", "-rf", "job.gbw.versions", "job.gbw");
         }
     }
+
+    @Test
+    void theVersionsFolderShowsNoMoreThanAPrivateTarget() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "secret\n");
+        Files.setPosixFilePermissions(dir.resolve("job.gbw"), java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+        Result r = vfs("run", "--target", "job.gbw", "--on-version", "echo hooked", "--", "sh", "-c", "echo more >> job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        Path v = dir.resolve("job.gbw.versions");
+        assertEquals("rwx------", perms(v));
+        assertEquals("rw-------", perms(v.resolve("manifest.jsonl")));
+        assertEquals("rw-------", perms(v.resolve("hooks.log")));
+        for (Map<String, Object> row : EngineIT.verifyVersions(v)) {
+            if (row.get("path") != null) assertEquals("rw-------", perms(v.resolve((String) row.get("path"))));
+        }
+        if (TestSupport.isRoot() && Files.isExecutable(Path.of("/usr/sbin/runuser"))) {
+            // Another user: nothing of it can be read.
+            TestSupport.run(dir, null, 30, "sh", "-c", "id " + UnprivilegedIT.USER + " || useradd -M " + UnprivilegedIT.USER);
+            Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+            Files.writeString(dir.resolve("public.txt"), "public\n");
+            Result control = TestSupport.run(dir, null, 30, "/usr/sbin/runuser", "-u", UnprivilegedIT.USER, "--", "cat",
+                    dir.resolve("public.txt").toString());
+            assertEquals(0, control.exit(), "the other user reaches the folder: " + control.err());
+            Result other = TestSupport.run(dir, null, 30, "/usr/sbin/runuser", "-u", UnprivilegedIT.USER, "--", "cat",
+                    v.resolve("manifest.jsonl").toString());
+            assertTrue(other.exit() != 0 && other.err().contains("Permission denied"), other.err());
+        }
+    }
+
+    private static String perms(Path p) throws Exception {
+        return java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p, java.nio.file.LinkOption.NOFOLLOW_LINKS));
+    }
 }
