@@ -96,7 +96,41 @@ public final class Hooks {
         firstUndone.accumulateAndGet(number, Math::min);
     }
 
+    /** Versions whose hook runs now: the keep rules leave them until it ends (lock: the Version, then this set). */
+    private final java.util.Set<Long> running = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final java.util.concurrent.atomic.AtomicInteger skipped = new java.util.concurrent.atomic.AtomicInteger();
+    /** Told when a hook ends, so a version the keep rules waited for can go now. */
+    private volatile java.util.function.Consumer<Version> onDone = v -> {};
+
+    void onDone(java.util.function.Consumer<Version> c) {
+        onDone = c;
+    }
+
+    /** Whether version {@code v}'s hook runs now (the keep rules must not remove it under the hook). */
+    boolean busy(Version v) {
+        return running.contains(v.number);
+    }
+
     private void run(Version v, Path file) {
+        synchronized (v) {
+            if (v.givenUp) {
+                // Removed by the keep rules (or to make room) before its turn: nothing to run it on.
+                skipped.incrementAndGet();
+                manifest.accept(ManifestLine.event("hook").file(v.file).version(v.number).status("skipped")
+                        .why("the version was removed by the keep rules before its hook's turn"));
+                return;
+            }
+            running.add(v.number);
+        }
+        try {
+            runOn(v, file);
+        } finally {
+            running.remove(v.number);
+            onDone.accept(v);
+        }
+    }
+
+    private void runOn(Version v, Path file) {
         Instant t0 = Instant.now();
         int rc;
         try {
@@ -161,6 +195,7 @@ public final class Hooks {
     /** One line for the summary. */
     public String report() {
         String s = "note: --on-version: " + ran.get() + " ran, " + failed.get() + " failed";
+        if (skipped.get() > 0) s += ", " + skipped.get() + " skipped (their version was removed by the keep rules first)";
         if (undone.get() > 0) {
             s += ", " + undone.get() + " left undone: run them later with versionfs hook " + dir
                     + (firstUndone.get() != Long.MAX_VALUE ? " --from " + firstUndone.get() : "") + " -- '" + command + "'";

@@ -388,6 +388,7 @@ public final class VersionStore implements AutoCloseable {
     /** Runs {@code h} after each version is saved and hashed (see {@link Hooks}). */
     public void hooks(Hooks h) {
         h.manifest(this::event);
+        h.onDone(v -> prune(v.file));
         this.hooks = h;
     }
 
@@ -531,11 +532,25 @@ public final class VersionStore implements AutoCloseable {
      * file), so removing others never touches the live file.
      */
     private void applyRetention(String series, Version v) {
-        Retention.Policy p = policy;
-        if (p.keepsAll()) return;
+        if (policy.keepsAll()) return;
         List<Version> list = kept.computeIfAbsent(series, k -> new ArrayList<>());
         synchronized (list) {
             list.add(v);
+        }
+        prune(series);
+    }
+
+    /**
+     * Removes what the keep rules do not keep, except a version whose --on-version hook runs right
+     * now: it goes when the hook ends (this runs again then), so no hook finds its file gone.
+     */
+    private void prune(String series) {
+        Retention.Policy p = policy;
+        if (p.keepsAll()) return;
+        List<Version> list = kept.get(series);
+        if (list == null) return;
+        Hooks h = hooks;
+        synchronized (list) {
             List<Retention.Entry> entries = new ArrayList<>(list.size());
             for (Version x : list) entries.add(new Retention.Entry(x.number, Math.max(0, x.size), x.time));
             List<Retention.Decision> out = Retention.toPrune(entries, p);
@@ -544,7 +559,10 @@ public final class VersionStore implements AutoCloseable {
             for (Retention.Decision d : out) {
                 Version x = list.stream().filter(y -> y.number == d.entry().number()).findFirst().orElse(null);
                 if (x == null) continue;
-                x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
+                synchronized (x) {
+                    if (h != null && h.busy(x)) continue;
+                    x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
+                }
                 Posix.C.unlinkat(dirFd, x.versionFile, 0);
                 if (x.versionFile.equals(hashing)) hashCancelled = true;
                 gone.add(x.number);

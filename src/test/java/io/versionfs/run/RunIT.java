@@ -425,4 +425,20 @@ class RunIT {
     private static String perms(Path p) throws Exception {
         return java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p, java.nio.file.LinkOption.NOFOLLOW_LINKS));
     }
+
+    @Test
+    void aSlowHookNeverFindsItsVersionRemovedByTheKeepRules() throws Exception {
+        String hook = "sleep 0.3; test -f \"$VERSIONFS_PATH\" || { echo MISSING $VERSIONFS_VERSION; exit 3; }";
+        Result r = vfs("run", "--keep-last", "2", "--on-version", hook, "--target", "job.gbw", "--", "sh", "-c",
+                "for i in $(seq 1 30); do echo v$i > job.gbw; sleep 0.05; done");
+        assertEquals(0, r.exit(), r.err());
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+) ran, (\\d+) failed(?:, (\\d+) skipped)?").matcher(r.err());
+        assertTrue(m.find(), r.err());
+        int ran = Integer.parseInt(m.group(1)), failed = Integer.parseInt(m.group(2)), skipped = m.group(3) == null ? 0 : Integer.parseInt(m.group(3));
+        assertEquals(0, failed, "no hook found its version gone: " + r.err() + Files.readString(dir.resolve("job.gbw.versions/hooks.log")));
+        assertEquals(30, ran + skipped, "every version's hook ran or was skipped, and the summary says which: " + r.err());
+        long hookLines = TestSupport.manifestVersions(dir.resolve("job.gbw.versions")).size();
+        assertTrue(hookLines >= 2, "the kept versions are there");
+        EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
+    }
 }
