@@ -19,6 +19,8 @@ public final class Version {
     public final String file;          // target file name, e.g. job.gbw
     public final String versionFile;   // e.g. job.000003.gbw, or null when lost
     public final long size;
+    /** Bytes on disk (st_blocks x 512) when saved, -1 unknown: what the keep rules' --max-size counts (a sparse file's holes are free). */
+    volatile long disk = -1;
     public final Instant time;
     public final int pid;
     public final String command;

@@ -358,6 +358,7 @@ public final class VersionStore implements AutoCloseable {
             FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
             long size = st != null ? Stat.size(st) : -1;
             v = new Version(number, series, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
+            if (st != null) v.disk = Stat.diskBytes(st);
         } else {
             lost.incrementAndGet();
             if (isNoSpace(error)) {
@@ -552,7 +553,7 @@ public final class VersionStore implements AutoCloseable {
         Hooks h = hooks;
         synchronized (list) {
             List<Retention.Entry> entries = new ArrayList<>(list.size());
-            for (Version x : list) entries.add(new Retention.Entry(x.number, Math.max(0, x.size), x.time));
+            for (Version x : list) entries.add(new Retention.Entry(x.number, Math.max(0, x.disk >= 0 ? x.disk : x.size), x.time));
             List<Retention.Decision> out = Retention.toPrune(entries, p);
             if (out.isEmpty()) return;
             java.util.Set<Long> gone = new java.util.HashSet<>();

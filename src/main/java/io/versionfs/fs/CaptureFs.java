@@ -369,20 +369,53 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /**
-     * The file at {@code r} was moved out of the backing folder to a name outside the mount (the
-     * target renamed away): it leaves its series; its open handles keep writing it, now there.
+     * The file at {@code r} leaves its series now, quietly (the trap is about to move it out of
+     * the mount: the target renamed away): from here on its closes link no new version to it.
+     * Returns its series, for {@link #rejoin} or {@link #departed}.
      */
-    public void departed(String r, OnBehalf who) {
+    public Series leaveSeries(String r) {
+        LiveFile lf = refByName(r);
+        if (lf == null) return null;
+        try {
+            namespace.writeLock().lock();
+            try {
+                Series s = lf.series();
+                lf.setSeries(null);
+                return s;
+            } finally {
+                namespace.writeLock().unlock();
+            }
+        } finally {
+            unref(lf);
+        }
+    }
+
+    /** The move out failed: the file at {@code r} is the target's again. */
+    public void rejoin(String r, Series s) {
+        LiveFile lf = refByName(r);
+        if (lf == null) return;
+        try {
+            namespace.writeLock().lock();
+            try {
+                lf.setSeries(s);
+            } finally {
+                namespace.writeLock().unlock();
+            }
+        } finally {
+            unref(lf);
+        }
+    }
+
+    /**
+     * The file at {@code r} was moved out of the backing folder to a name outside the mount (the
+     * target renamed away): its name here is gone; its open handles keep writing it, now there.
+     */
+    public void departed(String r, Series old, OnBehalf who) {
         LiveFile lf;
-        Series old = null;
         namespace.writeLock().lock();
         try {
             lf = table.values().stream().filter(f -> r.equals(f.rel())).findFirst().orElse(null);
-            if (lf != null) {
-                old = lf.series();
-                lf.nameRemoved(r);
-                lf.setSeries(null);
-            }
+            if (lf != null) lf.nameRemoved(r);
         } finally {
             namespace.writeLock().unlock();
         }

@@ -79,9 +79,14 @@ public final class FuseMount implements AutoCloseable {
 
     /** Mounts and returns once the filesystem answers; throws UserError(MOUNT_FAILED) otherwise. */
     public static FuseMount mount(CaptureFs fs, Path mountPoint) {
+        return mount(fs, mountPoint, "");
+    }
+
+    /** As {@link #mount(CaptureFs, Path)}, with more mount options ({@code ",name=value"}). */
+    public static FuseMount mount(CaptureFs fs, Path mountPoint, String extraOptions) {
         Path mp = mountPoint.toAbsolutePath().normalize();
         prepareMountPoint(mp);
-        return start(new FuseMount(fs, mp, ""));
+        return start(new FuseMount(fs, mp, extraOptions));
     }
 
     /**

@@ -578,7 +578,8 @@ final class LiveFile {
         // One fstat for both questions below: this runs inside the program's close().
         FileStat now = Stat.of(fd);
         long size = now != null ? Stat.size(now) : 0, nlink = now != null ? Stat.nlink(now) : Long.MAX_VALUE;
-        String low = s.store().lowOnSpace(size);
+        // What a version takes is its blocks, not its apparent size (a sparse file's holes are free).
+        String low = s.store().lowOnSpace(now != null ? Stat.diskBytes(now) : 0);
         if (low != null) {
             // The headroom guard: no version rather than a job that runs out of disk.
             if (into == null) saved = m;
@@ -848,7 +849,7 @@ final class LiveFile {
                 }
                 if (ensureFd(false) != 0) return;
                 FileStat st = Stat.of(fd);
-                if (st != null && !io.versionfs.capture.VersionStore.roomForOptionalCopy(fd, Stat.size(st))) {
+                if (st != null && !io.versionfs.capture.VersionStore.roomForOptionalCopy(fd, Stat.diskBytes(st))) {
                     setback(); // no room to spare: the job's own writes come first; look again later
                     return;
                 }

@@ -364,7 +364,9 @@ final class TargetLink {
         if (Files.exists(liveFile(), LinkOption.NOFOLLOW_LINKS)) fs.captureInitial(liveRel());
         fs.onNamespaceEvent(ev -> Log.warn(ev.replaceAll(LIVE_SUB + "[0-9]*/" + java.util.regex.Pattern.quote(name),
                 java.util.regex.Matcher.quoteReplacement(target.toString())) + " inside the capture mount"));
-        mount = FuseMount.mount(fs, mountPoint);
+        // entry_timeout=0: the trap removes and replaces the live name in-process (never through
+        // the mount), so the kernel must not answer a lookup of it from its cache.
+        mount = FuseMount.mount(fs, mountPoint, ",entry_timeout=0");
         openFolder();
         writeState();
     }
@@ -791,34 +793,68 @@ final class TargetLink {
         int g = generation + 1;
         String dir = liveRel(g).substring(0, liveRel(g).indexOf('/'));
         if (Posix.C.mkdirat(rootFd, dir, 0700) != 0 && Posix.errno() != io.versionfs.sys.Errno.EEXIST) return errno();
+        targets.addFile(liveRel(g), store, name);
         return g;
     }
 
     /**
      * The target is generation {@code g} from now on: a name in the mount the kernel has never
-     * looked up, registered as the target, and the symlink swapped to it in one rename.
+     * looked up (so no cached page of an older file can be read through it), the symlink swapped
+     * to it in one rename. The old name stays a target name: a process that resolved the
+     * symlink just before (or kept a realpath) still reaches a file, whose writes are versions.
      */
     private int useGeneration(int g) {
         String old = liveRel();
-        generation = g;
-        targets.addFile(liveRel(), store, name);
-        linkTarget = mountPoint.resolve(liveRel());
+        Path to = mountPoint.resolve(liveRel(g));
         String tmp = "." + name + ".versionfs-link";
         Posix.C.unlinkat(folderFd, tmp, 0);
-        if (Posix.C.symlinkat(linkTarget.toString(), folderFd, tmp) != 0 || Posix.C.renameat(folderFd, tmp, folderFd, name) != 0) {
+        if (Posix.C.symlinkat(to.toString(), folderFd, tmp) != 0 || Posix.C.renameat(folderFd, tmp, folderFd, name) != 0) {
             int e = errno();
-            Log.warn("could not point " + target + " to its new live file (" + Posix.strerror(-e) + "): the job's next "
-                    + name + " is followed after the fact");
+            Log.warn("could not point " + target + " to its new live file (" + Posix.strerror(-e) + "): it is kept in "
+                    + liveDir.resolve(liveRel(g)) + " and put in the versions folder at the end");
             return e;
         }
-        targets.removeFile(old);
-        dropGenerationFolderIfEmpty(old);
+        generation = g;
+        linkTarget = to;
+        retire(old);
         return 0;
+    }
+
+    /** Old generation names, removed once no process can still be on its way to them (2 s after they were replaced). */
+    private final java.util.ArrayDeque<Object[]> retired = new java.util.ArrayDeque<>();
+    private static final long RETIRE_AFTER_NANOS = 2_000_000_000L;
+
+    private void retire(String rel) {
+        retired.add(new Object[] {rel, System.nanoTime()});
+        dropRetired(false);
+    }
+
+    /** Removes retired names whose time is up (all, at the end); what someone wrote there since is kept (restore). */
+    private void dropRetired(boolean all) {
+        for (Object[] r; (r = retired.peek()) != null && (all || System.nanoTime() - (long) r[1] > RETIRE_AFTER_NANOS); ) {
+            retired.poll();
+            String rel = (String) r[0];
+            fs.unlink("/" + rel, new CaptureFs.OnBehalf(0, name, null), null);
+            dropGenerationFolderIfEmpty(rel);
+        }
     }
 
     private void dropGenerationFolderIfEmpty(String rel) {
         String dir = rel.substring(0, rel.indexOf('/'));
         if (!dir.equals(LIVE_SUB)) Posix.C.unlinkat(rootFd, dir, LibC.AT_REMOVEDIR); // ENOTEMPTY: still has a name
+    }
+
+    /**
+     * The file now at generation {@code g}'s name becomes the target: one version of exactly it
+     * (taken before the symlink leads anyone there, so no other process's write can slip into
+     * it), then the swap.
+     */
+    private int arrive(int g, String reason, String from, int tid, boolean writtenOutside) {
+        boolean hadLive = liveExists();
+        fs.arrived(liveRel(g), reason, new CaptureFs.OnBehalf(tid, from, name, writtenOutside));
+        int r = useGeneration(g);
+        if (r == 0 && hadLive) store.event(ManifestLine.event("replaced").file(name).by(from).pid(tid));
+        return r;
     }
 
     /** rename(src, target): src becomes the target's content, one version (reason "rename"). */
@@ -831,22 +867,58 @@ final class TargetLink {
         int refused = refusal(noReplace ? LinkState.Event.LINKED_ONTO : LinkState.Event.RENAMED_ONTO); // NOREPLACE: as link
         if (refused == 0) refused = exdev(src, liveDev);
         if (refused != 0) return refused;
+        if (src.kind() == io.versionfs.trap.Name.Kind.SYMLINK) return renameAliasOnto(src, tid);
         // A descriptor still open for writing lets the job change this inode without us: its
         // versions are then copies (CaptureFs sees foreign hard links itself).
         boolean writtenOutside = fromAnotherMount
-                || src.entry().inode() != null && io.versionfs.trap.OpenFiles.writableBy(tid, src.entry().inode());
+                || src.entry().inode() != null && io.versionfs.trap.OpenFiles.writableByJob(tid, src.entry().inode());
         int g = newGeneration();
         if (g < 0) return g;
         // Moved, not copied: exactly the file the job named, O(1), never deleted by us.
         if (Posix.C.renameat(src.parentFd(), src.base(), rootFd, liveRel(g)) != 0) return errno();
-        String old = liveRel();
-        boolean hadLive = liveExists();
-        int r = useGeneration(g);
-        if (r != 0) return r; // the job's file is the live file of a generation nothing leads to: kept at the end
-        fs.arrived(liveRel(), "rename", new CaptureFs.OnBehalf(tid, src.shown(), name, writtenOutside));
-        if (hadLive) fs.unlink("/" + old, new CaptureFs.OnBehalf(tid, name, src.shown()), "replaced");
-        dropGenerationFolderIfEmpty(old);
+        arrive(g, "rename", src.shown(), tid, writtenOutside);
         return held(Held.RENAMED_ONTO, 0);
+    }
+
+    /**
+     * A hard link the job made of the target (our symlink to a second mount name) renamed back
+     * onto the target: as on a plain filesystem, nothing happens when both are the same file;
+     * otherwise that file is the target again (one version) and the link's name is gone.
+     * Any other symlink renamed onto the target is left to the kernel (it replaces our link).
+     */
+    private int renameAliasOnto(io.versionfs.trap.Name src, int tid) {
+        Path to = readLink(src);
+        if (to == null || !aliases.containsKey(to)) return io.versionfs.trap.NameTrap.PROCEED;
+        String alias = mountPoint.relativize(to).toString();
+        long aliasIno = inoAt(alias);
+        if (aliasIno < 0) return io.versionfs.trap.NameTrap.PROCEED;
+        if (aliasIno == inoAt(liveRel())) return 0; // two names of one file: rename(2) does nothing
+        int g = newGeneration();
+        if (g < 0) return g;
+        if (Posix.C.linkat(rootFd, alias, rootFd, liveRel(g), 0) != 0) return errno();
+        if (Posix.C.unlinkat(src.parentFd(), src.base(), 0) != 0) {
+            int e = errno();
+            Posix.C.unlinkat(rootFd, liveRel(g), 0);
+            return e;
+        }
+        aliases.remove(to);
+        fs.unlink("/" + alias, new CaptureFs.OnBehalf(tid, src.shown(), null), null);
+        arrive(g, "rename", src.shown(), tid, false);
+        return held(Held.RENAMED_ONTO, 0);
+    }
+
+    /** The backing inode number at {@code rel} in the live folder, -1 if nothing is there. */
+    private long inoAt(String rel) {
+        var st = io.versionfs.sys.Stat.at(rootFd, rel, LibC.AT_SYMLINK_NOFOLLOW);
+        return st == null ? -1 : io.versionfs.sys.Stat.ino(st);
+    }
+
+    private static Path readLink(io.versionfs.trap.Name n) {
+        try {
+            return Files.readSymbolicLink(Path.of("/proc/self/fd/" + n.parentFd()).resolve(n.base()));
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
     }
 
     /** rename(target, dst): dst gets the live file itself (O(1)); the target name is left empty. */
@@ -856,20 +928,26 @@ final class TargetLink {
         if (refused == 0 && noReplace && dst.exists()) refused = -io.versionfs.sys.Errno.EEXIST;
         if (refused != 0) return refused;
         String rel = liveRel();
-        // Once outside the mount the job writes this inode directly: it must not be a version's.
+        // First out of the series (no close from now on links a new version to it), then
+        // separated from the versions it has (a close in flight finishes first): once outside
+        // the mount the job writes this inode directly, and it must not be a version's.
+        var series = fs.leaveSeries(rel);
         if (!fs.detach(rel, DETACH_IN_CALL_MILLIS)) {
             Log.warn(dst.shown() + " (renamed from " + target + ") still shares its storage with the last version of " + name
-                    + " (no room for the copy): writing it directly would change that version");
-            store.event(ManifestLine.event("shares-inode").file(name).to(dst.shown()).why("no room to separate it at the rename"));
+                    + " (the copy that separates them failed): writing it directly would change that version");
+            store.event(ManifestLine.event("shares-inode").file(name).to(dst.shown()).why("the copy at the rename failed"));
         }
-        int g = newGeneration();
-        if (g < 0) return g;
         int r = noReplace ? Posix.C.renameat2(rootFd, rel, dst.parentFd(), dst.base(), 1 /* RENAME_NOREPLACE */)
                 : Posix.C.renameat(rootFd, rel, dst.parentFd(), dst.base());
-        if (r != 0) return errno();
+        if (r != 0) {
+            int e = errno();
+            fs.rejoin(rel, series);
+            return e;
+        }
         lastAwayTo = dst.shown();
-        fs.departed(rel, new CaptureFs.OnBehalf(tid, name, dst.shown()));
-        useGeneration(g);
+        // The name is simply absent now: the mount caches no entry (entry_timeout=0), so the
+        // job's next create of the target is a create at this same live name.
+        fs.departed(rel, series, new CaptureFs.OnBehalf(tid, name, dst.shown()));
         return held(Held.RENAMED_AWAY, 0);
     }
 
@@ -901,9 +979,7 @@ final class TargetLink {
         int g = newGeneration();
         if (g < 0) return g;
         if (Posix.C.linkat(from.rootFd, from.liveRel(), rootFd, liveRel(g), 0) != 0) return errno();
-        int r = useGeneration(g);
-        if (r != 0) return r;
-        fs.arrived(liveRel(), "link", new CaptureFs.OnBehalf(tid, from.name, name, true));
+        arrive(g, "link", from.name, tid, true);
         return held(Held.LINKED_ONTO, 0);
     }
 
@@ -911,11 +987,8 @@ final class TargetLink {
     synchronized int unlinkTarget(int tid) {
         int refused = refusal(LinkState.Event.UNLINKED);
         if (refused != 0) return refused;
-        int g = newGeneration();
-        if (g < 0) return g;
         int r = fs.unlink("/" + liveRel(), new CaptureFs.OnBehalf(tid, name, null), "unlink");
         if (r != 0) return r;
-        useGeneration(g);
         return held(Held.UNLINKED, 0);
     }
 
@@ -957,19 +1030,22 @@ final class TargetLink {
         int g = newGeneration();
         if (g < 0) return g;
         if (Posix.C.linkat(src.parentFd(), src.base(), rootFd, liveRel(g), 0) != 0) return errno();
-        int r = useGeneration(g);
-        if (r != 0) return r;
-        fs.arrived(liveRel(), "link", new CaptureFs.OnBehalf(tid, src.shown(), name, true));
+        arrive(g, "link", src.shown(), tid, true);
         return held(Held.LINKED_ONTO, 0);
     }
 
     /** The job's calls on the name that the trap did, by kind (for the summary); the last new name of a rename away. */
     private enum Held { RENAMED_ONTO, LINKED_ONTO, RENAMED_AWAY, UNLINKED, LINKED_OUT }
 
+    /** Whether the trap changed the target's generations (restore then keeps what is left in old ones). */
+    private volatile boolean trapUsed;
+
     private final java.util.Map<Held, java.util.concurrent.atomic.AtomicInteger> held = new java.util.concurrent.ConcurrentHashMap<>();
     private volatile String lastAwayTo;
 
     private int held(Held e, int result) {
+        trapUsed = true;
+        dropRetired(false);
         if (result == 0) held.computeIfAbsent(e, k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
         return result;
     }
@@ -1029,6 +1105,7 @@ final class TargetLink {
     void restore() throws IOException {
         if (!prepared) return;
         ending = true;
+        dropRetired(true);
         if (linkInstalled) check();
         // Where the folders are now: without the trap the job may have moved them (mv d d2).
         Path folder = pathNow(folderFd, target.getParent()), liveNow = pathNow(rootFd, liveDir);
@@ -1068,9 +1145,17 @@ final class TargetLink {
         }
         for (Path alias : aliases.keySet()) Files.deleteIfExists(liveNow.resolve(mountPoint.relativize(alias))); // the job deleted that link
         if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && !lastSeen.ours()) noticeRealFile();
-        // Older generations nothing leads to any more (their content was put in place above).
+        // Older generations nothing leads to any more: in follow mode their content was put in
+        // place above; with the trap, a file there was written through an old name after the
+        // target moved on (a path resolved earlier): it is the job's, so it is kept.
         for (int g = 0; g < generation; g++) {
             Path old = liveNow.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);
+            if (trapUsed && Files.isRegularFile(old, LinkOption.NOFOLLOW_LINKS)) {
+                Path keep = keepDir.resolve(recoveredName().replace(".recovered-", ".old-name-" + g + "-"));
+                Files.move(old, keep);
+                said("something wrote " + name + " through a name versionfs had already replaced (a path resolved before a"
+                        + " rename onto the target): that file is kept as " + keep);
+            }
             Files.deleteIfExists(old);
             if (g > 0) deleteIfEmpty(old.getParent());
         }

@@ -38,6 +38,15 @@ public final class Stat {
         return st.st_size.longValue();
     }
 
+    /**
+     * The bytes the file takes on disk (st_blocks x 512), what a copy of it costs: a sparse file
+     * of 100 GiB with a few KiB written takes a few KiB. Never more than needed to compare with
+     * free space, so preallocated but unwritten blocks count as taken (they are).
+     */
+    public static long diskBytes(FileStat st) {
+        return st.st_blocks.longValue() * 512L;
+    }
+
     public static long nlink(FileStat st) {
         return st.st_nlink.longValue();
     }

@@ -19,6 +19,17 @@ import java.nio.file.Path;
 public final class OpenFiles {
     private OpenFiles() {}
 
+    /**
+     * True if any process of the job (every descendant of versionfs, {@code tid}'s process first)
+     * has {@code inode} open with write access: a file that was outside the mount may be held
+     * open by any of them. A /proc walk: milliseconds for a few hundred processes, paid per
+     * rename onto a target only.
+     */
+    public static boolean writableByJob(int tid, Inode inode) {
+        if (writableBy(tid, inode)) return true;
+        return ProcessHandle.current().descendants().anyMatch(p -> p.pid() != tid && writableBy((int) p.pid(), inode));
+    }
+
     /** True if thread {@code tid}'s process has {@code inode} open with write access (false if it cannot be read). */
     public static boolean writableBy(int tid, Inode inode) {
         Path fds = Path.of("/proc/" + tid + "/fd");
