@@ -407,20 +407,28 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /**
-     * The file at {@code r} was moved out of the backing folder to a name outside the mount (the
-     * target renamed away): its name here is gone; its open handles keep writing it, now there.
+     * Moves the file at {@code r} out of the backing folder to {@code dstName} in {@code dstDir}
+     * (the target renamed away), and forgets that name of exactly the inode moved: under the
+     * namespace lock, so no create of a new file at {@code r} can slip in between and be taken
+     * for it. Its open handles keep writing it, now there. 0 or -errno.
      */
-    public void departed(String r, Series old, OnBehalf who) {
+    public int moveOut(String r, int dstDir, String dstName, boolean noReplace, Series old, OnBehalf who) {
         LiveFile lf;
         namespace.writeLock().lock();
         try {
-            lf = table.values().stream().filter(f -> r.equals(f.rel())).findFirst().orElse(null);
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null) return -Posix.errno();
+            FileId id = FileId.of(st);
+            int rc = noReplace ? C.renameat2(rootFd, r, dstDir, dstName, 1 /* RENAME_NOREPLACE */) : C.renameat(rootFd, r, dstDir, dstName);
+            if (rc != 0) return -Posix.errno();
+            lf = table.get(id);
             if (lf != null) lf.nameRemoved(r);
         } finally {
             namespace.writeLock().unlock();
         }
         if (old != null) event(old, ManifestLine.event("rename").from(who.from()).to(who.to()).pid(who.pid()));
         if (lf != null) lf.forgetIfUnused();
+        return 0;
     }
 
     /**

@@ -937,17 +937,14 @@ final class TargetLink {
                     + " (the copy that separates them failed): writing it directly would change that version");
             store.event(ManifestLine.event("shares-inode").file(name).to(dst.shown()).why("the copy at the rename failed"));
         }
-        int r = noReplace ? Posix.C.renameat2(rootFd, rel, dst.parentFd(), dst.base(), 1 /* RENAME_NOREPLACE */)
-                : Posix.C.renameat(rootFd, rel, dst.parentFd(), dst.base());
+        // The name is simply absent afterwards: the mount caches no entry (entry_timeout=0), so
+        // the job's next create of the target is a create at this same live name.
+        int r = fs.moveOut(rel, dst.parentFd(), dst.base(), noReplace, series, new CaptureFs.OnBehalf(tid, name, dst.shown()));
         if (r != 0) {
-            int e = errno();
             fs.rejoin(rel, series);
-            return e;
+            return r;
         }
         lastAwayTo = dst.shown();
-        // The name is simply absent now: the mount caches no entry (entry_timeout=0), so the
-        // job's next create of the target is a create at this same live name.
-        fs.departed(rel, series, new CaptureFs.OnBehalf(tid, name, dst.shown()));
         return held(Held.RENAMED_AWAY, 0);
     }
 
