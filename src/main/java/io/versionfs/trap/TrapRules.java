@@ -100,9 +100,10 @@ public final class TrapRules {
         }
         if (src.kind() == null) return Decision.refuse(Errno.ENOENT, Why.NONE);
         if (src.kind() == Name.Kind.DIR) return Decision.refuse(Errno.ENOTDIR, Why.NONE);
-        // A symlink or special file renamed onto the target replaces our link: the follow logic
-        // notices it and the live content is kept (nothing is lost); it is not a version.
-        return Decision.of(src.kind() == Name.Kind.FILE ? Action.RENAME_ONTO : Action.PROCEED);
+        // A symlink may be a hard link the job made of the target (our symlink to a second name
+        // of its file): the handler looks. Another symlink or a special file renamed onto the
+        // target replaces our link: the follow logic notices it and the live content is kept.
+        return Decision.of(src.kind() == Name.Kind.OTHER ? Action.PROCEED : Action.RENAME_ONTO);
     }
 
     private static Decision link(Facts src, Facts dst) {

@@ -412,6 +412,28 @@ class NameTrapIT {
     }
 
     @Test
+    void aHardLinkBackupRolledBackOntoTheTargetKeepsEverySave() throws Exception {
+        initialTarget("job.gbw");
+        String py = "import os\n"
+                + "os.link('job.gbw', 'bak')\n"
+                + "open('t', 'wb').write(b'step 1\\n'); os.rename('t', 'job.gbw')\n"
+                + "os.rename('bak', 'job.gbw')\n"
+                + "assert not os.path.lexists('bak'), 'the backup name is gone, as after rename(2)'\n"
+                + "for i in range(3):\n"
+                + "    open('t', 'wb').write(b'save %d\\n' % i); os.rename('t', 'job.gbw')\n"
+                + "os.link('job.gbw', 'z'); os.rename('z', 'job.gbw')\n"
+                + "assert os.path.exists('z'), 'two names of one file: rename(2) does nothing'\n";
+        Result r = vfs("run", "--target", "job.gbw", "--", "python3", "-c", py);
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("save 2\n", Files.readString(dir.resolve("job.gbw")));
+        assertEquals("save 2\n", Files.readString(dir.resolve("z")));
+        List<Map<String, Object>> rows = verifyVersions(dir.resolve("job.gbw.versions"));
+        assertEquals(List.of("initial", "rename", "rename", "rename", "rename", "rename"),
+                rows.stream().map(m -> (String) m.get("reason")).toList(), "every save is a version, the rollback too: " + rows);
+        assertFalse(r.err().contains("replaced job.gbw"), r.err());
+    }
+
+    @Test
     void aFileRenamedOntoTheTargetWhileStillOpenNeverChangesItsVersion() throws Exception {
         String py = "import os\n"
                 + "fd = os.open('job.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"

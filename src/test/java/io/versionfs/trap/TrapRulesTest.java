@@ -36,8 +36,9 @@ class TrapRulesTest {
         assertEquals(Action.RENAME_ONTO, d(Op.RENAME, NameCall.RENAME_NOREPLACE, FILE, TARGET).action());
         assertEquals(new Decision(Action.REFUSE, Errno.ENOENT, TrapRules.Why.NONE), d(Op.RENAME, 0, NOTHING, TARGET));
         assertEquals(Errno.ENOTDIR, d(Op.RENAME, 0, DIR, TARGET).errno());
-        // a symlink renamed onto the target replaces our link: followed, never a version
-        assertEquals(Action.PROCEED, d(Op.RENAME, 0, LINK, TARGET).action());
+        // a symlink may be one of our hard links of the target: the handler looks (others proceed)
+        assertEquals(Action.RENAME_ONTO, d(Op.RENAME, 0, LINK, TARGET).action());
+        assertEquals(Action.PROCEED, d(Op.RENAME, 0, new Facts(-1, Kind.OTHER, false, false), TARGET).action());
     }
 
     @Test
