@@ -441,4 +441,21 @@ class RunIT {
         assertTrue(hookLines >= 2, "the kept versions are there");
         EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
     }
+
+    @Test
+    void aSparseFileIsVersionedByTheBlocksItTakesNotItsApparentSize() throws Exception {
+        // 512 MiB apparent, a few KiB written, on a 16 MiB disk: the headroom counts blocks.
+        try (TestSupport.SmallDisk disk = TestSupport.smallDisk(dir.resolve("small"), "16m")) {
+            String py = "import os\n"
+                    + "fd = os.open('small/job.gbw', os.O_RDWR | os.O_CREAT, 0o644); os.pwrite(fd, b'x', 512 << 20); os.close(fd)\n"
+                    + "fd = os.open('small/job.gbw', os.O_RDWR); os.pwrite(fd, b'y', 256 << 20); os.close(fd)\n";
+            Result r = TestSupport.run(dir, null, 300, TestSupport.launcher("run", "--target", "small/job.gbw", "--",
+                    "python3", "-c", py));
+            assertEquals(0, r.exit(), r.err());
+            List<Map<String, Object>> rows = EngineIT.verifyVersions(dir.resolve("small/job.gbw.versions"));
+            assertEquals(2, rows.size(), "both closes are versions, none skipped for 'space': " + r.err());
+            for (Map<String, Object> row : rows) assertEquals("saved", row.get("status"), rows.toString());
+            assertTrue(Files.size(dir.resolve("small/job.gbw")) == (512L << 20) + 1);
+        }
+    }
 }
