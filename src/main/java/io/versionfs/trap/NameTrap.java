@@ -104,23 +104,22 @@ public final class NameTrap implements AutoCloseable {
 
     /** Why the filter is not installed (null if it is, or was never tried). */
     public String failure() {
+        Throwable t = installError();
+        return t == null ? null : t instanceof Seccomp.TrapUnavailable u ? u.getMessage() : String.valueOf(t);
+    }
+
+    /** EBUSY from the kernel: a listener already exists in this process's filter chain (a versionfs run around this one). */
+    public boolean nested() {
+        return installError() instanceof Seccomp.TrapUnavailable u && u.errno == Errno.EBUSY;
+    }
+
+    private Throwable installError() {
         if (!listener.isCompletedExceptionally()) return null;
         try {
             listener.join();
             return null;
         } catch (java.util.concurrent.CompletionException e) {
-            return e.getCause() instanceof Seccomp.TrapUnavailable u ? u.getMessage() : String.valueOf(e.getCause());
-        }
-    }
-
-    /** EBUSY from the kernel: a listener already exists in this process's filter chain (a versionfs run around this one). */
-    public boolean nested() {
-        if (!listener.isCompletedExceptionally()) return false;
-        try {
-            listener.join();
-            return false;
-        } catch (java.util.concurrent.CompletionException e) {
-            return e.getCause() instanceof Seccomp.TrapUnavailable u && u.errno == Errno.EBUSY;
+            return e.getCause();
         }
     }
 
