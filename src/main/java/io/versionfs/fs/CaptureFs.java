@@ -407,6 +407,23 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /**
+     * Whether names {@code a} and {@code b} are one file now: read under the namespace lock, which
+     * a copy-on-write swap holds while it moves every name of a file to the new inode.
+     */
+    public boolean sameFile(String a, String b) {
+        namespace.readLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, a, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null) return false;
+            FileId ia = FileId.of(st);
+            st = Stat.at(rootFd, b, LibC.AT_SYMLINK_NOFOLLOW);
+            return st != null && ia.equals(FileId.of(st));
+        } finally {
+            namespace.readLock().unlock();
+        }
+    }
+
+    /**
      * Moves the file at {@code r} out of the backing folder to {@code dstName} in {@code dstDir}
      * (the target renamed away), and forgets that name of exactly the inode moved: under the
      * namespace lock, so no create of a new file at {@code r} can slip in between and be taken

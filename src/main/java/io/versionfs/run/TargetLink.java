@@ -890,9 +890,8 @@ final class TargetLink {
         Path to = readLink(src);
         if (to == null || !aliases.containsKey(to)) return io.versionfs.trap.NameTrap.PROCEED;
         String alias = mountPoint.relativize(to).toString();
-        long aliasIno = inoAt(alias);
-        if (aliasIno < 0) return io.versionfs.trap.NameTrap.PROCEED;
-        if (aliasIno == inoAt(liveRel())) return 0; // two names of one file: rename(2) does nothing
+        if (inoAt(alias) < 0) return io.versionfs.trap.NameTrap.PROCEED;
+        if (fs.sameFile(alias, liveRel())) return 0; // two names of one file: rename(2) does nothing
         int g = newGeneration();
         if (g < 0) return g;
         if (Posix.C.linkat(rootFd, alias, rootFd, liveRel(g), 0) != 0) return errno();
