@@ -30,6 +30,10 @@ public final class Version {
     private volatile String sha256;
     /** Given up (removed) before its manifest line was written: the line is not written at all. */
     volatile boolean givenUp;
+    /** Under its name in the versions folder (false: still hidden, see {@code VersionStore.publish}). */
+    volatile boolean published;
+    /** Permission bits when saved (-1 unknown): published without the write bits. */
+    volatile int mode = -1;
 
     public Version(long number, String file, String versionFile, long size, Instant time, int pid,
                    String command, String reason, Status status, String error) {

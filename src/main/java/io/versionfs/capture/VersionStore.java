@@ -87,12 +87,14 @@ public final class VersionStore implements AutoCloseable {
         Files.createDirectories(access.resolve(HIDDEN).resolve("live"));
         Files.createDirectories(access.resolve(HIDDEN).resolve("tmp"));
         if (!Files.isWritable(access)) throw new IOException(shown + " is not writable");
+        Files.createDirectories(access.resolve(PENDING_ROOT).resolve(Long.toString(ProcessHandle.current().pid())));
         int fd = Posix.openDir(access.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Path dirty = fdPath.resolve(HIDDEN).resolve(DIRTY);
         boolean wasDirty = Files.exists(dirty);
         VersionStore store = new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
-        if (wasDirty) store.adoptUnlisted();
+        boolean recovered = store.recoverPending();
+        if (wasDirty || recovered) store.adoptUnlisted();
         Files.writeString(dirty, Long.toString(ProcessHandle.current().pid()));
         return store;
     }
@@ -319,16 +321,16 @@ public final class VersionStore implements AutoCloseable {
             while (error != null && isNoSpace(error) && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
             return finish(number, series, name, now, pid, cmd, reason, error, false);
         }
-        int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
-        if (rc != 0 && Posix.errno() == Errno.ENOENT && !VersionNaming.folderOf(series).isEmpty()) {
-            Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755); // first version of sub/x.dat
-            rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
+        // Linked under a hidden name: the inode is still the live file's (see publish).
+        for (int tries = 0; tries < 1000 && Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0; tries++) {
+            number = allocate(series); // a file already has that name (put there by hand): skip the number
+            name = VersionNaming.versionName(series, number);
         }
+        int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, pendingName(name), linkFlags);
         for (int tries = 0; rc != 0 && Posix.errno() == Errno.EEXIST && tries < 1000; tries++) {
-            // A file already has that name (put there by hand, or by a run we did not scan): skip the number.
             number = allocate(series);
             name = VersionNaming.versionName(series, number);
-            rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, name, linkFlags);
+            rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, pendingName(name), linkFlags);
         }
         if (rc == 0) {
             linked = true;
@@ -355,10 +357,14 @@ public final class VersionStore implements AutoCloseable {
                             String error, boolean linked) {
         Version v;
         if (error == null) {
-            FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
+            FileStat st = Stat.at(dirFd, linked ? pendingName(name) : name, LibC.AT_SYMLINK_NOFOLLOW);
             long size = st != null ? Stat.size(st) : -1;
             v = new Version(number, series, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
             if (st != null) v.disk = Stat.diskBytes(st);
+            if (st != null) v.mode = Stat.mode(st) & 07777;
+            if (linked) pending.add(v);
+            else readOnly(name, v.mode);
+            v.published = !linked;
         } else {
             lost.incrementAndGet();
             if (isNoSpace(error)) {
@@ -377,9 +383,162 @@ public final class VersionStore implements AutoCloseable {
                 (reason.equals("initial") ? lastResort : droppable).add(new Droppable(series, number, name, reason.intern()));
             }
         }
-        record(v);
+        if (!linked) record(v);
         if (!v.lost()) applyRetention(series, v);
         return new Captured(v, linked);
+    }
+
+    // ---- publication: a version's name appears once the job can no longer write its inode ------
+
+    /**
+     * Where a version linked to the live inode waits, one folder per versionfs process: its
+     * published name would lead to an inode the job still writes (until the copy-on-write swap),
+     * and a tool writing through that name would change the job's file. Never listed, hashed or
+     * given to a hook from here.
+     */
+    static final String PENDING_ROOT = HIDDEN + "/pending";
+    private static final String PENDING = PENDING_ROOT + "/" + ProcessHandle.current().pid() + "/";
+
+    /** Versions linked to a live inode, not yet published (see {@link #publish}). */
+    private final java.util.Set<Version> pending = ConcurrentHashMap.newKeySet();
+
+    /** The hidden name of a version that is not published yet: its name with '/' and '%' escaped. */
+    static String pendingName(String versionFile) {
+        return PENDING + escape(versionFile);
+    }
+
+    private static String escape(String versionFile) {
+        return versionFile.replace("%", "%25").replace("/", "%2F");
+    }
+
+    private static String unescape(String pendingBase) {
+        return pendingBase.replace("%2F", "/").replace("%25", "%");
+    }
+
+    /** Where the version's file is now: its published name, or its hidden one. Caller holds the version's monitor. */
+    private static String storedName(Version v) {
+        return v.published ? v.versionFile : pendingName(v.versionFile);
+    }
+
+    /** Version files are read-only to everyone, their owner too: a careless tool gets EACCES, not a changed version. */
+    private void readOnly(String name, int mode) {
+        if (mode >= 0) Posix.C.fchmodat(dirFd, name, mode & 07555, 0);
+    }
+
+    /**
+     * The live file no longer shares the inode of {@code v} (a fresh inode took the live name, or
+     * no name leads to it any more): gives the version its name, read-only, then hashes it, writes
+     * its manifest line and queues its hook. O(1) (a chmod and a rename): it can run inside the
+     * job's write. A version given up meanwhile is not published.
+     */
+    public void publish(Version v) {
+        if (!pending.remove(v)) return;
+        synchronized (v) {
+            if (v.givenUp) return;
+            String from = pendingName(v.versionFile);
+            readOnly(from, v.mode);
+            if (!moveInto(from, v.versionFile)) return;
+            v.published = true;
+        }
+        record(v);
+    }
+
+    /**
+     * End of the run: every version still pending is published. One that still shares its inode
+     * with a file (the copy that separates them did not fit, and that was said) keeps its mode,
+     * so that file stays writable.
+     */
+    public void publishRemaining() {
+        for (Version v : List.copyOf(pending)) {
+            if (!pending.remove(v)) continue;
+            synchronized (v) {
+                if (v.givenUp) continue;
+                String from = pendingName(v.versionFile);
+                FileStat st = Stat.at(dirFd, from, LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null) continue; // dropped to make room (recorded)
+                if (Stat.nlink(st) == 1) readOnly(from, v.mode);
+                if (!moveInto(from, v.versionFile)) continue;
+                v.published = true;
+            }
+            record(v);
+        }
+    }
+
+    /** Renames a hidden version file to its name, never over another file. False (and said) if it cannot. */
+    private boolean moveInto(String from, String name) {
+        int e = renameNoReplace(from, name);
+        if (e == Errno.ENOENT && !VersionNaming.folderOf(name).isEmpty()) {
+            Posix.C.mkdirat(dirFd, VersionNaming.folderOf(name), 0755); // first version of sub/x.dat
+            e = renameNoReplace(from, name);
+        }
+        if (e == 0) return true;
+        if (e != Errno.ENOENT) { // ENOENT: dropped to make room meanwhile, and recorded then
+            Log.warn("version " + name + " stays hidden in " + dir.resolve(from) + ": cannot give it its name ("
+                    + Posix.strerror(e) + ")");
+        }
+        return false;
+    }
+
+    /** 0, or the errno of renaming {@code from} to {@code name} where no file has that name. */
+    private int renameNoReplace(String from, String name) {
+        if (Posix.C.renameat2(dirFd, from, dirFd, name, LibC.RENAME_NOREPLACE) == 0) return 0;
+        int e = Posix.errno();
+        if (e != Errno.EINVAL) return e;
+        // A filesystem without RENAME_NOREPLACE (some NFS): numbers are ours alone in a run, so a
+        // check first is enough against a stray file.
+        if (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) return Errno.EEXIST;
+        return Posix.C.renameat(dirFd, from, dirFd, name) == 0 ? 0 : Posix.errno();
+    }
+
+    /**
+     * Versions a killed run left hidden: each gets its name now, as a copy if its inode is still
+     * shared (with the target that run was writing), so the version cannot change when that file
+     * does. Folders of versionfs processes still running are theirs. True if any was recovered
+     * (they are then listed by {@link #adoptUnlisted}).
+     */
+    private boolean recoverPending() throws IOException {
+        boolean any = false;
+        long self = ProcessHandle.current().pid();
+        try (DirectoryStream<Path> pids = Files.newDirectoryStream(access.resolve(PENDING_ROOT))) {
+            for (Path p : pids) {
+                long pid;
+                try {
+                    pid = Long.parseLong(p.getFileName().toString());
+                } catch (NumberFormatException e) {
+                    continue;
+                }
+                if (pid == self || ProcessHandle.of(pid).isPresent()) continue;
+                String rel = PENDING_ROOT + "/" + pid + "/";
+                try (DirectoryStream<Path> ds = Files.newDirectoryStream(p)) {
+                    for (Path f : ds) any |= recoverOne(rel + f.getFileName(), unescape(f.getFileName().toString()));
+                }
+                Posix.C.unlinkat(dirFd, rel, LibC.AT_REMOVEDIR); // empty now, unless one could not be recovered
+            }
+        }
+        return any;
+    }
+
+    private boolean recoverOne(String from, String name) {
+        FileStat st = Stat.at(dirFd, from, LibC.AT_SYMLINK_NOFOLLOW);
+        if (st == null || !Stat.isRegular(st) || !VersionNaming.isVersionFileName(VersionNaming.baseOf(name))) return false;
+        int mode = Stat.mode(st) & 07777;
+        if (Stat.nlink(st) > 1) {
+            String tmp = HIDDEN + "/tmp/" + escape(name) + ".recovered";
+            String err = FileCopier.copyAt(dirFd, from, dirFd, tmp, false, () -> false);
+            if (err != null) {
+                Log.warn("a version left by a killed run stays hidden in " + dir.resolve(from) + ": no copy (" + err + ")");
+                return false;
+            }
+            readOnly(tmp, mode);
+            if (!moveInto(tmp, name)) {
+                Posix.C.unlinkat(dirFd, tmp, 0);
+                return false;
+            }
+            Posix.C.unlinkat(dirFd, from, 0);
+            return true;
+        }
+        readOnly(from, mode);
+        return moveInto(from, name);
     }
 
     // ---- hooks ---------------------------------------------------------------------------------
@@ -563,8 +722,9 @@ public final class VersionStore implements AutoCloseable {
                 synchronized (x) {
                     if (h != null && h.busy(x)) continue;
                     x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
+                    Posix.C.unlinkat(dirFd, storedName(x), 0);
                 }
-                Posix.C.unlinkat(dirFd, x.versionFile, 0);
+                pending.remove(x);
                 if (x.versionFile.equals(hashing)) hashCancelled = true;
                 gone.add(x.number);
                 pruned.incrementAndGet();
@@ -627,6 +787,9 @@ public final class VersionStore implements AutoCloseable {
             while (it.hasNext()) {
                 Droppable d = it.next();
                 FileStat st = Stat.at(dirFd, d.name(), LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null && Posix.C.faccessat(dirFd, pendingName(d.name()), 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) {
+                    continue; // not published yet: it shares the live file, removing it frees nothing
+                }
                 if (st == null) {
                     it.remove(); // already gone (given up another way)
                     continue;
@@ -669,8 +832,11 @@ public final class VersionStore implements AutoCloseable {
      * the live file, e.g. disk full): the file is removed and the manifest says why.
      */
     public void giveUp(Version v, String error) {
-        v.givenUp = true; // its "saved" line, if not written yet, is not written at all
-        Posix.C.unlinkat(dirFd, v.versionFile, 0);
+        synchronized (v) {
+            v.givenUp = true; // its "saved" line, if not written yet, is not written at all
+            Posix.C.unlinkat(dirFd, storedName(v), 0);
+        }
+        pending.remove(v);
         lost.incrementAndGet();
         Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
                 Version.Status.LOST, error);
@@ -861,6 +1027,7 @@ public final class VersionStore implements AutoCloseable {
 
     @Override
     public void close() {
+        publishRemaining();
         drain();
         try {
             Files.deleteIfExists(access.resolve(HIDDEN).resolve(DIRTY));

@@ -91,6 +91,7 @@ public final class MountCommand implements Callable<Integer> {
         }
         mount.finish(5_000);
         Posix.C.close(rootFd);
+        store.publishRemaining();
         store.drain();
         if (store.hooks() != null) store.hooks().finish(60_000);
         store.close();

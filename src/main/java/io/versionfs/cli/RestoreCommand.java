@@ -5,6 +5,8 @@ import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.sys.FileCopier;
 import io.versionfs.sys.LibC;
+import io.versionfs.sys.Posix;
+import io.versionfs.sys.Stat;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -80,6 +82,9 @@ final class RestoreCommand implements Callable<Integer> {
         Path tmp = dest.resolveSibling("." + dest.getFileName() + ".versionfs-restore");
         String err = FileCopier.copyAt(LibC.AT_FDCWD, src.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
         if (err != null) throw new UserError(ExitCodes.NO_SPACE, "cannot write " + tmp + ": " + err);
+        // Versions are read-only; the restored file is the user's to write again.
+        var st = Stat.at(LibC.AT_FDCWD, tmp.toString(), LibC.AT_SYMLINK_NOFOLLOW);
+        if (st != null) Posix.C.fchmodat(LibC.AT_FDCWD, tmp.toString(), (Stat.mode(st) & 07777) | 0200, 0);
         Files.move(tmp, dest, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         System.out.println("restored version " + row.version() + " of " + row.file() + " to " + dest
                 + " (sha256 " + want.substring(0, 12) + "... checked)");

@@ -254,6 +254,8 @@ final class LiveFile {
             return fs.forget(this, () -> {
                 CopyJob j = cow.takeJob();
                 if (j != null) j.discard();
+                // No name leads to the inode any more: its versions cannot change now.
+                if (cow.mustCopyBeforeChange()) becameIndependent();
                 if (fd >= 0) C.close(fd);
                 fd = -1;
             });
@@ -667,7 +669,7 @@ final class LiveFile {
             if (err == null) {
                 int r = swapIn(job.tmp);
                 if (r == 0) {
-                    cow.independent();
+                    becameIndependent();
                     return 0;
                 }
                 C.unlinkat(fs.rootFd(), job.tmp, 0);
@@ -675,6 +677,17 @@ final class LiveFile {
             }
         }
         return copyFailed(err, mayDropVersions, "could not copy the live file");
+    }
+
+    /**
+     * The live file no longer shares its versions' inode (a fresh inode took its names, no name
+     * leads to the old one, or the versions gave way): the versions still kept get their names
+     * now (see {@link VersionStore#publish}). Caller holds the write lock.
+     */
+    private void becameIndependent() {
+        List<Cow.Linked> were = List.copyOf(cow.versions());
+        cow.independent();
+        for (Cow.Linked l : were) if (l.version() != null) l.store().publish(l.version());
     }
 
     /** Truncate to zero while shared: no need to copy anything, an empty inode takes the name. */
@@ -693,7 +706,7 @@ final class LiveFile {
             if (r < 0) C.unlinkat(fs.rootFd(), tmp, 0);
         }
         if (r == 0) {
-            cow.independent();
+            becameIndependent();
             return 0;
         }
         int e = copyFailed(Posix.strerror(-r), true, "could not create an empty file");
@@ -712,7 +725,7 @@ final class LiveFile {
                 l.store().giveUp(l.version(), "no room to keep it apart from the final file, which holds the same content ("
                         + err + ")");
             }
-            cow.independent();
+            becameIndependent();
             return 0;
         }
         if (!mayDropVersions) {
@@ -740,7 +753,7 @@ final class LiveFile {
         String why = fs.stopping() ? "the run was stopping before it could be separated from the live file"
                 : what + " (" + err + ")";
         for (Cow.Linked l : cow.versions()) l.store().giveUp(l.version(), "dropped before the next change: " + why);
-        cow.independent();
+        becameIndependent();
         return 0;
     }
 
@@ -877,7 +890,7 @@ final class LiveFile {
                 return;
             }
             if (swapIn(j.tmp) == 0) {
-                cow.independent();
+                becameIndependent();
                 separationSetbacks = 0;
             } else {
                 C.unlinkat(fs.rootFd(), j.tmp, 0);

@@ -351,6 +351,7 @@ public final class RunSession {
             hooksUntil = System.currentTimeMillis() + (job.stopRequested() ? Math.min(opt.graceMillis(), 10_000) : 300_000);
         }
         for (VersionStore s : ss) {
+            s.publishRemaining(); // the job is gone: what it could still write before, it cannot now
             s.drain(); // every hashed version has its hook queued
             if (s.hooks() != null) s.hooks().finish(hooksUntil - System.currentTimeMillis());
         }

@@ -19,6 +19,7 @@ public interface LibC {
     int AT_FDCWD = -100;
     int AT_SYMLINK_NOFOLLOW = 0x100;
     int AT_REMOVEDIR = 0x200;
+    int RENAME_NOREPLACE = 1;
     int AT_SYMLINK_FOLLOW_LINK = 0x400; // AT_SYMLINK_FOLLOW, for linkat
 
     // Open flags from jnr-constants, which has the table of each architecture (O_DIRECTORY and

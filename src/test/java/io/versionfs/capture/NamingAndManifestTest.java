@@ -105,7 +105,13 @@ class NamingAndManifestTest {
             assertEquals(42, c.version().number);
             assertTrue(c.linked(), "same filesystem: captured by hard link");
             s.drain();
+            assertTrue(Files.notExists(tmp.resolve("job.000042.gbw")), "not published while it shares the source's inode");
+            Files.delete(tmp.resolve("src"));
+            s.publish(c.version());
+            s.drain();
             assertEquals("new", Files.readString(tmp.resolve("job.000042.gbw")));
+            assertTrue(Files.getPosixFilePermissions(tmp.resolve("job.000042.gbw")).stream().noneMatch(p -> p.name().contains("WRITE")),
+                    "published read-only");
         }
     }
 

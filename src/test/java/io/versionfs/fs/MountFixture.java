@@ -40,13 +40,19 @@ public final class MountFixture implements AutoCloseable {
     }
 
     /** Waits for hashes and manifest lines of everything captured so far. */
+    /**
+     * Every version so far published, hashed and listed: the live files are separated from their
+     * versions now (what the background does once a file is quiet), then the hasher catches up.
+     */
     public void settle() {
+        fs.detachAll(5_000);
         store.drain();
     }
 
     /** Unmounts as `run` does at the end: pending closes, unclosed changes, then unmount. */
     public void finish() {
         mount.finish(5_000);
+        store.publishRemaining();
         store.drain();
     }
 
