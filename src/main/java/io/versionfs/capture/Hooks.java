@@ -16,7 +16,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@code --on-version CMD}: runs CMD (through {@code sh -c}, at nice 10) after each version is
- * saved and hashed, with VERSIONFS_PATH, VERSIONFS_VERSION and VERSIONFS_TARGET set. Never in the
+ * published (its own read-only file, which the job no longer writes) and hashed, with VERSIONFS_PATH, VERSIONFS_VERSION and VERSIONFS_TARGET set. Never in the
  * program's close(): hooks run on their own threads (one at a time per versions folder by
  * default), from a bounded backlog; output goes to {@code hooks.log} in the versions folder; each
  * exit status is a manifest line. At the end of the run, pending hooks get a deadline; what is
@@ -134,7 +134,7 @@ public final class Hooks {
         Instant t0 = Instant.now();
         int rc;
         try {
-            ProcessBuilder pb = new ProcessBuilder(List.of("nice", "-n", "10", "sh", "-c", command));
+            ProcessBuilder pb = new ProcessBuilder(commandLine());
             io.versionfs.run.JvmEnv.clean(pb.environment());
             pb.environment().put("VERSIONFS_PATH", file.toString());
             pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
@@ -173,6 +173,26 @@ public final class Hooks {
         manifest.accept(ManifestLine.event("hook").file(v.file).version(v.number).exit(rc)
                 .seconds(Duration.between(t0, Instant.now()).toMillis() / 1000.0));
     }
+
+    /**
+     * {@code nice -n 10 sh -c CMD}; as root, without CAP_DAC_OVERRIDE (setpriv drops it from the
+     * bounding set): root ignores permission bits, and a version is read-only by its bits alone,
+     * so without this a hook writing its {@code $VERSIONFS_PATH} would change a saved version.
+     */
+    private List<String> commandLine() {
+        List<String> sh = List.of("nice", "-n", "10", "sh", "-c", command);
+        if (io.versionfs.sys.Posix.C.geteuid() != 0) return sh;
+        if (!SETPRIV.canExecute()) {
+            Log.warnOnce("hooks-setpriv", "setpriv (util-linux) is missing: --on-version commands run as root can"
+                    + " write the versions they are given (install util-linux)");
+            return sh;
+        }
+        List<String> out = new java.util.ArrayList<>(List.of(SETPRIV.getPath(), "--bounding-set", "-dac_override", "--"));
+        out.addAll(sh);
+        return out;
+    }
+
+    private static final File SETPRIV = new File("/usr/bin/setpriv");
 
     /** Waits for pending hooks until the deadline; what is left is counted as undone. */
     public void finish(long deadlineMillis) {

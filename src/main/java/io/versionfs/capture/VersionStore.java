@@ -890,6 +890,8 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
+    private static final boolean AS_ROOT = Posix.C.geteuid() == 0;
+
     /** Per series, the last saved version as hashed: (number, name, size, sha256). Hasher thread only. */
     private record Hashed(long number, String name, long size, String sha256) {}
 
@@ -899,13 +901,19 @@ public final class VersionStore implements AutoCloseable {
     /**
      * A version identical to the previous one of its series (same size and sha256: a program that
      * rewrote the same content) is stored once: its name becomes one more hard link of the
-     * previous version's file (versions never change, so sharing is safe), and its line says
-     * {@code same_as}. Hasher thread only.
+     * previous version's file (both are read-only), and its line says {@code same_as}. Not as
+     * root (see below). Hasher thread only.
      */
     private void dedupe(Version v, ManifestLine.Builder line) {
         Hashed prev = lastHashed.get(v.file);
         lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
         if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
+        if (AS_ROOT) {
+            // Root writes through read-only bits: one file for two versions would let such a
+            // write change both. The line still says which version it equals.
+            line.sameAs(prev.number());
+            return;
+        }
         FileStat a = Stat.at(dirFd, prev.name(), LibC.AT_SYMLINK_NOFOLLOW);
         if (a == null) return; // the previous one is gone (pruned, dropped)
         long prevIno = Stat.ino(a);

@@ -484,7 +484,8 @@ class EngineIT {
         Path v = dir.resolve("x.dat.versions");
         List<Map<String, Object>> rows = verifyVersions(v);
         assertEquals(List.of("one", "One"), contents(v, rows));
-        assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(v.resolve((String) rows.get(0).get("path")))));
+        assertEquals("r--r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(v.resolve((String) rows.get(0).get("path")))),
+                "the version keeps the mode it was saved with, read-only");
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("x.dat"))));
         // and the versions folder itself cannot be changed through the mount
         r = vfs(60, "run", "--mode", "dir", "--target", "x.dat", "--", "sh", "-c",

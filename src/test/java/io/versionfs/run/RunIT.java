@@ -406,7 +406,7 @@ class RunIT {
         assertEquals("rw-------", perms(v.resolve("manifest.jsonl")));
         assertEquals("rw-------", perms(v.resolve("hooks.log")));
         for (Map<String, Object> row : EngineIT.verifyVersions(v)) {
-            if (row.get("path") != null) assertEquals("rw-------", perms(v.resolve((String) row.get("path"))));
+            if (row.get("path") != null) assertEquals("r--------", perms(v.resolve((String) row.get("path"))));
         }
         if (TestSupport.isRoot() && Files.isExecutable(Path.of("/usr/sbin/runuser"))) {
             // Another user: nothing of it can be read.
@@ -457,5 +457,66 @@ class RunIT {
             for (Map<String, Object> row : rows) assertEquals("saved", row.get("status"), rows.toString());
             assertTrue(Files.size(dir.resolve("small/job.gbw")) == (512L << 20) + 1);
         }
+    }
+
+    /**
+     * A version is published only once the job can no longer write its inode, read-only: a hook
+     * that writes its {@code $VERSIONFS_PATH} (as root: without CAP_DAC_OVERRIDE) changes neither
+     * the version nor the job's file, and at no moment does a published version share an inode
+     * with a live file, through full rewrites and in-place edits alike.
+     */
+    @Test
+    void aToolWritingAVersionChangesNeitherTheVersionNorTheJobsFile() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "start\n");
+        String py = String.join("\n",
+                "import os, glob, time",
+                "bad = []",
+                "def check():",
+                "    live = set()",
+                "    for p in glob.glob('job.gbw.versions/.versionfs/live/*/job.gbw'):",
+                "        try: live.add(os.stat(p).st_ino)",
+                "        except FileNotFoundError: pass",
+                "    for v in glob.glob('job.gbw.versions/job.0*.gbw'):",
+                "        try: st = os.stat(v)",
+                "        except FileNotFoundError: continue",
+                "        if st.st_ino in live: bad.append('shares the live inode: ' + v)",
+                "        if st.st_mode & 0o222: bad.append('writable: ' + v)",
+                "for i in range(40):",
+                "    if i % 2:",
+                "        with open('job.gbw', 'w') as f: f.write('rewrite %d\\n' % i)",
+                "    else:",
+                "        with open('job.gbw', 'r+') as f: f.write('edit %d' % i)",
+                "    check()",
+                "    time.sleep(0.03)",
+                "time.sleep(1)",
+                "check()",
+                "open('bad.txt', 'w').write('\\n'.join(bad))",
+                "open('readback.txt', 'w').write(open('job.gbw').read())");
+        String hook = "printf HOOK | dd of=\"$VERSIONFS_PATH\" conv=notrunc; echo \"dd=$?\"";
+        Result r = vfs("run", "--on-version", hook, "--target", "job.gbw", "--", "python3", "-c", py);
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("", Files.readString(dir.resolve("bad.txt")), "no published version was writable or shared a live inode");
+        List<String> expected = new ArrayList<>(List.of("start\n"));
+        String state = "start\n";
+        for (int i = 0; i < 40; i++) {
+            String w = i % 2 == 1 ? "rewrite " + i + "\n" : "edit " + i;
+            state = i % 2 == 1 ? w : w + (state.length() > w.length() ? state.substring(w.length()) : "");
+            expected.add(state);
+        }
+        assertEquals(state, Files.readString(dir.resolve("readback.txt")), "the job read back its own last write");
+        assertRegularFile(dir.resolve("job.gbw"), state);
+        Path v = dir.resolve("job.gbw.versions");
+        List<Map<String, Object>> rows = EngineIT.verifyVersions(v); // every version matches its sha256: no hook changed one
+        List<String> got = new ArrayList<>();
+        for (Map<String, Object> row : rows) {
+            if (row.get("event") != null) continue; // the hooks' lines
+            assertEquals("saved", row.get("status"), rows + "\n" + r.err());
+            got.add(Files.readString(v.resolve((String) row.get("path"))));
+        }
+        assertEquals(expected, got, "every write of the job is in its version, in order");
+        String log = Files.readString(v.resolve("hooks.log"));
+        assertEquals(41, log.lines().filter(l -> l.startsWith("dd=")).count(), "every hook ran: " + log);
+        assertFalse(log.contains("dd=0"), "no hook could write its version: " + log);
+        assertTrue(log.contains("Permission denied"), log);
     }
 }

@@ -188,6 +188,37 @@ class UnprivilegedIT {
         assertEquals(List.of(), list(tmp), "the private mount folder is gone");
     }
 
+    /**
+     * An ordinary user's versions are read-only files: a hook that appends to its version gets
+     * EACCES, and identical versions are stored once (one read-only file) without that file ever
+     * being the live one.
+     */
+    @Test
+    void anOrdinaryUsersVersionsAreReadOnlyAndIdenticalOnesStoredOnce() throws Exception {
+        String hook = "echo HOOK >> \"$VERSIONFS_PATH\"; echo \"rc=$?\"";
+        Result r = TestSupport.run(work, null, 180, vfsAs("run", "--on-version", hook, "--target", "job.txt", "--", "sh", "-c",
+                "umask 022; echo same > job.txt; echo same > job.txt; echo other > job.txt; cat job.txt > readback"));
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("other\n", Files.readString(work.resolve("readback")));
+        assertEquals("other\n", Files.readString(work.resolve("job.txt")));
+        Path v = work.resolve("job.txt.versions");
+        List<Map<String, Object>> rows = EngineIT.verifyVersions(v);
+        List<Path> files = versions(v, "job", ".txt");
+        assertEquals(List.of("same\n", "same\n", "other\n"), List.of(Files.readString(files.get(0)),
+                Files.readString(files.get(1)), Files.readString(files.get(2))), rows.toString());
+        for (Path f : files) {
+            assertEquals("r--r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(f)), f.toString());
+        }
+        assertEquals(Files.getAttribute(files.get(0), "unix:ino"), Files.getAttribute(files.get(1), "unix:ino"),
+                "the identical second version is the first one's file");
+        assertTrue(rows.stream().anyMatch(m -> Long.valueOf(1).equals(m.get("same_as"))), rows.toString());
+        String log = Files.readString(v.resolve("hooks.log"));
+        assertEquals(3, log.lines().filter(l -> l.startsWith("rc=")).count(), log);
+        assertFalse(log.contains("rc=0"), log);
+        assertTrue(log.contains("Permission denied"), log);
+        assertOwnedByUser(work);
+    }
+
     @Test
     void directoryModeAsAnOrdinaryUser() throws Exception {
         assertEquals(0, sh(USER, "echo start > job.txt").exit());
