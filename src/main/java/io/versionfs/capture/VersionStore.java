@@ -1037,6 +1037,7 @@ public final class VersionStore implements AutoCloseable {
     public void close() {
         publishRemaining();
         drain();
+        Posix.C.unlinkat(dirFd, PENDING, LibC.AT_REMOVEDIR); // empty unless a version could not get its name (said)
         try {
             Files.deleteIfExists(access.resolve(HIDDEN).resolve(DIRTY));
         } catch (IOException e) {
