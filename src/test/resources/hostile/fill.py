@@ -15,7 +15,9 @@ while time.time() - t0 < secs:
     if f < (1 << 20) and not low: episodes += 1
     low = f < (1 << 20)
     try:
-        l = os.open('log.txt', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644); os.write(l, b'l' * 65536); os.close(l)
+        l = os.open("log.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try: os.write(l, b"l" * 65536)
+        finally: os.close(l)
     except OSError as e:
         if e.errno != errno.ENOSPC: raise
         enospc += 1

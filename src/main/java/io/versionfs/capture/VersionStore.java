@@ -383,7 +383,7 @@ public final class VersionStore implements AutoCloseable {
                 (reason.equals("initial") ? lastResort : droppable).add(new Droppable(series, number, name, reason.intern()));
             }
         }
-        if (!linked) record(v);
+        if (!linked) recordInOrder(v);
         if (!v.lost()) applyRetention(series, v);
         return new Captured(v, linked);
     }
@@ -433,14 +433,26 @@ public final class VersionStore implements AutoCloseable {
      */
     public void publish(Version v) {
         if (!pending.remove(v)) return;
+        boolean named;
         synchronized (v) {
-            if (v.givenUp) return;
-            String from = pendingName(v.versionFile);
-            readOnly(from, v.mode);
-            if (!moveInto(from, v.versionFile)) return;
-            v.published = true;
+            named = !v.givenUp && moveOut(v);
         }
-        record(v);
+        if (named) {
+            recordInOrder(v);
+        } else {
+            synchronized (deferred) {
+                releaseDeferred(v.file);
+            }
+        }
+    }
+
+    /** Gives a hidden version its read-only name; false if it cannot (said). Caller holds the version's monitor. */
+    private boolean moveOut(Version v) {
+        String from = pendingName(v.versionFile);
+        readOnly(from, v.mode);
+        if (!moveInto(from, v.versionFile)) return false;
+        v.published = true;
+        return true;
     }
 
     /**
@@ -451,16 +463,50 @@ public final class VersionStore implements AutoCloseable {
     public void publishRemaining() {
         for (Version v : List.copyOf(pending)) {
             if (!pending.remove(v)) continue;
+            boolean named;
             synchronized (v) {
-                if (v.givenUp) continue;
-                String from = pendingName(v.versionFile);
-                FileStat st = Stat.at(dirFd, from, LibC.AT_SYMLINK_NOFOLLOW);
-                if (st == null) continue; // dropped to make room (recorded)
-                if (Stat.nlink(st) == 1) readOnly(from, v.mode);
-                if (!moveInto(from, v.versionFile)) continue;
-                v.published = true;
+                FileStat st = v.givenUp ? null : Stat.at(dirFd, pendingName(v.versionFile), LibC.AT_SYMLINK_NOFOLLOW);
+                // Still shared (st_nlink > 1): its bits stay, the file it shares must stay writable.
+                if (st != null && Stat.nlink(st) > 1) v.mode = -1;
+                named = st != null && moveOut(v); // st null: given up, or dropped to make room (recorded)
             }
-            record(v);
+            if (named) recordInOrder(v);
+        }
+        synchronized (deferred) {
+            for (String series : List.copyOf(deferred.keySet())) releaseDeferred(series);
+        }
+    }
+
+    /**
+     * Versions ready for their manifest line while an earlier version of their series is still
+     * hidden, by series and number: the manifest stays in number order within a series (a file
+     * replaced while open is published before the one that replaced it, which is older).
+     */
+    private final Map<String, java.util.TreeMap<Long, Version>> deferred = new java.util.HashMap<>();
+
+    /** Hashes and lists {@code v} now, or once every earlier hidden version of its series is published or gone. */
+    private void recordInOrder(Version v) {
+        synchronized (deferred) {
+            deferred.computeIfAbsent(v.file, k -> new java.util.TreeMap<>()).put(v.number, v);
+            releaseDeferred(v.file);
+        }
+    }
+
+    /** A hidden version of {@code series} was published or given up: what waited for it goes on. Caller holds deferred. */
+    private void releaseDeferred(String series) {
+        java.util.TreeMap<Long, Version> waiting = deferred.get(series);
+        if (waiting == null) return;
+        long firstHidden = Long.MAX_VALUE;
+        for (Version p : pending) if (p.file.equals(series)) firstHidden = Math.min(firstHidden, p.number);
+        while (!waiting.isEmpty() && waiting.firstKey() < firstHidden) record(waiting.pollFirstEntry().getValue());
+        if (waiting.isEmpty()) deferred.remove(series);
+    }
+
+    /** {@code v} left the hidden versions without being published (given up, pruned): later ones may go on. */
+    private void unhide(Version v) {
+        if (!pending.remove(v)) return;
+        synchronized (deferred) {
+            releaseDeferred(v.file);
         }
     }
 
@@ -724,7 +770,7 @@ public final class VersionStore implements AutoCloseable {
                     x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
                     Posix.C.unlinkat(dirFd, storedName(x), 0);
                 }
-                pending.remove(x);
+                unhide(x);
                 if (x.versionFile.equals(hashing)) hashCancelled = true;
                 gone.add(x.number);
                 pruned.incrementAndGet();
@@ -836,7 +882,7 @@ public final class VersionStore implements AutoCloseable {
             v.givenUp = true; // its "saved" line, if not written yet, is not written at all
             Posix.C.unlinkat(dirFd, storedName(v), 0);
         }
-        pending.remove(v);
+        unhide(v);
         lost.incrementAndGet();
         Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
                 Version.Status.LOST, error);

@@ -274,21 +274,38 @@ class RunLifeIT {
     }
 
     /**
-     * Writes job.gbw (16 MiB, from scratch), then waits until, seen from outside the mount, no
-     * version file shares the live file's inode any more; then says so and waits to be stopped.
+     * Writes job.gbw (16 MiB, from scratch), then waits until, seen from outside the mount, its
+     * version is published (initial + close: two version files) and nothing, hidden or published,
+     * shares the live file's inode any more; then says so and waits to be stopped.
      */
     private static final String WRITE_THEN_WAIT_FOR_SEPARATION = String.join("\n",
             "import os, glob, sys, time",
             "open('job.gbw', 'wb').write(b'Q' * (16 << 20))",
-            "live = os.path.realpath('job.gbw')  # a path in the mount; the backing file is in the versions folder",
             "backing = glob.glob('job.gbw.versions/.versionfs/live/f*/job.gbw')[0]",
+            "def shared():",
+            "    ino = os.stat(backing).st_ino",
+            "    names = glob.glob('job.gbw.versions/job.0*') + glob.glob('job.gbw.versions/.versionfs/pending/*/*')",
+            "    return any(os.stat(v).st_ino == ino for v in names)",
             "deadline = time.time() + float(sys.argv[1])",
             "while time.time() < deadline:",
-            "    ino = os.stat(backing).st_ino",
-            "    if not any(os.stat(v).st_ino == ino for v in glob.glob('job.gbw.versions/job.0*')):",
+            "    if len(glob.glob('job.gbw.versions/job.0*')) >= 2 and not shared():",
             "        open('separated', 'w').close(); break",
             "    time.sleep(0.05)",
             "time.sleep(3600)");
+
+    private static long hiddenVersions(Path vdir) throws Exception {
+        Path pending = vdir.resolve(".versionfs/pending");
+        if (!Files.isDirectory(pending)) return 0;
+        try (var pids = Files.list(pending)) {
+            long n = 0;
+            for (Path p : pids.toList()) {
+                try (var fs = Files.list(p)) {
+                    n += fs.count();
+                }
+            }
+            return n;
+        }
+    }
 
     private static Process stoppable(Path dir, String budgetMillis, String quietMillis, String waitSec) throws Exception {
         Files.writeString(dir.resolve("wait.py"), WRITE_THEN_WAIT_FOR_SEPARATION);
@@ -327,7 +344,8 @@ class RunLifeIT {
         Process run = stoppable(dir, "0", "600000", "2");
         try {
             long deadline = System.currentTimeMillis() + 60_000;
-            while (System.currentTimeMillis() < deadline && TestSupport.manifestVersions(dir.resolve("job.gbw.versions")).size() < 2) {
+            // The close's version is taken (hidden until it no longer shares the live file).
+            while (System.currentTimeMillis() < deadline && hiddenVersions(dir.resolve("job.gbw.versions")) < 1) {
                 Thread.sleep(50);
             }
             Thread.sleep(2500); // the job gave up waiting for a separation that is not coming
