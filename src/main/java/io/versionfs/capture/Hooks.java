@@ -111,13 +111,17 @@ public final class Hooks {
         return running.contains(v.number);
     }
 
+    /** A version that will get no hook (removed before its turn, or before it was published): counted and said. */
+    void skip(Version v, String why) {
+        skipped.incrementAndGet();
+        manifest.accept(ManifestLine.event("hook").file(v.file).version(v.number).status("skipped").why(why));
+    }
+
     private void run(Version v, Path file) {
         synchronized (v) {
             if (v.givenUp) {
                 // Removed by the keep rules (or to make room) before its turn: nothing to run it on.
-                skipped.incrementAndGet();
-                manifest.accept(ManifestLine.event("hook").file(v.file).version(v.number).status("skipped")
-                        .why("the version was removed by the keep rules before its hook's turn"));
+                skip(v, "the version was removed by the keep rules before its hook's turn");
                 return;
             }
             running.add(v.number);

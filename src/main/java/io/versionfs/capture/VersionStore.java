@@ -503,11 +503,12 @@ public final class VersionStore implements AutoCloseable {
     }
 
     /** {@code v} left the hidden versions without being published (given up, pruned): later ones may go on. */
-    private void unhide(Version v) {
-        if (!pending.remove(v)) return;
+    private boolean unhide(Version v) {
+        if (!pending.remove(v)) return false;
         synchronized (deferred) {
             releaseDeferred(v.file);
         }
+        return true;
     }
 
     /** Renames a hidden version file to its name, never over another file. False (and said) if it cannot. */
@@ -770,7 +771,7 @@ public final class VersionStore implements AutoCloseable {
                     x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
                     Posix.C.unlinkat(dirFd, storedName(x), 0);
                 }
-                unhide(x);
+                if (unhide(x) && h != null) h.skip(x, "the version was removed by the keep rules before it was published");
                 if (x.versionFile.equals(hashing)) hashCancelled = true;
                 gone.add(x.number);
                 pruned.incrementAndGet();
@@ -971,7 +972,7 @@ public final class VersionStore implements AutoCloseable {
             Posix.C.unlinkat(dirFd, tmp, 0);
             return;
         }
-        dedupedBytes.addAndGet(Math.max(0, v.size));
+        dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size)); // what it would have taken on disk
         line.sameAs(prev.number());
     }
 
