@@ -36,6 +36,7 @@ public final class Hooks {
     public Hooks(String command, int jobs, Path dir) {
         this.command = command;
         this.dir = dir;
+        this.logAccess = dir.resolve(LOG);
         this.pool = new ThreadPoolExecutor(jobs, jobs, 60, TimeUnit.SECONDS, new ArrayBlockingQueue<>(BACKLOG), r -> {
             Thread t = new Thread(r, "versionfs-hook");
             t.setDaemon(true);
@@ -45,6 +46,17 @@ public final class Hooks {
 
     void manifest(java.util.function.Consumer<ManifestLine.Builder> m) {
         this.manifest = m;
+    }
+
+    /**
+     * How this process opens hooks.log: through the versions folder's descriptor during a run.
+     * In directory mode the folder's own path leads through our mount, which keeps versions
+     * folders read-only.
+     */
+    private volatile Path logAccess;
+
+    void logAt(Path access) {
+        this.logAccess = access;
     }
 
     /** Queues the hook for a saved version; a full backlog leaves it undone (counted), never blocks. */
@@ -143,7 +155,7 @@ public final class Hooks {
             pb.environment().put("VERSIONFS_PATH", file.toString());
             pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
             pb.environment().put("VERSIONFS_TARGET", v.file);
-            File log = dir.resolve(LOG).toFile();
+            File log = logAccess.toFile();
             pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
             Process p;
             spawning.lock();

@@ -32,6 +32,8 @@ public final class Version {
     volatile boolean givenUp;
     /** Under its name in the versions folder (false: still hidden, see {@code VersionStore.publish}). */
     volatile boolean published;
+    /** Its hook was queued (guarded by this version's monitor): from then on the hook counts itself. */
+    boolean hookQueued;
     /** Permission bits when saved (-1 unknown): published without the write bits. */
     volatile int mode = -1;
 

@@ -87,7 +87,7 @@ public final class VersionStore implements AutoCloseable {
         Files.createDirectories(access.resolve(HIDDEN).resolve("live"));
         Files.createDirectories(access.resolve(HIDDEN).resolve("tmp"));
         if (!Files.isWritable(access)) throw new IOException(shown + " is not writable");
-        Files.createDirectories(access.resolve(PENDING_ROOT).resolve(Long.toString(ProcessHandle.current().pid())));
+        Files.createDirectories(access.resolve(PENDING));
         int fd = Posix.openDir(access.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Path dirty = fdPath.resolve(HIDDEN).resolve(DIRTY);
@@ -397,7 +397,26 @@ public final class VersionStore implements AutoCloseable {
      * given to a hook from here.
      */
     static final String PENDING_ROOT = HIDDEN + "/pending";
-    private static final String PENDING = PENDING_ROOT + "/" + ProcessHandle.current().pid() + "/";
+    private static final String PENDING = PENDING_ROOT + "/" + processId(ProcessHandle.current()) + "/";
+
+    /**
+     * A process by pid and start time: a pid alone is reused, and in a pid namespace (a container)
+     * every run's JVM may be pid 1.
+     */
+    private static String processId(ProcessHandle p) {
+        return p.pid() + "-" + p.info().startInstant().map(java.time.Instant::toEpochMilli).orElse(0L);
+    }
+
+    /** Whether the versionfs process that named a hidden folder {@code id} still runs (then the folder is its own). */
+    private static boolean running(String id) {
+        int dash = id.indexOf('-');
+        try {
+            long pid = Long.parseLong(dash < 0 ? id : id.substring(0, dash));
+            return ProcessHandle.of(pid).map(VersionStore::processId).filter(id::equals).isPresent();
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
 
     /** Versions linked to a live inode, not yet published (see {@link #publish}). */
     private final java.util.Set<Version> pending = ConcurrentHashMap.newKeySet();
@@ -502,6 +521,14 @@ public final class VersionStore implements AutoCloseable {
         if (waiting.isEmpty()) deferred.remove(series);
     }
 
+    /** {@code v} will get no manifest line of its own (removed): it no longer waits, nor holds up others. */
+    private void undefer(Version v) {
+        synchronized (deferred) {
+            java.util.TreeMap<Long, Version> waiting = deferred.get(v.file);
+            if (waiting != null && waiting.remove(v.number, v) && waiting.isEmpty()) deferred.remove(v.file);
+        }
+    }
+
     /** {@code v} left the hidden versions without being published (given up, pruned): later ones may go on. */
     private boolean unhide(Version v) {
         if (!pending.remove(v)) return false;
@@ -545,17 +572,11 @@ public final class VersionStore implements AutoCloseable {
      */
     private boolean recoverPending() throws IOException {
         boolean any = false;
-        long self = ProcessHandle.current().pid();
         try (DirectoryStream<Path> pids = Files.newDirectoryStream(access.resolve(PENDING_ROOT))) {
             for (Path p : pids) {
-                long pid;
-                try {
-                    pid = Long.parseLong(p.getFileName().toString());
-                } catch (NumberFormatException e) {
-                    continue;
-                }
-                if (pid == self || ProcessHandle.of(pid).isPresent()) continue;
-                String rel = PENDING_ROOT + "/" + pid + "/";
+                String id = p.getFileName().toString();
+                if (running(id)) continue;
+                String rel = PENDING_ROOT + "/" + id + "/";
                 try (DirectoryStream<Path> ds = Files.newDirectoryStream(p)) {
                     for (Path f : ds) any |= recoverOne(rel + f.getFileName(), unescape(f.getFileName().toString()));
                 }
@@ -595,6 +616,7 @@ public final class VersionStore implements AutoCloseable {
     /** Runs {@code h} after each version is saved and hashed (see {@link Hooks}). */
     public void hooks(Hooks h) {
         h.manifest(this::event);
+        h.logAt(access.resolve(Hooks.LOG));
         h.onDone(v -> prune(v.file));
         this.hooks = h;
     }
@@ -766,12 +788,17 @@ public final class VersionStore implements AutoCloseable {
             for (Retention.Decision d : out) {
                 Version x = list.stream().filter(y -> y.number == d.entry().number()).findFirst().orElse(null);
                 if (x == null) continue;
+                boolean hookQueued;
                 synchronized (x) {
                     if (h != null && h.busy(x)) continue;
                     x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
                     Posix.C.unlinkat(dirFd, storedName(x), 0);
+                    hookQueued = x.hookQueued;
                 }
-                if (unhide(x) && h != null) h.skip(x, "the version was removed by the keep rules before it was published");
+                unhide(x);
+                undefer(x);
+                // A queued hook counts itself as skipped when its turn comes; one never queued is counted here.
+                if (h != null && !hookQueued) h.skip(x, "the version was removed by the keep rules before its hook's turn");
                 if (x.versionFile.equals(hashing)) hashCancelled = true;
                 gone.add(x.number);
                 pruned.incrementAndGet();
@@ -795,6 +822,8 @@ public final class VersionStore implements AutoCloseable {
         String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
         String err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
                 : FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, cancelled);
+        FileStat st = err == null ? Stat.at(dirFd, tmp, LibC.AT_SYMLINK_NOFOLLOW) : null;
+        if (st != null) readOnly(tmp, Stat.mode(st) & 07777); // never under its name with a write bit
         if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
             err = "rename: " + Posix.strerror(Posix.errno());
             Posix.C.unlinkat(dirFd, tmp, 0);
@@ -908,7 +937,12 @@ public final class VersionStore implements AutoCloseable {
             if (!v.lost()) dedupe(v, line);
             append(line.build());
             Hooks h = hooks;
-            if (h != null && !v.lost() && v.sha256() != null) h.submit(v, dir.resolve(v.versionFile));
+            if (h == null || v.lost() || v.sha256() == null) return;
+            synchronized (v) {
+                if (v.givenUp) return; // removed meanwhile: prune counted its hook as skipped
+                v.hookQueued = true;
+            }
+            h.submit(v, dir.resolve(v.versionFile));
         });
     }
 
@@ -937,8 +971,6 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
-    private static final boolean AS_ROOT = Posix.C.geteuid() == 0;
-
     /** Per series, the last saved version as hashed: (number, name, size, sha256). Hasher thread only. */
     private record Hashed(long number, String name, long size, String sha256) {}
 
@@ -947,33 +979,37 @@ public final class VersionStore implements AutoCloseable {
 
     /**
      * A version identical to the previous one of its series (same size and sha256: a program that
-     * rewrote the same content) is stored once: its name becomes one more hard link of the
-     * previous version's file (both are read-only), and its line says {@code same_as}. Not as
-     * root (see below). Hasher thread only.
+     * rewrote the same content) says so ({@code same_as}), and shares the previous one's blocks
+     * where the filesystem has reflinks. Hasher thread only.
      */
     private void dedupe(Version v, ManifestLine.Builder line) {
         Hashed prev = lastHashed.get(v.file);
         lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
         if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
-        if (AS_ROOT) {
-            // Root writes through read-only bits: one file for two versions would let such a
-            // write change both. The line still says which version it equals.
-            line.sameAs(prev.number());
-            return;
-        }
-        FileStat a = Stat.at(dirFd, prev.name(), LibC.AT_SYMLINK_NOFOLLOW);
-        if (a == null) return; // the previous one is gone (pruned, dropped)
-        long prevIno = Stat.ino(a);
-        FileStat b = Stat.at(dirFd, v.versionFile, LibC.AT_SYMLINK_NOFOLLOW);
-        if (b == null || Stat.ino(b) == prevIno) return;
-        String tmp = HIDDEN + "/tmp/" + v.versionFile.replace('/', '~') + ".same";
-        if (Posix.C.linkat(dirFd, prev.name(), dirFd, tmp, 0) != 0) return;
-        if (Posix.C.renameat(dirFd, tmp, dirFd, v.versionFile) != 0) {
-            Posix.C.unlinkat(dirFd, tmp, 0);
-            return;
-        }
-        dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size)); // what it would have taken on disk
         line.sameAs(prev.number());
+        if (shareExtents(prev.name(), v.versionFile)) dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size));
+    }
+
+    /**
+     * Makes {@code name}'s file share its blocks with {@code prev}'s (a reflink: two inodes, so a
+     * write through one name never reaches the other) where the filesystem can. Not a hard link:
+     * whoever gives a version its write bit back (chmod) would then change two versions.
+     */
+    private boolean shareExtents(String prev, String name) {
+        int src = Posix.C.openat(dirFd, prev, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (src < 0) return false; // the previous one is gone (pruned, dropped)
+        String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".same";
+        int dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, 0400);
+        try {
+            if (dst < 0 || Posix.C.ioctl(dst, LibC.FICLONE, src) != 0) return false;
+            FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st != null) Posix.C.fchmod(dst, Stat.mode(st) & 07777);
+            return Posix.C.renameat(dirFd, tmp, dirFd, name) == 0;
+        } finally {
+            Posix.C.close(src);
+            if (dst >= 0) Posix.C.close(dst);
+            Posix.C.unlinkat(dirFd, tmp, 0); // gone already if renamed
+        }
     }
 
     /**

@@ -135,7 +135,8 @@ final class TargetLink {
             s = Map.of();
         }
         long pid = s.get("pid") instanceof Long l ? l : -1;
-        if (pid > 0 && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
+        // Our own pid is an earlier run in a pid namespace (a container: the JVM is pid 1 each time).
+        if (pid > 0 && pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
                 && ProcessHandle.of(pid).flatMap(p -> p.info().commandLine()).map(c -> c.contains("versionfs")).orElse(false)) {
             throw new UserError(ExitCodes.VERSIONS_DIR, "another versionfs run (pid " + pid + ") is using " + store.dir()
                     + ": wait for it to finish, or give this run its own --versions-dir");

@@ -47,6 +47,21 @@ class DirModeIT {
         return "python3 " + TestSupport.FSOPS;
     }
 
+    /** Hooks run while the job runs, although the versions folder is read-only through the mount. */
+    @Test
+    void hooksRunDuringTheJobInDirectoryMode() throws Exception {
+        Result r = run("--mode", "dir", "--on-version", "echo \"hook $VERSIONFS_VERSION $(cat \"$VERSIONFS_PATH\")\"",
+                "--target", "job.gbw", "--", "sh", "-c",
+                "echo one > job.gbw; echo two > job.gbw; i=0; while [ $i -lt 300 ] && ! grep -q 'hook 1 one' job.gbw.versions/hooks.log;"
+                        + " do sleep 0.1; i=$((i+1)); done; grep -c hook job.gbw.versions/hooks.log > seen-during-job");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(Integer.parseInt(Files.readString(dir.resolve("seen-during-job")).strip()) >= 1,
+                "the first hook ran while the job was still running: " + r.err());
+        String log = Files.readString(dir.resolve("job.gbw.versions/hooks.log"));
+        assertTrue(log.contains("hook 1 one") && log.contains("hook 2 two"), log);
+        assertTrue(r.err().contains("2 ran, 0 failed"), r.err());
+    }
+
     @Test
     void orcaAutoStartRenameAwayThenFreshWrite() throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "guess");
