@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 import java.util.Map;
@@ -359,5 +360,43 @@ class RunLifeIT {
         assertTrue(io.versionfs.capture.Manifest.read(dir.resolve("job.gbw.versions")).stream()
                 .anyMatch(m -> "shares-inode".equals(m.event())), "recorded in the manifest");
         assertEquals(16 << 20, Files.size(dir.resolve("job.gbw")));
+    }
+
+    /**
+     * In a container every run's JVM may be pid 1 of its own pid namespace: a run killed there must
+     * not look like a live one to the next (same pid), and its hidden versions must be recovered.
+     */
+    @Test
+    void aRunKilledInAPidNamespaceIsRecoveredByTheNextOne() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "orig\n");
+        List<String> first = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc"));
+        first.addAll(List.of(TestSupport.launcher("run", "--target", "job.gbw", "--", "sh", "-c",
+                "echo one > job.gbw; echo two > job.gbw; touch started; sleep 120")));
+        Process p = new ProcessBuilder(first).directory(dir.toFile()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("first.log").toFile()).start();
+        try {
+            waitFor(dir.resolve("started"));
+            ProcessHandle java = p.descendants().filter(h -> h.info().command().map(c -> c.endsWith("/java")).orElse(false))
+                    .findFirst().orElseThrow(() -> new AssertionError("no java in the namespace"));
+            assertTrue(java.destroyForcibly()); // SIGKILL: version 3 ("two") is still hidden
+        } finally {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        }
+        List<String> second = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc"));
+        second.addAll(List.of(TestSupport.launcher("run", "--target", "job.gbw", "--", "cat", "job.gbw")));
+        Result r = TestSupport.run(dir, null, 120, second.toArray(String[]::new));
+        assertEquals(0, r.exit(), Files.readString(dir.resolve("first.log")) + r.err());
+        assertEquals("two\n", r.out());
+        Path v = dir.resolve("job.gbw.versions");
+        List<Map<String, Object>> rows = verifyVersions(v);
+        List<String> contents = new ArrayList<>();
+        for (Map<String, Object> row : rows) if (row.get("event") == null) contents.add(Files.readString(v.resolve((String) row.get("path"))));
+        assertEquals(List.of("orig\n", "one\n", "two\n", "two\n"), contents, "the hidden version was recovered, then this run's initial");
+        try (var hidden = Files.walk(v.resolve(".versionfs/pending"))) {
+            assertEquals(List.of(), hidden.filter(Files::isRegularFile).toList(), "nothing left hidden");
+        }
+        assertTrue(Files.isRegularFile(dir.resolve("job.gbw"), LinkOption.NOFOLLOW_LINKS));
     }
 }
