@@ -771,6 +771,9 @@ final class LiveFile {
         if (old != null) {
             int uid = old.st_uid.intValue(), gid = old.st_gid.intValue();
             C.fchown(nf, uid, gid); // keep the owner (works as root; as the owner it is a no-op)
+            // After the owner (chown drops file capabilities), before the mode (which then agrees
+            // with a copied ACL): the live file keeps its xattrs and chattr flags across the swap.
+            io.versionfs.sys.InodeAttrs.copy(fd, nf);
             C.fchmod(nf, Stat.mode(old) & 07777);
         }
         FileStat st = Stat.of(nf);
