@@ -624,6 +624,100 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
+    // ---- extended attributes ------------------------------------------------------------------
+
+    /**
+     * The backing file of {@code r} by a path the *xattr calls can take: our folder descriptor's
+     * /proc link (libc has no *xattrat). Used with the l* calls, so a symlink's own attributes
+     * are read, as the kernel asks (it follows symlinks through the mount itself).
+     */
+    private String procPath(String r) {
+        return rootListing + "/" + r;
+    }
+
+    /** jnr-fuse decodes attribute names as UTF-8 too: one that is not would be confused with another. */
+    private static String xname(String name) {
+        if (name == null || name.indexOf('\uFFFD') >= 0) throw new BadName();
+        return name;
+    }
+
+    /**
+     * Extended attributes through the mount ({@code -Dversionfs.xattrs=false} turns them off).
+     * Their price: once a FUSE file system answers getxattr, the kernel asks it for
+     * security.capability before every write(2) (FUSE clears SB_NOSEC; libfuse2 cannot negotiate
+     * FUSE_HANDLE_KILLPRIV_V2, which would stop that): one more round trip per write call, which
+     * matters for small writes (see README). Off, every xattr call answers ENOSYS once, after
+     * which the kernel answers EOPNOTSUPP itself, as for a file system without xattrs.
+     */
+    static final boolean XATTRS = !"false".equals(System.getProperty("versionfs.xattrs"));
+
+    /** Reading attributes changes nothing: straight from the backing file. */
+    @Override
+    public int getxattr(String path, String name, Pointer value, long size) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path);
+            if (r == null || isTemp(r)) return -Errno.ENOENT;
+            long n = C.lgetxattr(procPath(r), xname(name), size == 0 ? null : value, size);
+            return n < 0 ? -Posix.errno() : (int) n;
+        } catch (Throwable t) {
+            return failed("getxattr", path, t);
+        }
+    }
+
+    @Override
+    public int listxattr(String path, Pointer list, long size) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path);
+            if (r == null || isTemp(r)) return -Errno.ENOENT;
+            long n = C.llistxattr(procPath(r), size == 0 ? null : list, size);
+            return n < 0 ? -Posix.errno() : (int) n;
+        } catch (Throwable t) {
+            return failed("listxattr", path, t);
+        }
+    }
+
+    /**
+     * Attributes are the inode's, so a versioned file that still shares its inode with its last
+     * version is separated first (as for chmod): that version's attributes never change.
+     */
+    @Override
+    public int setxattr(String path, String name, Pointer value, long size, int flags) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path), n = xname(name);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) return C.lsetxattr(procPath(r), n, value, size, flags) == 0 ? 0 : -Posix.errno();
+            try {
+                return lf.changeMetadata(fd -> C.fsetxattr(fd, n, value, size, flags) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("setxattr", path, t);
+        }
+    }
+
+    @Override
+    public int removexattr(String path, String name) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path), n = xname(name);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) return C.lremovexattr(procPath(r), n) == 0 ? 0 : -Posix.errno();
+            try {
+                return lf.changeMetadata(fd -> C.fremovexattr(fd, n) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("removexattr", path, t);
+        }
+    }
+
     private int readOnly(String r) {
         Log.warnOnce("ro:" + r, "the program tried to change " + r + ", a versions folder: it is read-only while"
                 + " versionfs runs (saved versions never change)");

@@ -427,7 +427,7 @@ final class LiveFile {
         changes.incrementAndGet();
     }
 
-    /** Metadata that versions must not share (mode, owner, times): separate the inode first. */
+    /** Metadata that versions must not share (mode, owner, times, xattrs, inode flags): separate the inode first. */
     int changeMetadata(java.util.function.IntUnaryOperator onFd) {
         lock.writeLock().lock();
         try {
