@@ -7,6 +7,7 @@ import io.versionfs.capture.ManifestLine;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FuseBufs;
+import io.versionfs.sys.InodeAttrs;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
@@ -716,6 +717,58 @@ public final class CaptureFs extends FuseStubFS {
         } catch (Throwable t) {
             return failed("removexattr", path, t);
         }
+    }
+
+    // ---- ioctl ------------------------------------------------------------------------------
+
+    /**
+     * The ioctls the kernel passes to a FUSE file system (libfuse2: restricted ones, on files).
+     * Only the inode flags are ours to answer, and the kernel sends them itself (chattr, lsattr,
+     * xfs_io: it opens the file read-only for the call): read from the backing file, changed
+     * after the copy-on-write separation like any metadata, never +i/+a (see {@link
+     * io.versionfs.sys.InodeAttrs}). Anything else is not for a regular file here: ENOTTY, what
+     * the kernel said before we had an ioctl (and what a plain file says to a tty ioctl such as
+     * isatty's TCGETS). FICLONE, FIEMAP, FIONREAD, FIGETBSZ never reach us: the kernel answers
+     * them.
+     */
+    @Override
+    public int ioctl(String path, int cmd, Pointer arg, FuseFileInfo fi, long flags, Pointer data) {
+        try {
+            boolean read = cmd == InodeAttrs.FS_IOC_GETFLAGS || cmd == InodeAttrs.FS_IOC_FSGETXATTR;
+            boolean set = cmd == InodeAttrs.FS_IOC_SETFLAGS || cmd == InodeAttrs.FS_IOC_FSSETXATTR;
+            if ((!read && !set) || data == null) return -Errno.ENOTTY;
+            String r = rel(path); // null: a file unlinked while open
+            if (set && r != null && targets.isProtected(r)) return readOnly(r); // a saved version's flags never change
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return -Errno.EBADF;
+            if (h.live == null && h.beginPassThrough()) {
+                try {
+                    return read ? InodeAttrs.ioctl(h.fd, cmd, data) : setFlags(h.fd, cmd, data);
+                } finally {
+                    h.endPassThrough();
+                }
+            }
+            LiveFile lf = h.live;
+            return read ? lf.readMetadata(fd -> InodeAttrs.ioctl(fd, cmd, data)) : lf.changeMetadata(fd -> setFlags(fd, cmd, data));
+        } catch (Throwable t) {
+            return failed("ioctl", path, t);
+        }
+    }
+
+    /**
+     * FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR, refusing to add or remove immutable or append-only
+     * (EPERM, what an ordinary user gets on a plain file): such a file cannot be linked (a
+     * version) or replaced (the copy-on-write swap), so versionfs could not keep its promises.
+     */
+    private static int setFlags(int fd, int cmd, Pointer data) {
+        boolean xflags = cmd == InodeAttrs.FS_IOC_FSSETXATTR;
+        int guarded = xflags ? InodeAttrs.FS_XFLAG_IMMUTABLE | InodeAttrs.FS_XFLAG_APPEND
+                : InodeAttrs.FS_IMMUTABLE_FL | InodeAttrs.FS_APPEND_FL;
+        Pointer now = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), InodeAttrs.FSXATTR_SIZE);
+        int r = InodeAttrs.ioctl(fd, xflags ? InodeAttrs.FS_IOC_FSGETXATTR : InodeAttrs.FS_IOC_GETFLAGS, now);
+        if (r < 0) return r;
+        if (((now.getInt(0) ^ data.getInt(0)) & guarded) != 0) return -Errno.EPERM;
+        return InodeAttrs.ioctl(fd, cmd, data);
     }
 
     private int readOnly(String r) {

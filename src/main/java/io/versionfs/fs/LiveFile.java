@@ -443,6 +443,17 @@ final class LiveFile {
         }
     }
 
+    /** Reads metadata through the descriptor (an ioctl that only reads); opens one if needed. */
+    int readMetadata(java.util.function.IntUnaryOperator onFd) {
+        lock.writeLock().lock();
+        try {
+            int r = ensureFd(false);
+            return r < 0 ? r : onFd.applyAsInt(fd);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
     /**
      * Returns holding the read lock with a writable descriptor on an inode that no version shares,
      * or returns -errno holding nothing.
