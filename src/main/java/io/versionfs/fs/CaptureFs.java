@@ -7,6 +7,7 @@ import io.versionfs.capture.ManifestLine;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FuseBufs;
+import io.versionfs.sys.InodeAttrs;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
@@ -622,6 +623,152 @@ public final class CaptureFs extends FuseStubFS {
         } catch (Throwable t) {
             return failed("statfs", path, t);
         }
+    }
+
+    // ---- extended attributes ------------------------------------------------------------------
+
+    /**
+     * The backing file of {@code r} by a path the *xattr calls can take: our folder descriptor's
+     * /proc link (libc has no *xattrat). Used with the l* calls, so a symlink's own attributes
+     * are read, as the kernel asks (it follows symlinks through the mount itself).
+     */
+    private String procPath(String r) {
+        return rootListing + "/" + r;
+    }
+
+    /** jnr-fuse decodes attribute names as UTF-8 too: one that is not would be confused with another. */
+    private static String xname(String name) {
+        if (name == null || name.indexOf('\uFFFD') >= 0) throw new BadName();
+        return name;
+    }
+
+    /**
+     * Extended attributes through the mount ({@code -Dversionfs.xattrs=false} turns them off).
+     * Their price: once a FUSE file system answers getxattr, the kernel asks it for
+     * security.capability before every write(2) (FUSE clears SB_NOSEC; libfuse2 cannot negotiate
+     * FUSE_HANDLE_KILLPRIV_V2, which would stop that): one more round trip per write call, which
+     * matters for small writes (see README). Off, every xattr call answers ENOSYS once, after
+     * which the kernel answers EOPNOTSUPP itself, as for a file system without xattrs.
+     */
+    static final boolean XATTRS = !"false".equals(System.getProperty("versionfs.xattrs"));
+
+    /** Reading attributes changes nothing: straight from the backing file. */
+    @Override
+    public int getxattr(String path, String name, Pointer value, long size) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path);
+            if (r == null || isTemp(r)) return -Errno.ENOENT;
+            long n = C.lgetxattr(procPath(r), xname(name), size == 0 ? null : value, size);
+            return n < 0 ? -Posix.errno() : (int) n;
+        } catch (Throwable t) {
+            return failed("getxattr", path, t);
+        }
+    }
+
+    @Override
+    public int listxattr(String path, Pointer list, long size) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path);
+            if (r == null || isTemp(r)) return -Errno.ENOENT;
+            long n = C.llistxattr(procPath(r), size == 0 ? null : list, size);
+            return n < 0 ? -Posix.errno() : (int) n;
+        } catch (Throwable t) {
+            return failed("listxattr", path, t);
+        }
+    }
+
+    /**
+     * Attributes are the inode's, so a versioned file that still shares its inode with its last
+     * version is separated first (as for chmod): that version's attributes never change.
+     */
+    @Override
+    public int setxattr(String path, String name, Pointer value, long size, int flags) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path), n = xname(name);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) return C.lsetxattr(procPath(r), n, value, size, flags) == 0 ? 0 : -Posix.errno();
+            try {
+                return lf.changeMetadata(fd -> C.fsetxattr(fd, n, value, size, flags) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("setxattr", path, t);
+        }
+    }
+
+    @Override
+    public int removexattr(String path, String name) {
+        try {
+            if (!XATTRS) return -Errno.ENOSYS;
+            String r = rel(path), n = xname(name);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) return C.lremovexattr(procPath(r), n) == 0 ? 0 : -Posix.errno();
+            try {
+                return lf.changeMetadata(fd -> C.fremovexattr(fd, n) == 0 ? 0 : -Posix.errno());
+            } finally {
+                unref(lf);
+            }
+        } catch (Throwable t) {
+            return failed("removexattr", path, t);
+        }
+    }
+
+    // ---- ioctl ------------------------------------------------------------------------------
+
+    /**
+     * The ioctls the kernel passes to a FUSE file system (libfuse2: restricted ones, on files).
+     * Only the inode flags are ours to answer, and the kernel sends them itself (chattr, lsattr,
+     * xfs_io: it opens the file read-only for the call): read from the backing file, changed
+     * after the copy-on-write separation like any metadata, never +i/+a (see {@link
+     * io.versionfs.sys.InodeAttrs}). Anything else is not for a regular file here: ENOTTY, what
+     * the kernel said before we had an ioctl (and what a plain file says to a tty ioctl such as
+     * isatty's TCGETS). FICLONE, FIEMAP, FIONREAD, FIGETBSZ never reach us: the kernel answers
+     * them.
+     */
+    @Override
+    public int ioctl(String path, int cmd, Pointer arg, FuseFileInfo fi, long flags, Pointer data) {
+        try {
+            boolean read = cmd == InodeAttrs.FS_IOC_GETFLAGS || cmd == InodeAttrs.FS_IOC_FSGETXATTR;
+            boolean set = cmd == InodeAttrs.FS_IOC_SETFLAGS || cmd == InodeAttrs.FS_IOC_FSSETXATTR;
+            if ((!read && !set) || data == null) return -Errno.ENOTTY;
+            String r = rel(path); // null: a file unlinked while open
+            if (set && r != null && targets.isProtected(r)) return readOnly(r); // a saved version's flags never change
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return -Errno.EBADF;
+            if (h.live == null && h.beginPassThrough()) {
+                try {
+                    return read ? InodeAttrs.ioctl(h.fd, cmd, data) : setFlags(h.fd, cmd, data);
+                } finally {
+                    h.endPassThrough();
+                }
+            }
+            LiveFile lf = h.live;
+            return read ? lf.readMetadata(fd -> InodeAttrs.ioctl(fd, cmd, data)) : lf.changeMetadata(fd -> setFlags(fd, cmd, data));
+        } catch (Throwable t) {
+            return failed("ioctl", path, t);
+        }
+    }
+
+    /**
+     * FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR, refusing to add or remove immutable or append-only
+     * (EPERM, what an ordinary user gets on a plain file): such a file cannot be linked (a
+     * version) or replaced (the copy-on-write swap), so versionfs could not keep its promises.
+     */
+    private static int setFlags(int fd, int cmd, Pointer data) {
+        boolean xflags = cmd == InodeAttrs.FS_IOC_FSSETXATTR;
+        int guarded = xflags ? InodeAttrs.FS_XFLAG_IMMUTABLE | InodeAttrs.FS_XFLAG_APPEND
+                : InodeAttrs.FS_IMMUTABLE_FL | InodeAttrs.FS_APPEND_FL;
+        Pointer now = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), InodeAttrs.FSXATTR_SIZE);
+        int r = InodeAttrs.ioctl(fd, xflags ? InodeAttrs.FS_IOC_FSGETXATTR : InodeAttrs.FS_IOC_GETFLAGS, now);
+        if (r < 0) return r;
+        if (((now.getInt(0) ^ data.getInt(0)) & guarded) != 0) return -Errno.EPERM;
+        return InodeAttrs.ioctl(fd, cmd, data);
     }
 
     private int readOnly(String r) {

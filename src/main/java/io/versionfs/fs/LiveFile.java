@@ -427,7 +427,7 @@ final class LiveFile {
         changes.incrementAndGet();
     }
 
-    /** Metadata that versions must not share (mode, owner, times): separate the inode first. */
+    /** Metadata that versions must not share (mode, owner, times, xattrs, inode flags): separate the inode first. */
     int changeMetadata(java.util.function.IntUnaryOperator onFd) {
         lock.writeLock().lock();
         try {
@@ -438,6 +438,17 @@ final class LiveFile {
                 if (r < 0) return r;
             }
             return onFd.applyAsInt(fd);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Reads metadata through the descriptor (an ioctl that only reads); opens one if needed. */
+    int readMetadata(java.util.function.IntUnaryOperator onFd) {
+        lock.writeLock().lock();
+        try {
+            int r = ensureFd(false);
+            return r < 0 ? r : onFd.applyAsInt(fd);
         } finally {
             lock.writeLock().unlock();
         }
@@ -771,6 +782,9 @@ final class LiveFile {
         if (old != null) {
             int uid = old.st_uid.intValue(), gid = old.st_gid.intValue();
             C.fchown(nf, uid, gid); // keep the owner (works as root; as the owner it is a no-op)
+            // After the owner (chown drops file capabilities), before the mode (which then agrees
+            // with a copied ACL): the live file keeps its xattrs and chattr flags across the swap.
+            io.versionfs.sys.InodeAttrs.copy(fd, nf);
             C.fchmod(nf, Stat.mode(old) & 07777);
         }
         FileStat st = Stat.of(nf);

@@ -3,8 +3,9 @@ package io.versionfs.sys;
 /** Linux errno values used by the filesystem (stable across Linux architectures that matter here). */
 public final class Errno {
     public static final int EPERM = 1, ENOENT = 2, EIO = 5, ENXIO = 6, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
-            EBUSY = 16, EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENOSPC = 28,
-            EROFS = 30, EMLINK = 31, ENOSYS = 38, ENAMETOOLONG = 36, ENOTEMPTY = 39, EDQUOT = 122, EOPNOTSUPP = 95, ENOTCONN = 107;
+            EBUSY = 16, EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENOTTY = 25, ENOSPC = 28,
+            EROFS = 30, EMLINK = 31, ERANGE = 34, ENOSYS = 38, ENAMETOOLONG = 36, ENOTEMPTY = 39, ENODATA = 61, EDQUOT = 122,
+            EOPNOTSUPP = 95, ENOTCONN = 107;
 
     private Errno() {}
 

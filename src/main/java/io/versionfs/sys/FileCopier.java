@@ -42,7 +42,8 @@ public final class FileCopier {
 
     /**
      * Copies the file {@code src} (relative to {@code srcDir}) to a new file {@code dst} (relative
-     * to {@code dstDir}) with the source's permission bits, optionally fsync'd. Returns null on
+     * to {@code dstDir}) with the source's permission bits, extended attributes and inode flags
+     * ({@link InodeAttrs}), optionally fsync'd. Returns null on
      * success, else why it failed, with {@code dst} removed ("cancelled" if {@code cancelled}
      * turned true). Refuses anything but a regular file (a FIFO would block the open forever).
      */
@@ -68,6 +69,7 @@ public final class FileCopier {
             int mode = Stat.mode(st) & 07777;
             out = C.openat(dstDir, dst, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC, mode);
             if (out < 0) return "create " + dst + ": " + Posix.strerror(Posix.errno());
+            InodeAttrs.copy(in, out); // before the data: some flags (btrfs nocow) only take on an empty file
             copy(in, out, size, cancelled);
             if (sync && C.fsync(out) != 0) err = "fsync " + dst + ": " + Posix.strerror(Posix.errno());
         } catch (CopyException e) {

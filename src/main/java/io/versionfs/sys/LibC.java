@@ -68,6 +68,17 @@ public interface LibC {
     @SaveError long syscall(long number, int fd, int cmd, int id, Pointer addr);
     @SaveError int faccessat(int dirfd, String path, int mode, int flags);
     @SaveError int ioctl(int fd, long request, long arg);
+    /** ioctl(2) whose argument is a buffer (FS_IOC_GETFLAGS and friends). */
+    @SaveError int ioctl(int fd, long request, Pointer arg);
+    // Extended attributes: by descriptor, or by path without following a final symlink.
+    @SaveError long fgetxattr(int fd, String name, Pointer value, long size);
+    @SaveError int fsetxattr(int fd, String name, Pointer value, long size, int flags);
+    @SaveError long flistxattr(int fd, Pointer list, long size);
+    @SaveError int fremovexattr(int fd, String name);
+    @SaveError long lgetxattr(String path, String name, Pointer value, long size);
+    @SaveError int lsetxattr(String path, String name, Pointer value, long size, int flags);
+    @SaveError long llistxattr(String path, Pointer list, long size);
+    @SaveError int lremovexattr(String path, String name);
     @SaveError long copy_file_range(int fdIn, Pointer offIn, int fdOut, Pointer offOut, long len, int flags);
     @SaveError int prctl(int option, long a2, long a3, long a4, long a5);
     @SaveError int kill(int pid, int sig);
