@@ -39,12 +39,6 @@ public final class RunSession {
     public record Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
                           List<String> command, boolean follow, Retention.Policy retention, long minFree,
                           String onVersion, int onVersionJobs, boolean progress, boolean trap, boolean strict) {
-        public Options(List<Path> targets, Mode mode, Path versionsDir, Path mountDir, boolean json, long graceMillis,
-                       List<String> command) {
-            this(targets, mode, versionsDir, mountDir, json, graceMillis, command, true, Retention.Policy.KEEP_ALL, -1, null, 1, false,
-                    true, false);
-        }
-
         /** Sets up a versions folder the way the options ask (keep rules, headroom, hook). */
         void configure(VersionStore s) {
             s.retention(retention);

@@ -73,10 +73,6 @@ final class TargetLink {
      */
     final Path liveDir;
 
-    TargetLink(Path target, VersionStore store) {
-        this(target, store, true);
-    }
-
     TargetLink(Path target, VersionStore store, boolean follow) {
         this.follow = follow;
         this.target = target;
