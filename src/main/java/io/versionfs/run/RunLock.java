@@ -10,7 +10,6 @@ import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
 import ru.serce.jnrfuse.struct.FileStat;
 
-import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -113,16 +112,11 @@ public final class RunLock implements AutoCloseable {
     }
 
     private void record() {
-        String host;
-        try {
-            host = InetAddress.getLocalHost().getHostName();
-        } catch (Exception e) {
-            host = "?";
-        }
+        String host = java.util.Objects.requireNonNullElse(SlurmContext.host(), "?");
         String cmd = ProcessHandle.current().info().commandLine().orElse("versionfs");
         byte[] text = (Json.obj().put("host", host).put("pid", ProcessHandle.current().pid())
                 .put("since", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now()))
-                .put("slurm_job", System.getenv("SLURM_JOB_ID"))
+                .put("slurm_job", SlurmContext.current().jobId())
                 .put("cmdline", cmd.length() > 300 ? cmd.substring(0, 300) : cmd) + "\n").getBytes(StandardCharsets.UTF_8);
         Posix.C.ftruncate(fd, 0);
         jnr.ffi.Pointer buf = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), text.length);
@@ -161,12 +155,7 @@ public final class RunLock implements AutoCloseable {
     private static void refuseIfRecordedHolderAlive(Path path, String what) {
         Map<String, Object> h = holder(path);
         if (h.isEmpty() || !(h.get("pid") instanceof Long pid)) return;
-        String host;
-        try {
-            host = InetAddress.getLocalHost().getHostName();
-        } catch (Exception e) {
-            host = "?";
-        }
+        String host = java.util.Objects.requireNonNullElse(SlurmContext.host(), "?");
         if (!host.equals(h.get("host"))) throw busy(path, what);
         if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && pid != ProcessHandle.current().pid()) {
             throw busy(path, what);

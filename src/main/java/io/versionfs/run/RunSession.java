@@ -7,6 +7,7 @@ import io.versionfs.errors.UserError;
 import io.versionfs.fs.FuseSupport;
 import io.versionfs.report.Log;
 import io.versionfs.report.Summary;
+import io.versionfs.sys.Errno;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -139,7 +140,7 @@ public final class RunSession {
                 l.installLink();
                 job.abortIfSignalled();
             }
-            String multiNode = SlurmContext.current().multiNodeWarning(dirMode != null, Doctor.host());
+            String multiNode = SlurmContext.current().multiNodeWarning(dirMode != null);
             if (multiNode != null) Log.warn(multiNode);
             keep = Reaper.currentChildren();
             trap = links.isEmpty() || !opt.trap() || !opt.follow() ? null : NameTraps.prepare(links);
@@ -167,7 +168,7 @@ public final class RunSession {
             failure = new UserError(ExitCodes.INTERNAL, "interrupted");
             exit = failure.code;
         } catch (IOException e) {
-            failure = new UserError(TargetLink.isNoSpace(e) ? ExitCodes.NO_SPACE : ExitCodes.INTERNAL, "setting up: " + e.getMessage());
+            failure = new UserError(Errno.isNoSpace(e) ? ExitCodes.NO_SPACE : ExitCodes.INTERNAL, "setting up: " + e.getMessage());
             exit = failure.code;
             status = "versionfs error: " + e.getMessage();
         } finally {
@@ -394,12 +395,8 @@ public final class RunSession {
                 .put("command", String.join(" ", opt.command()))
                 .put("status", status)
                 .put("wall", Summary.elapsed(Duration.between(start, Instant.now())).substring(1));
-        String job = System.getenv("SLURM_JOB_ID");
-        if (job != null) {
-            String arr = System.getenv("SLURM_ARRAY_JOB_ID");
-            String task = System.getenv("SLURM_ARRAY_TASK_ID");
-            s.put("slurm", arr != null && task != null ? "job " + job + " (array " + arr + "_" + task + ")" : "job " + job);
-        }
+        String slurmJob = SlurmContext.current().jobLine();
+        if (slurmJob != null) s.put("slurm", slurmJob);
         if (dirMode != null) {
             s.put("mode", "dir (" + cwd + " served through versionfs)");
             dirMode.reports().forEach(s::add);

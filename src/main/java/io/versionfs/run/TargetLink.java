@@ -323,17 +323,12 @@ final class TargetLink {
                 copyFile(target, live); // versions folder on another filesystem
             }
         } catch (IOException e) {
-            if (isNoSpace(e)) {
+            if (io.versionfs.sys.Errno.isNoSpace(e)) {
                 throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + liveDir
                         + ": free space or quota there (or choose --versions-dir on another filesystem)");
             }
             throw new UserError(ExitCodes.VERSIONS_DIR, "cannot copy " + target + " into " + liveDir + ": " + e.getMessage());
         }
-    }
-
-    static boolean isNoSpace(IOException e) {
-        String m = String.valueOf(e.getMessage());
-        return m.contains("No space") || m.contains("quota");
     }
 
     /** Copies {@code from} to {@code to} via a temp name (reflink/copy_file_range when possible), keeping mode and mtime. */
