@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.report.Json;
@@ -12,6 +13,7 @@ import ru.serce.jnrfuse.struct.FileStat;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Map;
@@ -79,6 +81,23 @@ public final class RunLock implements AutoCloseable {
     }
 
     /**
+     * Makes the versions folder (if missing) and locks it; a folder this run made is removed at
+     * the end if it stays empty.
+     */
+    static void takeVersionsFolder(Path vdir, Cleanup undo) {
+        VersionStore.checkUsable(vdir);
+        boolean created = !Files.exists(vdir, LinkOption.NOFOLLOW_LINKS);
+        try {
+            Files.createDirectories(vdir.resolve(VersionStore.HIDDEN));
+        } catch (java.io.IOException e) {
+            throw VersionStore.cannotUse(vdir, e);
+        }
+        if (created) undo.push("remove empty " + vdir, () -> VersionStore.removeIfUnused(vdir));
+        RunLock l = acquire(vdir.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + vdir);
+        undo.push("unlock " + vdir, l::close);
+    }
+
+    /**
      * Directory mode: a folder already served by a versionfs run shows that run's lock file through
      * its mount, where our flock would lock the FUSE file, not the real one: refuse on the mount.
      */
@@ -106,7 +125,7 @@ public final class RunLock implements AutoCloseable {
                     && e.mountPoint().getParent().getFileName().toString().startsWith("versionfs-")) {
                 continue; // a symlink-mode private mount, not a served folder
             }
-            throw busy(e.mountPoint().resolve(RunSession.DIR_LOCK), what + " (inside " + e.mountPoint()
+            throw busy(e.mountPoint().resolve(DirCapture.LOCK), what + " (inside " + e.mountPoint()
                     + ", served in --mode dir)");
         }
     }
