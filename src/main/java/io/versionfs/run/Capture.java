@@ -8,8 +8,8 @@ import java.util.List;
 import java.util.function.LongSupplier;
 
 /**
- * How versions are captured: symlink mode ({@link LinkCapture}) or directory mode
- * ({@link DirCapture}). A run calls the phases in the order they are declared here. Set-up
+ * How versions are captured: symlink mode ({@link LinkCapture}), directory mode
+ * ({@link DirCapture}) or the foreground mount ({@link MountPointCapture}). A run calls the phases in the order they are declared here. Set-up
  * pushes the undo of each thing it takes on the run's {@link Cleanup} as it takes it; every later
  * phase is safe to call whatever set-up reached (a run refused half-way ends through the same
  * phases).
