@@ -9,14 +9,18 @@ import java.util.function.LongSupplier;
 
 /**
  * How versions are captured: symlink mode ({@link LinkCapture}), directory mode
- * ({@link DirCapture}) or the foreground mount ({@link MountPointCapture}). A run calls the phases in the order they are declared here. Set-up
+ * ({@link DirCapture}) or the foreground mount ({@link MountPointCapture}). A run calls the
+ * phases in the order they are declared here (a mount, having no job, skips the job's). Set-up
  * pushes the undo of each thing it takes on the run's {@link Cleanup} as it takes it; every later
  * phase is safe to call whatever set-up reached (a run refused half-way ends through the same
  * phases).
  */
 interface Capture {
 
-    /** Before anything is created: the locks, the versions folders, what a killed run left. */
+    /**
+     * The locks first (a refused run touches nothing of the run that holds them), then the
+     * versions folders, then what a killed run left.
+     */
     void prepare(Cleanup undo) throws IOException;
 
     /** Mounts and puts the capture in place; {@code betweenTargets} may stop set-up there (a signal). */

@@ -109,27 +109,7 @@ final class DirCapture implements Capture {
         undo.push("close the versions folders of " + folder, this::close);
         Path viaFd = Path.of("/proc/self/fd/" + rootFd);
         removeTempsOfKilledRun(viaFd);
-        targets = new Targets();
-        TargetMatcher matcher = new TargetMatcher(patterns);
-        if (versionsDir != null) {
-            Path shown = versionsDir.toAbsolutePath().normalize();
-            boolean inside = shown.startsWith(folder);
-            Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
-            VersionStore fixed = VersionStore.openChecked(access, shown, start);
-            rules.apply(fixed);
-            targets.add(matcher, fixed, inside ? folder.relativize(shown).toString() : null);
-        } else {
-            targets.addPerFile(matcher, rel -> {
-                Path shown = folder.resolve(rel + ".versions");
-                if (Files.exists(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                        && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-                    throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
-                }
-                VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
-                rules.apply(store, viaFd.resolve(rel));
-                return store;
-            });
-        }
+        targets = versionsDir != null ? intoOneFolder(viaFd) : intoFolderPerFile(viaFd);
         fs = new CaptureFs(rootFd, targets);
         saveInitialContent(viaFd);
         fs.onNamespaceEvent(ev -> {
@@ -139,6 +119,30 @@ final class DirCapture implements Capture {
             Log.info(ev + " (seen in directory mode; versions continue)");
         });
         mount = FuseMount.mountOver(fs, folder);
+    }
+
+    /** --versions-dir: every matching file's versions in that one folder (reached through {@code viaFd} if inside). */
+    private Targets intoOneFolder(Path viaFd) {
+        Path shown = versionsDir.toAbsolutePath().normalize();
+        boolean inside = shown.startsWith(folder);
+        Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
+        VersionStore fixed = VersionStore.openChecked(access, shown, start);
+        rules.apply(fixed);
+        return new Targets().add(new TargetMatcher(patterns), fixed, inside ? folder.relativize(shown).toString() : null);
+    }
+
+    /** NAME.versions beside each matching file, opened when the file is first seen. */
+    private Targets intoFolderPerFile(Path viaFd) {
+        return new Targets().addPerFile(new TargetMatcher(patterns), rel -> {
+            Path shown = folder.resolve(rel + ".versions");
+            if (Files.exists(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                    && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
+            }
+            VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
+            rules.apply(store, viaFd.resolve(rel));
+            return store;
+        });
     }
 
     /**
