@@ -137,7 +137,7 @@ public final class RunSession {
         if (progress != null) progress.close();
         capture.stopWatching();
         endLeftovers();
-        capture.jobGone(); // the name trap closes only now: a leftover could have been waiting in it
+        capture.jobGone(); // the name trap closes only now: until the leftovers are gone it may hold their calls
         CaptureEnd.run(capture, this::detachBudget, this::hooksMillis, undo);
     }
 
