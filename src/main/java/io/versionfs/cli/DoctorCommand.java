@@ -97,10 +97,6 @@ final class DoctorCommand implements Callable<Integer> {
     }
 
     private static String host() {
-        try {
-            return java.net.InetAddress.getLocalHost().getHostName();
-        } catch (java.io.IOException e) {
-            return "?";
-        }
+        return java.util.Objects.requireNonNullElse(SlurmContext.host(), "?");
     }
 }

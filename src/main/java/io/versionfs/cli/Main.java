@@ -64,12 +64,12 @@ public final class Main implements Runnable {
      * are generated from this class's annotation at build time, so the annotation stays the one
      * list of subcommands.)
      */
-    static CommandLine commandLine(String... args) {
+    static CommandLine commandLine() {
         return new CommandLine(new Main());
     }
 
     public static int execute(String... args) {
-        CommandLine cl = commandLine(args);
+        CommandLine cl = commandLine();
         cl.setUsageHelpWidth(100);
         cl.setParameterExceptionHandler((ex, a) -> {
             PrintWriter err = ex.getCommandLine().getErr();

@@ -2,26 +2,13 @@ package io.versionfs.cli;
 
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.capture.TargetMatcher;
-import io.versionfs.capture.Targets;
-import io.versionfs.capture.VersionStore;
-import io.versionfs.fs.CaptureFs;
-import io.versionfs.fs.FuseMount;
-import io.versionfs.fs.FuseSupport;
-import io.versionfs.report.Log;
-import io.versionfs.report.Summary;
-import io.versionfs.run.Signals;
-import io.versionfs.sys.Posix;
+import io.versionfs.run.MountSession;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Callable;
 
 /**
@@ -66,46 +53,6 @@ public final class MountCommand implements Callable<Integer> {
                         + "'. Mount a filesystem per folder, or use 'versionfs run --target PATH'");
             }
         }
-        FuseSupport.check();
-        Path vdir = targetDir.toAbsolutePath().normalize();
-        Instant start = Instant.now();
-        VersionStore store = VersionStore.openChecked(vdir, start);
-        if (onVersion != null) store.hooks(new io.versionfs.capture.Hooks(onVersion, 1, vdir));
-        int rootFd = Posix.openDir(store.liveDir().toString());
-        CaptureFs fs = new CaptureFs(rootFd, new Targets().add(new TargetMatcher(targets), store, null));
-        CountDownLatch stop = new CountDownLatch(1);
-        Signals.install(sig -> stop.countDown());
-        FuseMount mount;
-        try {
-            mount = FuseMount.mount(fs, mountPoint);
-        } catch (UserError e) {
-            store.close();
-            Posix.C.close(rootFd);
-            throw e;
-        }
-        Log.info("mounted at " + mount.mountPoint() + "; versions of " + String.join(", ", targets) + " go to " + vdir);
-        Log.info("stop with Ctrl-C, kill " + ProcessHandle.current().pid() + ", or: fusermount -u " + mount.mountPoint());
-        // Wait for a signal or an unmount from outside.
-        while (stop.getCount() > 0 && mount.isAlive()) {
-            stop.await(200, java.util.concurrent.TimeUnit.MILLISECONDS);
-        }
-        mount.finish(5_000);
-        Posix.C.close(rootFd);
-        store.publishRemaining();
-        store.drain();
-        if (store.hooks() != null) store.hooks().finish(60_000);
-        store.close();
-        Summary s = new Summary(start)
-                .put("mount", mount.mountPoint().toString())
-                .put("live", store.liveDir().toString());
-        store.versions().forEach((file, vs) ->
-                s.add(new Summary.FileReport(file, vdir.toString(), store.manifestPath().toString(), vs, List.of())));
-        if (store.versions().isEmpty()) {
-            s.add(new Summary.FileReport(String.join(", ", targets), vdir.toString(), store.manifestPath().toString(),
-                    null, List.of()));
-        }
-        s.printHuman(System.err);
-        if (json) System.out.println(s.toJson());
-        return store.lostCount() > 0 ? ExitCodes.VERSIONS_LOST : ExitCodes.OK;
+        return new MountSession(new MountSession.Options(targets, targetDir, mountPoint, onVersion, json)).execute();
     }
 }

@@ -3,6 +3,7 @@ package io.versionfs.cli;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.run.RunSession;
+import io.versionfs.run.StoreRules;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -122,9 +123,9 @@ final class RunCommand implements Callable<Integer> {
             throw new UserError(ExitCodes.USAGE, "--grace must be between 0 and 86400 seconds, not " + graceSeconds
                     + " (the time the job gets between TERM and KILL)");
         }
-        io.versionfs.capture.Retention.Policy policy = keep.policy();
-        return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, json, graceSeconds * 1000, command,
-                !noFollow, policy, minFree == null ? -1 : Units.size("--min-free", minFree), onVersion,
-                Math.max(1, onVersionJobs), !quiet, !noTrap, strict)).execute();
+        StoreRules rules = new StoreRules(keep.policy(), minFree == null ? -1 : Units.size("--min-free", minFree), onVersion,
+                Math.max(1, onVersionJobs));
+        return new RunSession(new RunSession.Options(targets, m, versionsDir, mountDir, command, graceSeconds * 1000,
+                new RunSession.Renames(!noFollow, !noTrap), rules, new RunSession.Output(json, !quiet, strict))).execute();
     }
 }

@@ -220,12 +220,6 @@ public final class FuseMount implements AutoCloseable {
         return loop.isAlive();
     }
 
-    /** Blocks until the loop ends (the filesystem was unmounted from outside) or the timeout passes. */
-    public boolean awaitLoopEnd(long millis) throws InterruptedException {
-        loop.join(millis);
-        return !loop.isAlive();
-    }
-
     /**
      * Waits (bounded) until every open handle has been released: release is asynchronous, so
      * right after the last process exits some may still be in flight.

@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.LongSupplier;
 
 /**
  * Directory mode: the job's working folder itself is served through the capture filesystem,
@@ -31,26 +32,31 @@ import java.util.List;
  * (the real files stay where they are; nothing needs restoring at the end). Our own accesses to
  * versions folders inside it go through /proc/self/fd/N, never through the mount.
  */
-final class DirCapture {
+final class DirCapture implements Capture {
+    /** Lock file in the folder: one run at a time serves it. */
+    static final String LOCK = ".versionfs-lock";
+
     private final Path folder;
     private final List<String> patterns;
     private final Path versionsDir;
     private final Instant start;
+    /** Applied to each versions folder opened (keep rules, headroom, hook). */
+    private final StoreRules rules;
     private int rootFd = -1;
     private Targets targets;
     private CaptureFs fs;
     private FuseMount mount;
     private final List<String> events = new ArrayList<>();
+    /** The --on-version lines of the summary, one per versions folder with a hook. */
+    private final List<String> hookNotes = new ArrayList<>();
 
-    /** Applies the run's options (keep rules, headroom, hook) to each versions folder opened. */
-    private final java.util.function.Consumer<VersionStore> configure;
-
-    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, java.util.function.Consumer<VersionStore> configure) {
-        this.configure = configure;
+    /** @param versionsDir one versions folder for every file (null: NAME.versions beside each) */
+    DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, StoreRules rules) {
         this.folder = folder;
         this.patterns = patterns;
         this.versionsDir = versionsDir;
         this.start = start;
+        this.rules = rules;
     }
 
     /** Target arguments become patterns relative to the working folder. */
@@ -89,32 +95,21 @@ final class DirCapture {
         return out;
     }
 
-    void setup() throws IOException {
+    @Override
+    public void prepare(Cleanup undo) {
+        RunLock.refuseIfServed(folder, folder.resolve(LOCK));
+        RunLock l = RunLock.acquire(folder.resolve(LOCK), "the folder " + folder + " (--mode dir)");
+        undo.push("unlock " + folder, l::close);
+        if (versionsDir != null) RunLock.takeVersionsFolder(versionsDir.toAbsolutePath().normalize(), undo);
+    }
+
+    @Override
+    public void mount(Cleanup undo, Runnable betweenTargets) throws IOException {
         rootFd = Posix.openDir(folder.toString());
+        undo.push("close the versions folders of " + folder, this::close);
         Path viaFd = Path.of("/proc/self/fd/" + rootFd);
         removeTempsOfKilledRun(viaFd);
-        targets = new Targets();
-        TargetMatcher matcher = new TargetMatcher(patterns);
-        if (versionsDir != null) {
-            Path shown = versionsDir.toAbsolutePath().normalize();
-            boolean inside = shown.startsWith(folder);
-            Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
-            VersionStore fixed = VersionStore.openChecked(access, shown, start);
-            configure.accept(fixed);
-            targets.add(matcher, fixed, inside ? folder.relativize(shown).toString() : null);
-        } else {
-            targets.addPerFile(matcher, rel -> {
-                Path shown = folder.resolve(rel + ".versions");
-                if (Files.exists(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                        && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-                    throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
-                }
-                VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
-                configure.accept(store);
-                RunSession.modeOf(viaFd.resolve(rel)).ifPresent(store::restrictTo);
-                return store;
-            });
-        }
+        targets = versionsDir != null ? intoOneFolder(viaFd) : intoFolderPerFile(viaFd);
         fs = new CaptureFs(rootFd, targets);
         saveInitialContent(viaFd);
         fs.onNamespaceEvent(ev -> {
@@ -124,6 +119,30 @@ final class DirCapture {
             Log.info(ev + " (seen in directory mode; versions continue)");
         });
         mount = FuseMount.mountOver(fs, folder);
+    }
+
+    /** --versions-dir: every matching file's versions in that one folder (reached through {@code viaFd} if inside). */
+    private Targets intoOneFolder(Path viaFd) {
+        Path shown = versionsDir.toAbsolutePath().normalize();
+        boolean inside = shown.startsWith(folder);
+        Path access = inside ? viaFd.resolve(folder.relativize(shown)) : shown;
+        VersionStore fixed = VersionStore.openChecked(access, shown, start);
+        rules.apply(fixed);
+        return new Targets().add(new TargetMatcher(patterns), fixed, inside ? folder.relativize(shown).toString() : null);
+    }
+
+    /** NAME.versions beside each matching file, opened when the file is first seen. */
+    private Targets intoFolderPerFile(Path viaFd) {
+        return new Targets().addPerFile(new TargetMatcher(patterns), rel -> {
+            Path shown = folder.resolve(rel + ".versions");
+            if (Files.exists(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                    && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
+            }
+            VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
+            rules.apply(store, viaFd.resolve(rel));
+            return store;
+        });
     }
 
     /**
@@ -157,32 +176,57 @@ final class DirCapture {
         }
     }
 
-    void stopWaits() {
+    @Override
+    public void stopWaits() {
         if (fs != null) fs.stop();
     }
 
-    void finish(long handleWaitMillis, long detachBudgetMillis) {
+    @Override
+    public void finish(LongSupplier detachBudgetMillis) {
         if (mount == null) return;
-        mount.finish(handleWaitMillis, detachBudgetMillis);
+        try {
+            mount.finish(5_000, detachBudgetMillis.getAsLong());
+        } catch (RuntimeException e) {
+            Log.warn("finishing capture in " + folder + ": " + e);
+        }
     }
 
-    void close() {
+    /** Closes the versions folders (opened as files appeared) and the descriptor the mount served from. */
+    private void close() {
         if (targets != null) for (VersionStore s : targets.stores()) s.close();
         if (rootFd >= 0) Posix.C.close(rootFd);
         rootFd = -1;
     }
 
-    /** Files that matched a target but could not be versioned (e.g. their versions folder name is taken). */
-    int unversionableCount() {
+    @Override
+    public int unversionable() {
         return targets == null ? 0 : targets.unversionable().size();
     }
 
-    List<VersionStore> stores() {
+    @Override
+    public List<VersionStore> stores() {
         return targets == null ? List.of() : targets.stores();
     }
 
+    @Override
+    public void takeNotes() {
+        for (VersionStore s : stores()) {
+            s.drain();
+            if (s.hooks() != null) hookNotes.add(s.hooks().report());
+        }
+    }
+
+    @Override
+    public void report(Summary summary) {
+        summary.put("mode", "dir (" + folder + " served through versionfs)");
+        reports().forEach(summary::add);
+        if (!hookNotes.isEmpty()) {
+            summary.add(new Summary.FileReport("--on-version (" + folder + ")", "-", "-", null, List.copyOf(hookNotes)));
+        }
+    }
+
     /** One report per versioned file, grouped by file. */
-    List<Summary.FileReport> reports() {
+    private List<Summary.FileReport> reports() {
         List<Summary.FileReport> out = new ArrayList<>();
         if (targets != null) {
             targets.unversionable().forEach((rel, why) -> out.add(new Summary.FileReport(folder.resolve(rel).toString(),

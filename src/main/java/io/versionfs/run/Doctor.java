@@ -373,7 +373,7 @@ public final class Doctor {
             add("slurm job", Status.INFO, "not inside a Slurm job: this checked the machine you are on",
                     "to check a compute node, run it there: srun --pty versionfs doctor, or as a line of a batch script", 0);
         } else {
-            String host = host();
+            String host = SlurmContext.host();
             add("slurm job", Status.OK, "job " + job + (host != null ? " on " + host : "")
                     + (slurm.get("SLURM_ARRAY_TASK_ID") != null ? ", array task " + slurm.get("SLURM_ARRAY_TASK_ID") : ""), null, 0);
         }
@@ -392,14 +392,6 @@ public final class Doctor {
     }
 
     // ---- helpers ------------------------------------------------------------------------------
-
-    static String host() {
-        try {
-            return java.net.InetAddress.getLocalHost().getHostName();
-        } catch (IOException e) {
-            return null;
-        }
-    }
 
     /** The mount that holds {@code p}: the longest mount point that is a prefix of its real path. */
     static MountTable.Entry filesystemOf(Path p) {
@@ -421,9 +413,8 @@ public final class Doctor {
 
     private boolean isNodeLocal(Path p, MountTable.Entry fs) {
         if (fs.fsType().equals("tmpfs")) return true;
-        for (String v : new String[] {"SLURM_TMPDIR", "TMPDIR"}) {
-            String s = slurm.get(v);
-            if (s != null && p.toAbsolutePath().normalize().startsWith(Path.of(s).toAbsolutePath().normalize())) return true;
+        for (Path scratch : slurm.scratchDirs()) {
+            if (p.toAbsolutePath().normalize().startsWith(scratch.toAbsolutePath().normalize())) return true;
         }
         return p.toAbsolutePath().normalize().startsWith("/tmp");
     }

@@ -199,10 +199,9 @@ final class Preflight {
     static Path privateDir(Path mountDir) throws IOException {
         Path base = mountDir;
         if (base == null) {
-            for (String env : new String[] {"SLURM_TMPDIR", "TMPDIR"}) {
-                String v = System.getenv(env);
-                if (v != null && !v.isBlank() && Files.isDirectory(Path.of(v)) && Files.isWritable(Path.of(v))) {
-                    base = Path.of(v);
+            for (Path scratch : SlurmContext.current().scratchDirs()) {
+                if (Files.isDirectory(scratch) && Files.isWritable(scratch)) {
+                    base = scratch;
                     break;
                 }
             }

@@ -6,6 +6,7 @@ import io.versionfs.sys.Posix;
 
 import java.util.List;
 import java.util.Set;
+import java.util.function.LongPredicate;
 import java.util.stream.Collectors;
 
 /**
@@ -31,10 +32,10 @@ public final class Reaper {
     }
 
     /**
-     * Sends TERM to every descendant not under {@code keep}, waits up to {@code graceMillis}, KILLs
-     * the rest, and reaps them. Returns how many processes were left over.
+     * Sends TERM to every descendant not under a child {@code keep} spares, waits up to
+     * {@code graceMillis}, KILLs the rest, and reaps them. Returns how many processes were left over.
      */
-    public static int endLeftovers(Set<Long> keep, long graceMillis) {
+    public static int endLeftovers(LongPredicate keep, long graceMillis) {
         List<ProcessHandle> left = leftovers(keep);
         if (left.isEmpty()) return 0;
         Log.info(left.size() + " process(es) left behind by the job: sending SIGTERM ("
@@ -64,18 +65,18 @@ public final class Reaper {
     }
 
     /** Waits (briefly) until every ended leftover has been reaped, so no zombie outlives us. */
-    private static void reapAll(Set<Long> keep) {
+    private static void reapAll(LongPredicate keep) {
         long deadline = System.currentTimeMillis() + 2_000;
         do {
             reap(keep);
-            if (ProcessHandle.current().children().noneMatch(p -> !keep.contains(p.pid()) && !running(p))) return;
+            if (ProcessHandle.current().children().noneMatch(p -> !keep.test(p.pid()) && !running(p))) return;
             sleep(20);
         } while (System.currentTimeMillis() < deadline);
     }
 
-    private static List<ProcessHandle> leftovers(Set<Long> keep) {
+    private static List<ProcessHandle> leftovers(LongPredicate keep) {
         return ProcessHandle.current().children()
-                .filter(p -> !keep.contains(p.pid()))
+                .filter(p -> !keep.test(p.pid()))
                 .flatMap(p -> java.util.stream.Stream.concat(java.util.stream.Stream.of(p), p.descendants()))
                 .filter(Reaper::running)
                 .collect(Collectors.toList());
@@ -94,8 +95,8 @@ public final class Reaper {
     }
 
     /** Collects exit statuses of re-parented children (only those: never steal Java's own). */
-    private static void reap(Set<Long> keep) {
-        ProcessHandle.current().children().filter(p -> !keep.contains(p.pid())).forEach(p -> {
+    private static void reap(LongPredicate keep) {
+        ProcessHandle.current().children().filter(p -> !keep.test(p.pid())).forEach(p -> {
             if (!running(p)) Posix.C.waitpid((int) p.pid(), null, LibC.WNOHANG);
         });
     }

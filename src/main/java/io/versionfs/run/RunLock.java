@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.report.Json;
@@ -10,9 +11,9 @@ import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
 import ru.serce.jnrfuse.struct.FileStat;
 
-import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Map;
@@ -80,6 +81,23 @@ public final class RunLock implements AutoCloseable {
     }
 
     /**
+     * Makes the versions folder (if missing) and locks it; a folder this run made is removed at
+     * the end if it stays empty.
+     */
+    static void takeVersionsFolder(Path vdir, Cleanup undo) {
+        VersionStore.checkUsable(vdir);
+        boolean created = !Files.exists(vdir, LinkOption.NOFOLLOW_LINKS);
+        try {
+            Files.createDirectories(vdir.resolve(VersionStore.HIDDEN));
+        } catch (java.io.IOException e) {
+            throw VersionStore.cannotUse(vdir, e);
+        }
+        if (created) undo.push("remove empty " + vdir, () -> VersionStore.removeIfUnused(vdir));
+        RunLock l = acquire(vdir.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + vdir);
+        undo.push("unlock " + vdir, l::close);
+    }
+
+    /**
      * Directory mode: a folder already served by a versionfs run shows that run's lock file through
      * its mount, where our flock would lock the FUSE file, not the real one: refuse on the mount.
      */
@@ -107,22 +125,17 @@ public final class RunLock implements AutoCloseable {
                     && e.mountPoint().getParent().getFileName().toString().startsWith("versionfs-")) {
                 continue; // a symlink-mode private mount, not a served folder
             }
-            throw busy(e.mountPoint().resolve(RunSession.DIR_LOCK), what + " (inside " + e.mountPoint()
+            throw busy(e.mountPoint().resolve(DirCapture.LOCK), what + " (inside " + e.mountPoint()
                     + ", served in --mode dir)");
         }
     }
 
     private void record() {
-        String host;
-        try {
-            host = InetAddress.getLocalHost().getHostName();
-        } catch (Exception e) {
-            host = "?";
-        }
+        String host = java.util.Objects.requireNonNullElse(SlurmContext.host(), "?");
         String cmd = ProcessHandle.current().info().commandLine().orElse("versionfs");
         byte[] text = (Json.obj().put("host", host).put("pid", ProcessHandle.current().pid())
                 .put("since", io.versionfs.capture.Version.ISO_MILLIS.format(Instant.now()))
-                .put("slurm_job", System.getenv("SLURM_JOB_ID"))
+                .put("slurm_job", SlurmContext.current().jobId())
                 .put("cmdline", cmd.length() > 300 ? cmd.substring(0, 300) : cmd) + "\n").getBytes(StandardCharsets.UTF_8);
         Posix.C.ftruncate(fd, 0);
         jnr.ffi.Pointer buf = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), text.length);
@@ -161,12 +174,7 @@ public final class RunLock implements AutoCloseable {
     private static void refuseIfRecordedHolderAlive(Path path, String what) {
         Map<String, Object> h = holder(path);
         if (h.isEmpty() || !(h.get("pid") instanceof Long pid)) return;
-        String host;
-        try {
-            host = InetAddress.getLocalHost().getHostName();
-        } catch (Exception e) {
-            host = "?";
-        }
+        String host = java.util.Objects.requireNonNullElse(SlurmContext.host(), "?");
         if (!host.equals(h.get("host"))) throw busy(path, what);
         if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && pid != ProcessHandle.current().pid()) {
             throw busy(path, what);

@@ -1,5 +1,8 @@
 package io.versionfs.run;
 
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -22,10 +25,36 @@ public final class SlurmContext {
         return blankToNull(env.get("SLURM_JOB_ID"));
     }
 
+    /** The job as the run's summary names it ("job 123", "job 120 (array 120_3)"); null outside Slurm. */
+    public String jobLine() {
+        String job = jobId();
+        if (job == null) return null;
+        String array = get("SLURM_ARRAY_JOB_ID"), task = get("SLURM_ARRAY_TASK_ID");
+        return array != null && task != null ? "job " + job + " (array " + array + "_" + task + ")" : "job " + job;
+    }
+
+    /** This node's host name; null if it cannot be known. */
+    public static String host() {
+        try {
+            return java.net.InetAddress.getLocalHost().getHostName();
+        } catch (java.io.IOException e) {
+            return null;
+        }
+    }
+
+    private static final String[] SCRATCH = {"SLURM_TMPDIR", "TMPDIR"};
+
     /** The node-local scratch folder a run would use for its mount folder (the first one set). */
     public String scratchVar() {
-        for (String v : new String[] {"SLURM_TMPDIR", "TMPDIR"}) if (blankToNull(env.get(v)) != null) return v;
+        for (String v : SCRATCH) if (blankToNull(env.get(v)) != null) return v;
         return null;
+    }
+
+    /** The node-local scratch folders set ($SLURM_TMPDIR, then $TMPDIR), in the order a run tries them. */
+    public List<Path> scratchDirs() {
+        List<Path> out = new ArrayList<>();
+        for (String v : SCRATCH) if (blankToNull(env.get(v)) != null) out.add(Path.of(env.get(v)));
+        return out;
     }
 
     public String get(String name) {
@@ -61,9 +90,10 @@ public final class SlurmContext {
      *
      * @param dirMode  --mode dir (the folder is served through versionfs only on this node)
      */
-    public String multiNodeWarning(boolean dirMode, String host) {
+    public String multiNodeWarning(boolean dirMode) {
         int n = nodes();
         if (n <= 1) return null;
+        String host = host();
         String where = host == null ? "this node" : "this node (" + host + ")";
         String common = "this job spans " + n + " nodes (" + nodesSource() + ") but a FUSE mount exists only on the node"
                 + " that made it, " + where + ". ";

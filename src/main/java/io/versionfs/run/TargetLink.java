@@ -73,10 +73,6 @@ final class TargetLink {
      */
     final Path liveDir;
 
-    TargetLink(Path target, VersionStore store) {
-        this(target, store, true);
-    }
-
     TargetLink(Path target, VersionStore store, boolean follow) {
         this.follow = follow;
         this.target = target;
@@ -124,76 +120,98 @@ final class TargetLink {
     /** Recovers what an earlier, killed run left (stale mount, dangling symlink, live content). */
     void recoverEarlierRun() throws IOException {
         Path state = stateFile();
-        if (!Files.exists(state)) {
-            cleanTemps();
-            return;
+        if (Files.exists(state)) recover(KilledRun.read(state, liveDir, liveFile()));
+        cleanTemps();
+        Files.deleteIfExists(state);
+    }
+
+    /** What a run wrote in its recovery record ({@link #writeState}), as far as it can be read. */
+    private record KilledRun(long pid, Path mount, Path liveDir, Path live) {
+        static KilledRun read(Path state, Path liveDir, Path live) throws IOException {
+            Map<String, Object> s;
+            try {
+                s = Json.parseObject(Files.readString(state));
+            } catch (RuntimeException e) {
+                s = Map.of();
+            }
+            Path recordedLive = s.get("live") instanceof String l ? Path.of(l) : null;
+            return new KilledRun(s.get("pid") instanceof Long p ? p : -1,
+                    s.get("mount") instanceof String m ? Path.of(m) : null,
+                    s.get("live_dir") instanceof String d ? Path.of(d)
+                            : recordedLive != null ? recordedLive.getParent().getParent() : liveDir,
+                    recordedLive != null ? recordedLive : live);
         }
-        Map<String, Object> s;
-        try {
-            s = Json.parseObject(Files.readString(state));
-        } catch (RuntimeException e) {
-            s = Map.of();
+
+        /** The recorded run is still alive (the record is not a killed run's: it is in use). */
+        boolean running() {
+            // Our own pid is an earlier run in a pid namespace (a container: the JVM is pid 1 each time).
+            return pid > 0 && pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
+                    && ProcessHandle.of(pid).flatMap(p -> p.info().commandLine()).map(c -> c.contains("versionfs")).orElse(false);
         }
-        long pid = s.get("pid") instanceof Long l ? l : -1;
-        // Our own pid is an earlier run in a pid namespace (a container: the JVM is pid 1 each time).
-        if (pid > 0 && pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
-                && ProcessHandle.of(pid).flatMap(p -> p.info().commandLine()).map(c -> c.contains("versionfs")).orElse(false)) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, "another versionfs run (pid " + pid + ") is using " + store.dir()
+    }
+
+    private void recover(KilledRun killed) throws IOException {
+        if (killed.running()) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, "another versionfs run (pid " + killed.pid() + ") is using " + store.dir()
                     + ": wait for it to finish, or give this run its own --versions-dir");
         }
-        String oldMount = (String) s.get("mount");
-        String oldLink = (String) s.get("link");
-        if (oldMount != null) {
-            Path mp = Path.of(oldMount);
-            if (FuseMount.isStale(mp) || io.versionfs.fs.MountTable.fuseAt(mp) != null) FuseMount.lazyUnmount(mp);
-            try {
-                Files.deleteIfExists(mp);
-                Files.deleteIfExists(mp.getParent());
-            } catch (IOException e) {
-                // not empty or not ours: leave it
-            }
-        }
-        Path oldLiveDir = s.get("live_dir") instanceof String d ? Path.of(d)
-                : s.get("live") instanceof String l ? Path.of(l).getParent().getParent() : liveDir;
+        if (killed.mount() != null) clearMount(killed.mount());
+        List<String> places = new ArrayList<>();
         // Every symlink the killed run's job left pointing into its mount (the target, and any
         // name the job renamed it to: job.ges after an ORCA AutoStart rename) becomes a regular
         // file with the content of the file it led to.
-        Map<Path, List<Path>> left = oldMount == null ? Map.of() : symlinksInto(Path.of(oldMount), oldLiveDir);
-        List<String> places = new ArrayList<>();
-        for (Map.Entry<Path, List<Path>> e : left.entrySet()) {
-            Path backing = e.getKey();
-            if (!Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) {
-                for (Path p : e.getValue()) {
-                    Log.warn(p + " is a dangling symlink left by an earlier versionfs run (pid " + pid
-                            + ") whose file was deleted; its versions are in " + store.dir() + ". Removing the symlink.");
-                    Files.deleteIfExists(p);
-                }
-                continue;
+        if (killed.mount() != null) {
+            for (Map.Entry<Path, List<Path>> e : symlinksInto(killed.mount(), killed.liveDir()).entrySet()) {
+                putBackAfterKill(e.getKey(), e.getValue(), killed.pid(), places);
             }
-            // A killed run's live file may still share its inode with its last version: then copy,
-            // so the version cannot change when the user edits the recovered file.
-            Object dev = Files.getAttribute(backing, "unix:dev", LinkOption.NOFOLLOW_LINKS);
-            Object ino = Files.getAttribute(backing, "unix:ino", LinkOption.NOFOLLOW_LINKS);
-            boolean sharesVersion = store.isLatestVersion(name, ((Number) dev).longValue(), ((Number) ino).longValue());
-            putInPlace(backing, e.getValue(), sharesVersion);
-            for (Path p : e.getValue()) places.add(p.toString());
         }
-        Path live = s.get("live") instanceof String l ? Path.of(l) : liveFile();
-        if (Files.exists(live, LinkOption.NOFOLLOW_LINKS)) {
-            // Nothing leads to it any more (the program replaced the target): keep it.
+        keepUnreached(killed, places);
+        keepInFlight(killed.liveDir(), places);
+        store.event(ManifestLine.event("recovered").file(name).fromPid(killed.pid()).into(places));
+    }
+
+    /** A killed run's mount is gone or dead by now (auto_unmount): clear what is left of it. */
+    private static void clearMount(Path mp) {
+        if (FuseMount.isStale(mp) || io.versionfs.fs.MountTable.fuseAt(mp) != null) FuseMount.lazyUnmount(mp);
+        try {
+            Files.deleteIfExists(mp);
+            Files.deleteIfExists(mp.getParent());
+        } catch (IOException e) {
+            // not empty or not ours: leave it
+        }
+    }
+
+    /** The file a killed run's symlinks led to becomes a regular file at their places (or they go, if it is gone). */
+    private void putBackAfterKill(Path backing, List<Path> links, long pid, List<String> places) throws IOException {
+        if (!Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) {
+            for (Path p : links) {
+                Log.warn(p + " is a dangling symlink left by an earlier versionfs run (pid " + pid
+                        + ") whose file was deleted; its versions are in " + store.dir() + ". Removing the symlink.");
+                Files.deleteIfExists(p);
+            }
+            return;
+        }
+        // A killed run's live file may still share its inode with its last version: then copy,
+        // so the version cannot change when the user edits the recovered file.
+        Object dev = Files.getAttribute(backing, "unix:dev", LinkOption.NOFOLLOW_LINKS);
+        Object ino = Files.getAttribute(backing, "unix:ino", LinkOption.NOFOLLOW_LINKS);
+        boolean sharesVersion = store.isLatestVersion(name, ((Number) dev).longValue(), ((Number) ino).longValue());
+        putInPlace(backing, links, sharesVersion);
+        for (Path p : links) places.add(p.toString());
+    }
+
+    /** A killed run's live file that no symlink leads to any more (the program replaced the target) is kept. */
+    private void keepUnreached(KilledRun killed, List<String> places) throws IOException {
+        if (Files.exists(killed.live(), LinkOption.NOFOLLOW_LINKS)) {
             Path keep = store.dir().resolve(recoveredName());
-            Files.move(live, keep);
+            Files.move(killed.live(), keep);
             places.add(keep.toString());
-            Log.warn("an earlier versionfs run (pid " + pid + ") was killed; its last content of " + name
+            Log.warn("an earlier versionfs run (pid " + killed.pid() + ") was killed; its last content of " + name
                     + " is kept as " + keep + " (" + target + " was replaced meanwhile)");
         } else if (!places.isEmpty()) {
             Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
-                    + pid + ") into " + String.join(", ", places));
+                    + killed.pid() + ") into " + String.join(", ", places));
         }
-        keepInFlight(oldLiveDir, places);
-        store.event(ManifestLine.event("recovered").file(name).fromPid(pid).into(places));
-        cleanTemps();
-        Files.deleteIfExists(state);
     }
 
     /**
@@ -328,17 +346,12 @@ final class TargetLink {
                 copyFile(target, live); // versions folder on another filesystem
             }
         } catch (IOException e) {
-            if (isNoSpace(e)) {
+            if (io.versionfs.sys.Errno.isNoSpace(e)) {
                 throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + liveDir
                         + ": free space or quota there (or choose --versions-dir on another filesystem)");
             }
             throw new UserError(ExitCodes.VERSIONS_DIR, "cannot copy " + target + " into " + liveDir + ": " + e.getMessage());
         }
-    }
-
-    static boolean isNoSpace(IOException e) {
-        String m = String.valueOf(e.getMessage());
-        return m.contains("No space") || m.contains("quota");
     }
 
     /** Copies {@code from} to {@code to} via a temp name (reflink/copy_file_range when possible), keeping mode and mtime. */

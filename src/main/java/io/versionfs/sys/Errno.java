@@ -13,4 +13,10 @@ public final class Errno {
     public static boolean isNoSpace(int errno) {
         return errno == ENOSPC || errno == EDQUOT;
     }
+
+    /** The same for an IOException of the JDK, which carries only the message ("No space left on device", "Disk quota exceeded"). */
+    public static boolean isNoSpace(java.io.IOException e) {
+        String m = String.valueOf(e.getMessage());
+        return m.contains("No space") || m.contains("quota");
+    }
 }

@@ -1,0 +1,244 @@
+package io.versionfs.run;
+
+import io.versionfs.capture.VersionStore;
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
+import io.versionfs.report.Log;
+import io.versionfs.report.Summary;
+import io.versionfs.trap.NameTrap;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+
+/**
+ * Symlink mode: each target becomes a symlink into a small mount of its own ({@link TargetLink}),
+ * the mounts in one private folder. The job's renames, deletes and links of a target are held by
+ * the name trap, or followed after the fact by watching the targets' folders.
+ */
+final class LinkCapture implements Capture {
+    /** Lock file beside each target (".job.gbw.versionfs-lock"): one run at a time per target. */
+    static final String LOCK_SUFFIX = ".versionfs-lock";
+
+    private final List<Path> targets;
+    private final Path versionsDir, mountDir;
+    private final RunSession.Renames renames;
+    private final StoreRules rules;
+    private final Instant start;
+    private final List<TargetLink> links = new ArrayList<>();
+    private final Map<Path, VersionStore> stores = new LinkedHashMap<>();
+    private final Map<VersionStore, List<String>> notes = new IdentityHashMap<>();
+    private NameTrap trap;
+    private ScheduledExecutorService watcher;
+
+    /**
+     * @param versionsDir one versions folder for every target (null: TARGET.versions beside each)
+     * @param mountDir    where to make the private folder for the mounts (null: node-local scratch)
+     */
+    LinkCapture(List<Path> targets, Path versionsDir, Path mountDir, RunSession.Renames renames, StoreRules rules, Instant start) {
+        this.targets = targets;
+        this.versionsDir = versionsDir;
+        this.mountDir = mountDir;
+        this.renames = renames;
+        this.rules = rules;
+        this.start = start;
+    }
+
+    @Override
+    public void prepare(Cleanup undo) throws IOException {
+        Map<Path, Path> vdirOf = versionsFolders();
+        // Exclusion first: nothing is created, moved or deleted before every lock is ours, so
+        // a refused run (another run holds the target) leaves the other run's files alone.
+        for (Path t : targets) {
+            RunLock.refuseInsideServed(t.getParent(), t.toString());
+            Preflight.notInsideAVersionsFolder(t);
+        }
+        for (Path v : vdirOf.values()) RunLock.refuseInsideServed(v, "the versions folder " + v);
+        for (Path t : targets) {
+            RunLock l = RunLock.acquire(t.resolveSibling("." + t.getFileName() + LOCK_SUFFIX), t.toString());
+            undo.push("unlock " + t, l::close);
+        }
+        for (Path vdir : new LinkedHashSet<>(vdirOf.values())) RunLock.takeVersionsFolder(vdir, undo);
+        for (Path t : targets) links.add(new TargetLink(t, open(vdirOf.get(t), t, undo), renames.follow()));
+        for (TargetLink l : links) {
+            l.recoverEarlierRun();
+            Preflight.notASymlink(l.target);
+        }
+    }
+
+    /** Each target's versions folder; two targets of the same name cannot share one. */
+    private Map<Path, Path> versionsFolders() {
+        Map<Path, Path> vdirOf = new LinkedHashMap<>();
+        for (Path t : targets) {
+            Path vdir = versionsDir != null ? versionsDir.toAbsolutePath().normalize() : t.resolveSibling(t.getFileName() + ".versions");
+            for (Map.Entry<Path, Path> other : vdirOf.entrySet()) {
+                if (other.getKey().getFileName().equals(t.getFileName()) && other.getValue().equals(vdir)) {
+                    throw new UserError(ExitCodes.BAD_TARGET, "--target " + other.getKey() + " and --target " + t
+                            + " have the same file name and would share the versions folder " + vdir
+                            + ": give them separate folders (run versionfs once per target, or drop --versions-dir)");
+                }
+            }
+            vdirOf.put(t, vdir);
+        }
+        return vdirOf;
+    }
+
+    /** The versions folder {@code vdir}, opened for its first target {@code t} (later targets share it). */
+    private VersionStore open(Path vdir, Path t, Cleanup undo) {
+        VersionStore store = stores.get(vdir);
+        if (store != null) return store;
+        store = VersionStore.openChecked(vdir, start);
+        undo.push("close " + vdir, store::close);
+        rules.apply(store, t);
+        stores.put(vdir, store);
+        return store;
+    }
+
+    @Override
+    public void mount(Cleanup undo, Runnable betweenTargets) throws IOException {
+        Path dir = Preflight.privateDir(mountDir);
+        undo.push("remove " + dir, () -> removeEmpty(dir));
+        int i = 0;
+        for (TargetLink l : links) {
+            l.prepareLive();
+            Path mp = dir.resolve("m" + i++);
+            Files.createDirectory(mp);
+            l.mount(mp);
+            l.installLink();
+            betweenTargets.run();
+        }
+    }
+
+    /** The private folder is empty once every target put its mount point away. */
+    private static void removeEmpty(Path dir) {
+        try {
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            Log.debug("leaving " + dir + ": " + e.getMessage());
+        }
+    }
+
+    @Override
+    public ChildProcess.OnLaunchThread beforeJob() {
+        trap = renames.trapped() ? NameTraps.prepare(links) : null;
+        return trap == null ? null : trap::installHere;
+    }
+
+    @Override
+    public void jobStarted() {
+        NameTraps.sayMode(trap, renames.declinedBy());
+        links.forEach(TargetLink::startWatching);
+        watcher = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "versionfs-link-watch");
+            t.setDaemon(true);
+            return t;
+        });
+        // inotify sees most changes at once (TargetLink.startWatching); the poll is the backstop.
+        watcher.scheduleWithFixedDelay(() -> links.forEach(TargetLink::check), 500, 500, TimeUnit.MILLISECONDS);
+    }
+
+    @Override
+    public void stopWaits() {
+        links.forEach(TargetLink::stopWaits);
+    }
+
+    @Override
+    public void stopWatching() {
+        if (watcher != null) {
+            watcher.shutdownNow();
+            try {
+                // The watcher reads the symlinks restore is about to change: let it finish.
+                watcher.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        links.forEach(TargetLink::stopWatching);
+    }
+
+    @Override
+    public void jobGone() {
+        if (trap != null) trap.close(); // nothing is waiting in it now
+    }
+
+    /** Every mount is finished before any target is put back: a file can move between targets. */
+    @Override
+    public void finish(LongSupplier detachBudgetMillis) {
+        for (TargetLink l : links) {
+            try {
+                l.finishCapture(5_000, detachBudgetMillis.getAsLong());
+            } catch (RuntimeException e) {
+                Log.warn("finishing capture of " + l.target + ": " + e);
+            }
+        }
+    }
+
+    @Override
+    public void restore() {
+        for (TargetLink l : links) {
+            boolean restored = false;
+            try {
+                l.restore();
+                restored = true;
+            } catch (IOException | RuntimeException e) {
+                Log.warn("could not put " + l.target + " back as a regular file (" + e.getMessage()
+                        + "); its last content is in " + l.liveDir + " and the next run on this target recovers it");
+            }
+            l.cleanup(restored);
+        }
+    }
+
+    @Override
+    public List<VersionStore> stores() {
+        return List.copyOf(stores.values());
+    }
+
+    @Override
+    public void takeNotes() {
+        for (VersionStore s : stores.values()) {
+            s.drain();
+            notes.put(s, notesOf(s));
+        }
+    }
+
+    /** What the summary says of a versions folder besides its versions: pruned, storage, hooks, skipped. */
+    private List<String> notesOf(VersionStore s) {
+        List<String> out = new ArrayList<>();
+        if (s.prunedCount() > 0) {
+            out.add("note: keep rules (" + rules.retention().describe() + "): " + s.prunedCount()
+                    + " version(s) pruned, each recorded in the manifest");
+        }
+        String usage = s.usage();
+        if (usage != null && (s.prunedCount() > 0 || s.skippedCount() > 0 || s.dedupedBytes() > 0 || s.lostCount() > 0)) {
+            out.add("note: storage " + usage);
+        }
+        if (s.hooks() != null) out.add(s.hooks().report());
+        if (s.skippedCount() > 0) {
+            out.add(s.skippedCount() + " close(s) not kept as versions: low space on the versions filesystem or low quota (--min-free);"
+                    + " each is a 'skipped' line in the manifest");
+        }
+        return out;
+    }
+
+    @Override
+    public void report(Summary summary) {
+        for (TargetLink l : links) {
+            List<String> lines = new ArrayList<>(l.followedSummary());
+            lines.addAll(notes.getOrDefault(l.store, List.of()));
+            lines.addAll(l.problems());
+            summary.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
+                    l.store.versions().get(l.name), lines));
+        }
+    }
+}
