@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -70,13 +71,16 @@ final class PruneCommand implements Callable<Integer> {
                     List<ManifestLine> rows = new ArrayList<>(e.getValue());
                     rows.sort((a, b) -> Long.compare(a.version(), b.version()));
                     List<Retention.Entry> entries = new ArrayList<>();
+                    // Decisions name versions by number: found again by number, not by a scan of
+                    // the series for each one (that was quadratic: 100k versions took minutes).
+                    Map<Long, ManifestLine> byNumber = new HashMap<>();
                     for (ManifestLine r : rows) {
                         Instant t = r.instant() != null ? r.instant() : Instant.EPOCH;
                         entries.add(new Retention.Entry(r.version(), r.size() != null ? r.size() : 0, t));
+                        byNumber.put(r.version(), r);
                     }
                     for (Retention.Decision dec : Retention.toPrune(entries, p)) {
-                        ManifestLine row = rows.stream().filter(r -> r.version() == dec.entry().number())
-                                .findFirst().orElseThrow();
+                        ManifestLine row = byNumber.get(dec.entry().number());
                         String path = String.valueOf(row.path());
                         freed += dec.entry().size();
                         count++;
