@@ -195,8 +195,8 @@ public final class Manifest implements AutoCloseable {
         return new Contents(rows, skipped);
     }
 
-    /** One line's verdict: the parsed line, or why it was skipped. */
-    public record Parsed(long lineNo, ManifestLine line, String skipped) {}
+    /** One line's verdict: the parsed line, or why it was skipped; {@code offset} is where the line starts, in bytes. */
+    public record Parsed(long lineNo, long offset, ManifestLine line, String skipped) {}
 
     /**
      * Splits manifest bytes into lines as they come (whole file or a growing one) and judges each:
@@ -208,6 +208,8 @@ public final class Manifest implements AutoCloseable {
         private final java.io.ByteArrayOutputStream cur = new java.io.ByteArrayOutputStream();
         private boolean tooLong;
         private long lineNo;
+        /** Bytes fed so far, and where the current line started. */
+        private long fed, lineStart;
 
         public LineReader(long firstLineNo, java.util.function.Consumer<Parsed> out) {
             this.lineNo = firstLineNo;
@@ -220,9 +222,11 @@ public final class Manifest implements AutoCloseable {
                 if (b[i] != '\n') continue;
                 append(b, start, i - start);
                 finishLine(false);
+                lineStart = fed + (i - off) + 1;
                 start = i + 1;
             }
             append(b, start, end - start);
+            fed += len;
         }
 
         private void append(byte[] b, int off, int len) {
@@ -242,9 +246,9 @@ public final class Manifest implements AutoCloseable {
             cur.reset();
             tooLong = false;
             if (wasTooLong) {
-                out.accept(new Parsed(n, null, "longer than " + (MAX_LINE >> 20) + " MiB: not a manifest line"));
+                out.accept(new Parsed(n, lineStart, null, "longer than " + (MAX_LINE >> 20) + " MiB: not a manifest line"));
             } else if (line.length > 0 || atEnd) {
-                Parsed p = judge(n, line, atEnd);
+                Parsed p = judge(n, lineStart, line, atEnd);
                 if (p != null) out.accept(p);
             }
         }
@@ -258,14 +262,14 @@ public final class Manifest implements AutoCloseable {
     private static final byte[] BOM = {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF};
 
     /** Null for a blank line. */
-    static Parsed judge(long lineNo, byte[] bytes, boolean last) {
+    static Parsed judge(long lineNo, long offset, byte[] bytes, boolean last) {
         int off = lineNo == 1 && bytes.length >= 3 && bytes[0] == BOM[0] && bytes[1] == BOM[1] && bytes[2] == BOM[2] ? 3 : 0;
         String text;
         try {
             text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes, off, bytes.length - off)).toString();
         } catch (CharacterCodingException e) {
-            return new Parsed(lineNo, null, "not UTF-8");
+            return new Parsed(lineNo, offset, null, "not UTF-8");
         }
         if (text.isBlank()) return null;
         ManifestLine m;
@@ -274,11 +278,11 @@ public final class Manifest implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             String why = last ? "cut short (the run was killed while writing it?)"
                     : e.getMessage() != null && e.getMessage().startsWith("not a JSON object") ? "not a JSON object" : "not valid JSON";
-            return new Parsed(lineNo, null, why);
+            return new Parsed(lineNo, offset, null, why);
         } catch (RuntimeException | StackOverflowError e) {
-            return new Parsed(lineNo, null, "not valid JSON");
+            return new Parsed(lineNo, offset, null, "not valid JSON");
         }
         String bad = m.problem();
-        return bad != null ? new Parsed(lineNo, null, bad) : new Parsed(lineNo, m, null);
+        return bad != null ? new Parsed(lineNo, offset, null, bad) : new Parsed(lineNo, offset, m, null);
     }
 }

@@ -1041,8 +1041,10 @@ public final class VersionStore implements AutoCloseable {
                 if (st == null || !Stat.isRegular(st)) continue;
                 count++;
                 logical += Stat.size(st);
-                long ino = Stat.ino(st), blocks = st.st_blocks.longValue();
-                if (seen.add(ino)) stored += blocks * 512;
+                long blocks = st.st_blocks.longValue();
+                // Only a file with several names can be met twice: the set holds those alone
+                // (a million versions would otherwise be a million boxed inode numbers).
+                if (Stat.nlink(st) <= 1 || seen.add(Stat.ino(st))) stored += blocks * 512;
             }
             free = ", " + io.versionfs.report.Summary.bytes(Files.getFileStore(reach).getUsableSpace()) + " free there";
         } catch (IOException e) {

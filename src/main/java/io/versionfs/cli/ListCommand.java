@@ -2,9 +2,11 @@ package io.versionfs.cli;
 
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
+import io.versionfs.capture.LatestRows;
 import io.versionfs.capture.Manifest;
 import io.versionfs.capture.ManifestLine;
-import io.versionfs.report.Json;
+import io.versionfs.report.JsonArrayOut;
+import io.versionfs.report.Out;
 import io.versionfs.report.Summary;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -13,9 +15,7 @@ import picocli.CommandLine.Parameters;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -40,35 +40,42 @@ final class ListCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         if (follow) return follow();
-        List<Object> all = new ArrayList<>();
-        for (Path d : dirs) {
-            VersionsFolder.require(d);
-            Manifest.Contents contents = Manifest.readChecked(d);
-            for (String skip : contents.skipped()) {
-                System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip + ": skipped");
-            }
-            List<ManifestLine> rows = Manifest.latest(contents.rows());
-            if (json) {
-                for (ManifestLine r : rows) all.add(r.toMap());
-                continue;
-            }
-            System.out.println(d.toAbsolutePath().normalize() + ":");
-            System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n",
-                    "file", "#", "time (UTC)", "size", "sha256", "status", "reason", "process");
-            for (ManifestLine r : rows) {
-                if (r.event() != null || r.version() == null) {
-                    System.out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.file(), r.from()), "", when(r), eventText(r));
-                    continue;
+        for (Path d : dirs) VersionsFolder.require(d); // all first: a refusal never comes after half an output
+        // Streamed (constant memory): a folder of a million versions is listed in the launcher's small heap.
+        try (Out out = new Out()) {
+            JsonArrayOut array = json ? JsonArrayOut.begin(out) : null;
+            for (Path d : dirs) {
+                if (!json) {
+                    out.println(d.toAbsolutePath().normalize() + ":");
+                    out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n",
+                            "file", "#", "time (UTC)", "size", "sha256", "status", "reason", "process");
                 }
-                String proc = r.pid() != null && r.pid() > 0 ? r.pid() + " " + firstWord(str(r.cmdline(), "")) : "-";
-                System.out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.file(), ""),
-                        r.version(), when(r), size(r), sha(r), r.same_as() != null ? "same:" + r.same_as() : str(r.status(), ""),
-                        str(r.reason(), ""), proc + (r.error() != null ? "  (" + r.error() + ")" : ""));
+                LatestRows.each(d, skip -> warnSkipped(out, d, skip), r -> {
+                    if (json) array.addJson(r.toJson());
+                    else printRow(out, r);
+                });
             }
+            if (json) array.end();
+            else for (Path d : dirs) out.println(storage(d));
         }
-        if (json) System.out.println(Json.write(all));
-        else for (Path d : dirs) System.out.println(storage(d));
         return ExitCodes.OK;
+    }
+
+    /** Said on stderr, in its place among the lines printed so far. */
+    private static void warnSkipped(Out out, Path d, String skip) {
+        out.flush();
+        System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip + ": skipped");
+    }
+
+    private static void printRow(Out out, ManifestLine r) {
+        if (r.event() != null || r.version() == null) {
+            out.printf("  %-14s  %6s  %-23s  event: %s%n", str(r.file(), r.from()), "", when(r), eventText(r));
+            return;
+        }
+        String proc = r.pid() != null && r.pid() > 0 ? r.pid() + " " + firstWord(str(r.cmdline(), "")) : "-";
+        out.printf("  %-14s  %6s  %-23s  %10s  %-8s  %-7s  %-10s  %s%n", str(r.file(), ""),
+                r.version(), when(r), size(r), sha(r), r.same_as() != null ? "same:" + r.same_as() : str(r.status(), ""),
+                str(r.reason(), ""), proc + (r.error() != null ? "  (" + r.error() + ")" : ""));
     }
 
     /**

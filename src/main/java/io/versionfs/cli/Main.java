@@ -38,7 +38,20 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         dropPrivateJar();
-        System.exit(execute(args));
+        int rc;
+        try {
+            rc = execute(args);
+        } catch (OutOfMemoryError e) {
+            rc = outOfMemory();
+        }
+        System.exit(rc);
+    }
+
+    /** One line, and what to do, instead of a stack trace (the commands stream, but the heap is small). */
+    private static int outOfMemory() {
+        System.err.println("versionfs: error: out of memory (Java heap of " + (Runtime.getRuntime().maxMemory() >> 20)
+                + " MiB; VERSIONFS_HEAP=1g raises it: please report what needed more)");
+        return ExitCodes.INTERNAL;
     }
 
     /**

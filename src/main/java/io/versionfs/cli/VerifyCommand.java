@@ -1,25 +1,25 @@
 package io.versionfs.cli;
 
-import io.versionfs.capture.Manifest;
+import io.versionfs.capture.LatestRows;
+import io.versionfs.capture.ListedNames;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.report.Json;
+import io.versionfs.report.JsonArrayOut;
+import io.versionfs.report.Out;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
@@ -44,63 +44,94 @@ final class VerifyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        List<Object> problems = new ArrayList<>();
-        long checked = 0, bytes = 0;
-        for (Path d : dirs) {
-            VersionsFolder.require(d);
-            Manifest.Contents contents = Manifest.readChecked(d);
-            for (String skip : contents.skipped()) problems.add(problem(d, "unreadable-line", null, skip));
-            Set<String> listed = new HashSet<>();
-            for (ManifestLine r : Manifest.latest(contents.rows())) {
-                if (r.path() != null) listed.add(r.path());
-                if (!"saved".equals(r.status())) continue;
-                String path = String.valueOf(r.path());
-                Path f = d.resolve(path);
-                checked++;
-                if (!Files.isRegularFile(f)) {
-                    problems.add(problem(d, "missing", path, "version " + r.version() + " of " + r.file()));
-                    continue;
-                }
-                String want = r.sha256();
-                String got = sha256(f);
-                bytes += Files.size(f);
-                if (want == null) {
-                    problems.add(problem(d, "unhashed", path, "the manifest has no sha256 for it (a run killed while hashing)"));
-                } else if (!want.equals(got)) {
-                    problems.add(problem(d, "damaged", path, "sha256 " + got + ", the manifest says " + want));
-                }
+        for (Path d : dirs) VersionsFolder.require(d); // all first: a refusal never comes after half an output
+        // Streamed (constant memory): each problem is printed as it is found, a row at a time is read.
+        try (Out out = new Out()) {
+            Report report = new Report(out, json);
+            for (Path d : dirs) check(d, report);
+            report.end();
+            if (!json) {
+                out.println((report.problems == 0 ? "intact: " : report.problems + " problem(s); ") + report.versions
+                        + " version(s) checked, " + io.versionfs.report.Summary.bytes(report.bytes) + " read");
             }
-            try (var ds = Files.newDirectoryStream(d)) {
-                for (Path p : ds) {
-                    String n = p.getFileName().toString();
-                    if (io.versionfs.capture.VersionNaming.isVersionFileName(n) && Files.isRegularFile(p) && !listed.contains(n)) {
-                        problems.add(problem(d, "unlisted", n, "a version file the manifest does not account for"));
-                    }
-                }
-            }
+            return report.problems == 0 ? ExitCodes.OK : DAMAGED;
         }
-        if (json) {
-            System.out.println(Json.write(problems));
-        } else {
-            for (Object o : problems) {
-                @SuppressWarnings("unchecked") Map<String, Object> m = ((Json.Obj) o).asMap();
-                System.out.println(m.get("problem") + ": " + m.get("dir") + (m.get("path") != null ? "/" + m.get("path") : "")
-                        + " (" + m.get("detail") + ")");
-            }
-            System.out.println((problems.isEmpty() ? "intact: " : problems.size() + " problem(s); ") + checked
-                    + " version(s) checked, " + io.versionfs.report.Summary.bytes(bytes) + " read");
-        }
-        return problems.isEmpty() ? ExitCodes.OK : DAMAGED;
     }
 
-    private static Json.Obj problem(Path dir, String what, String path, String detail) {
+    private static void check(Path d, Report report) throws IOException {
+        ListedNames listed = new ListedNames();
+        LatestRows.each(d, skip -> report.problem(d, "unreadable-line", null, skip), r -> {
+            if (r.path() != null) listed.add(r.path());
+            if (!"saved".equals(r.status())) return;
+            try {
+                checkVersion(d, r, report);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+        try (var ds = Files.newDirectoryStream(d)) {
+            for (Path p : ds) {
+                String n = p.getFileName().toString();
+                if (io.versionfs.capture.VersionNaming.isVersionFileName(n) && Files.isRegularFile(p) && !listed.contains(n)) {
+                    report.problem(d, "unlisted", n, "a version file the manifest does not account for");
+                }
+            }
+        }
+    }
+
+    private static void checkVersion(Path d, ManifestLine r, Report report) throws IOException {
+        String path = String.valueOf(r.path());
+        Path f = d.resolve(path);
+        report.versions++;
+        if (!Files.isRegularFile(f)) {
+            report.problem(d, "missing", path, "version " + r.version() + " of " + r.file());
+            return;
+        }
+        String want = r.sha256();
+        String got = sha256(f, report.buf);
+        report.bytes += Files.size(f);
+        if (want == null) {
+            report.problem(d, "unhashed", path, "the manifest has no sha256 for it (a run killed while hashing)");
+        } else if (!want.equals(got)) {
+            report.problem(d, "damaged", path, "sha256 " + got + ", the manifest says " + want);
+        }
+    }
+
+    /** What was checked, and the problems, printed as they are found: a line each, or the elements of one JSON array. */
+    private static final class Report {
+        final Out out;
+        final JsonArrayOut array;
+        long problems, versions, bytes;
+        final byte[] buf = new byte[1 << 20];
+
+        Report(Out out, boolean json) {
+            this.out = out;
+            this.array = json ? JsonArrayOut.begin(out) : null;
+        }
+
+        void problem(Path dir, String what, String path, String detail) {
+            problems++;
+            if (array != null) array.add(asJson(dir, what, path, detail));
+            else out.println(what + ": " + dir + (path != null ? "/" + path : "") + " (" + detail + ")");
+        }
+
+        void end() {
+            if (array != null) array.end();
+        }
+    }
+
+    private static Json.Obj asJson(Path dir, String what, String path, String detail) {
         return Json.obj().put("dir", dir.toString()).put("problem", what).put("path", path).put("detail", detail);
     }
 
     static String sha256(Path f) throws IOException {
+        return sha256(f, new byte[1 << 20]);
+    }
+
+    /** With a buffer given: verify hashes 100k small files, and a fresh MiB each was a garbage collection each. */
+    static String sha256(Path f, byte[] buf) throws IOException {
         try (InputStream in = Files.newInputStream(f)) {
             MessageDigest md = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 20];
             for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
             return HexFormat.of().formatHex(md.digest());
         } catch (NoSuchAlgorithmException e) {
