@@ -362,7 +362,7 @@ public final class VersionStore implements AutoCloseable {
             v = new Version(number, series, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
             if (st != null) v.disk = Stat.diskBytes(st);
             if (st != null) v.mode = Stat.mode(st) & 07777;
-            if (linked) pending.add(v);
+            if (linked) hide(v);
             else readOnly(name, v.mode);
             v.published = !linked;
         } else {
@@ -456,13 +456,8 @@ public final class VersionStore implements AutoCloseable {
         synchronized (v) {
             named = !v.givenUp && moveOut(v);
         }
-        if (named) {
-            recordInOrder(v);
-        } else {
-            synchronized (deferred) {
-                releaseDeferred(v.file);
-            }
-        }
+        if (named) recordInOrder(v);
+        else unlist(v);
     }
 
     /** Gives a hidden version its read-only name; false if it cannot (said). Caller holds the version's monitor. */
@@ -490,6 +485,7 @@ public final class VersionStore implements AutoCloseable {
                 named = st != null && moveOut(v); // st null: given up, or dropped to make room (recorded)
             }
             if (named) recordInOrder(v);
+            else unlist(v);
         }
         synchronized (deferred) {
             for (String series : List.copyOf(deferred.keySet())) releaseDeferred(series);
@@ -502,11 +498,33 @@ public final class VersionStore implements AutoCloseable {
      * replaced while open is published before the one that replaced it, which is older).
      */
     private final Map<String, java.util.TreeMap<Long, Version>> deferred = new java.util.HashMap<>();
+    /**
+     * Hidden versions not yet handed to {@link #recordInOrder} nor gone: what later versions wait
+     * for. Guarded by {@code deferred}, so leaving it and joining the queue is one step (a version
+     * published between the two would let a later one overtake it).
+     */
+    private final java.util.Set<Version> unlisted = new java.util.HashSet<>();
+
+    private void hide(Version v) {
+        synchronized (deferred) {
+            unlisted.add(v);
+        }
+        pending.add(v);
+    }
 
     /** Hashes and lists {@code v} now, or once every earlier hidden version of its series is published or gone. */
     private void recordInOrder(Version v) {
         synchronized (deferred) {
+            unlisted.remove(v);
             deferred.computeIfAbsent(v.file, k -> new java.util.TreeMap<>()).put(v.number, v);
+            releaseDeferred(v.file);
+        }
+    }
+
+    /** {@code v} will not be listed as saved (given up, or it could not get its name): later ones go on. */
+    private void unlist(Version v) {
+        synchronized (deferred) {
+            unlisted.remove(v);
             releaseDeferred(v.file);
         }
     }
@@ -516,7 +534,7 @@ public final class VersionStore implements AutoCloseable {
         java.util.TreeMap<Long, Version> waiting = deferred.get(series);
         if (waiting == null) return;
         long firstHidden = Long.MAX_VALUE;
-        for (Version p : pending) if (p.file.equals(series)) firstHidden = Math.min(firstHidden, p.number);
+        for (Version p : unlisted) if (p.file.equals(series)) firstHidden = Math.min(firstHidden, p.number);
         while (!waiting.isEmpty() && waiting.firstKey() < firstHidden) record(waiting.pollFirstEntry().getValue());
         if (waiting.isEmpty()) deferred.remove(series);
     }
@@ -532,9 +550,7 @@ public final class VersionStore implements AutoCloseable {
     /** {@code v} left the hidden versions without being published (given up, pruned): later ones may go on. */
     private boolean unhide(Version v) {
         if (!pending.remove(v)) return false;
-        synchronized (deferred) {
-            releaseDeferred(v.file);
-        }
+        unlist(v);
         return true;
     }
 
