@@ -104,7 +104,7 @@ public final class Manifest implements AutoCloseable {
                 reserve(start + n);
                 continue;
             }
-            int e = n < 0 ? Posix.errno() : Errno.ENOSPC;
+            int e = n < 0 ? Posix.errno() : Errno.ENOSPC.code;
             if (n > 0 && start >= 0) C.ftruncate(fd, start); // never leave half a line
             if (pending.size() > 10_000) pending.poll(); // bounded: the oldest unwritten line goes
             String msg = "cannot append to " + path + ": " + Posix.strerror(e) + "; " + pending.size()

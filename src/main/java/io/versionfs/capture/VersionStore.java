@@ -4,6 +4,7 @@ import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.IoError;
 import io.versionfs.sys.FileCopier;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
@@ -197,10 +198,10 @@ public final class VersionStore implements AutoCloseable {
     public static UserError cannotUse(Path vdir, IOException e) {
         {
             String m = e.getMessage() == null ? e.toString() : e.getMessage();
-            if (m.contains("No space") || m.contains("quota")) {
+            if (Errno.isNoSpace(e)) {
                 return new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
             }
-            if (m.contains("name too long")) {
+            if (Errno.ENAMETOOLONG.is(Errno.of(e))) {
                 return new UserError(ExitCodes.VERSIONS_DIR, "cannot create " + vdir + ": File name too long"
                         + " (give a shorter name, or --versions-dir)");
             }
@@ -310,7 +311,7 @@ public final class VersionStore implements AutoCloseable {
         String name = VersionNaming.versionName(series, number);
         Instant now = Instant.now();
         boolean linked = false;
-        String error = null;
+        IoError error = null;
         if (copy) {
             if (!VersionNaming.folderOf(series).isEmpty()) Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755);
             while (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) {
@@ -318,7 +319,7 @@ public final class VersionStore implements AutoCloseable {
                 name = VersionNaming.versionName(series, number);
             }
             error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-            while (error != null && isNoSpace(error) && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
+            while (error != null && error.noSpace() && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
             return finish(number, series, name, now, pid, cmd, reason, error, false);
         }
         // Linked under a hidden name: the inode is still the live file's (see publish).
@@ -327,7 +328,7 @@ public final class VersionStore implements AutoCloseable {
             name = VersionNaming.versionName(series, number);
         }
         int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, pendingName(name), linkFlags);
-        for (int tries = 0; rc != 0 && Posix.errno() == Errno.EEXIST && tries < 1000; tries++) {
+        for (int tries = 0; rc != 0 && Posix.errno() == Errno.EEXIST.code && tries < 1000; tries++) {
             number = allocate(series);
             name = VersionNaming.versionName(series, number);
             rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, pendingName(name), linkFlags);
@@ -336,25 +337,25 @@ public final class VersionStore implements AutoCloseable {
             linked = true;
         } else {
             int e = Posix.errno();
-            if (e == Errno.ENOENT && srcFd >= 0) {
+            if (e == Errno.ENOENT.code && srcFd >= 0) {
                 // The live name was unlinked while open: an inode with no name cannot be linked.
                 error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-            } else if (e == Errno.EXDEV || e == Errno.EPERM || e == Errno.EMLINK || e == Errno.EOPNOTSUPP) {
+            } else if (e == Errno.EXDEV.code || e == Errno.EPERM.code || e == Errno.EMLINK.code || e == Errno.EOPNOTSUPP.code) {
                 Log.warnOnce("nolink:" + dir, "cannot hard-link into " + dir + " (" + Posix.strerror(e)
                         + "): copying each version instead, which makes close() wait for the copy."
                         + " Put the versions folder on the same filesystem as the target to avoid this.");
                 error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
             } else {
-                error = "link: " + Posix.strerror(e);
+                error = new IoError(e, "link");
             }
             // No room for the copy: older versions of this run give way (oldest first).
-            while (error != null && isNoSpace(error) && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
+            while (error != null && error.noSpace() && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
         }
         return finish(number, series, name, now, pid, cmd, reason, error, linked);
     }
 
     private Captured finish(long number, String series, String name, Instant now, int pid, String cmd, String reason,
-                            String error, boolean linked) {
+                            IoError error, boolean linked) {
         Version v;
         if (error == null) {
             FileStat st = Stat.at(dirFd, linked ? pendingName(name) : name, LibC.AT_SYMLINK_NOFOLLOW);
@@ -367,7 +368,7 @@ public final class VersionStore implements AutoCloseable {
             v.published = !linked;
         } else {
             lost.incrementAndGet();
-            if (isNoSpace(error)) {
+            if (error.noSpace()) {
                 // One line, not one per version: a full disk can cost thousands in a long run.
                 Log.warnOnce("nospace-lost:" + dir, "version " + number + " of " + series + " and any later one that does"
                         + " not fit could not be saved: " + error + " (free space or quota in " + dir + "; the job's own"
@@ -375,7 +376,7 @@ public final class VersionStore implements AutoCloseable {
             } else {
                 Log.warn("version " + number + " of " + series + " could not be saved: " + error);
             }
-            v = new Version(number, series, null, -1, now, pid, cmd, reason, Version.Status.LOST, error);
+            v = new Version(number, series, null, -1, now, pid, cmd, reason, Version.Status.LOST, error.toString());
         }
         log(series).add(v);
         if (!v.lost()) {
@@ -557,12 +558,12 @@ public final class VersionStore implements AutoCloseable {
     /** Renames a hidden version file to its name, never over another file. False (and said) if it cannot. */
     private boolean moveInto(String from, String name) {
         int e = renameNoReplace(from, name);
-        if (e == Errno.ENOENT && !VersionNaming.folderOf(name).isEmpty()) {
+        if (e == Errno.ENOENT.code && !VersionNaming.folderOf(name).isEmpty()) {
             Posix.C.mkdirat(dirFd, VersionNaming.folderOf(name), 0755); // first version of sub/x.dat
             e = renameNoReplace(from, name);
         }
         if (e == 0) return true;
-        if (e != Errno.ENOENT) { // ENOENT: dropped to make room meanwhile, and recorded then
+        if (e != Errno.ENOENT.code) { // ENOENT: dropped to make room meanwhile, and recorded then
             Log.warn("version " + name + " stays hidden in " + dir.resolve(from) + ": cannot give it its name ("
                     + Posix.strerror(e) + ")");
         }
@@ -573,10 +574,10 @@ public final class VersionStore implements AutoCloseable {
     private int renameNoReplace(String from, String name) {
         if (Posix.C.renameat2(dirFd, from, dirFd, name, LibC.RENAME_NOREPLACE) == 0) return 0;
         int e = Posix.errno();
-        if (e != Errno.EINVAL) return e;
+        if (e != Errno.EINVAL.code) return e;
         // A filesystem without RENAME_NOREPLACE (some NFS): numbers are ours alone in a run, so a
         // check first is enough against a stray file.
-        if (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) return Errno.EEXIST;
+        if (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) return Errno.EEXIST.code;
         return Posix.C.renameat(dirFd, from, dirFd, name) == 0 ? 0 : Posix.errno();
     }
 
@@ -608,7 +609,7 @@ public final class VersionStore implements AutoCloseable {
         int mode = Stat.mode(st) & 07777;
         if (Stat.nlink(st) > 1) {
             String tmp = HIDDEN + "/tmp/" + escape(name) + ".recovered";
-            String err = FileCopier.copyAt(dirFd, from, dirFd, tmp, false, () -> false);
+            IoError err = FileCopier.copyAt(dirFd, from, dirFd, tmp, false, () -> false);
             if (err != null) {
                 Log.warn("a version left by a killed run stays hidden in " + dir.resolve(from) + ": no copy (" + err + ")");
                 return false;
@@ -834,21 +835,17 @@ public final class VersionStore implements AutoCloseable {
      * Copies the source into a temp file, then renames it into place: a version appears complete
      * or not at all (a partial copy is never a "saved" version).
      */
-    private String copyInto(int srcFd, int srcDirFd, String srcRel, String name, BooleanSupplier cancelled) {
+    private IoError copyInto(int srcFd, int srcDirFd, String srcRel, String name, BooleanSupplier cancelled) {
         String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
-        String err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
+        IoError err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
                 : FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, cancelled);
         FileStat st = err == null ? Stat.at(dirFd, tmp, LibC.AT_SYMLINK_NOFOLLOW) : null;
         if (st != null) readOnly(tmp, Stat.mode(st) & 07777); // never under its name with a write bit
         if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
-            err = "rename: " + Posix.strerror(Posix.errno());
+            err = IoError.last("rename");
             Posix.C.unlinkat(dirFd, tmp, 0);
         }
         return err;
-    }
-
-    private static boolean isNoSpace(String error) {
-        return error.contains("No space") || error.contains("quota") || error.contains("Disk quota");
     }
 
     /** A version of this run that may give way when the job's own writes need its space. */

@@ -4,6 +4,7 @@ import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.sys.FileCopier;
+import io.versionfs.sys.IoError;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
@@ -80,8 +81,11 @@ final class RestoreCommand implements Callable<Integer> {
                     + " or --to another path");
         }
         Path tmp = dest.resolveSibling("." + dest.getFileName() + ".versionfs-restore");
-        String err = FileCopier.copyAt(LibC.AT_FDCWD, src.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
-        if (err != null) throw new UserError(ExitCodes.NO_SPACE, "cannot write " + tmp + ": " + err);
+        IoError err = FileCopier.copyAt(LibC.AT_FDCWD, src.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
+        if (err != null) {
+            throw new UserError(err.noSpace() ? ExitCodes.NO_SPACE : ExitCodes.BAD_TARGET, "cannot write " + tmp + ": " + err
+                    + (err.noSpace() ? " (free space or quota there, or give --to on another filesystem)" : ""));
+        }
         // Versions are read-only; the restored file is the user's to write again.
         var st = Stat.at(LibC.AT_FDCWD, tmp.toString(), LibC.AT_SYMLINK_NOFOLLOW);
         if (st != null) Posix.C.fchmodat(LibC.AT_FDCWD, tmp.toString(), (Stat.mode(st) & 07777) | 0200, 0);

@@ -172,7 +172,7 @@ public final class CaptureFs extends FuseStubFS {
         }
         Log.warnOnce("fail:" + op + ":" + t.getClass().getName(), "internal error in " + op + " " + path + " (" + t
                 + "); that call failed with EIO, everything else goes on. Please report it.");
-        return -Errno.EIO;
+        return Errno.EIO.negated();
     }
 
     private int pid() {
@@ -508,8 +508,8 @@ public final class CaptureFs extends FuseStubFS {
     public int getattr(String path, FileStat stat) {
         try {
             String r = rel(path);
-            if (r == null) return -Errno.ENOENT;
-            if (isTemp(r)) return -Errno.ENOENT;
+            if (r == null) return Errno.ENOENT.negated();
+            if (isTemp(r)) return Errno.ENOENT.negated();
             return C.fstatat(rootFd, r, Struct.getMemory(stat), LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
         } catch (Throwable t) {
             return failed("getattr", path, t);
@@ -656,9 +656,9 @@ public final class CaptureFs extends FuseStubFS {
     @Override
     public int getxattr(String path, String name, Pointer value, long size) {
         try {
-            if (!XATTRS) return -Errno.ENOSYS;
+            if (!XATTRS) return Errno.ENOSYS.negated();
             String r = rel(path);
-            if (r == null || isTemp(r)) return -Errno.ENOENT;
+            if (r == null || isTemp(r)) return Errno.ENOENT.negated();
             long n = C.lgetxattr(procPath(r), xname(name), size == 0 ? null : value, size);
             return n < 0 ? -Posix.errno() : (int) n;
         } catch (Throwable t) {
@@ -669,9 +669,9 @@ public final class CaptureFs extends FuseStubFS {
     @Override
     public int listxattr(String path, Pointer list, long size) {
         try {
-            if (!XATTRS) return -Errno.ENOSYS;
+            if (!XATTRS) return Errno.ENOSYS.negated();
             String r = rel(path);
-            if (r == null || isTemp(r)) return -Errno.ENOENT;
+            if (r == null || isTemp(r)) return Errno.ENOENT.negated();
             long n = C.llistxattr(procPath(r), size == 0 ? null : list, size);
             return n < 0 ? -Posix.errno() : (int) n;
         } catch (Throwable t) {
@@ -686,7 +686,7 @@ public final class CaptureFs extends FuseStubFS {
     @Override
     public int setxattr(String path, String name, Pointer value, long size, int flags) {
         try {
-            if (!XATTRS) return -Errno.ENOSYS;
+            if (!XATTRS) return Errno.ENOSYS.negated();
             String r = rel(path), n = xname(name);
             if (targets.isProtected(r)) return readOnly(r);
             LiveFile lf = refByName(r);
@@ -704,7 +704,7 @@ public final class CaptureFs extends FuseStubFS {
     @Override
     public int removexattr(String path, String name) {
         try {
-            if (!XATTRS) return -Errno.ENOSYS;
+            if (!XATTRS) return Errno.ENOSYS.negated();
             String r = rel(path), n = xname(name);
             if (targets.isProtected(r)) return readOnly(r);
             LiveFile lf = refByName(r);
@@ -736,11 +736,11 @@ public final class CaptureFs extends FuseStubFS {
         try {
             boolean read = cmd == InodeAttrs.FS_IOC_GETFLAGS || cmd == InodeAttrs.FS_IOC_FSGETXATTR;
             boolean set = cmd == InodeAttrs.FS_IOC_SETFLAGS || cmd == InodeAttrs.FS_IOC_FSSETXATTR;
-            if ((!read && !set) || data == null) return -Errno.ENOTTY;
+            if ((!read && !set) || data == null) return Errno.ENOTTY.negated();
             String r = rel(path); // null: a file unlinked while open
             if (set && r != null && targets.isProtected(r)) return readOnly(r); // a saved version's flags never change
             Handle h = handles.get(fi.fh.get());
-            if (h == null) return -Errno.EBADF;
+            if (h == null) return Errno.EBADF.negated();
             if (h.live == null && h.beginPassThrough()) {
                 try {
                     return read ? InodeAttrs.ioctl(h.fd, cmd, data) : setFlags(h.fd, cmd, data);
@@ -767,14 +767,14 @@ public final class CaptureFs extends FuseStubFS {
         Pointer now = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), InodeAttrs.FSXATTR_SIZE);
         int r = InodeAttrs.ioctl(fd, xflags ? InodeAttrs.FS_IOC_FSGETXATTR : InodeAttrs.FS_IOC_GETFLAGS, now);
         if (r < 0) return r;
-        if (((now.getInt(0) ^ data.getInt(0)) & guarded) != 0) return -Errno.EPERM;
+        if (((now.getInt(0) ^ data.getInt(0)) & guarded) != 0) return Errno.EPERM.negated();
         return InodeAttrs.ioctl(fd, cmd, data);
     }
 
     private int readOnly(String r) {
         Log.warnOnce("ro:" + r, "the program tried to change " + r + ", a versions folder: it is read-only while"
                 + " versionfs runs (saved versions never change)");
-        return -Errno.EROFS;
+        return Errno.EROFS.negated();
     }
 
     // ---- directories and names --------------------------------------------------------------
@@ -794,11 +794,11 @@ public final class CaptureFs extends FuseStubFS {
                 }
                 return 0;
             } catch (NoSuchFileException e) {
-                return -Errno.ENOENT;
+                return Errno.ENOENT.negated();
             } catch (NotDirectoryException e) {
-                return -Errno.ENOTDIR;
+                return Errno.ENOTDIR.negated();
             } catch (IOException e) {
-                return -Errno.EIO;
+                return Errno.EIO.negated();
             }
         } catch (Throwable t) {
             return failed("readdir", path, t);
@@ -1134,7 +1134,7 @@ public final class CaptureFs extends FuseStubFS {
             fi.fh.set(register(h));
             return 0;
         }
-        return -Errno.EAGAIN;
+        return Errno.EAGAIN.negated();
     }
 
     /**
@@ -1169,7 +1169,7 @@ public final class CaptureFs extends FuseStubFS {
     public int read(String path, Pointer buf, long size, long offset, FuseFileInfo fi) {
         try {
             Handle h = handles.get(fi.fh.get());
-            if (h == null) return -Errno.EBADF;
+            if (h == null) return Errno.EBADF.negated();
             LiveFile lf = h.live;
             if (lf != null) return lf.read(buf, size, offset);
             long n = C.pread(h.fd, buf, size, offset);
@@ -1187,7 +1187,7 @@ public final class CaptureFs extends FuseStubFS {
     public int write_buf(String path, FuseBufvec buf, long off, FuseFileInfo fi) {
         try {
             Handle h = handles.get(fi.fh.get());
-            if (h == null) return -Errno.EBADF;
+            if (h == null) return Errno.EBADF.negated();
             Pointer src = Struct.getMemory(buf);
             if (h.live == null && h.beginPassThrough()) {
                 try {
@@ -1232,7 +1232,7 @@ public final class CaptureFs extends FuseStubFS {
     public int fallocate(String path, int mode, long off, long length, FuseFileInfo fi) {
         try {
             Handle h = handles.get(fi.fh.get());
-            if (h == null) return -Errno.EBADF;
+            if (h == null) return Errno.EBADF.negated();
             if (h.live == null && h.beginPassThrough()) {
                 try {
                     return C.fallocate(h.fd, mode, off, length) == 0 ? 0 : -Posix.errno();

@@ -1,6 +1,7 @@
 package io.versionfs.fs;
 
 import io.versionfs.sys.FileCopier;
+import io.versionfs.sys.IoError;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 
@@ -37,7 +38,7 @@ final class CopyJob implements Runnable {
     final String tmp;            // relative to dirFd
     private final AtomicInteger state = new AtomicInteger(NEW);
     private volatile boolean cancelled;
-    private String error;        // guarded by this
+    private IoError error;       // guarded by this
     private boolean done;        // guarded by this
     private Runnable onDone;     // guarded by this; run once, outside the monitor
 
@@ -68,12 +69,12 @@ final class CopyJob implements Runnable {
     }
 
     private void copy() {
-        String err;
+        IoError err;
         try {
             err = FileCopier.copyFd(srcFd, dirFd, tmp, false, () -> cancelled);
         } catch (Throwable t) {
             Posix.C.unlinkat(dirFd, tmp, 0);
-            err = String.valueOf(t);
+            err = IoError.of(t);
         } finally {
             Posix.C.close(srcFd);
         }
@@ -113,7 +114,7 @@ final class CopyJob implements Runnable {
      * why it failed. When {@code stopping} turns true the copy is cancelled, so this returns within
      * one chunk's time whatever the file size.
      */
-    String await(BooleanSupplier stopping) {
+    IoError await(BooleanSupplier stopping) {
         if (state.compareAndSet(NEW, RUNNING)) {
             if (stopping.getAsBoolean()) cancel();
             copy();

@@ -6,6 +6,7 @@ import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.IoError;
 import io.versionfs.sys.FuseBufs;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
@@ -208,7 +209,7 @@ final class LiveFile {
     private int ensureFd(boolean write) {
         if (fd >= 0 && (fdWritable || !write)) return 0;
         String r = rel;
-        if (r == null) return fd >= 0 ? -Errno.EBADF : -Errno.ENOENT;
+        if (r == null) return fd >= 0 ? Errno.EBADF.negated() : Errno.ENOENT.negated();
         int nf = C.openat(fs.rootFd(), r, LibC.O_RDWR | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0);
         boolean w = true;
         if (nf < 0 && !write) {
@@ -219,7 +220,7 @@ final class LiveFile {
         FileStat st = Stat.of(nf);
         if (st == null || !FileId.of(st).equals(id)) {
             C.close(nf);
-            return -Errno.EAGAIN; // the name was just renamed over: the caller may retry
+            return Errno.EAGAIN.negated(); // the name was just renamed over: the caller may retry
         }
         if (fd >= 0) C.close(fd);
         fd = nf;
@@ -269,7 +270,7 @@ final class LiveFile {
     int read(Pointer buf, long size, long offset) {
         lock.readLock().lock();
         try {
-            if (fd < 0) return -Errno.EBADF;
+            if (fd < 0) return Errno.EBADF.negated();
             long n = C.pread(fd, buf, size, offset);
             return n < 0 ? -Posix.errno() : (int) n;
         } finally {
@@ -340,11 +341,11 @@ final class LiveFile {
      */
     private int retryForSpace(int n, java.util.function.IntSupplier write) {
         boolean dropped = false;
-        while ((n == -Errno.ENOSPC || n == -Errno.EDQUOT) && dropVersionForSpace()) {
+        while ((n == Errno.ENOSPC.negated() || n == Errno.EDQUOT.negated()) && dropVersionForSpace()) {
             dropped = true;
             n = write.getAsInt();
         }
-        for (int i = 0; dropped && i < 20 && (n == -Errno.ENOSPC || n == -Errno.EDQUOT); i++) {
+        for (int i = 0; dropped && i < 20 && (n == Errno.ENOSPC.negated() || n == Errno.EDQUOT.negated()); i++) {
             try {
                 Thread.sleep(25);
             } catch (InterruptedException e) {
@@ -493,7 +494,7 @@ final class LiveFile {
         try {
             if (fd >= 0) return C.fstat(fd, st) == 0 ? 0 : -Posix.errno();
             String r = rel;
-            if (r == null) return -Errno.ENOENT;
+            if (r == null) return Errno.ENOENT.negated();
             return C.fstatat(fs.rootFd(), r, st, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
         } finally {
             lock.readLock().unlock();
@@ -665,14 +666,14 @@ final class LiveFile {
     private int unshare(boolean mayDropVersions, java.util.function.BooleanSupplier cancel) {
         CopyJob job = cow.takeJob();
         if (mayDropVersions) rewritesFromScratch = false; // edited in place: copy eagerly again
-        String err;
+        IoError err;
         if (job == null) job = startCopy(false);
         if (job == null) {
-            err = "cannot reopen the live file: " + Posix.strerror(Posix.errno());
+            err = IoError.last("cannot reopen the live file");
         } else {
             err = job.await(cancel);
             // No room for the copy: older versions of this run give way first.
-            while (err != null && (err.contains("No space") || err.contains("quota")) && dropVersionForSpace()) {
+            while (err != null && err.noSpace() && dropVersionForSpace()) {
                 job = startCopy(false);
                 if (job == null) break;
                 err = job.await(cancel);
@@ -684,7 +685,7 @@ final class LiveFile {
                     return 0;
                 }
                 C.unlinkat(fs.rootFd(), job.tmp, 0);
-                err = "rename: " + Posix.strerror(-r);
+                err = new IoError(-r, "rename");
             }
         }
         return copyFailed(err, mayDropVersions, "could not copy the live file");
@@ -720,14 +721,14 @@ final class LiveFile {
             becameIndependent();
             return 0;
         }
-        int e = copyFailed(Posix.strerror(-r), true, "could not create an empty file");
+        int e = copyFailed(new IoError(-r, "create"), true, "could not create an empty file");
         if (e < 0) return e;
         return C.ftruncate(fd, 0) == 0 ? 0 : -Posix.errno();
     }
 
     /** The copy-on-write copy failed: the versions give way (the job's writes come first), or the change fails. */
-    private int copyFailed(String err, boolean mayDropVersions, String what) {
-        boolean noRoom = err.contains("No space") || err.contains("quota");
+    private int copyFailed(IoError err, boolean mayDropVersions, String what) {
+        boolean noRoom = err.noSpace();
         if (!mayDropVersions && noRoom && cow.versions().stream().allMatch(Cow.Linked::mayGiveUp)) {
             // End of run, no room to keep the last version apart from the final file: the version
             // gives way (its content is the final file's), never a version left sharing the file
@@ -740,7 +741,7 @@ final class LiveFile {
             return 0;
         }
         if (!mayDropVersions) {
-            String why = err.equals("cancelled") ? "no time left to copy it before the end of the run"
+            String why = err.cancelled() ? "no time left to copy it before the end of the run"
                     : "no room for a separate copy: " + err;
             // Named as the user knows it (in symlink mode rel is the name inside our mount).
             Series s = series;
@@ -759,7 +760,7 @@ final class LiveFile {
             // ours to drop, so the change fails as a full disk would.
             Log.warn("cannot change " + rel + ": it is still a version saved by an earlier run and there is no room"
                     + " for a separate copy (" + err + ")");
-            return err.contains("space") || err.contains("quota") ? -Errno.ENOSPC : -Errno.EIO;
+            return noRoom ? -err.errno() : Errno.EIO.negated(); // as a plain file would: ENOSPC or EDQUOT
         }
         String why = fs.stopping() ? "the run was stopping before it could be separated from the live file"
                 : what + " (" + err + ")";
@@ -894,7 +895,7 @@ final class LiveFile {
                 return;
             }
             cow.takeJob();
-            String err = j.await(() -> true); // already done: returns at once
+            IoError err = j.await(() -> true); // already done: returns at once
             if (err != null) {
                 setback(); // e.g. the disk filled meanwhile: the next change or the end tries again
                 return;

@@ -7,6 +7,7 @@ import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
 import io.versionfs.fs.FuseSupport;
 import io.versionfs.fs.MountTable;
+import io.versionfs.sys.Errno;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 
@@ -315,7 +316,7 @@ public final class Doctor {
             probe = Files.createTempDirectory(existing, ".versionfs-doctor-");
             linksAndReflinks(probe);
         } catch (IOException e) {
-            boolean full = String.valueOf(e.getMessage()).contains("No space") || String.valueOf(e.getMessage()).contains("quota");
+            boolean full = Errno.isNoSpace(e);
             add("write test", Status.FAIL, "cannot write in " + existing + ": " + e.getMessage(),
                     full ? "free space (or quota) on that filesystem" : "run in a folder you can write",
                     full ? ExitCodes.NO_SPACE : ExitCodes.VERSIONS_DIR);

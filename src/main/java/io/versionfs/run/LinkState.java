@@ -61,10 +61,10 @@ enum LinkState {
     int refusal(Event e) {
         if (!ours()) return e == Event.LINK_PUT_BACK && !(this == RENAMED_NEW || this == REPLACED) ? 0 : -1;
         return switch (e) {
-            case RENAMED_AWAY, UNLINKED -> this == SERVED ? 0 : Errno.ENOENT;
-            case LINKED_ONTO -> this == EMPTY ? 0 : Errno.EEXIST;
+            case RENAMED_AWAY, UNLINKED -> this == SERVED ? 0 : Errno.ENOENT.code;
+            case LINKED_ONTO -> this == EMPTY ? 0 : Errno.EEXIST.code;
             case CREATED, RENAMED_ONTO -> 0;
-            case LINK_PUT_BACK -> Errno.EEXIST;
+            case LINK_PUT_BACK -> Errno.EEXIST.code;
         };
     }
 

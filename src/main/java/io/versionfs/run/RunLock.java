@@ -49,14 +49,14 @@ public final class RunLock implements AutoCloseable {
             int fd = Posix.C.openat(LibC.AT_FDCWD, path.toString(), LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0644);
             if (fd < 0) {
                 int e = Posix.errno();
-                throw new UserError(e == Errno.ENAMETOOLONG ? ExitCodes.BAD_TARGET : ExitCodes.VERSIONS_DIR,
+                throw new UserError(e == Errno.ENAMETOOLONG.code ? ExitCodes.BAD_TARGET : ExitCodes.VERSIONS_DIR,
                         "cannot create the lock file " + path + ": " + Posix.strerror(e)
-                                + (e == Errno.ENAMETOOLONG ? " (use a shorter file name)" : " (check the folder is writable)"));
+                                + (e == Errno.ENAMETOOLONG.code ? " (use a shorter file name)" : " (check the folder is writable)"));
             }
             if (Posix.C.flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 int e = Posix.errno();
                 Posix.C.close(fd);
-                if (e == Errno.EAGAIN) throw busy(path, what);
+                if (e == Errno.EAGAIN.code) throw busy(path, what);
                 // No flock on this filesystem (some Lustre mounts): the record decides.
                 Log.warnOnce("noflock:" + path.getParent(), "no file locking in " + path.getParent() + " ("
                         + Posix.strerror(e) + "): relying on the recorded host and pid to keep runs apart");

@@ -1,5 +1,7 @@
 package io.versionfs.run;
 
+import io.versionfs.sys.Errno;
+import io.versionfs.sys.IoError;
 import io.versionfs.sys.FileCopier;
 import io.versionfs.capture.TargetMatcher;
 import io.versionfs.capture.Targets;
@@ -346,7 +348,7 @@ final class TargetLink {
                 copyFile(target, live); // versions folder on another filesystem
             }
         } catch (IOException e) {
-            if (io.versionfs.sys.Errno.isNoSpace(e)) {
+            if (Errno.isNoSpace(e)) {
                 throw new UserError(ExitCodes.NO_SPACE, "no space left to copy " + target + " into " + liveDir
                         + ": free space or quota there (or choose --versions-dir on another filesystem)");
             }
@@ -357,8 +359,8 @@ final class TargetLink {
     /** Copies {@code from} to {@code to} via a temp name (reflink/copy_file_range when possible), keeping mode and mtime. */
     static void copyFile(Path from, Path to) throws IOException {
         Path tmp = to.resolveSibling(CaptureFs.TMP_PREFIX + to.getFileName() + ".copy");
-        String err = FileCopier.copyAt(LibC.AT_FDCWD, from.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
-        if (err != null) throw new IOException(err);
+        IoError err = FileCopier.copyAt(LibC.AT_FDCWD, from.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
+        if (err != null) throw err.thrown();
         Files.setLastModifiedTime(tmp, Files.getLastModifiedTime(from));
         Files.move(tmp, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
@@ -648,8 +650,8 @@ final class TargetLink {
      */
     private void replaceLinkByCopy(Path p, Path to, Path backing) throws IOException {
         Path tmp = p.resolveSibling(CaptureFs.TMP_PREFIX + p.getFileName() + ".copy");
-        String err = FileCopier.copyAt(LibC.AT_FDCWD, backing.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
-        if (err != null) throw new IOException(err);
+        IoError err = FileCopier.copyAt(LibC.AT_FDCWD, backing.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
+        if (err != null) throw err.thrown();
         Files.setLastModifiedTime(tmp, Files.getLastModifiedTime(backing));
         Object copyKey = Files.readAttributes(tmp, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
         if (Posix.C.renameat2(LibC.AT_FDCWD, tmp.toString(), LibC.AT_FDCWD, p.toString(), 2 /* RENAME_EXCHANGE */) != 0) {
@@ -794,7 +796,7 @@ final class TargetLink {
     }
 
     private static int exdev(io.versionfs.trap.Name n, io.versionfs.trap.Inode dev) {
-        return n.parent().dev() != dev.dev() ? -io.versionfs.sys.Errno.EXDEV : 0;
+        return n.parent().dev() != dev.dev() ? Errno.EXDEV.negated() : 0;
     }
 
     /** The live file's name in generation {@code g}. */
@@ -806,7 +808,7 @@ final class TargetLink {
     private int newGeneration() {
         int g = generation + 1;
         String dir = liveRel(g).substring(0, liveRel(g).indexOf('/'));
-        if (Posix.C.mkdirat(rootFd, dir, 0700) != 0 && Posix.errno() != io.versionfs.sys.Errno.EEXIST) return errno();
+        if (Posix.C.mkdirat(rootFd, dir, 0700) != 0 && Posix.errno() != Errno.EEXIST.code) return errno();
         targets.addFile(liveRel(g), store, name);
         return g;
     }
@@ -938,7 +940,7 @@ final class TargetLink {
     synchronized int renameAway(io.versionfs.trap.Name dst, boolean noReplace, int tid) {
         int refused = refusal(LinkState.Event.RENAMED_AWAY);
         if (refused == 0) refused = exdev(dst, liveDev);
-        if (refused == 0 && noReplace && dst.exists()) refused = -io.versionfs.sys.Errno.EEXIST;
+        if (refused == 0 && noReplace && dst.exists()) refused = Errno.EEXIST.negated();
         if (refused != 0) return refused;
         String rel = liveRel();
         // First out of the series (no close from now on links a new version to it), then
@@ -967,7 +969,7 @@ final class TargetLink {
         int fd = Posix.C.openat(other.folderFd, ".", O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
         if (fd < 0) return errno();
         try (var between = new io.versionfs.trap.Name(fd, other.folderId, tmp, null, other.target.toString())) {
-            if (noReplace && other.now() != LinkState.EMPTY) return -io.versionfs.sys.Errno.EEXIST;
+            if (noReplace && other.now() != LinkState.EMPTY) return Errno.EEXIST.negated();
             int r = renameAway(between, true, tid);
             if (r != 0) return r;
             var st = io.versionfs.sys.Stat.at(fd, tmp, LibC.AT_SYMLINK_NOFOLLOW);
@@ -984,8 +986,8 @@ final class TargetLink {
     synchronized int linkOnto(TargetLink from, int tid) {
         int refused = refusal(LinkState.Event.LINKED_ONTO);
         if (refused != 0) return refused;
-        if (from.now() != LinkState.SERVED) return from.now().ours() ? -io.versionfs.sys.Errno.ENOENT : io.versionfs.trap.NameTrap.PROCEED;
-        if (!from.liveDev.equals(liveDev) && from.liveDev.dev() != liveDev.dev()) return -io.versionfs.sys.Errno.EXDEV;
+        if (from.now() != LinkState.SERVED) return from.now().ours() ? Errno.ENOENT.negated() : io.versionfs.trap.NameTrap.PROCEED;
+        if (!from.liveDev.equals(liveDev) && from.liveDev.dev() != liveDev.dev()) return Errno.EXDEV.negated();
         int g = newGeneration();
         if (g < 0) return g;
         if (Posix.C.linkat(from.rootFd, from.liveRel(), rootFd, liveRel(g), 0) != 0) return errno();
@@ -1010,8 +1012,8 @@ final class TargetLink {
      * become regular files sharing the inode.
      */
     synchronized int linkOut(io.versionfs.trap.Name dst, int tid) {
-        if (now() != LinkState.SERVED) return now().ours() ? -io.versionfs.sys.Errno.ENOENT : io.versionfs.trap.NameTrap.PROCEED;
-        if (dst.exists()) return -io.versionfs.sys.Errno.EEXIST;
+        if (now() != LinkState.SERVED) return now().ours() ? Errno.ENOENT.negated() : io.versionfs.trap.NameTrap.PROCEED;
+        if (dst.exists()) return Errno.EEXIST.negated();
         int refused = exdev(dst, liveDev);
         if (refused != 0) return refused;
         String alias = liveRel().substring(0, liveRel().indexOf('/') + 1) + ALIAS + passing.incrementAndGet();

@@ -27,13 +27,17 @@ public final class FileCopier {
 
     private FileCopier() {}
 
-    /** Thrown when a copy fails; carries errno (ENOSPC/EDQUOT matter: disk full). */
+    /** Thrown when a copy fails; carries the {@link IoError} (ENOSPC/EDQUOT matter: disk full). */
     public static final class CopyException extends Exception {
-        public final int errno;
+        public final IoError error;
 
         CopyException(String what, int errno) {
-            super(what + ": " + Posix.strerror(errno));
-            this.errno = errno;
+            this(new IoError(errno, what));
+        }
+
+        CopyException(IoError error) {
+            super(error.toString());
+            this.error = error;
         }
     }
 
@@ -44,12 +48,12 @@ public final class FileCopier {
      * Copies the file {@code src} (relative to {@code srcDir}) to a new file {@code dst} (relative
      * to {@code dstDir}) with the source's permission bits, extended attributes and inode flags
      * ({@link InodeAttrs}), optionally fsync'd. Returns null on
-     * success, else why it failed, with {@code dst} removed ("cancelled" if {@code cancelled}
-     * turned true). Refuses anything but a regular file (a FIFO would block the open forever).
+     * success, else why it failed, with {@code dst} removed ({@link IoError#CANCELLED} if
+     * {@code cancelled} turned true). Refuses anything but a regular file (a FIFO would block the open forever).
      */
-    public static String copyAt(int srcDir, String src, int dstDir, String dst, boolean sync, BooleanSupplier cancelled) {
+    public static IoError copyAt(int srcDir, String src, int dstDir, String dst, boolean sync, BooleanSupplier cancelled) {
         int in = C.openat(srcDir, src, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
-        if (in < 0) return "open " + src + ": " + Posix.strerror(Posix.errno());
+        if (in < 0) return IoError.last("open " + src);
         try {
             return copyFd(in, dstDir, dst, sync, cancelled);
         } finally {
@@ -58,24 +62,24 @@ public final class FileCopier {
     }
 
     /** As {@link #copyAt}, from an open descriptor (e.g. a file that has no name any more). */
-    public static String copyFd(int in, int dstDir, String dst, boolean sync, BooleanSupplier cancelled) {
+    public static IoError copyFd(int in, int dstDir, String dst, boolean sync, BooleanSupplier cancelled) {
         int out = -1;
-        String err = null;
+        IoError err = null;
         try {
             FileStat st = Stat.of(in);
-            if (st == null) return "stat: " + Posix.strerror(Posix.errno());
-            if (!Stat.isRegular(st)) return "not a regular file";
+            if (st == null) return IoError.last("stat");
+            if (!Stat.isRegular(st)) return new IoError(Errno.EINVAL.code, "copy: not a regular file");
             long size = Stat.size(st);
             int mode = Stat.mode(st) & 07777;
             out = C.openat(dstDir, dst, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC | LibC.O_CLOEXEC, mode);
-            if (out < 0) return "create " + dst + ": " + Posix.strerror(Posix.errno());
+            if (out < 0) return IoError.last("create " + dst);
             InodeAttrs.copy(in, out); // before the data: some flags (btrfs nocow) only take on an empty file
             copy(in, out, size, cancelled);
-            if (sync && C.fsync(out) != 0) err = "fsync " + dst + ": " + Posix.strerror(Posix.errno());
+            if (sync && C.fsync(out) != 0) err = IoError.last("fsync " + dst);
         } catch (CopyException e) {
-            err = e.getMessage();
+            err = e.error;
         } catch (Cancelled e) {
-            err = "cancelled";
+            err = IoError.CANCELLED;
         } finally {
             if (out >= 0) C.close(out);
             if (err != null && out >= 0) C.unlinkat(dstDir, dst, 0);
@@ -97,7 +101,7 @@ public final class FileCopier {
             long end;
             if (start < 0) {
                 int e = Posix.errno();
-                if (e == Errno.ENXIO) break;            // only a hole from here to the end
+                if (e == Errno.ENXIO.code) break;            // only a hole from here to the end
                 start = pos;                            // SEEK_DATA unsupported: all data
                 end = length;
             } else {
@@ -127,10 +131,10 @@ public final class FileCopier {
                 if (n > 0) {
                     done += n;
                 } else if (n == 0) {
-                    throw new CopyException("copy", Errno.EIO); // source ended early: it changed under us
+                    throw new CopyException("copy", Errno.EIO.code); // source ended early: it changed under us
                 } else {
                     int e = Posix.errno();
-                    if (e == Errno.EXDEV || e == Errno.ENOSYS || e == Errno.EINVAL || e == Errno.EOPNOTSUPP) {
+                    if (e == Errno.EXDEV.code || e == Errno.ENOSYS.code || e == Errno.EINVAL.code || e == Errno.EOPNOTSUPP.code) {
                         userSpace = true;
                         break;
                     }
@@ -145,7 +149,7 @@ public final class FileCopier {
             if (cancelled.getAsBoolean()) throw new Cancelled();
             long r = C.pread(src, buf, Math.min(bufSize, len - done), off + done);
             if (r < 0) throw new CopyException("read", Posix.errno());
-            if (r == 0) throw new CopyException("read", Errno.EIO);
+            if (r == 0) throw new CopyException("read", Errno.EIO.code);
             long w = 0;
             while (w < r) {
                 long n = C.pwrite(dst, buf.slice(w), r - w, off + done + w);

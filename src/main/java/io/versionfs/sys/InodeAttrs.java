@@ -59,7 +59,7 @@ public final class InodeAttrs {
             if (size <= 0) return out;
             Pointer buf = Memory.allocateDirect(RT, (int) size);
             long n = C.flistxattr(fd, buf, size);
-            if (n < 0 && Posix.errno() == Errno.ERANGE) continue; // grew meanwhile
+            if (n < 0 && Posix.errno() == Errno.ERANGE.code) continue; // grew meanwhile
             if (n <= 0) return out;
             byte[] b = new byte[(int) n];
             buf.get(0, b, 0, b.length);

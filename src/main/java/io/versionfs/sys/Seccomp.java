@@ -127,11 +127,11 @@ public final class Seccomp {
         prog.putShort(0, (short) p.length);
         prog.putAddress(8, filter.address());
         int fd = install(prog, FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV);
-        if (fd < 0 && Posix.errno() == Errno.EINVAL) fd = install(prog, FLAG_NEW_LISTENER); // kernel < 5.19
-        if (fd < 0 && Posix.errno() == Errno.EACCES) {
+        if (fd < 0 && Posix.errno() == Errno.EINVAL.code) fd = install(prog, FLAG_NEW_LISTENER); // kernel < 5.19
+        if (fd < 0 && Posix.errno() == Errno.EACCES.code) {
             if (lib().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throw new TrapUnavailable("prctl(NO_NEW_PRIVS)", Posix.errno());
             fd = install(prog, FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV);
-            if (fd < 0 && Posix.errno() == Errno.EINVAL) fd = install(prog, FLAG_NEW_LISTENER);
+            if (fd < 0 && Posix.errno() == Errno.EINVAL.code) fd = install(prog, FLAG_NEW_LISTENER);
         }
         if (fd < 0) throw new TrapUnavailable("seccomp(SET_MODE_FILTER, NEW_LISTENER)", Posix.errno());
         lib().ioctl(fd, IOCTL_SET_FLAGS, FD_SYNC_WAKE_UP); // 6.6+: wake-ups on the same CPU; optional

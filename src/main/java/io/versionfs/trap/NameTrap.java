@@ -110,7 +110,7 @@ public final class NameTrap implements AutoCloseable {
 
     /** EBUSY from the kernel: a listener already exists in this process's filter chain (a versionfs run around this one). */
     public boolean nested() {
-        return installError() instanceof Seccomp.TrapUnavailable u && u.errno == Errno.EBUSY;
+        return installError() instanceof Seccomp.TrapUnavailable u && u.errno == Errno.EBUSY.code;
     }
 
     private Throwable installError() {
@@ -193,7 +193,7 @@ public final class NameTrap implements AutoCloseable {
         } catch (Throwable t) {
             Log.warnOnce("trap:" + t.getClass().getName(), "internal error handling the job's " + c.op().name().toLowerCase()
                     + " (" + t + "); that call " + (acting ? "failed with EIO" : "ran unchecked") + ", everything else goes on. Please report it.");
-            if (acting) Seccomp.answer(fd, n.id(), -Errno.EIO, b);
+            if (acting) Seccomp.answer(fd, n.id(), Errno.EIO.negated(), b);
             else Seccomp.proceed(fd, n.id(), b);
         } finally {
             if (src != null) src.close();

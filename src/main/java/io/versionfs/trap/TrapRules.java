@@ -77,8 +77,8 @@ public final class TrapRules {
     public static Decision decide(Op op, int flags, Facts src, Facts dst) {
         if (op == Op.IO_URING) return Decision.of(Action.WARN_IO_URING);
         if (dst == null) dst = Facts.NONE;
-        if (src.inVersions() || dst.inVersions()) return Decision.refuse(Errno.EBUSY, Why.VERSIONS_FOLDER);
-        if (src.anchor() || dst.anchor()) return Decision.refuse(Errno.EBUSY, Why.ANCHOR);
+        if (src.inVersions() || dst.inVersions()) return Decision.refuse(Errno.EBUSY.code, Why.VERSIONS_FOLDER);
+        if (src.anchor() || dst.anchor()) return Decision.refuse(Errno.EBUSY.code, Why.ANCHOR);
         return switch (op) {
             case RMDIR -> Decision.of(Action.PROCEED);
             case UNLINK -> Decision.of(src.isTarget() ? Action.UNLINK_TARGET : Action.PROCEED);
@@ -91,15 +91,15 @@ public final class TrapRules {
     private static Decision rename(int flags, Facts src, Facts dst) {
         if (!src.isTarget() && !dst.isTarget()) return Decision.of(Action.PROCEED);
         if ((flags & (NameCall.RENAME_EXCHANGE | NameCall.RENAME_WHITEOUT)) != 0) {
-            return Decision.refuse(Errno.EINVAL, Why.UNSUPPORTED_FLAG);
+            return Decision.refuse(Errno.EINVAL.code, Why.UNSUPPORTED_FLAG);
         }
         if (src.isTarget() && src.target() == dst.target()) return Decision.of(Action.PROCEED); // same name: a no-op
         if (src.isTarget() && dst.isTarget()) return Decision.of(Action.RENAME_TARGET_ONTO_TARGET);
         if (src.isTarget()) {
-            return dst.kind() == Name.Kind.DIR ? Decision.refuse(Errno.EISDIR, Why.NONE) : Decision.of(Action.RENAME_AWAY);
+            return dst.kind() == Name.Kind.DIR ? Decision.refuse(Errno.EISDIR.code, Why.NONE) : Decision.of(Action.RENAME_AWAY);
         }
-        if (src.kind() == null) return Decision.refuse(Errno.ENOENT, Why.NONE);
-        if (src.kind() == Name.Kind.DIR) return Decision.refuse(Errno.ENOTDIR, Why.NONE);
+        if (src.kind() == null) return Decision.refuse(Errno.ENOENT.code, Why.NONE);
+        if (src.kind() == Name.Kind.DIR) return Decision.refuse(Errno.ENOTDIR.code, Why.NONE);
         // A symlink may be a hard link the job made of the target (our symlink to a second name
         // of its file): the handler looks. Another symlink or a special file renamed onto the
         // target replaces our link: the follow logic notices it and the live content is kept.
@@ -108,11 +108,11 @@ public final class TrapRules {
 
     private static Decision link(Facts src, Facts dst) {
         if (!src.isTarget() && !dst.isTarget()) return Decision.of(Action.PROCEED);
-        if (src.isTarget() && src.target() == dst.target()) return Decision.refuse(Errno.EEXIST, Why.NONE);
+        if (src.isTarget() && src.target() == dst.target()) return Decision.refuse(Errno.EEXIST.code, Why.NONE);
         if (src.isTarget() && dst.isTarget()) return Decision.of(Action.LINK_TARGET_ONTO_TARGET);
-        if (src.isTarget()) return dst.kind() != null ? Decision.refuse(Errno.EEXIST, Why.NONE) : Decision.of(Action.LINK_OUT);
-        if (src.kind() == null) return Decision.refuse(Errno.ENOENT, Why.NONE);
-        if (src.kind() == Name.Kind.DIR) return Decision.refuse(Errno.EPERM, Why.NONE);
+        if (src.isTarget()) return dst.kind() != null ? Decision.refuse(Errno.EEXIST.code, Why.NONE) : Decision.of(Action.LINK_OUT);
+        if (src.kind() == null) return Decision.refuse(Errno.ENOENT.code, Why.NONE);
+        if (src.kind() == Name.Kind.DIR) return Decision.refuse(Errno.EPERM.code, Why.NONE);
         return Decision.of(src.kind() == Name.Kind.FILE ? Action.LINK_ONTO : Action.PROCEED);
     }
 }

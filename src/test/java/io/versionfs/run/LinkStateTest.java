@@ -19,14 +19,14 @@ class LinkStateTest {
         assertEquals(SERVED, SERVED.after(Event.CREATED));
         assertEquals(EMPTY, SERVED.after(Event.RENAMED_AWAY));
         assertEquals(EMPTY, SERVED.after(Event.UNLINKED));
-        assertEquals(Errno.EEXIST, SERVED.refusal(Event.LINKED_ONTO), "link(2) never replaces");
+        assertEquals(Errno.EEXIST.code, SERVED.refusal(Event.LINKED_ONTO), "link(2) never replaces");
         assertEquals(SERVED, SERVED.after(Event.LINKED_ONTO));
     }
 
     @Test
     void anEmptyNameIsAbsentToTheJobUntilItCreatesOne() {
-        assertEquals(Errno.ENOENT, EMPTY.refusal(Event.RENAMED_AWAY));
-        assertEquals(Errno.ENOENT, EMPTY.refusal(Event.UNLINKED));
+        assertEquals(Errno.ENOENT.code, EMPTY.refusal(Event.RENAMED_AWAY));
+        assertEquals(Errno.ENOENT.code, EMPTY.refusal(Event.UNLINKED));
         assertEquals(EMPTY, EMPTY.after(Event.UNLINKED));
         assertEquals(SERVED, EMPTY.after(Event.CREATED));
         assertEquals(SERVED, EMPTY.after(Event.RENAMED_ONTO));
@@ -43,7 +43,7 @@ class LinkStateTest {
         assertEquals(EMPTY, DELETED.after(Event.LINK_PUT_BACK));
         assertEquals(EMPTY, RENAMED.after(Event.LINK_PUT_BACK));
         assertEquals(REPLACED, REPLACED.after(Event.LINK_PUT_BACK), "never over the job's own file");
-        assertEquals(Errno.EEXIST, SERVED.refusal(Event.LINK_PUT_BACK));
+        assertEquals(Errno.EEXIST.code, SERVED.refusal(Event.LINK_PUT_BACK));
     }
 
     @Test
