@@ -1,10 +1,7 @@
 package io.versionfs.run;
 
-import io.versionfs.capture.Targets;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.fs.CaptureFs;
-import io.versionfs.fs.FuseMount;
 import io.versionfs.fs.FuseSupport;
 import io.versionfs.fs.MountTable;
 import io.versionfs.sys.Errno;
@@ -12,7 +9,6 @@ import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.FileStore;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -20,11 +16,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * {@code versionfs doctor}: everything a run needs, checked as the calling user, each with its
@@ -207,81 +199,23 @@ public final class Doctor {
                     "make $TMPDIR (or /tmp) writable, or pass --mount-dir DIR", ExitCodes.MOUNT_FAILED);
             return;
         }
-        Path backing = priv.resolve("backing"), mp = priv.resolve("m0");
-        ExecutorService ex = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "versionfs-doctor-mount");
-            t.setDaemon(true);
-            return t;
-        });
-        FuseMount[] mounted = new FuseMount[1];
-        int[] rootFd = {-1};
         long t0 = System.nanoTime();
-        try {
-            Files.createDirectory(backing);
-            Files.createDirectory(mp);
-            Future<String> probe = ex.submit(() -> {
-                rootFd[0] = Posix.openDir(backing.toString());
-                CaptureFs fs = new CaptureFs(rootFd[0], new Targets());
-                mounted[0] = FuseMount.mount(fs, mp);
-                MountTable.Entry e = MountTable.fuseAt(mp);
-                if (e == null) return "mounted, but " + mp + " is not in /proc/self/mountinfo";
-                byte[] data = "versionfs doctor\n".getBytes(StandardCharsets.US_ASCII);
-                Files.write(mp.resolve("probe"), data);
-                if (!java.util.Arrays.equals(Files.readAllBytes(mp.resolve("probe")), data)) return "read back other bytes than written";
-                if (!Files.exists(backing.resolve("probe"))) return "a file written through the mount did not reach the folder behind it";
-                Files.delete(mp.resolve("probe"));
-                return null;
-            });
-            String problem;
-            try {
-                problem = probe.get(MOUNT_DEADLINE_SECONDS, TimeUnit.SECONDS);
-            } catch (TimeoutException e) {
-                probe.cancel(true);
-                problem = "no answer within " + MOUNT_DEADLINE_SECONDS + " s";
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                probe.cancel(true);
-                problem = "interrupted";
-            } catch (java.util.concurrent.ExecutionException e) {
-                Throwable c = e.getCause();
-                problem = c instanceof UserError ? c.getMessage() : String.valueOf(c);
-            }
-            String unmountProblem = unmount(mounted[0], mp);
+        try (MountProbe probe = new MountProbe(priv)) {
+            String problem = probe.run(MOUNT_DEADLINE_SECONDS);
             long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
-            if (problem == null && unmountProblem == null) {
+            if (problem == null) {
                 add(name, Status.OK, "mounted, wrote and read a file, unmounted in " + ms + " ms (in " + priv.getParent() + ")",
                         null, 0);
             } else {
-                String why = problem != null ? problem : unmountProblem;
-                add(name, Status.FAIL, "in " + priv.getParent() + ": " + why,
+                add(name, Status.FAIL, "in " + priv.getParent() + ": " + problem,
                         "see the lines libfuse/fusermount printed on stderr; admins: check that users can mount FUSE"
                         + " on this node (fusermount setuid, /dev/fuse 0666, /etc/fuse.conf mount_max)",
                         ExitCodes.MOUNT_FAILED);
             }
         } catch (IOException e) {
-            add(name, Status.FAIL, "cannot prepare " + mp + ": " + e.getMessage(), "pass --mount-dir DIR (a local folder you can write)",
-                    ExitCodes.MOUNT_FAILED);
-        } finally {
-            if (mounted[0] != null) mounted[0].close();
-            else if (MountTable.fuseAt(mp) != null || FuseMount.isStale(mp)) FuseMount.lazyUnmount(mp);
-            ex.shutdownNow();
-            if (rootFd[0] >= 0) Posix.C.close(rootFd[0]);
-            for (Path p : List.of(backing.resolve("probe"), backing, mp, priv)) {
-                try {
-                    Files.deleteIfExists(p);
-                } catch (IOException e) {
-                    System.err.println("versionfs: warning: doctor could not remove " + p + ": " + e.getMessage());
-                }
-            }
+            add(name, Status.FAIL, "cannot prepare " + priv.resolve("m0") + ": " + e.getMessage(),
+                    "pass --mount-dir DIR (a local folder you can write)", ExitCodes.MOUNT_FAILED);
         }
-    }
-
-    /** Unmounts the test mount the way run does; null if it is gone, else what is left. */
-    private static String unmount(FuseMount m, Path mp) {
-        if (m == null) return null;
-        m.close();
-        if (MountTable.fuseAt(mp) != null) return "the test mount could not be unmounted (fusermount -u " + mp + ")";
-        return null;
     }
 
     /**
