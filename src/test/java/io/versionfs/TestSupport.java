@@ -71,6 +71,32 @@ public final class TestSupport {
         return new SmallDisk(at);
     }
 
+    /**
+     * A loop-mounted XFS with reflinks (blocks shared between files, as on many HPC scratch
+     * filesystems), in a sparse 320 MiB image beside {@code at} (XFS's minimum is 300 MiB); unmounted
+     * and its loop device freed on close. Needs root and xfsprogs (bin/prereqs --test installs it).
+     */
+    public static SmallDisk reflinkDisk(Path at) throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(isRoot(), "needs root to loop-mount XFS");
+        Path img = at.resolveSibling(at.getFileName() + ".img");
+        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(320L << 20);
+        }
+        assertEquals(0, run(at.getParent(), null, 60, "mkfs.xfs", "-q", "-f", "-m", "reflink=1", img.toString()).exit,
+                "mkfs.xfs (apt-get install xfsprogs)");
+        Files.createDirectory(at);
+        assertEquals(0, run(at.getParent(), null, 60, "mount", "-o", "loop", img.toString(), at.toString()).exit,
+                "loop-mount " + img + " at " + at);
+        return new SmallDisk(at);
+    }
+
+    /** {@code n} random bytes (content no filesystem can deduplicate or compress away). */
+    public static byte[] randomBytes(int n) {
+        byte[] b = new byte[n];
+        new java.util.Random(n).nextBytes(b);
+        return b;
+    }
+
     /** The launcher and {@code args}, as one command line. */
     public static String[] launcher(String... args) {
         return Stream.concat(Stream.of(LAUNCHER.toString()), Arrays.stream(args)).toArray(String[]::new);
