@@ -77,7 +77,7 @@ public final class Targets {
                 }
             });
             if (s == null) return null;
-            protectedDirs.add(rel + ".versions");
+            protectedDirs.add(VersionNaming.versionsFolderOf(rel));
             return new Series(s, baseName(rel));
         }));
         return this;

@@ -15,7 +15,20 @@ public final class VersionNaming {
     /** Numbers we would ever give (a billion versions); a longer digit run is someone else's file. */
     public static final long MAX_NUMBER = 999_999_999L;
 
+    /** The versions folder of {@code job.gbw} is {@code job.gbw.versions}, beside it, unless the user names another. */
+    public static final String FOLDER_SUFFIX = ".versions";
+
     private VersionNaming() {}
+
+    /** The default versions folder's name for a file named {@code name} (which may have a folder part). */
+    public static String versionsFolderOf(String name) {
+        return name + FOLDER_SUFFIX;
+    }
+
+    /** Whether {@code name} is a versions folder's name by the default rule. */
+    public static boolean isVersionsFolderName(String name) {
+        return name.endsWith(FOLDER_SUFFIX);
+    }
 
     /** Splits {@code name} into stem and extension (with its dot); dot-files have no extension. */
     static String[] split(String name) {

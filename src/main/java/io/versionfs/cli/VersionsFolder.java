@@ -2,6 +2,7 @@ package io.versionfs.cli;
 
 import io.versionfs.capture.Manifest;
 import io.versionfs.capture.ManifestLine;
+import io.versionfs.capture.VersionNaming;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 
@@ -15,16 +16,23 @@ import java.util.Map;
 final class VersionsFolder {
     private VersionsFolder() {}
 
-    /** Refuses (exit 203, one line) a folder without a readable manifest. */
+    /**
+     * Refuses (exit 203, one line) what is not a versions folder with a readable manifest. A folder
+     * a run has just made ({@code .versionfs} inside, no manifest line yet) has no versions yet, which
+     * is an answer, not an error. A target file given instead of its folder is named in the fix.
+     */
     static void require(Path d) {
         Path m = d.resolve(Manifest.FILE_NAME);
         if (Files.isRegularFile(m) && !Files.isReadable(m)) {
             throw new UserError(ExitCodes.VERSIONS_DIR, m + " is not readable by you: ask its owner, or check its mode");
         }
-        if (!Files.isRegularFile(m)) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
-                    + ": give a versions folder (e.g. job.gbw.versions)");
+        if (Files.isRegularFile(m) || Files.isDirectory(d.resolve(".versionfs"))) return;
+        Path folder = d.resolveSibling(VersionNaming.versionsFolderOf(String.valueOf(d.getFileName())));
+        if (!Files.isDirectory(d) && Files.isDirectory(folder)) {
+            throw new UserError(ExitCodes.VERSIONS_DIR, d + " is a versioned file, not its versions folder: give " + folder);
         }
+        throw new UserError(ExitCodes.VERSIONS_DIR, d + " has no " + Manifest.FILE_NAME
+                + ": give a versions folder (e.g. job.gbw.versions)");
     }
 
     /** The saved versions, one row each (latest status), in manifest order. */

@@ -2,6 +2,7 @@ package io.versionfs.run;
 
 import io.versionfs.capture.TargetMatcher;
 import io.versionfs.capture.Targets;
+import io.versionfs.capture.VersionNaming;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
@@ -134,12 +135,13 @@ final class DirCapture implements Capture {
     /** NAME.versions beside each matching file, opened when the file is first seen. */
     private Targets intoFolderPerFile(Path viaFd) {
         return new Targets().addPerFile(new TargetMatcher(patterns), rel -> {
-            Path shown = folder.resolve(rel + ".versions");
-            if (Files.exists(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                    && !Files.isDirectory(viaFd.resolve(rel + ".versions"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            String vname = VersionNaming.versionsFolderOf(rel);
+            Path shown = folder.resolve(vname);
+            if (Files.exists(viaFd.resolve(vname), java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                    && !Files.isDirectory(viaFd.resolve(vname), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
                 throw new IOException(shown + " exists and is not a folder: move it away to version " + rel);
             }
-            VersionStore store = VersionStore.open(viaFd.resolve(rel + ".versions"), shown, start);
+            VersionStore store = VersionStore.open(viaFd.resolve(vname), shown, start);
             rules.apply(store, viaFd.resolve(rel));
             return store;
         });

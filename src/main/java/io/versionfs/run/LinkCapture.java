@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.capture.VersionNaming;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
@@ -81,7 +82,7 @@ final class LinkCapture implements Capture {
     private Map<Path, Path> versionsFolders() {
         Map<Path, Path> vdirOf = new LinkedHashMap<>();
         for (Path t : targets) {
-            Path vdir = versionsDir != null ? versionsDir.toAbsolutePath().normalize() : t.resolveSibling(t.getFileName() + ".versions");
+            Path vdir = versionsDir != null ? versionsDir.toAbsolutePath().normalize() : t.resolveSibling(VersionNaming.versionsFolderOf(t.getFileName().toString()));
             for (Map.Entry<Path, Path> other : vdirOf.entrySet()) {
                 if (other.getKey().getFileName().equals(t.getFileName()) && other.getValue().equals(vdir)) {
                     throw new UserError(ExitCodes.BAD_TARGET, "--target " + other.getKey() + " and --target " + t

@@ -232,7 +232,7 @@ final class TargetLink {
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(folder)) {
             for (Path p : ds) {
                 candidates.add(p);
-                if (candidates.size() < 5000 && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) && !p.getFileName().toString().endsWith(".versions")) {
+                if (candidates.size() < 5000 && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) && !VersionNaming.isVersionsFolderName(p.getFileName().toString())) {
                     try (DirectoryStream<Path> sub = Files.newDirectoryStream(p)) {
                         for (Path q : sub) {
                             candidates.add(q);

@@ -67,6 +67,25 @@ class ToolsIT {
     }
 
     @Test
+    void aFolderWithNoVersionYetIsAnEmptyListingAndATargetFileNamesItsFolder() throws Exception {
+        // What a run has made before its first version (the run's own folder, no manifest line yet).
+        Files.createDirectories(dir.resolve("job.gbw.versions/.versionfs"));
+        Files.writeString(dir.resolve("job.gbw"), "x\n");
+        Result r = vfs("list", "--json", "job.gbw.versions");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("[]", r.out().strip());
+        r = vfs("verify", "job.gbw.versions");
+        assertEquals(0, r.exit(), r.err());
+        r = vfs("list", "job.gbw");
+        assertEquals(203, r.exit(), r.err());
+        assertTrue(r.err().contains("give " + dir.resolve("job.gbw.versions")) || r.err().contains("give job.gbw.versions"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        Files.createDirectory(dir.resolve("other"));
+        r = vfs("list", "other");
+        assertEquals(203, r.exit(), "a folder that is not a versions folder stays an error: " + r.err());
+    }
+
+    @Test
     void diffShowsTextChangesAndBinaryRanges() throws Exception {
         String py = "python3 " + TestSupport.FSOPS;
         Result r = vfs("run", "--target", "t.txt", "--target", "b.dat", "--", "sh", "-c",
