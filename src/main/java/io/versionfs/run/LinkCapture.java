@@ -138,7 +138,7 @@ final class LinkCapture implements Capture {
 
     @Override
     public void jobStarted() {
-        NameTraps.sayMode(trap, renames.declinedBy());
+        NameTraps.sayMode(trap, renames);
         links.forEach(TargetLink::startWatching);
         watcher = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "versionfs-link-watch");

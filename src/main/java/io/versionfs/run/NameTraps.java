@@ -80,7 +80,8 @@ final class NameTraps {
     }
 
     /** Says once, before the job's first output matters, how the job's renames are handled. */
-    static void sayMode(NameTrap trap, String declinedBy) {
+    static void sayMode(NameTrap trap, RunSession.Renames renames) {
+        String declinedBy = renames.declinedBy();
         if (trap != null && trap.installed()) {
             Log.info("the job's renames, deletes and links of its targets are held while versionfs handles them (seccomp)");
             return;
@@ -89,7 +90,7 @@ final class NameTraps {
                 : trap == null ? "no syscall trap on " + System.getProperty("os.arch")
                 : trap.nested() ? "a versionfs run around this one already holds the job's calls"
                 : "the kernel refused the syscall trap: " + trap.failure();
-        Log.warn("renames and deletes of the targets are " + ("--no-follow".equals(declinedBy) ? "only noticed" : "followed")
+        Log.warn("renames and deletes of the targets are " + (renames.follow() ? "followed" : "only noticed")
                 + " after the fact (" + why + "): a program that replaces"
                 + " a target by rename, or renames it away and re-creates it at once, can have saves missed; --mode dir"
                 + " captures them all (README: 'Renames')");

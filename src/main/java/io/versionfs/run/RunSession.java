@@ -40,7 +40,7 @@ public final class RunSession {
 
         /** The option that declined the trap, as the message names it; null if none did. */
         String declinedBy() {
-            return trap ? follow ? null : "--no-follow" : "--no-trap";
+            return trap ? follow ? null : "--no-follow" : follow ? "--no-trap" : "--no-trap --no-follow";
         }
     }
 
