@@ -40,6 +40,10 @@ final class MountPointCapture implements Capture {
 
     @Override
     public void prepare(Cleanup undo) {
+        // The same lock a run takes: two writers of one versions folder would number over each other.
+        // (Where its parent is missing, openChecked says so: mount does not create folders above it.)
+        Path vdir = versionsDir.toAbsolutePath().normalize();
+        if (vdir.getParent() != null && java.nio.file.Files.isDirectory(vdir.getParent())) RunLock.takeVersionsFolder(vdir, undo);
         store = VersionStore.openChecked(versionsDir, start);
         undo.push("close " + versionsDir, store::close);
         rules.apply(store);

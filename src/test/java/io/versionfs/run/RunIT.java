@@ -1,6 +1,7 @@
 package io.versionfs.run;
 
 import io.versionfs.TestSupport;
+import io.versionfs.fs.MountTable;
 import io.versionfs.TestSupport.Result;
 import io.versionfs.report.Json;
 import org.junit.jupiter.api.AfterEach;
@@ -312,6 +313,29 @@ class RunIT {
         Files.writeString(dir.resolve("job.gbw"), "precious");
         assertOneLineError(vfs("run", "--target", "job.gbw", "--", "./missing.sh"), 206, "does not exist");
         assertRegularFile(dir.resolve("job.gbw"), "precious");
+    }
+
+    @Test
+    void aVersionsFolderServedByAMountIsRefusedToASecondMountAndToARun() throws Exception {
+        Files.createDirectories(dir.resolve("mp"));
+        Files.createDirectories(dir.resolve("mp2"));
+        Process p = launcher("mount", "--target", "t.txt", "--target-dir", "v", "mp")
+                .redirectOutput(dir.resolve("log.txt").toFile()).start();
+        try {
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (!Files.readString(dir.resolve("log.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) {
+                assertTrue(p.isAlive(), Files.readString(dir.resolve("log.txt")));
+                Thread.sleep(50);
+            }
+            assertOneLineError(vfs("mount", "--target", "t.txt", "--target-dir", "v", "mp2"), 209, "is using the versions folder");
+            assertOneLineError(vfs("run", "--target", "t.txt", "--versions-dir", "v", "--", "true"), 209,
+                    "is using the versions folder");
+            assertEquals(null, MountTable.fuseAt(dir.resolve("mp2")), "the refused mount left nothing mounted");
+        } finally {
+            new ProcessBuilder("fusermount", "-u", dir.resolve("mp").toString()).start().waitFor();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        }
+        assertEquals(0, p.exitValue(), Files.readString(dir.resolve("log.txt")));
     }
 
     @Test
