@@ -11,6 +11,8 @@ import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -18,7 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -30,7 +31,7 @@ import java.util.concurrent.Callable;
         description = {"Compare two versions: a unified diff for text, changed byte ranges for binary files.",
                 "Example: versionfs diff job.gbw.versions 3 4"})
 final class DiffCommand implements Callable<Integer> {
-    private static final int MAX_RANGES = 20;
+    private static final int MAX_RANGES = 20, MAX_JSON_RANGES = 10_000;
 
     @Parameters(index = "0", paramLabel = "DIR") Path dir;
     @Parameters(index = "1", paramLabel = "A", description = "Version number (or 'latest')") String a;
@@ -42,64 +43,120 @@ final class DiffCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         VersionsFolder.require(dir);
-        List<ManifestLine> saved = VersionsFolder.saved(dir);
-        Path pa = path(saved, a), pb = path(saved, b);
-        byte[] x = Files.readAllBytes(pa), y = Files.readAllBytes(pb);
-        if (!json && isText(x) && isText(y)) {
-            Process p = new ProcessBuilder("diff", "-u", "--label", "version " + a, "--label", "version " + b,
-                    pa.toString(), pb.toString()).inheritIO().start();
-            try {
-                int rc = p.waitFor();
-                return rc <= 1 ? ExitCodes.OK : ExitCodes.INTERNAL;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return ExitCodes.INTERNAL;
-            }
-        }
-        // Binary: changed ranges (differences closer than 64 bytes merged), bytes changed.
-        List<long[]> ranges = new ArrayList<>();
-        long changed = 0;
-        int n = Math.min(x.length, y.length);
-        long start = -1, lastDiff = -1;
-        for (int i = 0; i < n; i++) {
-            if (x[i] != y[i]) {
-                changed++;
-                if (start < 0 || i - lastDiff > 64) {
-                    if (start >= 0) ranges.add(new long[] {start, lastDiff + 1});
-                    start = i;
-                }
-                lastDiff = i;
-            }
-        }
-        if (start >= 0) ranges.add(new long[] {start, lastDiff + 1});
-        if (x.length != y.length) {
-            ranges.add(new long[] {n, Math.max(x.length, y.length)});
-            changed += Math.abs((long) x.length - y.length);
-        }
-        double pct = Math.max(x.length, y.length) == 0 ? 0 : 100.0 * changed / Math.max(x.length, y.length);
+        Path pa = path(a), pb = path(b);
+        if (!json && isText(head(pa)) && isText(head(pb))) return unifiedDiff(pa, pb);
+        Changes c = Changes.between(pa, pb, json ? MAX_JSON_RANGES : MAX_RANGES);
         if (json) {
             List<Object> rs = new ArrayList<>();
-            for (long[] r : ranges) rs.add(List.of(r[0], r[1]));
-            System.out.println(Json.obj().put("a", a).put("b", b).put("size_a", (long) x.length).put("size_b", (long) y.length)
-                    .put("bytes_changed", changed).put("percent_changed", Math.round(pct * 100) / 100.0)
-                    .put("ranges", rs).toString());
+            for (long[] r : c.ranges) rs.add(List.of(r[0], r[1]));
+            System.out.println(Json.obj().put("a", a).put("b", b).put("size_a", c.sizeA).put("size_b", c.sizeB)
+                    .put("bytes_changed", c.changed).put("percent_changed", Math.round(c.percent() * 100) / 100.0)
+                    .put("ranges", rs).put("range_count", c.rangeCount).toString());
             return ExitCodes.OK;
         }
-        System.out.printf("version %s: %s, version %s: %s; %s changed (%.2f%%) in %d range(s)%n", a, Summary.bytes(x.length),
-                b, Summary.bytes(y.length), Summary.bytes(changed), pct, ranges.size());
-        for (int i = 0; i < Math.min(MAX_RANGES, ranges.size()); i++) {
-            long[] r = ranges.get(i);
-            System.out.printf("  bytes %d-%d (%s)%n", r[0], r[1] - 1, Summary.bytes(r[1] - r[0]));
-        }
-        if (ranges.size() > MAX_RANGES) System.out.println("  ... " + (ranges.size() - MAX_RANGES) + " more range(s)");
+        System.out.printf("version %s: %s, version %s: %s; %s changed (%.2f%%) in %d range(s)%n", a, Summary.bytes(c.sizeA),
+                b, Summary.bytes(c.sizeB), Summary.bytes(c.changed), c.percent(), c.rangeCount);
+        for (long[] r : c.ranges) System.out.printf("  bytes %d-%d (%s)%n", r[0], r[1] - 1, Summary.bytes(r[1] - r[0]));
+        if (c.rangeCount > c.ranges.size()) System.out.println("  ... " + (c.rangeCount - c.ranges.size()) + " more range(s)");
         return ExitCodes.OK;
     }
 
-    private Path path(List<ManifestLine> saved, String which) {
-        ManifestLine row = VersionsFolder.pick(dir, saved, which);
+    private int unifiedDiff(Path pa, Path pb) throws IOException {
+        Process p = new ProcessBuilder("diff", "-u", "--label", "version " + a, "--label", "version " + b,
+                pa.toString(), pb.toString()).inheritIO().start();
+        try {
+            int rc = p.waitFor();
+            return rc <= 1 ? ExitCodes.OK : ExitCodes.INTERNAL;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return ExitCodes.INTERNAL;
+        }
+    }
+
+    /**
+     * The changed byte ranges of two files, read side by side in chunks (constant memory: versions
+     * of tens of GiB are compared in the launcher's small heap). Differences closer than 64 bytes
+     * are one range; only the first {@code keep} ranges are kept, all are counted.
+     */
+    static final class Changes {
+        private static final int CHUNK = 1 << 20, MERGE = 64;
+        final List<long[]> ranges = new ArrayList<>();
+        long sizeA, sizeB, changed, rangeCount;
+        private long start = -1, lastDiff = -1;
+        private final int keep;
+
+        private Changes(int keep) {
+            this.keep = keep;
+        }
+
+        static Changes between(Path pa, Path pb, int keep) throws IOException {
+            Changes c = new Changes(keep);
+            try (FileChannel x = FileChannel.open(pa); FileChannel y = FileChannel.open(pb)) {
+                c.sizeA = x.size();
+                c.sizeB = y.size();
+                ByteBuffer bx = ByteBuffer.allocate(CHUNK), by = ByteBuffer.allocate(CHUNK);
+                long common = Math.min(c.sizeA, c.sizeB);
+                for (long off = 0; off < common; off += CHUNK) {
+                    int n = (int) Math.min(CHUNK, common - off);
+                    readFully(x, bx, off, n);
+                    readFully(y, by, off, n);
+                    c.compare(bx.array(), by.array(), off, n);
+                }
+                c.close();
+                if (c.sizeA != c.sizeB) c.add(common, Math.max(c.sizeA, c.sizeB));
+                c.changed += Math.abs(c.sizeA - c.sizeB);
+            }
+            return c;
+        }
+
+        private void compare(byte[] x, byte[] y, long off, int n) {
+            for (int i = 0; i < n; i++) {
+                if (x[i] == y[i]) continue;
+                long at = off + i;
+                changed++;
+                if (start < 0 || at - lastDiff > MERGE) {
+                    close();
+                    start = at;
+                }
+                lastDiff = at;
+            }
+        }
+
+        private void close() {
+            if (start >= 0) add(start, lastDiff + 1);
+            start = -1;
+        }
+
+        private void add(long from, long to) {
+            rangeCount++;
+            if (ranges.size() < keep) ranges.add(new long[] {from, to});
+        }
+
+        double percent() {
+            long max = Math.max(sizeA, sizeB);
+            return max == 0 ? 0 : 100.0 * changed / max;
+        }
+
+        private static void readFully(FileChannel ch, ByteBuffer b, long off, int n) throws IOException {
+            b.clear().limit(n);
+            while (b.hasRemaining()) {
+                if (ch.read(b, off + b.position()) < 0) throw new IOException("a version got shorter while being read");
+            }
+        }
+    }
+
+    private Path path(String which) throws IOException {
+        ManifestLine row = VersionsFolder.pick(dir, which);
         Path p = dir.resolve(String.valueOf(row.path()));
         if (!Files.isRegularFile(p)) throw new UserError(ExitCodes.VERSIONS_LOST, p + " is missing (see: versionfs verify " + dir + ")");
         return p;
+    }
+
+    /** The first MiB: enough to tell text from binary. */
+    private static byte[] head(Path p) throws IOException {
+        try (InputStream in = Files.newInputStream(p)) {
+            return in.readNBytes(1 << 20);
+        }
     }
 
     private static boolean isText(byte[] b) {

@@ -7,9 +7,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.File;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -29,22 +29,34 @@ final class HookCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         VersionsFolder.require(dir);
         String command = String.join(" ", cmd);
-        int ran = 0, failed = 0;
-        for (ManifestLine r : VersionsFolder.saved(dir)) {
-            long n = r.version();
-            if (n < from) continue;
-            ProcessBuilder pb = new ProcessBuilder("sh", "-c", command).inheritIO().redirectInput(new File("/dev/null"));
-            pb.environment().put("VERSIONFS_PATH", dir.toAbsolutePath().resolve(String.valueOf(r.path())).toString());
-            pb.environment().put("VERSIONFS_VERSION", Long.toString(n));
-            pb.environment().put("VERSIONFS_TARGET", String.valueOf(r.file()));
-            int rc = pb.start().waitFor();
-            ran++;
+        int[] counts = new int[2]; // ran, failed
+        VersionsFolder.eachSaved(dir, r -> {
+            if (r.version() < from) return;
+            int rc = runFor(command, r);
+            counts[0]++;
             if (rc != 0) {
-                failed++;
-                System.err.println("versionfs: warning: the command failed (exit " + rc + ") for version " + n);
+                counts[1]++;
+                System.err.println("versionfs: warning: the command failed (exit " + rc + ") for version " + r.version());
             }
-        }
+        });
+        int ran = counts[0], failed = counts[1];
         System.err.println("versionfs: ran for " + ran + " version(s), " + failed + " failed");
         return failed == 0 ? ExitCodes.OK : ExitCodes.VERSIONS_LOST;
+    }
+
+    /** Runs the command for one version (streamed from the manifest, so a failure to start is unchecked). */
+    private int runFor(String command, ManifestLine r) {
+        ProcessBuilder pb = new ProcessBuilder("sh", "-c", command).inheritIO().redirectInput(new File("/dev/null"));
+        pb.environment().put("VERSIONFS_PATH", dir.toAbsolutePath().resolve(String.valueOf(r.path())).toString());
+        pb.environment().put("VERSIONFS_VERSION", Long.toString(r.version()));
+        pb.environment().put("VERSIONFS_TARGET", String.valueOf(r.file()));
+        try {
+            return pb.start().waitFor();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.UncheckedIOException(new IOException("interrupted"));
+        }
     }
 }

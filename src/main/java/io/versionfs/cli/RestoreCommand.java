@@ -17,8 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -49,7 +47,6 @@ final class RestoreCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         VersionsFolder.require(dir);
-        List<ManifestLine> saved = VersionsFolder.saved(dir);
         ManifestLine row;
         if (at != null) {
             java.time.Instant t;
@@ -58,15 +55,11 @@ final class RestoreCommand implements Callable<Integer> {
             } catch (RuntimeException e) {
                 throw new UserError(ExitCodes.USAGE, "--at takes an ISO time such as 2026-11-25T09:20:00Z, not '" + at + "'");
             }
-            row = null;
-            for (ManifestLine r : saved) {
-                if (r.instant() != null && !r.instant().isAfter(t)) row = r; // a line without a time: skipped
-            }
-            if (row == null) throw new UserError(ExitCodes.USAGE, "no version of " + dir + " was saved at or before " + at);
+            row = VersionsFolder.atOrBefore(dir, t, at);
         } else if (which == null) {
             throw new UserError(ExitCodes.USAGE, "give a version number, 'latest', or --at TIME");
         } else {
-            row = VersionsFolder.pick(dir, saved, which);
+            row = VersionsFolder.pick(dir, which);
         }
         Path src = dir.resolve(String.valueOf(row.path()));
         String want = String.valueOf(row.sha256());

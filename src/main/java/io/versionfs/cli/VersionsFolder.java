@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.capture.LatestRows;
 import io.versionfs.capture.Manifest;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.VersionNaming;
@@ -9,8 +10,7 @@ import io.versionfs.errors.UserError;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.Map;
+import java.util.function.Consumer;
 
 /** What the commands that read a versions folder share: checking it is one, and naming a version in it. */
 final class VersionsFolder {
@@ -35,24 +35,41 @@ final class VersionsFolder {
                 + ": give a versions folder (e.g. job.gbw.versions)");
     }
 
-    /** The saved versions, one row each (latest status), in manifest order. */
-    static List<ManifestLine> saved(Path d) throws IOException {
-        return Manifest.read(d).stream().filter(ManifestLine::saved).toList();
+    /** Hands {@code each} the saved versions, one row each (latest status), in manifest order: streamed, constant memory. */
+    static void eachSaved(Path d, Consumer<ManifestLine> each) throws IOException {
+        LatestRows.each(d, skip -> System.err.println("versionfs: warning: " + d.resolve(Manifest.FILE_NAME) + " " + skip
+                + ": skipped"), r -> {
+            if (r.saved()) each.accept(r);
+        });
     }
 
     /** The row of version {@code which}: a number, or "latest". */
-    static ManifestLine pick(Path d, List<ManifestLine> saved, String which) {
-        if (which.equals("latest")) {
-            if (saved.isEmpty()) throw new UserError(ExitCodes.USAGE, d + " has no saved version");
-            return saved.get(saved.size() - 1);
-        }
-        long n;
+    static ManifestLine pick(Path d, String which) throws IOException {
+        long n = which.equals("latest") ? -1 : number(which);
+        ManifestLine[] found = new ManifestLine[1];
+        eachSaved(d, r -> {
+            if (n < 0 || (r.version() == n && found[0] == null)) found[0] = r;
+        });
+        if (found[0] != null) return found[0];
+        if (n < 0) throw new UserError(ExitCodes.USAGE, d + " has no saved version");
+        throw new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + d + " (see: versionfs list " + d + ")");
+    }
+
+    /** The last version saved at or before {@code t} (rows without a time are passed over). */
+    static ManifestLine atOrBefore(Path d, java.time.Instant t, String asGiven) throws IOException {
+        ManifestLine[] found = new ManifestLine[1];
+        eachSaved(d, r -> {
+            if (r.instant() != null && !r.instant().isAfter(t)) found[0] = r;
+        });
+        if (found[0] == null) throw new UserError(ExitCodes.USAGE, "no version of " + d + " was saved at or before " + asGiven);
+        return found[0];
+    }
+
+    private static long number(String which) {
         try {
-            n = Long.parseLong(which);
+            return Long.parseLong(which);
         } catch (NumberFormatException e) {
             throw new UserError(ExitCodes.USAGE, "a version is a number or 'latest', not '" + which + "'");
         }
-        return saved.stream().filter(r -> r.version() == n).findFirst().orElseThrow(() ->
-                new UserError(ExitCodes.USAGE, "version " + n + " is not a saved version in " + d + " (see: versionfs list " + d + ")"));
     }
 }

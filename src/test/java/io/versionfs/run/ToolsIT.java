@@ -103,6 +103,23 @@ class ToolsIT {
     }
 
     @Test
+    void diffComparesVersionsLargerThanTheToolsHeapAcrossChunkEdges() throws Exception {
+        // 300 MiB each, twice: more than the launcher's 128 MiB heap could hold (it read both files whole).
+        String job = "head -c 300M /dev/zero > b.dat"
+                + " && printf XXXXXXXXXX | dd of=b.dat bs=1 seek=1048570 conv=notrunc status=none"
+                + " && printf Y | dd of=b.dat bs=1 seek=209715200 conv=notrunc status=none"
+                + " && printf 0123456789 >> b.dat";
+        Result r = vfs("run", "--target", "b.dat", "--", "sh", "-c", job);
+        assertEquals(0, r.exit(), r.err());
+        Result js = vfs("diff", "--json", dir.resolve("b.dat.versions").toString(), "1", "latest");
+        assertEquals(0, js.exit(), js.err());
+        long size = 300L << 20;
+        assertTrue(js.out().contains("\"ranges\":[[1048570,1048580],[209715200,209715201],[" + size + "," + (size + 10) + "]]"), js.out());
+        assertTrue(js.out().contains("\"bytes_changed\":21"), js.out());
+        assertTrue(js.out().contains("\"size_b\":" + (size + 10)), js.out());
+    }
+
+    @Test
     void listFollowPrintsVersionsAsTheyComeAndEndsWithTheRun() throws Exception {
         String job = "for i in 1 2 3 4 5; do echo v$i > job.gbw; sleep 0.4; done";
         Process run = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job)
