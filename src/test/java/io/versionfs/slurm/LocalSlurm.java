@@ -16,9 +16,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 
 /**
- * The one-node Slurm that {@code slurm/test/slurm-up.sh} starts, driven through its ordinary
- * client commands (sbatch, scontrol, scancel), as a user would. Job states are polled with
- * {@code scontrol -o show job}, which answers at once (sbatch --wait polls with a growing delay).
+ * A test Slurm started by one of the scripts in {@code slurm/test/} (the one-node cluster of
+ * slurm-up.sh, or the two-node one of two-nodes-up.sh: see {@link TwoNodeSlurm}), driven through
+ * its ordinary client commands (sbatch, scontrol, scancel), as a user would. Job states are polled
+ * with {@code scontrol -o show job}, which answers at once (sbatch --wait polls with a growing delay).
  */
 final class LocalSlurm {
     /** States a job does not leave (scontrol prints COMPLETING while its processes still die). */
@@ -47,7 +48,11 @@ final class LocalSlurm {
      * daemons, ports and folder. Waits up to {@code timeout}; the lock goes with the JVM.
      */
     static java.nio.channels.FileChannel lock(Duration timeout) {
-        Path lockFile = Path.of(clusterDir() + ".lock");
+        return lock(Path.of(clusterDir() + ".lock"), "[SlurmIT]", timeout);
+    }
+
+    /** {@link #lock(Duration)} for any cluster: an exclusive lock on {@code lockFile}. */
+    static java.nio.channels.FileChannel lock(Path lockFile, String logPrefix, Duration timeout) {
         try {
             java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(lockFile,
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
@@ -60,7 +65,7 @@ final class LocalSlurm {
                     // held by this JVM already: treat as busy
                 }
                 if (!told) {
-                    System.out.println("[SlurmIT] " + lockFile + " is held by another test run: waiting up to "
+                    System.out.println(logPrefix + " " + lockFile + " is held by another test run: waiting up to "
                             + timeout.toMinutes() + " min");
                     told = true;
                 }
@@ -78,16 +83,23 @@ final class LocalSlurm {
 
     /** Runs slurm-up.sh (installs, configures, starts; idempotent) and returns the running cluster. */
     static LocalSlurm up(Path projectRoot) {
-        Result r = run(List.of(projectRoot.resolve("slurm/test/slurm-up.sh").toString()), projectRoot, Map.of(),
-                Duration.ofMinutes(15));
+        return start(projectRoot, "slurm/test/slurm-up.sh");
+    }
+
+    /**
+     * Runs a start script of {@code slurm/test/} (idempotent; the last line it prints is the
+     * SLURM_CONF path) and returns the running cluster.
+     */
+    static LocalSlurm start(Path projectRoot, String script) {
+        Result r = run(List.of(projectRoot.resolve(script).toString()), projectRoot, Map.of(), Duration.ofMinutes(15));
         if (r.rc != 0) {
-            throw new IllegalStateException("slurm/test/slurm-up.sh failed (exit " + r.rc + "): cannot run the Slurm"
+            throw new IllegalStateException(script + " failed (exit " + r.rc + "): cannot run the Slurm"
                     + " tests without a working Slurm.\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err);
         }
         List<String> lines = r.out.lines().filter(l -> !l.isBlank()).toList();
-        if (lines.isEmpty()) throw new IllegalStateException("slurm-up.sh printed no SLURM_CONF path:\n" + r.err);
+        if (lines.isEmpty()) throw new IllegalStateException(script + " printed no SLURM_CONF path:\n" + r.err);
         Path conf = Path.of(lines.get(lines.size() - 1).trim());
-        if (!Files.isRegularFile(conf)) throw new IllegalStateException("slurm-up.sh printed '" + conf + "', not a file");
+        if (!Files.isRegularFile(conf)) throw new IllegalStateException(script + " printed '" + conf + "', not a file");
         return new LocalSlurm(projectRoot, conf);
     }
 
@@ -207,11 +219,16 @@ final class LocalSlurm {
         return waitFor(jobId, "running", timeout, l -> l.stream().allMatch(j -> !j.state().equals("PENDING"))).get(0);
     }
 
-    /** The last lines of slurmctld's and slurmd's logs, for failure messages. */
+    /** The last lines of slurmctld's and every slurmd's log, for failure messages. */
     String logTails() {
         StringBuilder b = new StringBuilder();
-        for (String name : List.of("slurmctld.log", "slurmd.log")) {
-            Path p = stateDir.resolve("log").resolve(name);
+        List<Path> logs;
+        try (java.util.stream.Stream<Path> l = Files.list(stateDir.resolve("log"))) {
+            logs = l.filter(p -> p.getFileName().toString().endsWith(".log")).sorted().toList();
+        } catch (IOException e) {
+            logs = List.of(stateDir.resolve("log/slurmctld.log"), stateDir.resolve("log/slurmd.log"));
+        }
+        for (Path p : logs) {
             b.append("--- last lines of ").append(p).append(" ---\n");
             try {
                 List<String> lines = Files.readAllLines(p, StandardCharsets.UTF_8);
