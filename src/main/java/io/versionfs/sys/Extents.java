@@ -80,4 +80,49 @@ public final class Extents {
         }
         return sum;
     }
+
+    /** Bytes in {@code ranges}. */
+    public static long total(List<Range> ranges) {
+        long sum = 0;
+        for (Range r : ranges) sum += r.length();
+        return sum;
+    }
+
+    /**
+     * The disk a set of files takes, shared blocks counted once: each file adds its st_blocks less
+     * its shared ranges, and the shared ranges of all go into one union. Memory grows with the
+     * number of distinct shared ranges, not with the number of files.
+     */
+    public static final class Usage {
+        private final java.util.TreeMap<Long, Long> union = new java.util.TreeMap<>(); // start -> end, disjoint
+        private long exclusive, sharedUnion;
+
+        /** Adds one file: {@code diskBytes} is its st_blocks x 512, {@code shared} its shared ranges. */
+        public void add(long diskBytes, List<Range> shared) {
+            exclusive += Math.max(0, diskBytes - total(shared));
+            for (Range r : shared) addRange(r.start(), r.end());
+        }
+
+        private void addRange(long start, long end) {
+            var before = union.floorEntry(start);
+            if (before != null && before.getValue() >= start) {
+                start = before.getKey();
+                end = Math.max(end, before.getValue());
+                sharedUnion -= before.getValue() - before.getKey();
+                union.remove(before.getKey());
+            }
+            for (var next = union.ceilingEntry(start); next != null && next.getKey() <= end; next = union.ceilingEntry(start)) {
+                end = Math.max(end, next.getValue());
+                sharedUnion -= next.getValue() - next.getKey();
+                union.remove(next.getKey());
+            }
+            union.put(start, end);
+            sharedUnion += end - start;
+        }
+
+        /** Bytes on disk, each shared block once. */
+        public long bytes() {
+            return exclusive + sharedUnion;
+        }
+    }
 }

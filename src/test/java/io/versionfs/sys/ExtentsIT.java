@@ -49,6 +49,36 @@ class ExtentsIT {
         assertEquals(0, Extents.overlap(a, List.of()));
     }
 
+    @Test
+    void usageCountsEachSharedBlockOnce() {
+        var u = new Extents.Usage();
+        u.add(1000, List.of(new Extents.Range(0, 600)));          // 400 of its own
+        u.add(800, List.of(new Extents.Range(100, 600)));         // 200 of its own, shares 100..600 with the first
+        u.add(300, List.of());                                    // a file of its own
+        assertEquals(400 + 200 + 300 + 700, u.bytes());           // shared union 0..700
+        u.add(100, List.of(new Extents.Range(700, 50), new Extents.Range(2000, 50)));
+        assertEquals(400 + 200 + 300 + 0 + 750 + 50, u.bytes());  // 0..750 joined, 2000..2050 apart
+    }
+
+    @Test
+    void versionsReflinkedFromOneAnotherAreCountedOnce() throws Exception {
+        try (var disk = TestSupport.reflinkDisk(dir.resolve("xfs2"))) {
+            Path first = disk.path().resolve("v1");
+            Files.write(first, TestSupport.randomBytes(4 << 20));
+            var u = new Extents.Usage();
+            for (int i = 2; i <= 5; i++) {
+                Path next = disk.path().resolve("v" + i);
+                assertEquals(0, TestSupport.run(dir, null, 30, "cp", "--reflink=always", first.toString(), next.toString()).exit());
+            }
+            for (int i = 1; i <= 5; i++) {
+                Path p = disk.path().resolve("v" + i);
+                long blocks = (Long) Files.getAttribute(p, "unix:size"); // fully written: size = blocks here
+                u.add(blocks, shared(p));
+            }
+            assertEquals(4 << 20, u.bytes(), "five reflinked copies of 4 MiB take 4 MiB");
+        }
+    }
+
     private static List<Extents.Range> shared(Path p) {
         int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
         assertTrue(fd >= 0, "open " + p);
