@@ -67,6 +67,13 @@ public final class Await {
         fail("waited " + timeout.toSeconds() + " s for: " + what + (last == null ? "" : " (last try: " + last + ")") + more);
     }
 
+    /** Waits until none of {@code processes} runs any more (zombies count as gone: they were killed, say). */
+    public static void gone(java.util.List<ProcessHandle> processes, String what) throws InterruptedException {
+        until(LONG, POLL, what + " to be gone", () -> processes.stream().noneMatch(h -> TestSupport.isRunning(h.pid())),
+                () -> "still running: " + processes.stream().filter(h -> TestSupport.isRunning(h.pid()))
+                        .map(h -> h.pid() + " " + h.info().commandLine().orElse("?")).toList());
+    }
+
     /**
      * A shell snippet for a job script: waits (polling every 50 ms, for at most 60 s) until the
      * shell test {@code cond} succeeds; on timeout the job says what it waited for on stderr and

@@ -63,13 +63,6 @@ class RunLifeIT {
         return s.isEmpty() ? 0 : Integer.parseInt(s);
     }
 
-    /** Waits until none of {@code processes} runs any more (they were sent SIGKILL). */
-    static void awaitGone(List<ProcessHandle> processes, String what) throws Exception {
-        Await.until(Await.LONG, what + " to be gone", () -> processes.stream().noneMatch(h -> TestSupport.isRunning(h.pid())),
-                () -> "still running: " + processes.stream().filter(h -> TestSupport.isRunning(h.pid()))
-                        .map(h -> h.pid() + " " + h.info().commandLine().orElse("?")).toList());
-    }
-
     /** A job that keeps job.gbw open, writes, waits for a go file, writes again, closes. */
     private static final String HOLDING_JOB = "exec 3<>job.gbw; echo A >&3; touch started; "
             + "while [ ! -e go ]; do sleep 0.05; done; echo B >&3; exec 3>&-; echo C > job.gbw";
@@ -138,7 +131,7 @@ class RunLifeIT {
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         waitFor(dir.resolve("failed"));
         for (ProcessHandle h : jobs) h.destroyForcibly();
-        awaitGone(jobs, "the job's shell"); // so nothing writes lastok, failed or the mount folder any more
+        Await.gone(jobs, "the job's shell"); // so nothing writes lastok, failed or the mount folder any more
         try (Stream<Path> s = Files.walk(tmpdir)) {
             List<Path> files = s.filter(Files::isRegularFile).toList();
             assertTrue(files.isEmpty(), "nothing was written into the dead mount's folder: " + files);
@@ -262,7 +255,7 @@ class RunLifeIT {
             for (ProcessHandle h : kids) h.destroyForcibly();
             // The daemon's processes (the job, fusermount's auto_unmount helper) gone: the mount is
             // now gone or dead for good, nothing else will change it.
-            awaitGone(kids, "the killed run's processes");
+            Await.gone(kids, "the killed run's processes");
             boolean dead = TestSupport.versionfsMounts().stream().anyMatch(l -> l.contains(" " + dir + " "));
             System.out.println("dead mount after kill -9: " + dead);
             Files.writeString(go, "");
