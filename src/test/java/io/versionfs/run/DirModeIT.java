@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import org.junit.jupiter.api.AfterEach;
@@ -147,10 +148,14 @@ class DirModeIT {
 
     @Test
     void symlinkModeReportsARenameWhileTheJobStillRuns() throws Exception {
-        // The warning (--no-follow) or the note that the rename was followed (default) must come
-        // during the run, before the job's own later output.
-        String job = "echo v1 > job.gbw; mv job.gbw job.ges; sleep 2; echo JOB-STILL-RUNNING >&2; echo v2 > job.gbw";
-        Result r = run("--no-follow", "--target", "job.gbw", "--", "sh", "-c", job);
+        // The warning (--no-follow) or the note that the rename was followed (--no-trap) must come
+        // during the run, before the job's own later output. The job goes on once it has read it
+        // on its stderr (the run's, a file here): a report made only at the end keeps the job
+        // waiting until it gives up (exit 124), one made during the run always comes first.
+        String job = "echo v1 > job.gbw; mv job.gbw job.ges; %s; echo JOB-STILL-RUNNING >&2; echo v2 > job.gbw";
+        String said = "grep -qs '%s' /proc/$$/fd/2";
+        Result r = run("--no-follow", "--target", "job.gbw", "--", "sh", "-c",
+                String.format(job, Await.shell(String.format(said, "renamed job.gbw to job.ges"))));
         assertEquals(0, r.exit(), r.err());
         int warn = r.err().indexOf("renamed job.gbw to job.ges");
         int later = r.err().indexOf("JOB-STILL-RUNNING");
@@ -158,14 +163,16 @@ class DirModeIT {
         assertTrue(r.err().contains("!NoAutoStart"), "names ORCA's fix: " + r.err());
         Files.delete(dir.resolve("job.gbw"));
         Files.delete(dir.resolve("job.ges"));
-        r = run("--no-trap", "--target", "job.gbw", "--", "sh", "-c", job);
+        r = run("--no-trap", "--target", "job.gbw", "--", "sh", "-c",
+                String.format(job, Await.shell(String.format(said, "renamed job.gbw to job.ges: followed"))));
         assertEquals(0, r.exit(), r.err());
         int followed = r.err().indexOf("renamed job.gbw to job.ges: followed");
         assertTrue(followed >= 0 && r.err().indexOf("JOB-STILL-RUNNING") > followed, "followed at once: " + r.err());
-        // Held (the default): nothing to warn about; the summary says what was done for the job.
+        // Held (the default): nothing to warn about, nothing to wait for (the rename is done when
+        // mv returns); the summary says what was done for the job.
         Files.delete(dir.resolve("job.gbw"));
         Files.delete(dir.resolve("job.ges"));
-        r = run("--target", "job.gbw", "--", "sh", "-c", job);
+        r = run("--target", "job.gbw", "--", "sh", "-c", String.format(job, "true"));
         assertEquals(0, r.exit(), r.err());
         assertEquals("v1\n", Files.readString(dir.resolve("job.ges")));
         assertEquals("v2\n", Files.readString(dir.resolve("job.gbw")));

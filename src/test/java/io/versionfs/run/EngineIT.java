@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import io.versionfs.capture.Manifest;
@@ -288,9 +289,8 @@ class EngineIT {
                 "python3", TestSupport.FSOPS.toString(), "edit-loop", ".", "12", "24"};
         Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("out.txt").toFile()).start();
-        long deadline = System.currentTimeMillis() + 120_000;
-        while (System.currentTimeMillis() < deadline && countVersions() < 24) Thread.sleep(200);
-        assertTrue(countVersions() >= 24, "writers got going: " + Files.readString(dir.resolve("out.txt")));
+        Await.until(java.time.Duration.ofSeconds(120), java.time.Duration.ofMillis(200), "24 versions: the writers got going",
+                () -> countVersions() >= 24, () -> Files.readString(dir.resolve("out.txt")));
         List<ProcessHandle> writers = p.descendants()
                 .filter(h -> h.info().commandLine().map(c -> c.contains("edit-loop")).orElse(false)).toList();
         assertEquals(13, writers.size(), "the job and its 12 writers");

@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import org.junit.jupiter.api.AfterEach;
@@ -13,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -143,14 +145,14 @@ class HostileIT {
                     .redirectOutput(dir.resolve("k9-" + mode + ".out").toFile()).redirectErrorStream(true);
             pb.environment().putAll(env("-Dversionfs.quietMillis=200", "MARK", mark.toString(), "MB", "200", "SLEEP", "600"));
             Process vfs = pb.start();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (!(Files.exists(mark) && Files.size(mark) > 0) && System.nanoTime() < deadline) Thread.sleep(50);
+            Path out = dir.resolve("k9-" + mode + ".out");
+            Await.until(Await.LONG, "the job's pid in " + mark, () -> Files.exists(mark) && Files.size(mark) > 0, () -> Files.readString(out));
             long job = Long.parseLong(Files.readString(mark).trim());
-            // Wait until the background copy of the 200 MiB version is under way (a .versionfs~ temp file is open).
-            boolean copying = false;
-            while (!copying && System.nanoTime() < deadline) {
+            // Wait until the background copy of the 200 MiB version is under way (a .versionfs~ temp
+            // file is open); looked for every 5 ms, the copy may take well under a second.
+            Await.until(Await.LONG, Duration.ofMillis(5), "the background copy to start", () -> {
                 try (var s = Files.list(Path.of("/proc/" + vfs.pid() + "/fd"))) {
-                    copying = s.anyMatch(p -> {
+                    return s.anyMatch(p -> {
                         try {
                             return Files.readSymbolicLink(p).toString().contains(".versionfs~");
                         } catch (Exception e) {
@@ -158,17 +160,16 @@ class HostileIT {
                         }
                     });
                 }
-                if (!copying) Thread.sleep(5);
-            }
-            assertTrue(copying, "the background copy started");
+            }, () -> Files.readString(out));
+            List<ProcessHandle> kids = vfs.descendants().toList(); // the job, fusermount's auto_unmount helper
             TestSupport.run(dir, null, 10, "kill", "-9", String.valueOf(vfs.pid()), String.valueOf(job));
             assertTrue(vfs.waitFor(30, TimeUnit.SECONDS));
             // As root the dead mount goes away by itself (auto_unmount), a moment after the daemon
-            // died: the user's next command runs after it (a cd into it before that fails).
-            long gone = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (TestSupport.versionfsMounts().stream().anyMatch(m -> m.contains(work.toString())) && System.nanoTime() < gone) {
-                Thread.sleep(50);
-            }
+            // died: the user's next command runs after it (a cd into it before that fails). Once
+            // the run's processes are gone too, nothing will remove it (the next run clears it).
+            Await.until(Await.LONG, "the killed run's mount to go, or its processes to end",
+                    () -> TestSupport.versionfsMounts().stream().noneMatch(m -> m.contains(work.toString()))
+                            || kids.stream().noneMatch(h -> TestSupport.isRunning(h.pid())));
             // The next run on the same target recovers (a shell in the folder clears a dead mount, as a user would).
             Result r = TestSupport.run(dir, env("-Dversionfs.quietMillis=200"), 180, "sh", "-c", "cd " + work + " && exec "
                     + String.join(" ", runCmd(mode, mode.equals("dir") ? "'*.gbw'" : "job.gbw", "true")));
@@ -181,17 +182,19 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. A run stopped by TERM with no copy budget leaves job.gbw sharing
-     * its inode with its last version (documented: a shares-inode event). The next run protects it
-     * ("separated at the end of this run") but never separates it in the background: captureInitial
-     * links the leftover into the Cow without ever calling scheduleSeparation, so the end of that
-     * run is O(size) again, and a TERM there leaves it shared once more.
+     * A run stopped by TERM with no copy budget leaves job.gbw sharing its inode with its last
+     * version (documented: a shares-inode event). The next run must separate that leftover in the
+     * background while its job runs, as it does its own versions (LiveFile.captureInitial schedules
+     * the separation), so that its end is not O(size) again and a TERM there cannot leave the file
+     * shared once more. Found by the hostile review: the leftover was protected but only ever
+     * separated at the end of the next run (fixed in 6941070).
      */
     @Test
     void aFileLeftSharedByAnEarlierRunIsSeparatedInTheBackgroundOfTheNextRun() throws Exception {
         Path work = Files.createDirectory(dir.resolve("w"));
         Files.writeString(work.resolve("job.gbw"), "before\n");
-        // 64 MiB rewritten from scratch (no eager copy), then the job TERMs versionfs at once.
+        // 64 MiB rewritten from scratch (no eager copy), then the job TERMs versionfs at once (and
+        // sleeps on: it must outlive the TERM, which versionfs forwards to it; not a wait).
         String writeThenTerm = "python3 -c \"import os; fd=os.open('job.gbw', os.O_WRONLY|os.O_TRUNC); "
                 + "[os.write(fd, bytes(range(256))*4096) for i in range(64)]; os.close(fd)\"; kill -TERM $PPID; sleep 60";
         Result r1 = TestSupport.run(work, env("-Dversionfs.quietMillis=3600000 -Dversionfs.stopCopyBudgetMillis=0"), 120,
@@ -216,12 +219,12 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. On a nearly full disk the background copy of a shared version
-     * cannot fit: it fills the disk to the last block, fails, and is retried every quiet period
-     * for ever (LiveFile.separateInBackground: {@code if (err != null) scheduleSeparation(QUIET_NANOS)},
-     * and no free-space check before startCopy). Each attempt makes the job's own unrelated
-     * writes fail with ENOSPC, and writes up to the file's size again. Seen: 27 episodes of a full
-     * disk in 6 s and 435 failed 64 KiB writes of the job (none with the separation off).
+     * On a nearly full disk the background copy of a shared version cannot fit. It must not fill
+     * the disk over and over: LiveFile.separateInBackground starts a copy only with the default
+     * headroom free, and backs off (doubling the wait) after a copy that failed. Found by the
+     * hostile review, when a failed copy was retried every quiet period with no free-space check:
+     * 27 episodes of a full disk in 6 s and 435 failed 64 KiB writes of the job's own (none with
+     * the separation off); fixed in 6941070. At most one episode is allowed.
      */
     @Test
     void theBackgroundCopyDoesNotFillANearlyFullDiskOverAndOver() throws Exception {
@@ -296,12 +299,11 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. {@code list --follow} (ListCommand.follow/printFollowed):
-     * (1) skips unparseable lines silently, with no line number (plain list reports them);
-     * (2) advances its position by re-encoding the decoded text, so a line with invalid UTF-8
-     * (one 0xFF byte becomes U+FFFD, 3 bytes) shifts it 2 bytes into the next line, which is then
-     * lost; (3) reads at most 16 MiB at a time and only up to the last newline, so a line longer
-     * than 16 MiB stops it for good: no later version is ever printed.
+     * {@code list --follow} (ListCommand.follow, on Manifest.LineReader) must (1) report an
+     * unparseable line by its number, as plain list does; (2) count bytes, so a line with invalid
+     * UTF-8 (one 0xFF byte, decoded as the 3-byte U+FFFD) does not shift it into the next line,
+     * which would be lost; (3) get past a line longer than 16 MiB and print the versions after it.
+     * Found by the hostile review, when follow did none of the three; fixed in 6941070.
      */
     @Test
     void listFollowReportsBadLinesAndKeepsFollowingAfterThem() throws Exception {
@@ -313,10 +315,11 @@ class HostileIT {
         Process p = new ProcessBuilder(TestSupport.launcher("list", "--follow", vd.toString())).redirectErrorStream(true)
                 .redirectOutput(out.toFile()).start();
         try {
-            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            while (System.nanoTime() < until && !Files.readString(out).contains("27dd8ed4")) Thread.sleep(50); // first read done
+            Await.until(Await.LONG, "list --follow to print the 3 versions (version 3's sha256)",
+                    () -> Files.readString(out).contains("27dd8ed4"), () -> Files.readString(out)); // first read done
             append(vd, new byte[] {'{', '"', 'v', '"', ':', '1', ',', '"', 'e', 'v', 'e', 'n', 't', '"', ':', '"', 'x', (byte) 0xFF, '"', '}', '\n'});
-            while (System.nanoTime() < until && !Files.readString(out).contains("line 4")) Thread.sleep(50); // read alone
+            Await.until(Await.LONG, "list --follow to report the bad line 4",
+                    () -> Files.readString(out).contains("line 4"), () -> Files.readString(out)); // read alone
             append(vd, (v3.replace("\"version\":3", "\"version\":77") + "\n").getBytes(StandardCharsets.UTF_8));
             try (OutputStream o = Files.newOutputStream(vd.resolve("manifest.jsonl"), StandardOpenOption.APPEND)) {
                 o.write("{\"v\":1,\"event\":\"x\",\"detail\":\"".getBytes(StandardCharsets.UTF_8));
@@ -324,8 +327,11 @@ class HostileIT {
                 o.write("\"}\n".getBytes(StandardCharsets.UTF_8));
             }
             append(vd, (v3.replace("\"version\":3", "\"version\":78") + "\n").getBytes(StandardCharsets.UTF_8));
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-            while (System.nanoTime() < deadline && !Files.readString(out).contains(" 78 ")) Thread.sleep(100);
+            Await.until(Await.LONG, Duration.ofMillis(100), "list --follow to print version 78, after a 17 MiB line",
+                    () -> Files.readString(out).contains(" 78 "), () -> {
+                        String all = Files.readString(out);
+                        return all.substring(0, Math.min(2000, all.length()));
+                    });
         } finally {
             Files.delete(vd.resolve(".versionfs/open"));
             if (!p.waitFor(30, TimeUnit.SECONDS)) p.destroyForcibly();
@@ -351,11 +357,12 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. {@code prune} deletes {@code DIR.resolve(path)} with the path taken
-     * from the manifest line (PruneCommand.java:84), so a line with {@code "path":"../../victim"}
-     * (or an absolute path) makes prune delete a file outside the versions folder. A manifest in
-     * a group-writable project folder is enough for one member to make another's prune delete
-     * their files. restore and verify likewise read any path the manifest names.
+     * {@code prune} deletes the file a manifest line names: a line with {@code "path":"../../victim"}
+     * (or an absolute path) must not make it delete a file outside the versions folder (a manifest
+     * in a group-writable project folder would let one member make another's prune delete their
+     * files). A line whose path leads out of the versions folder is skipped as unusable
+     * (ManifestLine.problem), by prune, restore and verify alike. Found by the hostile review, when prune
+     * deleted {@code DIR.resolve(path)} as written; fixed in 6941070.
      */
     @Test
     void pruneNeverDeletesAFileOutsideTheVersionsFolder() throws Exception {
@@ -374,10 +381,11 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. Manifest.readChecked reads the whole manifest with
-     * Files.readAllBytes (Manifest.java:182) into the launcher's 128 MiB heap: one huge line
-     * (150 MiB) makes list, verify and prune die with java.lang.OutOfMemoryError and a stack
-     * trace, exit 1, instead of skipping the line and reporting it.
+     * One huge manifest line (150 MiB, more than the launcher's 128 MiB heap) must be skipped and
+     * reported by list and verify, not end them with java.lang.OutOfMemoryError and a stack trace
+     * (exit 1): the manifest is read as a stream, a line longer than Manifest.MAX_LINE (1 MiB) is
+     * dropped as it streams by. Found by the hostile review, when the whole manifest was read with
+     * Files.readAllBytes; fixed in 6941070.
      */
     @Test
     void aHugeManifestLineIsSkippedNotAnOutOfMemoryStackTrace() throws Exception {

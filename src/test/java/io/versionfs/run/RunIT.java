@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.fs.MountTable;
 import io.versionfs.TestSupport.Result;
@@ -83,6 +84,7 @@ class RunIT {
         assertEquals(7, seven.exit(), seven.err());
         assertRegularFile(dir.resolve("job.gbw"), "three\n");
 
+        // sleep 5 is never reached: the shell dies of its own TERM first (it only keeps a missed signal from looking like exit 0)
         Result killed = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo four > job.gbw; kill -TERM $$; sleep 5");
         assertEquals(128 + 15, killed.exit(), killed.err());
         assertTrue(killed.err().contains("killed by SIGTERM"), killed.err());
@@ -140,9 +142,12 @@ class RunIT {
     @Test
     void aRenameOfTheSymlinkIsDetectedAndEveryFileKept() throws Exception {
         // ORCA AutoStart: job.gbw renamed to job.ges, then a fresh job.gbw written. With
-        // --no-follow (the default follows: FollowIT) the rename is detected and said.
+        // --no-follow (the default follows: FollowIT) the rename is detected and said, while the
+        // job runs: it writes its fresh job.gbw once versionfs has recorded the rename.
         Result r = vfs("run", "--no-follow", "--target", "job.gbw", "--", "sh", "-c",
-                "echo v1 > job.gbw; mv job.gbw job.ges; sleep 1.2; echo v2 > job.gbw");
+                "echo v1 > job.gbw; mv job.gbw job.ges; "
+                        + Await.shell("grep -qs '\"event\":\"symlink-renamed\"' job.gbw.versions/manifest.jsonl")
+                        + "; echo v2 > job.gbw");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("renamed job.gbw to job.ges"), r.err());
         assertTrue(r.err().contains("--mode dir"), "names the fix: " + r.err());
@@ -153,6 +158,7 @@ class RunIT {
 
     @Test
     void leftoverBackgroundProcessesAreEnded() throws Exception {
+        // The sleep 300s are the scenario: processes the job leaves behind, still running at its end.
         Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c",
                 "sleep 300 & echo $! > bg.pid; (sleep 300 & echo $! > orphan.pid) ; echo done > job.gbw");
         assertEquals(0, r.exit(), r.err());
@@ -166,14 +172,14 @@ class RunIT {
     @Test
     void wrapperGettingTermStopsTheJobAndKeepsEverything() throws Exception {
         Path script = dir.resolve("loop.sh");
+        // A job that writes every 0.1 s until stopped (its pace is the scenario, not a wait).
         Files.writeString(script, "#!/bin/sh\ni=0\nwhile true; do i=$((i+1)); echo \"v$i\" > job.gbw; sleep 0.1; done\n");
         script.toFile().setExecutable(true);
         Process p = launcher("run", "--target", "job.gbw", "--", script.toString())
                 .redirectOutput(dir.resolve("log.txt").toFile()).start();
         Path vdir = dir.resolve("job.gbw.versions");
-        long deadline = System.currentTimeMillis() + 60_000;
-        while ((!Files.isDirectory(vdir) || versions(vdir, "job", ".gbw").size() < 5) && System.currentTimeMillis() < deadline) Thread.sleep(100);
-        assertTrue(versions(vdir, "job", ".gbw").size() >= 5, "job produced versions");
+        Await.until(Await.LONG, "5 versions of the job", () -> Files.isDirectory(vdir) && versions(vdir, "job", ".gbw").size() >= 5,
+                () -> Files.readString(dir.resolve("log.txt")));
         p.toHandle().descendants().count(); // (the launcher execs java: p is the wrapper itself)
         new ProcessBuilder("kill", "-TERM", Long.toString(p.pid())).start().waitFor();
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "wrapper finished after TERM");
@@ -194,15 +200,15 @@ class RunIT {
                 + "trap 'echo usr2 >> got.txt' USR2\n"
                 + "trap 'echo usr1 >> got.txt; echo final > job.gbw; exit 3' USR1\n"
                 + "echo start > job.gbw; touch ready\n"
-                + "while true; do sleep 0.1; done\n");
+                + "while true; do sleep 0.1; done\n"); // idles until a signal ends it (the scenario)
         script.toFile().setExecutable(true);
         Process p = launcher("run", "--target", "job.gbw", "--", script.toString())
                 .redirectOutput(dir.resolve("log.txt").toFile()).start();
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(dir.resolve("ready")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        Await.until(Await.LONG, "the job's ready file", () -> Files.exists(dir.resolve("ready")),
+                () -> Files.readString(dir.resolve("log.txt")));
         new ProcessBuilder("kill", "-USR2", Long.toString(p.pid())).start().waitFor();
-        deadline = System.currentTimeMillis() + 30_000;
-        while (!Files.exists(dir.resolve("got.txt")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        Await.until(Await.LONG, "the job to handle USR2", () -> Files.exists(dir.resolve("got.txt"))
+                && Files.readString(dir.resolve("got.txt")).contains("usr2\n"), () -> Files.readString(dir.resolve("log.txt")));
         new ProcessBuilder("kill", "-USR1", Long.toString(p.pid())).start().waitFor();
         assertTrue(p.waitFor(60, TimeUnit.SECONDS));
         String log = Files.readString(dir.resolve("log.txt"));
@@ -216,12 +222,12 @@ class RunIT {
     void aKilledRunIsRecoveredByTheNextOne() throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "start");
         Path script = dir.resolve("slow.sh");
-        Files.writeString(script, "#!/bin/sh\necho progress > job.gbw\ntouch ready\nsleep 300\n");
+        Files.writeString(script, "#!/bin/sh\necho progress > job.gbw\ntouch ready\nsleep 300\n"); // still running at the kill (scenario)
         script.toFile().setExecutable(true);
         Process p = launcher("run", "--target", "job.gbw", "--", script.toString())
                 .redirectOutput(dir.resolve("log.txt").toFile()).start();
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(dir.resolve("ready")) && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        Await.until(Await.LONG, "the job's ready file", () -> Files.exists(dir.resolve("ready")),
+                () -> Files.readString(dir.resolve("log.txt")));
         List<ProcessHandle> kids = p.toHandle().descendants().toList();
         p.destroyForcibly(); // SIGKILL: no clean-up at all
         p.waitFor(30, TimeUnit.SECONDS);
@@ -244,8 +250,8 @@ class RunIT {
         ProcessBuilder pb = launcher("run", "--target", "t.txt", "--", script.toString()).redirectOutput(dir.resolve("log.txt").toFile());
         pb.environment().put("VERSIONFS_JAR", jar.toString());
         Process p = pb.start();
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(dir.resolve("started")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        Await.until(Await.LONG, "the job's started file", () -> Files.exists(dir.resolve("started")),
+                () -> Files.readString(dir.resolve("log.txt")));
         // Overwrite the installed jar in place, as a rebuild or an update does.
         byte[] junk = new byte[(int) Files.size(jar)];
         Files.write(jar, junk);
@@ -353,8 +359,8 @@ class RunIT {
         Files.createDirectories(dir.resolve("mp"));
         Process p = launcher("mount", "--target", "t.txt", "--target-dir", "v", "mp")
                 .redirectOutput(dir.resolve("log.txt").toFile()).start();
-        long deadline = System.currentTimeMillis() + 30_000;
-        while (!Files.readString(dir.resolve("log.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        Await.until(Await.LONG, "'mounted at' in the log", () -> Files.readString(dir.resolve("log.txt")).contains("mounted at"),
+                () -> Files.readString(dir.resolve("log.txt")));
         TestSupport.fsops("write", dir.resolve("mp/t.txt").toString(), "hello");
         assertEquals(0, new ProcessBuilder("fusermount", "-u", dir.resolve("mp").toString()).start().waitFor());
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
@@ -364,13 +370,15 @@ class RunIT {
         // SIGKILL the daemon: auto_unmount (or the next mount) must not leave a dead mount.
         p = launcher("mount", "--target", "t.txt", "--target-dir", "v", "mp")
                 .redirectOutput(dir.resolve("log2.txt").toFile()).start();
-        deadline = System.currentTimeMillis() + 30_000;
-        while (!Files.readString(dir.resolve("log2.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        Await.until(Await.LONG, "'mounted at' in the log", () -> Files.readString(dir.resolve("log2.txt")).contains("mounted at"),
+                () -> Files.readString(dir.resolve("log2.txt")));
+        List<ProcessHandle> helpers = p.descendants().toList(); // fusermount, waiting to auto-unmount
         p.destroyForcibly();
         p.waitFor(10, TimeUnit.SECONDS);
-        deadline = System.currentTimeMillis() + 10_000;
-        while (!TestSupport.versionfsMounts().stream().filter(l -> l.contains(dir.toString())).toList().isEmpty()
-                && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        // The mount is gone, or fusermount's auto_unmount helper has ended: then nothing will remove it.
+        Await.until(Await.LONG, "the killed daemon's mount to go, or its auto_unmount helper to end",
+                () -> TestSupport.versionfsMounts().stream().noneMatch(l -> l.contains(dir.toString()))
+                        || !helpers.isEmpty() && helpers.stream().noneMatch(h -> TestSupport.isRunning(h.pid())));
         assertEquals(List.of(), TestSupport.versionfsMounts().stream().filter(l -> l.contains(dir.toString())).toList(),
                 "auto_unmount removed the mount of the killed daemon");
         assertEquals("hello", Files.readString(dir.resolve("v/t.000001.txt")));
@@ -452,6 +460,8 @@ class RunIT {
 
     @Test
     void aSlowHookNeverFindsItsVersionRemovedByTheKeepRules() throws Exception {
+        // The hook's 0.3 s and the job's 50 ms pace are the scenario: hooks fall behind while keep-last
+        // removes versions, so a removal meets a hook still running or not yet started.
         String hook = "sleep 0.3; test -f \"$VERSIONFS_PATH\" || { echo MISSING $VERSIONFS_VERSION; exit 3; }";
         Result r = vfs("run", "--keep-last", "2", "--on-version", hook, "--target", "job.gbw", "--", "sh", "-c",
                 "for i in $(seq 1 30); do echo v$i > job.gbw; sleep 0.05; done");
@@ -511,8 +521,8 @@ class RunIT {
                 "    else:",
                 "        with open('job.gbw', 'r+') as f: f.write('edit %d' % i)",
                 "    check()",
-                "    time.sleep(0.03)",
-                "time.sleep(1)",
+                "    time.sleep(0.03)  # the job's pace",
+                "time.sleep(1)  # a last look a second on: the check is an invariant, sampled; nothing is awaited",
                 "check()",
                 "open('bad.txt', 'w').write('\\n'.join(bad))",
                 "open('readback.txt', 'w').write(open('job.gbw').read())");

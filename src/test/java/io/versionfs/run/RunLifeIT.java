@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import org.junit.jupiter.api.AfterEach;
@@ -47,9 +48,19 @@ class RunLifeIT {
     }
 
     private void waitFor(Path p) throws Exception {
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(p) && System.currentTimeMillis() < deadline) Thread.sleep(50);
-        assertTrue(Files.exists(p), "waited for " + p);
+        Await.until(Await.LONG, p + " to exist", () -> Files.exists(p), () -> logOf("first.log"));
+    }
+
+    private String logOf(String name) throws Exception {
+        Path log = dir.resolve(name);
+        return Files.exists(log) ? name + ":\n" + Files.readString(log) : "(no " + name + ")";
+    }
+
+    /** How many times the job of the kill -9 tests has written job.gbw through versionfs (its lastok file; 0 before, or mid-write). */
+    static int lastOk(Path lastok) throws Exception {
+        if (!Files.exists(lastok)) return 0;
+        String s = Files.readString(lastok).strip();
+        return s.isEmpty() ? 0 : Integer.parseInt(s);
     }
 
     /** A job that keeps job.gbw open, writes, waits for a go file, writes again, closes. */
@@ -105,20 +116,22 @@ class RunLifeIT {
         // later writes must fail (not vanish into a temp folder); the next run puts back the last
         // content that went through versionfs.
         Path tmpdir = Files.createDirectories(dir.resolve("tmp"));
+        // The job's 50 ms pause is the scenario (a job that keeps writing while versionfs dies), not a wait.
         String job = "i=0; while [ $i -lt 400 ]; do i=$((i+1)); if echo $i > job.gbw 2>/dev/null; then echo $i > lastok; "
                 + "else echo $i >> failed; fi; sleep 0.05; done";
         ProcessBuilder pb = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job)
                 .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("first.log").toFile());
         pb.environment().put("TMPDIR", tmpdir.toString());
         Process p = pb.start();
-        waitFor(dir.resolve("lastok"));
-        Thread.sleep(500);
+        // The kill lands while the job writes on, after a few of its writes went through versionfs.
+        Await.until(Await.LONG, "5 writes of the job through versionfs", () -> lastOk(dir.resolve("lastok")) >= 5,
+                () -> logOf("first.log"));
         List<ProcessHandle> jobs = p.descendants().filter(h -> h.info().command().map(c -> c.endsWith("sh")).orElse(false)).toList();
         p.destroyForcibly();
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         waitFor(dir.resolve("failed"));
         for (ProcessHandle h : jobs) h.destroyForcibly();
-        Thread.sleep(300);
+        Await.gone(jobs, "the job's shell"); // so nothing writes lastok, failed or the mount folder any more
         try (Stream<Path> s = Files.walk(tmpdir)) {
             List<Path> files = s.filter(Files::isRegularFile).toList();
             assertTrue(files.isEmpty(), "nothing was written into the dead mount's folder: " + files);
@@ -157,6 +170,7 @@ class RunLifeIT {
     void aRenamedTargetIsARegularFileAfterRecovery() throws Exception {
         // ORCA AutoStart renames job.gbw to job.ges; then versionfs and the job are killed.
         Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        // sleep 60: the job must still be running when versionfs is killed (the scenario, not a wait).
         Process p = vfsAsync("run", "--target", "job.gbw", "--", "sh", "-c", "mv job.gbw job.ges; touch started; sleep 60");
         waitFor(dir.resolve("started"));
         List<ProcessHandle> kids = p.descendants().toList();
@@ -220,12 +234,12 @@ class RunLifeIT {
 
     @Test
     void aDirModeRunKilledWithSigkillLeavesNothingSharedAndEveryVersionListed() throws Exception {
+        // The job rewrites job.xyz every 50 ms for 10 s (its pace is the scenario: it is mid-run at the kill).
         Files.writeString(dir.resolve("loop.py"), "import time\nfor i in range(200):\n"
                 + "    open('job.xyz','w').write('v%d\\n' % i); time.sleep(0.05)\n");
         Process p = vfsAsync("run", "--mode", "dir", "--target", "*.xyz", "--", "python3", "loop.py");
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (System.currentTimeMillis() < deadline && (!Files.isDirectory(dir.resolve("job.xyz.versions"))
-                || TestSupport.versions(dir.resolve("job.xyz.versions"), "job", ".xyz").size() < 5)) Thread.sleep(50);
+        Await.until(Await.LONG, "5 versions of job.xyz", () -> Files.isDirectory(dir.resolve("job.xyz.versions"))
+                && TestSupport.versions(dir.resolve("job.xyz.versions"), "job", ".xyz").size() >= 5, () -> logOf("first.log"));
         // A user's shell sitting in the folder (as in an interactive session): it holds the folder,
         // so when versionfs dies the automatic unmount fails and the folder is a dead mount.
         Path go = Files.createTempFile("vfs-go", "");
@@ -239,7 +253,9 @@ class RunLifeIT {
             p.destroyForcibly();
             assertTrue(p.waitFor(30, TimeUnit.SECONDS));
             for (ProcessHandle h : kids) h.destroyForcibly();
-            Thread.sleep(500);
+            // The daemon's processes (the job, fusermount's auto_unmount helper) gone: the mount is
+            // now gone or dead for good, nothing else will change it.
+            Await.gone(kids, "the killed run's processes");
             boolean dead = TestSupport.versionfsMounts().stream().anyMatch(l -> l.contains(" " + dir + " "));
             System.out.println("dead mount after kill -9: " + dead);
             Files.writeString(go, "");
@@ -288,7 +304,8 @@ class RunLifeIT {
     /**
      * Writes job.gbw (16 MiB, from scratch), then waits until, seen from outside the mount, its
      * version is published (initial + close: two version files) and nothing, hidden or published,
-     * shares the live file's inode any more; then says so and waits to be stopped.
+     * shares the live file's inode any more; then says so ({@code separated}), or says it gave up
+     * after the seconds it is given ({@code gave-up}), and waits to be stopped.
      */
     private static final String WRITE_THEN_WAIT_FOR_SEPARATION = String.join("\n",
             "import os, glob, sys, time",
@@ -303,6 +320,8 @@ class RunLifeIT {
             "    if len(glob.glob('job.gbw.versions/job.0*')) >= 2 and not shared():",
             "        open('separated', 'w').close(); break",
             "    time.sleep(0.05)",
+            "else:",
+            "    open('gave-up', 'w').close()",
             "time.sleep(3600)");
 
     private static long hiddenVersions(Path vdir) throws Exception {
@@ -355,12 +374,12 @@ class RunLifeIT {
         // The control: quiet time far away, no copy budget: the version must stay shared, and said.
         Process run = stoppable(dir, "0", "600000", "2");
         try {
-            long deadline = System.currentTimeMillis() + 60_000;
             // The close's version is taken (hidden until it no longer shares the live file).
-            while (System.currentTimeMillis() < deadline && hiddenVersions(dir.resolve("job.gbw.versions")) < 1) {
-                Thread.sleep(50);
-            }
-            Thread.sleep(2500); // the job gave up waiting for a separation that is not coming
+            Await.until(Await.LONG, "the close's hidden version", () -> hiddenVersions(dir.resolve("job.gbw.versions")) >= 1,
+                    () -> logOf("run.log"));
+            // The job's 2 s watch for a separation (the control's window) is over, one way or the other.
+            Await.until(Await.LONG, "the job to see a separation or give up", () -> Files.exists(dir.resolve("gave-up"))
+                    || Files.exists(dir.resolve("separated")), () -> logOf("run.log"));
             assertFalse(Files.exists(dir.resolve("separated")), "nothing separated the file in the background");
         } finally {
             new ProcessBuilder("kill", "-TERM", String.valueOf(run.pid())).start().waitFor();
@@ -382,7 +401,7 @@ class RunLifeIT {
         Files.writeString(dir.resolve("job.gbw"), "orig\n");
         List<String> first = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc"));
         first.addAll(List.of(TestSupport.launcher("run", "--target", "job.gbw", "--", "sh", "-c",
-                "echo one > job.gbw; echo two > job.gbw; touch started; sleep 120")));
+                "echo one > job.gbw; echo two > job.gbw; touch started; sleep 120"))); // sleep: alive at the kill (scenario)
         Process p = new ProcessBuilder(first).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("first.log").toFile()).start();
         try {

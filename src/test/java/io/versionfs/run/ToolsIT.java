@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import org.junit.jupiter.api.AfterEach;
@@ -121,12 +122,17 @@ class ToolsIT {
 
     @Test
     void listFollowPrintsVersionsAsTheyComeAndEndsWithTheRun() throws Exception {
+        // The job's 0.4 s pace is the scenario (versions keep coming while list follows), not a wait:
+        // however late list starts, it must print all five and end with the run.
         String job = "for i in 1 2 3 4 5; do echo v$i > job.gbw; sleep 0.4; done";
         Process run = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job)
                 .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(dir.resolve("run.log").toFile()).start();
         Path open = dir.resolve("job.gbw.versions/.versionfs/open");
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(open) && System.currentTimeMillis() < deadline) Thread.sleep(20);
+        Await.until(Await.LONG, Await.POLL, "the run's open marker", () -> {
+            if (Files.exists(open)) return true;
+            if (!run.isAlive()) throw new AssertionError("the run ended before list could follow it: " + Files.readString(dir.resolve("run.log")));
+            return false;
+        }, () -> Files.readString(dir.resolve("run.log")));
         Result follow = vfs("list", "--follow", dir.resolve("job.gbw.versions").toString());
         assertTrue(run.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
         assertEquals(0, follow.exit(), follow.err());
@@ -158,6 +164,8 @@ class ToolsIT {
 
     @Test
     void progressIsOneUpdatingLineOnATerminalAndPlainLinesOtherwise() throws Exception {
+        // The job's 1 s pace is the scenario: it runs across several progress ticks (progressEvery=1),
+        // which is what --quiet must not print and a terminal must see rewritten in place.
         String job = "for i in 1 2 3 4; do echo v$i > job.gbw; sleep 1; done";
         java.util.Map<String, String> fast = java.util.Map.of("VERSIONFS_JAVA_OPTS", "-Dversionfs.progressEvery=1");
         Result plain = TestSupport.run(dir, fast, 120, TestSupport.LAUNCHER.toString(), "run", "--target", "job.gbw", "--", "sh", "-c", job);
@@ -174,12 +182,13 @@ class ToolsIT {
 
     @Test
     void hooksStillPendingAtTermAreReportedWithTheLineToRunThemLater() throws Exception {
+        // The scenario: hooks slow enough (20 s) to be pending at TERM, a job alive until then (sleep 60).
         String[] cmd = {TestSupport.LAUNCHER.toString(), "run", "--grace", "1", "--on-version", "sleep 20", "--target", "job.gbw",
                 "--", "sh", "-c", "for i in 1 2 3; do echo v$i > job.gbw; done; touch started; sleep 60"};
         Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("out.txt").toFile()).start();
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(dir.resolve("started")) && System.currentTimeMillis() < deadline) Thread.sleep(50);
+        Await.until(Await.LONG, "the job's started file", () -> Files.exists(dir.resolve("started")),
+                () -> Files.readString(dir.resolve("out.txt")));
         TestSupport.run(dir, null, 10, "kill", "-TERM", String.valueOf(p.pid()));
         assertTrue(p.waitFor(90, java.util.concurrent.TimeUnit.SECONDS), "ended within a bounded time");
         String out = Files.readString(dir.resolve("out.txt"));

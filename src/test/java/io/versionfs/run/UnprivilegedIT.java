@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import io.versionfs.report.Json;
@@ -13,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -238,17 +240,19 @@ class UnprivilegedIT {
     @Test
     void aRunKilledWithSigkillIsRecoveredByTheNextRun() throws Exception {
         assertEquals(0, sh(USER, "echo start > job.txt").exit());
+        // The job's 50 ms pause is the scenario (a job that keeps writing while versionfs dies), not a wait.
         String job = "i=0; while [ $i -lt 400 ]; do i=$((i+1)); if echo $i > job.txt 2>/dev/null; then echo $i > lastok; "
                 + "else echo $i >> failed; fi; sleep 0.05; done";
+        List<ProcessHandle> jobs = new ArrayList<>();
         Process p = new ProcessBuilder(vfsAs("run", "--target", "job.txt", "--", "sh", "-c", job)).directory(work.toFile())
                 .redirectErrorStream(true).redirectOutput(base.resolve(work.getParent().getFileName() + ".log").toFile()).start();
         try {
-            waitFor(work.resolve("lastok"));
-            Thread.sleep(300);
+            // The kill lands while the job writes on, after a few of its writes went through versionfs.
+            Await.until(Await.LONG, "5 writes of the job through versionfs", () -> RunLifeIT.lastOk(work.resolve("lastok")) >= 5);
             List<ProcessHandle> all = p.descendants().toList();
             ProcessHandle java = all.stream().filter(h -> h.info().command().map(c -> c.endsWith("/java")).orElse(false))
                     .findFirst().orElseThrow(() -> new AssertionError("no java process under runuser: " + all));
-            List<ProcessHandle> jobs = all.stream().filter(h -> h.info().command().map(c -> c.endsWith("sh")).orElse(false)).toList();
+            jobs.addAll(all.stream().filter(h -> h.info().command().map(c -> c.endsWith("sh")).orElse(false)).toList());
             assertTrue(java.destroyForcibly()); // SIGKILL, of the process we started
             waitFor(work.resolve("failed")); // the job's writes after the kill fail: nothing lands in a temp folder
             for (ProcessHandle h : jobs) h.destroyForcibly();
@@ -257,7 +261,7 @@ class UnprivilegedIT {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly();
         }
-        Thread.sleep(300);
+        Await.gone(jobs, "the job's shell"); // so nothing writes lastok or failed any more
         String lastOk = Files.readString(work.resolve("lastok"));
         // As an ordinary user the dead mount may still be there (fusermount3's auto_unmount does not
         // remove it for a non-root mount on Debian 12): the next run clears it and recovers.
@@ -284,16 +288,16 @@ class UnprivilegedIT {
         Path target = work.resolve("job.txt");
         Result before = shAt(OTHER, "cat " + target);
         assertEquals(0, before.exit(), "without versionfs the file modes let " + OTHER + " read it: " + before.err());
-        String job = "touch started; i=0; while [ ! -e stop ] && [ $i -lt 1200 ]; do i=$((i+1)); sleep 0.05; done";
+        String job = "touch started; i=0; while [ ! -e stop ] && [ $i -lt 1200 ]; do i=$((i+1)); sleep 0.05; done"; // until told to stop
         Process p = new ProcessBuilder(vfsAs("run", "--mode", "dir", "--target", "job.txt", "--", "sh", "-c", job))
                 .directory(work.toFile()).redirectErrorStream(true)
                 .redirectOutput(base.resolve(work.getParent().getFileName() + ".log").toFile()).start();
         try {
-            long deadline = System.currentTimeMillis() + 60_000;
-            while (sh(USER, "test -e started").exit() != 0) {
-                if (System.currentTimeMillis() > deadline || !p.isAlive()) fail("the job did not start");
-                Thread.sleep(100);
-            }
+            // As the user: the folder is the user's own mount, which root cannot enter.
+            Await.until(Await.LONG, Duration.ofMillis(100), "the job's started file", () -> {
+                if (!p.isAlive()) fail("the run ended before its job started");
+                return sh(USER, "test -e started").exit() == 0;
+            }, null);
             Result own = sh(USER, "cat " + target);
             assertEquals("secret\n", own.out(), "the owner reads through the mount: " + own.err());
             Result other = shAt(OTHER, "cat " + target);
@@ -346,11 +350,7 @@ class UnprivilegedIT {
     }
 
     private static void waitFor(Path p) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 60_000;
-        while (!Files.exists(p)) {
-            if (System.currentTimeMillis() > deadline) fail(p + " did not appear within 60 s");
-            Thread.sleep(50);
-        }
+        Await.until(Await.LONG, p + " to exist", () -> Files.exists(p));
     }
 
     private static void deleteTree(Path p) throws Exception {
