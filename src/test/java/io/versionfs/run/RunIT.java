@@ -328,11 +328,10 @@ class RunIT {
         Process p = launcher("mount", "--target", "t.txt", "--target-dir", "v", "mp")
                 .redirectOutput(dir.resolve("log.txt").toFile()).start();
         try {
-            long deadline = System.currentTimeMillis() + 30_000;
-            while (!Files.readString(dir.resolve("log.txt")).contains("mounted at") && System.currentTimeMillis() < deadline) {
+            Await.until(Await.LONG, "the first mount", () -> {
                 assertTrue(p.isAlive(), Files.readString(dir.resolve("log.txt")));
-                Thread.sleep(50);
-            }
+                return Files.readString(dir.resolve("log.txt")).contains("mounted at");
+            });
             assertOneLineError(vfs("mount", "--target", "t.txt", "--target-dir", "v", "mp2"), 209, "is using the versions folder");
             assertOneLineError(vfs("run", "--target", "t.txt", "--versions-dir", "v", "--", "true"), 209,
                     "is using the versions folder");
