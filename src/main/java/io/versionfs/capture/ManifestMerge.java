@@ -60,6 +60,11 @@ public final class ManifestMerge {
         int fromNodes = merged.size() - sources.get(0).size();
         if (fromNodes > 0) store.manifest().rewriteFrom(mark, merged);
         for (Path p : nodeFiles) Files.deleteIfExists(p);
+        try {
+            Files.deleteIfExists(access.resolve(NodeNumbering.NODES)); // empty unless an agent's files are left
+        } catch (IOException e) {
+            // not empty: kept
+        }
         relist(store, merged);
         return new Result(fromNodes, savedByHost(merged));
     }

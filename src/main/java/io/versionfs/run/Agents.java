@@ -232,17 +232,25 @@ final class Agents {
         look();
         for (Map.Entry<String, NodeState> e : state.entrySet()) {
             if (e.getValue() == NodeState.READY && Files.exists(plan.file(AgentPlan.State.DONE, e.getKey()))) e.setValue(NodeState.DONE);
+            if (e.getValue() == NodeState.GONE) said.put(e.getKey(), gone(e.getKey()));
+        }
+        removeControl();
+    }
+
+    /** The control folder goes once every agent ended (the nodes' manifests stay for the merge). */
+    private void removeControl() {
+        try (var files = Files.list(plan.control())) {
+            for (Path p : files.toList()) Files.deleteIfExists(p);
+            Files.deleteIfExists(plan.control());
+        } catch (IOException e) {
+            Log.debug("leaving " + plan.control() + ": " + e.getMessage());
         }
     }
 
     /** One line per node whose closes were not (all) versioned, for the summary. */
     List<String> problems() {
         List<String> out = new ArrayList<>();
-        for (Map.Entry<String, NodeState> e : state.entrySet()) {
-            String n = e.getKey();
-            if (e.getValue() == NodeState.GONE) out.add(gone(n));
-            else if (said.containsKey(n)) out.add(said.get(n));
-        }
+        for (String n : state.keySet()) if (said.containsKey(n)) out.add(said.get(n));
         return out;
     }
 
@@ -270,12 +278,13 @@ final class Agents {
             List<String> bounded = new ArrayList<>(List.of("timeout", "-k", "5", Integer.toString(seconds)));
             bounded.addAll(cmd);
             Process p = new ProcessBuilder(bounded).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                    .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+                    .redirectErrorStream(true).start();
             byte[] out = p.getInputStream().readAllBytes();
             if (!p.waitFor(seconds + 10L, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 return null;
             }
+            if (p.exitValue() != 0) Log.debug(String.join(" ", cmd) + ": exit " + p.exitValue() + ": " + new String(out, StandardCharsets.UTF_8).strip());
             return p.exitValue() == 0 ? new String(out, StandardCharsets.UTF_8) : null;
         } catch (IOException e) {
             return null;

@@ -82,7 +82,11 @@ final class LinkCapture implements Capture {
         }
         agents = planAgents();
         if (agents != null) {
-            for (VersionStore s : stores.values()) s.acrossNodes(new io.versionfs.capture.NodeNumbering(agents.batchNode()));
+            for (VersionStore s : stores.values()) {
+                s.acrossNodes(new io.versionfs.capture.NodeNumbering(agents.batchNode()));
+                s.drain();
+                marks.put(s, io.versionfs.capture.ManifestMerge.mark(s)); // this run's lines, from the initial version on
+            }
             links.forEach(l -> l.acrossNodes = true);
         }
     }
@@ -142,10 +146,6 @@ final class LinkCapture implements Capture {
 
     /** The agents serve every target at the same mount point path on their nodes; ready (or said) on return. */
     private void startAgents() throws IOException {
-        for (VersionStore s : stores.values()) {
-            s.drain();
-            marks.put(s, io.versionfs.capture.ManifestMerge.mark(s));
-        }
         Path control = AgentPlan.controlIn(stores.values().iterator().next().dir(), SlurmContext.current().jobId());
         agents.start(links.stream().map(TargetLink::serve).toList(), control);
     }
