@@ -47,9 +47,14 @@ public final class Manifest implements AutoCloseable {
 
     /** Opens {@code access}/manifest.jsonl, reported to the user as {@code shown}/manifest.jsonl. */
     public Manifest(Path access, Path shown) throws IOException {
-        this.path = shown.resolve(FILE_NAME);
+        this(access, shown, FILE_NAME);
+    }
+
+    /** As {@link #Manifest(Path, Path)}, for the file {@code name} (a node's own manifest, see NodeNumbering). */
+    public Manifest(Path access, Path shown, String name) throws IOException {
+        this.path = shown.resolve(name);
         // O_NONBLOCK: a FIFO put there by someone must not hang us; it is refused just below.
-        int f = C.openat(LibC.AT_FDCWD, access.resolve(FILE_NAME).toString(),
+        int f = C.openat(LibC.AT_FDCWD, access.resolve(name).toString(),
                 LibC.O_RDWR | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0644);
         if (f < 0) throw new Posix.NativeException("open " + path, Posix.errno());
         ru.serce.jnrfuse.struct.FileStat st = Stat.of(f);
@@ -115,6 +120,23 @@ public final class Manifest implements AutoCloseable {
             }
             throw new IOException(msg);
         }
+    }
+
+    /** Bytes in the file now (lines still pending not counted). */
+    public synchronized long size() {
+        ru.serce.jnrfuse.struct.FileStat st = Stat.of(fd);
+        return st == null ? 0 : Stat.size(st);
+    }
+
+    /**
+     * Replaces everything from byte {@code offset} on by {@code lines} (the merge of a job on
+     * several nodes: see ManifestMerge). Not atomic: the nodes' own files are removed only after.
+     */
+    public synchronized void rewriteFrom(long offset, List<ManifestLine> lines) throws IOException {
+        flushPending();
+        if (C.ftruncate(fd, offset) != 0) throw new Posix.NativeException("truncate " + path, Posix.errno());
+        for (ManifestLine l : lines) pending.add((l.toJson() + "\n").getBytes(StandardCharsets.UTF_8));
+        flushPending();
     }
 
     @Override

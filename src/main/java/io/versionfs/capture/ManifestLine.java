@@ -46,7 +46,8 @@ public record ManifestLine(
         Integer exit,
         Double seconds,
         Long from_pid,
-        List<String> into) {
+        List<String> into,
+        String host) {
 
     public static final int FORMAT = 1;
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
@@ -135,6 +136,7 @@ public record ManifestLine(
         private Boolean dropped;
         private Double seconds;
         private List<String> into;
+        private String host;
 
         Builder() {}
 
@@ -143,6 +145,7 @@ public record ManifestLine(
             sameAs = m.same_as; time = m.time; pid = m.pid; cmdline = m.cmdline; reason = m.reason; status = m.status;
             error = m.error; dropped = m.dropped; pruned = m.pruned; why = m.why; detail = m.detail; from = m.from;
             to = m.to; by = m.by; exit = m.exit; seconds = m.seconds; fromPid = m.from_pid; into = m.into;
+            host = m.host;
         }
 
         public Builder event(String v) { event = v; return this; }
@@ -169,11 +172,13 @@ public record ManifestLine(
         public Builder seconds(double v) { seconds = v; return this; }
         public Builder fromPid(long v) { fromPid = v; return this; }
         public Builder into(List<String> v) { into = List.copyOf(v); return this; }
+        /** The node that wrote the line (jobs on several nodes). */
+        public Builder host(String v) { host = v; return this; }
 
         public ManifestLine build() {
             String t = time != null ? time : Version.ISO_MILLIS.format(Instant.now());
             return new ManifestLine(FORMAT, event, version, file, path, size, sha256, sameAs, t, pid, cmdline, reason,
-                    status, error, dropped, pruned, why, detail, from, to, by, exit, seconds, fromPid, into);
+                    status, error, dropped, pruned, why, detail, from, to, by, exit, seconds, fromPid, into, host);
         }
     }
 }

@@ -312,6 +312,7 @@ public final class VersionStore implements AutoCloseable {
         Instant now = Instant.now();
         boolean linked = false;
         IoError error = null;
+        if (nodes != null) return copyAcrossNodes(srcFd, srcDirFd, srcRel, series, reason, pid, cmd, cancelled, now, number);
         if (copy) {
             if (!VersionNaming.folderOf(series).isEmpty()) Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755);
             while (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) {
@@ -352,6 +353,52 @@ public final class VersionStore implements AutoCloseable {
             while (error != null && error.noSpace() && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
         }
         return finish(number, series, name, now, pid, cmd, reason, error, linked);
+    }
+
+    /**
+     * A job on several nodes writes the live file from each: a version is always a copy (a version
+     * sharing the live inode could be changed by a write on another node), copied under a temp
+     * name of this process, then linked to the first free number ({@link NodeNumbering}).
+     */
+    private Captured copyAcrossNodes(int srcFd, int srcDirFd, String srcRel, String series, String reason, int pid,
+                                     String cmd, BooleanSupplier cancelled, Instant now, long guess) {
+        NodeNumbering.folderFor(dirFd, series);
+        String tmp = nodes.tempName(series);
+        IoError error = copyTo(srcFd, srcDirFd, srcRel, tmp, cancelled);
+        if (error != null) return finish(guess, series, null, now, pid, cmd, reason, error, false);
+        NodeNumbering.Placed p = nodes.link(dirFd, tmp, series, guess, () -> allocate(series));
+        return finish(p.number(), series, p.name(), now, pid, cmd, reason, p.error(), false);
+    }
+
+    /** The store of a job on several nodes (see {@link NodeNumbering}); null on one node. */
+    public NodeNumbering nodes() {
+        return nodes;
+    }
+
+    /** From now on every version is a copy numbered by link() across nodes, every manifest line carries the host. */
+    public void acrossNodes(NodeNumbering n) {
+        nodes = n;
+    }
+
+    private volatile NodeNumbering nodes;
+    /** Opened by an agent on another node ({@link #openOnNode}): the batch node owns the folder's markers. */
+    private boolean onNode;
+
+    /**
+     * Opens a versions folder from another node of the job, beside the batch node's run: versions
+     * numbered by {@link NodeNumbering}, lines into this node's own manifest, and nothing of the
+     * folder's recovery (its pending versions and markers are the batch node's).
+     */
+    public static VersionStore openOnNode(Path dir, Instant start, NodeNumbering n) throws IOException {
+        Path abs = dir.toAbsolutePath().normalize();
+        Files.createDirectories(abs.resolve(NodeNumbering.NODES));
+        int fd = Posix.openDir(abs.toString());
+        Path fdPath = Path.of("/proc/self/fd/" + fd);
+        Manifest m = new Manifest(fdPath.resolve(NodeNumbering.NODES), abs.resolve(NodeNumbering.NODES), n.manifestName());
+        VersionStore store = new VersionStore(abs, fd, m, start);
+        store.nodes = n;
+        store.onNode = true;
+        return store;
     }
 
     private Captured finish(long number, String series, String name, Instant now, int pid, String cmd, String reason,
@@ -837,14 +884,20 @@ public final class VersionStore implements AutoCloseable {
      */
     private IoError copyInto(int srcFd, int srcDirFd, String srcRel, String name, BooleanSupplier cancelled) {
         String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
-        IoError err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
-                : FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, cancelled);
-        FileStat st = err == null ? Stat.at(dirFd, tmp, LibC.AT_SYMLINK_NOFOLLOW) : null;
-        if (st != null) readOnly(tmp, Stat.mode(st) & 07777); // never under its name with a write bit
+        IoError err = copyTo(srcFd, srcDirFd, srcRel, tmp, cancelled);
         if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
             err = IoError.last("rename");
             Posix.C.unlinkat(dirFd, tmp, 0);
         }
+        return err;
+    }
+
+    /** Copies the source to the temp file {@code tmp}, read-only (never under its name with a write bit). */
+    private IoError copyTo(int srcFd, int srcDirFd, String srcRel, String tmp, BooleanSupplier cancelled) {
+        IoError err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
+                : FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, cancelled);
+        FileStat st = err == null ? Stat.at(dirFd, tmp, LibC.AT_SYMLINK_NOFOLLOW) : null;
+        if (st != null) readOnly(tmp, Stat.mode(st) & 07777);
         return err;
     }
 
@@ -967,7 +1020,8 @@ public final class VersionStore implements AutoCloseable {
 
     private void append(ManifestLine line) {
         try {
-            manifest.append(line);
+            NodeNumbering n = nodes;
+            manifest.append(n == null ? line : n.stamp(line));
         } catch (IOException e) {
             Log.warnOnce("manifest:" + dir, "cannot append to " + manifest.path() + ": " + e.getMessage());
         }
@@ -1131,16 +1185,32 @@ public final class VersionStore implements AutoCloseable {
         return lost.get();
     }
 
-    @Override
-    public void close() {
-        publishRemaining();
-        drain();
+    private void dropMarkers() {
         Posix.C.unlinkat(dirFd, PENDING, LibC.AT_REMOVEDIR); // empty unless a version could not get its name (said)
         try {
             Files.deleteIfExists(access.resolve(HIDDEN).resolve(DIRTY));
         } catch (IOException e) {
             Log.debug("dirty marker: " + e.getMessage());
         }
+    }
+
+    /** Lists {@code inOrder} as {@code series}'s versions in the summary (the merged history of every node). */
+    public void relist(String series, List<Version> inOrder) {
+        VersionLog l = new VersionLog();
+        inOrder.forEach(l::add);
+        logs.put(series, l);
+    }
+
+    /** Lines are in the manifest once this returns: the batch node merges the nodes' manifests into it. */
+    Manifest manifest() {
+        return manifest;
+    }
+
+    @Override
+    public void close() {
+        publishRemaining();
+        drain();
+        if (!onNode) dropMarkers();
         try {
             manifest.close();
         } catch (IOException e) {

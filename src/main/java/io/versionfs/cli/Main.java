@@ -10,7 +10,7 @@ import java.io.PrintWriter;
 
 /** Entry point: {@code versionfs run|mount|list}. */
 @Command(name = "versionfs", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        subcommands = {RunCommand.class, DoctorCommand.class, MountCommand.class, ListCommand.class, VerifyCommand.class, RestoreCommand.class, DiffCommand.class, HookCommand.class, PruneCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {RunCommand.class, AgentCommand.class, DoctorCommand.class, MountCommand.class, ListCommand.class, VerifyCommand.class, RestoreCommand.class, DiffCommand.class, HookCommand.class, PruneCommand.class, CommandLine.HelpCommand.class},
         description = {
                 "Keep every version of a file that a program keeps overwriting.",
                 "",

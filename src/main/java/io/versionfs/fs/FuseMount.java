@@ -45,6 +45,15 @@ public final class FuseMount implements AutoCloseable {
             "fsname=versionfs,subtype=versionfs,big_writes,max_write=131072,atomic_o_trunc,kernel_cache,default_permissions,hard_remove"
             + splice(System.getProperty("versionfs.splice", DEFAULT_SPLICE));
 
+    /**
+     * A mount in a job on several nodes, where other nodes' mounts write the same backing file:
+     * no kernel_cache (the page cache is dropped at each open, as libfuse does by default) and no
+     * cached attributes or names, so an open on this node sees what another node wrote and closed
+     * (close-to-open coherence, as NFS gives).
+     */
+    public static final String ACROSS_NODES_OPTIONS = BASE_OPTIONS.replace(",kernel_cache", "")
+            + ",attr_timeout=0,entry_timeout=0,negative_timeout=0";
+
     /** {@code -Dversionfs.splice=read,write,move} (any of them; "none" or "false" for none). */
     private static String splice(String which) {
         StringBuilder sb = new StringBuilder();
@@ -63,8 +72,14 @@ public final class FuseMount implements AutoCloseable {
     private volatile boolean unmounted;
 
     private final String extraOptions;
+    private final String baseOptions;
 
     private FuseMount(CaptureFs fs, Path mountPoint, String extraOptions) {
+        this(fs, mountPoint, BASE_OPTIONS, extraOptions);
+    }
+
+    private FuseMount(CaptureFs fs, Path mountPoint, String baseOptions, String extraOptions) {
+        this.baseOptions = baseOptions;
         this.fs = fs;
         this.mountPoint = mountPoint;
         this.extraOptions = extraOptions;
@@ -73,7 +88,7 @@ public final class FuseMount implements AutoCloseable {
     }
 
     private void runLoop() {
-        String[] args = {"versionfs", "-f", mountPoint.toString(), "-o", BASE_OPTIONS + ",auto_unmount" + extraOptions};
+        String[] args = {"versionfs", "-f", mountPoint.toString(), "-o", baseOptions + ",auto_unmount" + extraOptions};
         loopResult = fs.runLoop(args);
     }
 
@@ -87,6 +102,13 @@ public final class FuseMount implements AutoCloseable {
         Path mp = mountPoint.toAbsolutePath().normalize();
         prepareMountPoint(mp);
         return start(new FuseMount(fs, mp, extraOptions));
+    }
+
+    /** As {@link #mount(CaptureFs, Path, String)}, coherent with the mounts of the same files on other nodes. */
+    public static FuseMount mountAcrossNodes(CaptureFs fs, Path mountPoint, String extraOptions) {
+        Path mp = mountPoint.toAbsolutePath().normalize();
+        prepareMountPoint(mp);
+        return start(new FuseMount(fs, mp, ACROSS_NODES_OPTIONS, extraOptions));
     }
 
     /**

@@ -317,9 +317,10 @@ public final class Doctor {
         add("mount folder", Status.INFO, "a run makes its private mount folder in " + mountBase, null, 0);
         int n = slurm.nodes();
         if (n > 1) {
-            add("nodes", Status.WARN, n + " (" + slurm.nodesSource() + "): the mount exists only on this node",
-                    "have the target written only by processes on this node, or one versionfs per task (job array);"
-                    + " see slurm/README.md, 'Jobs on several nodes'", 0);
+            add("nodes", Status.WARN, n + " (" + slurm.nodesSource() + "): symlink mode starts one versionfs agent per"
+                    + " other node (an extra job step; close() then waits for a copy); --mode dir serves only this node",
+                    "if the agents cannot start (srun, the node list), have the target written only by processes on this"
+                    + " node, or one versionfs per task (job array); see slurm/README.md, 'Jobs on several nodes'", 0);
         } else {
             add("nodes", job == null && slurm.nodesSource().isEmpty() ? Status.INFO : Status.OK,
                     slurm.nodesSource().isEmpty() ? "1 (no SLURM_JOB_NUM_NODES)" : "1 (" + slurm.nodesSource() + ")", null, 0);

@@ -42,6 +42,10 @@ final class LinkCapture implements Capture {
     private final Map<VersionStore, List<String>> notes = new IdentityHashMap<>();
     private NameTrap trap;
     private ScheduledExecutorService watcher;
+    /** The agents on the other nodes of a job on several nodes; null on one node. */
+    private Agents agents;
+    /** Where each folder's manifest.jsonl stood when the agents started: the merge rewrites from there. */
+    private final Map<VersionStore, Long> marks = new IdentityHashMap<>();
 
     /**
      * @param versionsDir one versions folder for every target (null: TARGET.versions beside each)
@@ -76,6 +80,24 @@ final class LinkCapture implements Capture {
             l.recoverEarlierRun();
             Preflight.notASymlink(l.target);
         }
+        agents = planAgents();
+        if (agents != null) {
+            for (VersionStore s : stores.values()) {
+                s.acrossNodes(new io.versionfs.capture.NodeNumbering(agents.batchNode()));
+                s.drain();
+                marks.put(s, io.versionfs.capture.ManifestMerge.mark(s)); // this run's lines, from the initial version on
+            }
+            links.forEach(l -> l.acrossNodes = true);
+        }
+    }
+
+    /** On several nodes: agents if they can be started, else the one warning (what works, what not). */
+    private static Agents planAgents() {
+        SlurmContext ctx = SlurmContext.current();
+        if (ctx.nodes() <= 1) return null;
+        Agents.Decision d = Agents.decide(ctx);
+        if (d.agents() == null) Log.warn(ctx.multiNodeWarning(false) + " (No versionfs agents on the other nodes: " + d.whyNot() + ".)");
+        return d.agents();
     }
 
     /** Each target's versions folder; two targets of the same name cannot share one. */
@@ -108,16 +130,36 @@ final class LinkCapture implements Capture {
 
     @Override
     public void mount(Cleanup undo, Runnable betweenTargets) throws IOException {
-        Path dir = Preflight.privateDir(mountDir);
+        Path dir = agents != null ? agents.mountDir(mountDir) : Preflight.privateDir(mountDir);
         undo.push("remove " + dir, () -> removeEmpty(dir));
         int i = 0;
         for (TargetLink l : links) {
             l.prepareLive();
             Path mp = dir.resolve("m" + i++);
-            Files.createDirectory(mp);
+            if (!Files.isDirectory(mp)) Files.createDirectory(mp);
             l.mount(mp);
             l.installLink();
             betweenTargets.run();
+        }
+        if (agents != null) startAgents();
+    }
+
+    /** The agents serve every target at the same mount point path on their nodes; ready (or said) on return. */
+    private void startAgents() throws IOException {
+        Path control = AgentPlan.controlIn(stores.values().iterator().next().dir(), SlurmContext.current().jobId());
+        agents.start(links.stream().map(TargetLink::serve).toList(), control);
+    }
+
+    /** The nodes' manifest lines into manifest.jsonl, in version order; what the summary says of it. */
+    private List<String> merge(VersionStore s) {
+        try {
+            var r = io.versionfs.capture.ManifestMerge.merge(s, marks.getOrDefault(s, 0L));
+            return List.of("note: versions by node: " + r.savedByHost() + " (" + r.fromNodes()
+                    + " manifest line(s) from other nodes merged into " + s.manifestPath() + ")");
+        } catch (IOException | RuntimeException e) {
+            Log.warn("could not merge the other nodes' manifests into " + s.manifestPath() + ": " + e.getMessage()
+                    + "; they stay in " + s.dir().resolve(io.versionfs.capture.NodeNumbering.NODES));
+            return List.of();
         }
     }
 
@@ -176,6 +218,7 @@ final class LinkCapture implements Capture {
     /** Every mount is finished before any target is put back: a file can move between targets. */
     @Override
     public void finish(LongSupplier detachBudgetMillis) {
+        if (agents != null) agents.stop(); // their last versions first; nothing mounted on the other nodes after
         for (TargetLink l : links) {
             try {
                 l.finishCapture(5_000, detachBudgetMillis.getAsLong());
@@ -209,7 +252,9 @@ final class LinkCapture implements Capture {
     public void takeNotes() {
         for (VersionStore s : stores.values()) {
             s.drain();
-            notes.put(s, notesOf(s));
+            List<String> n = new ArrayList<>(agents != null ? merge(s) : List.of());
+            n.addAll(notesOf(s));
+            notes.put(s, n);
         }
     }
 
@@ -238,6 +283,7 @@ final class LinkCapture implements Capture {
             List<String> lines = new ArrayList<>(l.followedSummary());
             lines.addAll(notes.getOrDefault(l.store, List.of()));
             lines.addAll(l.problems());
+            if (agents != null && l == links.get(0)) lines.addAll(agents.problems());
             summary.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
                     l.store.versions().get(l.name), lines));
         }

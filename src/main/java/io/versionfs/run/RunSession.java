@@ -113,7 +113,8 @@ public final class RunSession {
         Signals.install(sig -> job.onSignal(sig.getNumber(), sig.getName()));
         capture.prepare(undo);
         capture.mount(undo, job::abortIfSignalled);
-        String multiNode = SlurmContext.current().multiNodeWarning(opt.mode() == Mode.DIR);
+        // Symlink mode starts agents on the other nodes, or says why not (LinkCapture).
+        String multiNode = opt.mode() == Mode.DIR ? SlurmContext.current().multiNodeWarning(true) : null;
         if (multiNode != null) Log.warn(multiNode);
     }
 

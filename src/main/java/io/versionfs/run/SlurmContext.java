@@ -108,6 +108,50 @@ public final class SlurmContext {
                 + " writers on this node (#SBATCH --nodes=1). The job runs as asked.";
     }
 
+    /** This node as Slurm names it (SLURMD_NODENAME, set in every job and step), else the host name. */
+    public String nodeName() {
+        String n = get("SLURMD_NODENAME");
+        return n != null ? n : host();
+    }
+
+    /** The step this process runs in (SLURM_STEP_ID); null outside a step. */
+    public String stepId() {
+        return get("SLURM_STEP_ID");
+    }
+
+    /** The allocation's node list in Slurm's compact form (SLURM_JOB_NODELIST, else SLURM_NODELIST). */
+    public String nodeList() {
+        String l = get("SLURM_JOB_NODELIST");
+        return l != null ? l : get("SLURM_NODELIST");
+    }
+
+    /** The user, for names that must be unique per user (USER, else the JVM's). */
+    public String user() {
+        String u = get("USER");
+        return u != null ? u : System.getProperty("user.name", "user");
+    }
+
+    /**
+     * The allocation's nodes one by one ({@code scontrol show hostnames}); empty if they cannot be
+     * known (no node list, no scontrol, or it failed).
+     */
+    public List<String> nodeNames() {
+        String list = nodeList();
+        if (list == null) return List.of();
+        try {
+            Process p = new ProcessBuilder("scontrol", "show", "hostnames", list).redirectErrorStream(true).start();
+            p.getOutputStream().close();
+            String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            if (!p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) return List.of();
+            return out.lines().map(String::strip).filter(l -> !l.isEmpty()).toList();
+        } catch (java.io.IOException e) {
+            return List.of();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return List.of();
+        }
+    }
+
     private static String blankToNull(String s) {
         return s == null || s.isBlank() ? null : s;
     }

@@ -65,6 +65,8 @@ final class TargetLink {
     /** What the follow mode last saw at the name (said once per change); the trap reads the name afresh each call. */
     private volatile LinkState lastSeen = LinkState.SERVED;
     private final List<String> problems = java.util.Collections.synchronizedList(new ArrayList<>());
+    /** A job on several nodes: mounted coherent with the agents' mounts of the same live file (see FuseMount). */
+    boolean acrossNodes;
 
     /**
      * Where the live file lives. The job's data must sit on the job's own disk, not on the
@@ -371,6 +373,11 @@ final class TargetLink {
         return mountPoint;
     }
 
+    /** What an agent on another node serves for this target: the same mount point path and live file. */
+    AgentPlan.Serve serve() {
+        return new AgentPlan.Serve(store.dir(), liveDir, liveRel(), name, mountPoint, target);
+    }
+
     void mount(Path mountPoint) throws IOException {
         this.mountPoint = mountPoint;
         this.linkTarget = mountPoint.resolve(liveRel());
@@ -382,7 +389,7 @@ final class TargetLink {
                 java.util.regex.Matcher.quoteReplacement(target.toString())) + " inside the capture mount"));
         // entry_timeout=0: the trap removes and replaces the live name in-process (never through
         // the mount), so the kernel must not answer a lookup of it from its cache.
-        mount = FuseMount.mount(fs, mountPoint, ",entry_timeout=0");
+        mount = acrossNodes ? FuseMount.mountAcrossNodes(fs, mountPoint, "") : FuseMount.mount(fs, mountPoint, ",entry_timeout=0");
         openFolder();
         writeState();
     }
