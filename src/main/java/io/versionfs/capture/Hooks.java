@@ -59,8 +59,15 @@ public final class Hooks {
         this.logAccess = access;
     }
 
-    /** Queues the hook for a saved version; a full backlog leaves it undone (counted), never blocks. */
-    void submit(Version v, Path file) {
+    /**
+     * Queues the hook for a saved version, unless it was removed meanwhile (then the keep rules
+     * counted its hook as skipped); a full backlog leaves it undone (counted), never blocks.
+     */
+    void queue(Version v, Path file) {
+        synchronized (v) { // the remover reads hookQueued under the same monitor
+            if (v.gone()) return;
+            v.hookQueued = true;
+        }
         try {
             pool.execute(new Task(v, file));
         } catch (RejectedExecutionException e) {
@@ -131,7 +138,7 @@ public final class Hooks {
 
     private void run(Version v, Path file) {
         synchronized (v) {
-            if (v.givenUp) {
+            if (v.gone()) {
                 // Removed by the keep rules (or to make room) before its turn: nothing to run it on.
                 skip(v, "the version was removed by the keep rules before its hook's turn");
                 return;

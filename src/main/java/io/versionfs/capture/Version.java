@@ -59,6 +59,11 @@ public final class Version {
         this.sha256 = hex;
     }
 
+    /** Removed (given up, pruned) after it was saved: no line says it is saved, no hook runs on it. */
+    boolean gone() {
+        return givenUp;
+    }
+
     public boolean lost() {
         return status == Status.LOST;
     }

@@ -57,12 +57,7 @@ public final class VersionStore implements AutoCloseable {
     private final Map<String, AtomicLong> next = new ConcurrentHashMap<>();
     private final Map<String, VersionLog> logs = new ConcurrentHashMap<>();
     private final AtomicInteger lost = new AtomicInteger();
-    /**
-     * One thread hashes and writes manifest lines for every store, in capture order. Shared so
-     * that a glob matching thousands of files does not mean thousands of threads.
-     */
-    private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
-    private final ExecutorService hasher = HASHER;
+    private final Hasher hasher;
 
     private VersionStore(Path dir, int dirFd, Manifest manifest, Instant start) {
         this.dir = dir;
@@ -71,6 +66,7 @@ public final class VersionStore implements AutoCloseable {
         this.access = Path.of("/proc/self/fd/" + dirFd);
         this.manifest = manifest;
         this.start = start;
+        this.hasher = new Hasher(dir, access, dirFd, manifest, this::queueHook);
     }
 
     /** Creates (if needed) and opens a versions folder. Throws IOException with a clear message. */
@@ -642,6 +638,12 @@ public final class VersionStore implements AutoCloseable {
         return hooks;
     }
 
+    /** On the hasher's thread: a saved version has its line; its hook, if any, may run. */
+    private void queueHook(Version v) {
+        Hooks h = hooks;
+        if (h != null) h.queue(v, dir.resolve(v.versionFile));
+    }
+
     /**
      * The versions folder shows no more than its target does: the folder, its hidden folder,
      * the manifest (sha256s, command lines) and hooks.log get at most the target's permissions
@@ -751,7 +753,7 @@ public final class VersionStore implements AutoCloseable {
                     + " the summary counts the skipped closes");
         }
         ManifestLine line = ManifestLine.event("skipped").file(series).reason(reason).pid(pid).why(why).build();
-        hasher.execute(() -> append(line));
+        hasher.append(line);
     }
 
     public int skippedCount() {
@@ -816,12 +818,12 @@ public final class VersionStore implements AutoCloseable {
                 undefer(x);
                 // A queued hook counts itself as skipped when its turn comes; one never queued is counted here.
                 if (h != null && !hookQueued) h.skip(x, "the version was removed by the keep rules before its hook's turn");
-                if (x.versionFile.equals(hashing)) hashCancelled = true;
+                hasher.cancel(x.versionFile);
                 gone.add(x.number);
                 pruned.incrementAndGet();
                 log(series).markPruned(x.number);
                 ManifestLine line = x.toLine().path(null).status("pruned").pruned(d.why()).build();
-                hasher.execute(() -> append(line));
+                hasher.append(line);
             }
             list.removeIf(y -> gone.contains(y.number));
         }
@@ -886,7 +888,7 @@ public final class VersionStore implements AutoCloseable {
                 if (Stat.nlink(st) > 1) continue; // shares the live file: removing it frees nothing
                 long size = Stat.size(st);
                 if (Posix.C.unlinkat(dirFd, d.name(), 0) != 0) continue;
-                if (d.name().equals(hashing)) hashCancelled = true; // its blocks come back when the hasher lets go
+                hasher.cancel(d.name()); // its blocks come back when the hasher lets go
                 it.remove();
                 lost.incrementAndGet();
                 String why = "dropped to make room for the job's own writes (disk full or quota)";
@@ -899,7 +901,7 @@ public final class VersionStore implements AutoCloseable {
                 }
                 ManifestLine line = ManifestLine.version(d.number(), d.series()).size(size).status("lost").reason(d.reason())
                         .dropped(true).error(why).build();
-                hasher.execute(() -> append(line));
+                hasher.append(line);
                 return true;
             }
             return false;
@@ -930,99 +932,16 @@ public final class VersionStore implements AutoCloseable {
         Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
                 Version.Status.LOST, error);
         log(v.file).replace(v, gone);
-        hasher.execute(() -> append(gone.toLine().build()));
+        hasher.append(gone.toLine().build());
     }
 
     private void record(Version v) {
-        hasher.execute(() -> {
-            if (v.givenUp) return;
-            if (!v.lost()) {
-                hashing = v.versionFile;
-                hashCancelled = false;
-                try {
-                    v.sha256(sha256(access.resolve(v.versionFile), () -> hashCancelled));
-                } finally {
-                    hashing = null;
-                }
-                if (hashCancelled) return; // given up while being hashed: its "dropped" line follows
-            }
-            ManifestLine.Builder line = v.toLine();
-            if (!v.lost()) dedupe(v, line);
-            append(line.build());
-            Hooks h = hooks;
-            if (h == null || v.lost() || v.sha256() == null) return;
-            synchronized (v) {
-                if (v.givenUp) return; // removed meanwhile: prune counted its hook as skipped
-                v.hookQueued = true;
-            }
-            h.submit(v, dir.resolve(v.versionFile));
-        });
+        hasher.record(v);
     }
 
     /** Appends a non-version event (rename detected, run start/end) in order with the versions. */
     public void event(ManifestLine.Builder event) {
-        ManifestLine line = event.build(); // stamped now, written in order with the versions
-        hasher.execute(() -> append(line));
-    }
-
-    private void append(ManifestLine line) {
-        try {
-            manifest.append(line);
-        } catch (IOException e) {
-            Log.warnOnce("manifest:" + dir, "cannot append to " + manifest.path() + ": " + e.getMessage());
-        }
-    }
-
-    /** The hasher's digest: one thread hashes, so one, reused for every version. */
-    private static final MessageDigest SHA256;
-
-    static {
-        try {
-            SHA256 = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** Per series, the last saved version as hashed: (number, name, size, sha256). Hasher thread only. */
-    private record Hashed(long number, String name, long size, String sha256) {}
-
-    private final Map<String, Hashed> lastHashed = new java.util.HashMap<>();
-    private final AtomicLong dedupedBytes = new AtomicLong();
-
-    /**
-     * A version identical to the previous one of its series (same size and sha256: a program that
-     * rewrote the same content) says so ({@code same_as}), and shares the previous one's blocks
-     * where the filesystem has reflinks. Hasher thread only.
-     */
-    private void dedupe(Version v, ManifestLine.Builder line) {
-        Hashed prev = lastHashed.get(v.file);
-        lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
-        if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
-        line.sameAs(prev.number());
-        if (shareExtents(prev.name(), v.versionFile)) dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size));
-    }
-
-    /**
-     * Makes {@code name}'s file share its blocks with {@code prev}'s (a reflink: two inodes, so a
-     * write through one name never reaches the other) where the filesystem can. Not a hard link:
-     * whoever gives a version its write bit back (chmod) would then change two versions.
-     */
-    private boolean shareExtents(String prev, String name) {
-        int src = Posix.C.openat(dirFd, prev, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
-        if (src < 0) return false; // the previous one is gone (pruned, dropped)
-        String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".same";
-        int dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, 0400);
-        try {
-            if (dst < 0 || Posix.C.ioctl(dst, LibC.FICLONE, src) != 0) return false;
-            FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
-            if (st != null) Posix.C.fchmod(dst, Stat.mode(st) & 07777);
-            return Posix.C.renameat(dirFd, tmp, dirFd, name) == 0;
-        } finally {
-            Posix.C.close(src);
-            if (dst >= 0) Posix.C.close(dst);
-            Posix.C.unlinkat(dirFd, tmp, 0); // gone already if renamed
-        }
+        hasher.append(event.build()); // stamped now, written in order with the versions
     }
 
     /**
@@ -1030,90 +949,21 @@ public final class VersionStore implements AutoCloseable {
      * versions stored once, reflinked extents shared, holes not stored), and the free space left.
      */
     public String usage() {
-        String u = usage(access, dir, dedupedBytes.get());
+        String u = Usage.of(access, dir, hasher.dedupedBytes());
         io.versionfs.sys.Quota.Limit q = quota();
         if (u == null || q == null) return u;
         return u + "; " + q + ": " + io.versionfs.report.Summary.bytes(q.used()) + " used of "
                 + io.versionfs.report.Summary.bytes(q.limit());
     }
 
-    /**
-     * What the version files in a folder take: their content, what they occupy on disk (hard
-     * links, i.e. identical versions, counted once; reflinked extents and holes as the
-     * filesystem reports them), and the free space there. {@code reach} is how to read the
-     * folder, {@code shown} how to name it; null when it cannot be listed.
-     */
-    public static String usage(Path reach, Path shown, long deduped) {
-        long logical = 0, stored = 0, count = 0;
-        java.util.Set<Long> seen = new java.util.HashSet<>();
-        String free = "";
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(reach)) {
-            for (Path p : ds) {
-                if (!VersionNaming.isVersionFileName(p.getFileName().toString())) continue;
-                FileStat st = Stat.at(LibC.AT_FDCWD, p.toString(), LibC.AT_SYMLINK_NOFOLLOW);
-                if (st == null || !Stat.isRegular(st)) continue;
-                count++;
-                logical += Stat.size(st);
-                long blocks = st.st_blocks.longValue();
-                // Only a file with several names can be met twice: the set holds those alone
-                // (a million versions would otherwise be a million boxed inode numbers).
-                if (Stat.nlink(st) <= 1 || seen.add(Stat.ino(st))) stored += blocks * 512;
-            }
-            free = ", " + io.versionfs.report.Summary.bytes(Files.getFileStore(reach).getUsableSpace()) + " free there";
-        } catch (IOException e) {
-            return null;
-        }
-        return shown + ": " + count + " version file(s), " + io.versionfs.report.Summary.bytes(logical) + " of content, "
-                + io.versionfs.report.Summary.bytes(stored) + " on disk" + (deduped > 0
-                ? " (" + io.versionfs.report.Summary.bytes(deduped) + " not stored twice: identical versions)" : "") + free;
-    }
-
     /** Bytes not stored twice because a version equalled the one before it. */
     public long dedupedBytes() {
-        return dedupedBytes.get();
-    }
-
-    /** The version file being hashed now, and whether to stop: a version given up must let go of its blocks at once. */
-    private volatile String hashing;
-    private volatile boolean hashCancelled;
-
-    /** Only ever called on the hasher thread. */
-    private static final jnr.ffi.Pointer HASH_MEM = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 1 << 20);
-    private static final byte[] HASH_BYTES = new byte[1 << 20];
-
-    /**
-     * Only ever called on the hasher thread. Opened with O_CLOEXEC through libc, not a Java
-     * FileChannel: a descriptor open while libfuse forks fusermount (auto_unmount) is inherited
-     * by that long-lived helper, and a version given up to free space would keep its blocks.
-     */
-    private static String sha256(Path p, BooleanSupplier cancelled) {
-        int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
-        if (fd < 0) return null;
-        try {
-            SHA256.reset();
-            long off = 0;
-            while (true) {
-                if (cancelled.getAsBoolean()) return null;
-                long n = Posix.C.pread(fd, HASH_MEM, HASH_BYTES.length, off);
-                if (n < 0) return null;
-                if (n == 0) break;
-                HASH_MEM.get(0, HASH_BYTES, 0, (int) n);
-                SHA256.update(HASH_BYTES, 0, (int) n);
-                off += n;
-            }
-            return HexFormat.of().formatHex(SHA256.digest());
-        } finally {
-            Posix.C.close(fd);
-        }
+        return hasher.dedupedBytes();
     }
 
     /** Waits until every queued hash and manifest line is written. */
     public void drain() {
-        try {
-            hasher.submit(() -> {}).get();
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
+        hasher.drain();
     }
 
     private VersionLog log(String file) {

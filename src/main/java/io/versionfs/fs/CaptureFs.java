@@ -248,7 +248,7 @@ public final class CaptureFs extends FuseStubFS {
                     "io.versionfs.fs.Cow$Linked", "io.versionfs.fs.Handle", "io.versionfs.fs.CopyJob",
                     "io.versionfs.sys.FileCopier", "io.versionfs.capture.VersionLog", "io.versionfs.capture.Version$Status",
                     "io.versionfs.capture.VersionStore$Captured", "io.versionfs.capture.VersionStore$Droppable",
-                    "io.versionfs.capture.VersionStore$Hashed", "java.util.concurrent.ForkJoinPool"}) {
+                    "io.versionfs.capture.Hasher$Hashed", "java.util.concurrent.ForkJoinPool"}) {
                 Class.forName(c, true, cl);
             }
             FileId.of(Stat.of(rootFd));
