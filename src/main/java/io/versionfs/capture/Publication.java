@@ -29,9 +29,11 @@ import java.util.function.Consumer;
  * its line waits while an earlier one of its series is still hidden.
  *
  * <h2>Locks</h2>
- * A version's monitor guards its file: whoever renames or removes it holds that monitor, so the
- * state read under it says where the file is. {@link #queues} guards every version's
- * {@link State} and the queues; it is taken inside a version's monitor, never the other way round.
+ * A version's monitor guards its file: publishing, removing ({@link #remove}) and the hasher's
+ * reflink over it hold that monitor, so the state read under it says where the file is. (A drop
+ * for space, {@link GiveWay}, goes by name alone: it only removes a file under its published name
+ * that no longer shares the live inode.) {@link #queues} guards every version's {@link State} and
+ * the queues; it is taken inside a version's monitor, never the other way round.
  */
 final class Publication {
     /** Where a version stands between its capture and its manifest line. */
