@@ -59,8 +59,15 @@ public final class Hooks {
         this.logAccess = access;
     }
 
-    /** Queues the hook for a saved version; a full backlog leaves it undone (counted), never blocks. */
-    void submit(Version v, Path file) {
+    /**
+     * Queues the hook for a saved version, unless it was removed meanwhile (then the keep rules
+     * counted its hook as skipped); a full backlog leaves it undone (counted), never blocks.
+     */
+    void queue(Version v, Path file) {
+        synchronized (v) { // the remover reads hookQueued under the same monitor
+            if (v.gone()) return;
+            v.hookQueued = true;
+        }
         try {
             pool.execute(new Task(v, file));
         } catch (RejectedExecutionException e) {
@@ -131,7 +138,7 @@ public final class Hooks {
 
     private void run(Version v, Path file) {
         synchronized (v) {
-            if (v.givenUp) {
+            if (v.gone()) {
                 // Removed by the keep rules (or to make room) before its turn: nothing to run it on.
                 skip(v, "the version was removed by the keep rules before its hook's turn");
                 return;
@@ -150,21 +157,7 @@ public final class Hooks {
         Instant t0 = Instant.now();
         int rc;
         try {
-            ProcessBuilder pb = new ProcessBuilder(commandLine());
-            io.versionfs.run.JvmEnv.clean(pb.environment());
-            pb.environment().put("VERSIONFS_PATH", file.toString());
-            pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
-            pb.environment().put("VERSIONFS_TARGET", v.file);
-            File log = logAccess.toFile();
-            pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-            Process p;
-            spawning.lock();
-            try {
-                p = pb.start();
-                live.add(p.pid());
-            } finally {
-                spawning.unlock();
-            }
+            Process p = start(v, file);
             try {
                 rc = p.waitFor();
             } catch (InterruptedException e) {
@@ -180,14 +173,31 @@ public final class Hooks {
             rc = -1;
         }
         ran.incrementAndGet();
-        if (rc != 0) {
-            if (failed.incrementAndGet() == 1) {
-                Log.warn("--on-version failed (exit " + rc + ") for version " + v.number + " of " + v.file + ": see "
-                        + dir.resolve(LOG) + " (the job goes on)");
-            }
+        if (rc != 0 && failed.incrementAndGet() == 1) {
+            Log.warn("--on-version failed (exit " + rc + ") for version " + v.number + " of " + v.file + ": see "
+                    + dir.resolve(LOG) + " (the job goes on)");
         }
         manifest.accept(ManifestLine.event("hook").file(v.file).version(v.number).exit(rc)
                 .seconds(Duration.between(t0, Instant.now()).toMillis() / 1000.0));
+    }
+
+    /** Starts the hook's process on {@code file}; it is in {@link #live} before the spawn lock is let go. */
+    private Process start(Version v, Path file) throws java.io.IOException {
+        ProcessBuilder pb = new ProcessBuilder(commandLine());
+        io.versionfs.run.JvmEnv.clean(pb.environment());
+        pb.environment().put("VERSIONFS_PATH", file.toString());
+        pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
+        pb.environment().put("VERSIONFS_TARGET", v.file);
+        File log = logAccess.toFile();
+        pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        spawning.lock();
+        try {
+            Process p = pb.start();
+            live.add(p.pid());
+            return p;
+        } finally {
+            spawning.unlock();
+        }
     }
 
     /**

@@ -62,6 +62,19 @@ public final class Retention {
         int n = all.size();
         List<Decision> out = new ArrayList<>();
         if (n == 0 || p.keepsAll()) return out;
+        BitSet keep = keptByRules(all, p);
+        String[] why = new String[n];
+        String ruleWhy = "not kept by " + p.describe();
+        for (int i = 0; i < n; i++) if (!keep.get(i)) why[i] = ruleWhy;
+        if (p.minInterval() != null && !p.minInterval().isZero()) thinByInterval(all, p, keep, why);
+        if (p.maxSize() >= 0) thinBySize(all, p, keep, why);
+        for (int i = 0; i < n; i++) if (!keep.get(i)) out.add(new Decision(all.get(i), why[i]));
+        return out;
+    }
+
+    /** What --keep-last, --keep-every and --keep-first keep (everything when none is given), and the newest. */
+    private static BitSet keptByRules(List<Entry> all, Policy p) {
+        int n = all.size();
         BitSet keep = new BitSet(n);
         boolean anyKeepRule = p.keepLast() > 0 || p.keepEvery() > 0;
         if (!anyKeepRule) keep.set(0, n);
@@ -71,33 +84,32 @@ public final class Retention {
         }
         if (p.keepFirst()) keep.set(0);
         keep.set(n - 1); // the newest, always
-        String ruleWhy = "not kept by " + p.describe();
-        String[] why = new String[n];
-        for (int i = 0; i < n; i++) if (!keep.get(i)) why[i] = ruleWhy;
-        // min-interval: a version followed within the interval by another is superseded by it.
-        if (p.minInterval() != null && !p.minInterval().isZero()) {
-            for (int i = 0; i < n - 1; i++) {
-                if (!keep.get(i) || (i == 0 && p.keepFirst())) continue;
-                Duration gap = Duration.between(all.get(i).time(), all.get(i + 1).time());
-                if (gap.compareTo(p.minInterval()) < 0) {
-                    keep.clear(i);
-                    why[i] = "superseded within --min-interval " + p.minInterval().toSeconds() + "s by version "
-                            + all.get(i + 1).number();
-                }
-            }
-        }
-        // max-size: thin the oldest kept ones (never the first if kept by --keep-first, never the last).
-        if (p.maxSize() >= 0) {
-            long total = 0;
-            for (int i = keep.nextSetBit(0); i >= 0; i = keep.nextSetBit(i + 1)) total += Math.max(0, all.get(i).size());
-            for (int i = keep.nextSetBit(0); i >= 0 && total > p.maxSize(); i = keep.nextSetBit(i + 1)) {
-                if (i == n - 1 || (i == 0 && p.keepFirst())) continue;
+        return keep;
+    }
+
+    /** --min-interval: a version followed within the interval by another is superseded by it. */
+    private static void thinByInterval(List<Entry> all, Policy p, BitSet keep, String[] why) {
+        for (int i = 0; i < all.size() - 1; i++) {
+            if (!keep.get(i) || (i == 0 && p.keepFirst())) continue;
+            Duration gap = Duration.between(all.get(i).time(), all.get(i + 1).time());
+            if (gap.compareTo(p.minInterval()) < 0) {
                 keep.clear(i);
-                total -= Math.max(0, all.get(i).size());
-                why[i] = "over --max-size " + p.maxSize() + " bytes (oldest first)";
+                why[i] = "superseded within --min-interval " + p.minInterval().toSeconds() + "s by version "
+                        + all.get(i + 1).number();
             }
         }
-        for (int i = 0; i < n; i++) if (!keep.get(i)) out.add(new Decision(all.get(i), why[i]));
-        return out;
+    }
+
+    /** --max-size: thins the oldest kept ones (never the first if kept by --keep-first, never the last). */
+    private static void thinBySize(List<Entry> all, Policy p, BitSet keep, String[] why) {
+        int n = all.size();
+        long total = 0;
+        for (int i = keep.nextSetBit(0); i >= 0; i = keep.nextSetBit(i + 1)) total += Math.max(0, all.get(i).size());
+        for (int i = keep.nextSetBit(0); i >= 0 && total > p.maxSize(); i = keep.nextSetBit(i + 1)) {
+            if (i == n - 1 || (i == 0 && p.keepFirst())) continue;
+            keep.clear(i);
+            total -= Math.max(0, all.get(i).size());
+            why[i] = "over --max-size " + p.maxSize() + " bytes (oldest first)";
+        }
     }
 }

@@ -28,10 +28,12 @@ public final class Version {
     public final Status status;
     public final String error;         // why it was lost
     private volatile String sha256;
-    /** Given up (removed) before its manifest line was written: the line is not written at all. */
-    volatile boolean givenUp;
-    /** Under its name in the versions folder (false: still hidden, see {@code VersionStore.publish}). */
-    volatile boolean published;
+    /**
+     * Hidden, listed, stranded or gone (see {@link Publication}). Written under Publication's
+     * lock, and also under this version's monitor once it has a file: holding the monitor, one
+     * may read it alone.
+     */
+    volatile Publication.State publication = Publication.State.LISTED;
     /** Its hook was queued (guarded by this version's monitor): from then on the hook counts itself. */
     boolean hookQueued;
     /** Permission bits when saved (-1 unknown): published without the write bits. */
@@ -57,6 +59,11 @@ public final class Version {
 
     void sha256(String hex) {
         this.sha256 = hex;
+    }
+
+    /** Removed (given up, pruned) after it was saved: no line says it is saved, no hook runs on it. */
+    boolean gone() {
+        return publication == Publication.State.GONE;
     }
 
     public boolean lost() {

@@ -32,7 +32,7 @@ public final class VersionLog {
         }
     }
 
-    /** A saved version became lost later (see VersionStore.giveUp). */
+    /** A saved version became lost later (see GiveWay.giveUp). */
     synchronized void replace(Version old, Version now) {
         head.replaceAll(x -> x == old ? now : x);
         List<Version> t = new ArrayList<>(tail);

@@ -3,74 +3,78 @@ package io.versionfs.capture;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.report.Log;
+import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;
-import io.versionfs.sys.IoError;
 import io.versionfs.sys.FileCopier;
+import io.versionfs.sys.IoError;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
+import io.versionfs.sys.Quota;
 import io.versionfs.sys.Stat;
 import ru.serce.jnrfuse.struct.FileStat;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HexFormat;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
 /**
  * One versions folder: the numbered version files, {@code manifest.jsonl}, and the hidden
- * {@code .versionfs/} area (the live backing files in symlink mode, temp files). Living inside the
- * versions folder puts the backing store on the job's filesystem, next to the versions, which is
- * what makes an O(1) capture by hard link possible.
+ * {@code .versionfs/} area (the live backing files in symlink mode, temp files, the pending
+ * folder). Living inside the versions folder puts the backing store on the job's filesystem, next
+ * to the versions, which is what makes an O(1) capture by hard link possible.
  *
- * <p>Capturing is a hard link of the live file (the caller guarantees the live file is not
- * modified afterwards: see {@code fs.LiveFile}). Only where a link is impossible do we copy,
- * inside the capture, and say so once. Hashing and the manifest line happen on one background
- * thread, in capture order.
+ * <p>This class opens the folder (and recovers what a killed run left), numbers the versions and
+ * captures them. Capturing is a hard link of the live file (the caller guarantees the live file is
+ * not modified afterwards: see {@code fs.LiveFile}). Only where a link is impossible do we copy,
+ * inside the capture, and say so once. The rest has one class each: {@link Publication} (when a
+ * version gets its name and its manifest line), {@link Hasher} (hashes and manifest lines, on one
+ * background thread), {@link GiveWay} behind {@link Room} (the job's writes come first),
+ * {@link LiveRetention} (keep rules at capture), {@link Tally} (the summary), {@link Usage}.
  */
 public final class VersionStore implements AutoCloseable {
     public static final String HIDDEN = ".versionfs";
+    /** Present while a run has the folder open; found at open, it means that run was killed. */
+    private static final String DIRTY = "open";
 
     private final Path dir;          // as the user knows it (summary, manifest path)
     private final Path access;       // how we reach it: /proc/self/fd/N, never through our own mount
     private final int dirFd;
-    /** The user's or group's quota on the versions filesystem, where the kernel shows it. */
-    private final io.versionfs.sys.Quota quota;
-    private final Manifest manifest;
+    private final Manifest manifest; // written by the hasher's thread only
     private final Instant start;
+    /** Per series, the next number to give. */
     private final Map<String, AtomicLong> next = new ConcurrentHashMap<>();
-    private final Map<String, VersionLog> logs = new ConcurrentHashMap<>();
-    private final AtomicInteger lost = new AtomicInteger();
-    /**
-     * One thread hashes and writes manifest lines for every store, in capture order. Shared so
-     * that a glob matching thousands of files does not mean thousands of threads.
-     */
-    private static final ExecutorService HASHER = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
-    private final ExecutorService hasher = HASHER;
+    private final Tally tally = new Tally();
+    private final Hasher hasher;
+    private final Publication publication;
+    private final Headroom headroom;
+    private final GiveWay giveWay;
+    private final LiveRetention retention;
+    private volatile Hooks hooks;
 
     private VersionStore(Path dir, int dirFd, Manifest manifest, Instant start) {
         this.dir = dir;
         this.dirFd = dirFd;
-        this.quota = io.versionfs.sys.Quota.of(dirFd);
         this.access = Path.of("/proc/self/fd/" + dirFd);
         this.manifest = manifest;
         this.start = start;
+        this.hasher = new Hasher(dir, access, dirFd, manifest, this::queueHook);
+        this.publication = new Publication(dir, access, dirFd, hasher::record);
+        this.headroom = new Headroom(dir, dirFd, hasher::append);
+        this.giveWay = new GiveWay(dir, dirFd, headroom, publication, hasher, tally);
+        this.retention = new LiveRetention(publication, hasher, tally, () -> hooks);
     }
 
     /** Creates (if needed) and opens a versions folder. Throws IOException with a clear message. */
@@ -88,20 +92,17 @@ public final class VersionStore implements AutoCloseable {
         Files.createDirectories(access.resolve(HIDDEN).resolve("live"));
         Files.createDirectories(access.resolve(HIDDEN).resolve("tmp"));
         if (!Files.isWritable(access)) throw new IOException(shown + " is not writable");
-        Files.createDirectories(access.resolve(PENDING));
+        Files.createDirectories(access.resolve(Publication.FOLDER));
         int fd = Posix.openDir(access.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Path dirty = fdPath.resolve(HIDDEN).resolve(DIRTY);
         boolean wasDirty = Files.exists(dirty);
         VersionStore store = new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
-        boolean recovered = store.recoverPending();
+        boolean recovered = store.publication.recover();
         if (wasDirty || recovered) store.adoptUnlisted();
         Files.writeString(dirty, Long.toString(ProcessHandle.current().pid()));
         return store;
     }
-
-    /** Present while a run has the folder open; found at open, it means that run was killed. */
-    private static final String DIRTY = "open";
 
     /**
      * A run killed between saving a version and writing its manifest line (the line follows the
@@ -110,21 +111,13 @@ public final class VersionStore implements AutoCloseable {
      * "recovered-unlisted", so that every version file is accounted for.
      */
     private void adoptUnlisted() throws IOException {
-        java.util.Set<String> listed = new java.util.HashSet<>();
-        Map<String, String> seriesOfStem = new java.util.HashMap<>();
+        Set<String> listed = new HashSet<>();
+        Map<String, String> seriesOfStem = new HashMap<>();
         for (ManifestLine r : Manifest.read(access)) {
             if (r.path() != null) listed.add(r.path());
             if (r.file() != null && r.path() != null) seriesOfStem.put(VersionNaming.seriesOfFileName(r.path()), r.file());
         }
-        List<Path> found = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
-            for (Path p : ds) {
-                String n = p.getFileName().toString();
-                if (!VersionNaming.isVersionFileName(n) || listed.contains(n) || !Files.isRegularFile(p)) continue;
-                found.add(p);
-            }
-        }
-        found.sort(null);
+        List<Path> found = unlisted(listed);
         for (Path p : found) {
             String n = p.getFileName().toString();
             String stemExt = VersionNaming.seriesOfFileName(n);
@@ -132,14 +125,26 @@ public final class VersionStore implements AutoCloseable {
             var num = VersionNaming.parse(series, n);
             if (num.isEmpty()) continue;
             Instant mtime = Files.getLastModifiedTime(p).toInstant();
-            Version v = new Version(num.getAsLong(), series, n, Files.size(p), mtime, 0, "", "recovered-unlisted",
-                    Version.Status.SAVED, null);
-            record(v);
+            hasher.record(new Version(num.getAsLong(), series, n, Files.size(p), mtime, 0, "", "recovered-unlisted",
+                    Version.Status.SAVED, null));
         }
         if (!found.isEmpty()) {
             Log.warn(found.size() + " version file(s) in " + dir + " had no manifest line (a run was killed just after"
                     + " saving them): hashed and listed now, reason recovered-unlisted");
         }
+    }
+
+    /** The version files in the folder that are not in {@code listed}, in name order. */
+    private List<Path> unlisted(Set<String> listed) throws IOException {
+        List<Path> found = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
+            for (Path p : ds) {
+                String n = p.getFileName().toString();
+                if (VersionNaming.isVersionFileName(n) && !listed.contains(n) && Files.isRegularFile(p)) found.add(p);
+            }
+        }
+        found.sort(null);
+        return found;
     }
 
     /**
@@ -181,13 +186,13 @@ public final class VersionStore implements AutoCloseable {
      * a run leaves when it is refused or fails before the job starts.
      */
     public static void removeIfUnused(Path vdir) throws IOException {
-        if (!Files.isDirectory(vdir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        if (!Files.isDirectory(vdir, LinkOption.NOFOLLOW_LINKS)) return;
         List<Path> all;
         try (var walk = Files.walk(vdir)) {
-            all = walk.sorted(java.util.Comparator.reverseOrder()).toList();
+            all = walk.sorted(Comparator.reverseOrder()).toList();
         }
         for (Path p : all) {
-            if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
+            if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) continue;
             if (p.equals(vdir.resolve(Manifest.FILE_NAME)) && Files.size(p) == 0) continue;
             return; // something of value (or not ours): keep the folder
         }
@@ -196,18 +201,16 @@ public final class VersionStore implements AutoCloseable {
 
     /** One line for a versions folder that cannot be used, with the cause and the fix. */
     public static UserError cannotUse(Path vdir, IOException e) {
-        {
-            String m = e.getMessage() == null ? e.toString() : e.getMessage();
-            if (Errno.isNoSpace(e)) {
-                return new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
-            }
-            if (Errno.ENAMETOOLONG.is(Errno.of(e))) {
-                return new UserError(ExitCodes.VERSIONS_DIR, "cannot create " + vdir + ": File name too long"
-                        + " (give a shorter name, or --versions-dir)");
-            }
-            return new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
-                    + e.getClass().getSimpleName().replace("Exception", "") + ": " + m + "): check it is writable by you");
+        String m = e.getMessage() == null ? e.toString() : e.getMessage();
+        if (Errno.isNoSpace(e)) {
+            return new UserError(ExitCodes.NO_SPACE, "no space to create " + vdir + ": free space or quota, then retry");
         }
+        if (Errno.ENAMETOOLONG.is(Errno.of(e))) {
+            return new UserError(ExitCodes.VERSIONS_DIR, "cannot create " + vdir + ": File name too long"
+                    + " (give a shorter name, or --versions-dir)");
+        }
+        return new UserError(ExitCodes.VERSIONS_DIR, "cannot use " + vdir + " as versions folder ("
+                + e.getClass().getSimpleName().replace("Exception", "") + ": " + m + "): check it is writable by you");
     }
 
     public Path dir() {
@@ -263,8 +266,24 @@ public final class VersionStore implements AutoCloseable {
         return max;
     }
 
+    private boolean exists(String name) {
+        return Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0;
+    }
+
+    // ---- capture ---------------------------------------------------------------------------------
+
     /** Result of a capture: the version, and whether the live file is now shared with it. */
     public record Captured(Version version, boolean linked) {}
+
+    /** What to save: a file reached as {@code rel} from {@code dirFd} (linkat with {@code linkFlags}), open as {@code fd} (-1: not open). */
+    private record Source(int dirFd, String rel, int linkFlags, int fd) {
+        static Source open(int fd) {
+            return new Source(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd);
+        }
+    }
+
+    /** Who asks for a version, and why; {@code cancelled} ends a copy early when the run is stopping. */
+    private record Request(String series, String reason, int pid, String cmd, BooleanSupplier cancelled) {}
 
     /**
      * Saves the current content of the open file {@code fd} as the next version of {@code series}:
@@ -274,8 +293,7 @@ public final class VersionStore implements AutoCloseable {
      * ends a copy early when the run is stopping.
      */
     public Captured captureFd(int fd, String series, String reason, int pid, String cmd, BooleanSupplier cancelled) {
-        return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, pid, cmd,
-                cancelled, false);
+        return saveLink(Source.open(fd), new Request(series, reason, pid, cmd, cancelled));
     }
 
     /**
@@ -284,8 +302,7 @@ public final class VersionStore implements AutoCloseable {
      * run, a file with hard links we did not make), whose inode must never be a version's.
      */
     public Captured copyFd(int fd, String series, String reason, int pid, String cmd, BooleanSupplier cancelled) {
-        return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, pid, cmd,
-                cancelled, true);
+        return saveCopy(Source.open(fd), new Request(series, reason, pid, cmd, cancelled));
     }
 
     /** Saves a copy of the regular file at {@code path} (not ours: never linked) as the next version. */
@@ -293,8 +310,7 @@ public final class VersionStore implements AutoCloseable {
         int fd = Posix.C.openat(LibC.AT_FDCWD, path.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
         if (fd < 0) return new Captured(recordLost(series, reason, 0, "", "open " + path + ": " + Posix.strerror(Posix.errno())), false);
         try {
-            return capture(LibC.AT_FDCWD, "/proc/self/fd/" + fd, LibC.AT_SYMLINK_FOLLOW_LINK, fd, series, reason, 0, "",
-                    () -> false, true);
+            return saveCopy(Source.open(fd), new Request(series, reason, 0, "", () -> false));
         } finally {
             Posix.C.close(fd);
         }
@@ -302,72 +318,123 @@ public final class VersionStore implements AutoCloseable {
 
     /** Saves the file {@code rel} (relative to {@code dirFd}) as the next version: the "initial" version. */
     public Captured captureAt(int dirFd, String rel, String series, String reason) {
-        return capture(dirFd, rel, 0, -1, series, reason, 0, "", () -> false, false);
+        return saveLink(new Source(dirFd, rel, 0, -1), new Request(series, reason, 0, "", () -> false));
     }
 
-    private Captured capture(int srcDirFd, String srcRel, int linkFlags, int srcFd, String series, String reason, int pid,
-                             String cmd, BooleanSupplier cancelled, boolean copy) {
-        long number = allocate(series);
-        String name = VersionNaming.versionName(series, number);
-        Instant now = Instant.now();
-        boolean linked = false;
-        IoError error = null;
-        if (nodes != null) return copyAcrossNodes(srcFd, srcDirFd, srcRel, series, reason, pid, cmd, cancelled, now, number);
-        if (copy) {
-            if (!VersionNaming.folderOf(series).isEmpty()) Posix.C.mkdirat(dirFd, VersionNaming.folderOf(series), 0755);
-            while (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) {
-                number = allocate(series); // taken by a stray file: skip the number
-                name = VersionNaming.versionName(series, number);
-            }
-            error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-            while (error != null && error.noSpace() && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-            return finish(number, series, name, now, pid, cmd, reason, error, false);
-        }
-        // Linked under a hidden name: the inode is still the live file's (see publish).
-        for (int tries = 0; tries < 1000 && Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0; tries++) {
-            number = allocate(series); // a file already has that name (put there by hand): skip the number
-            name = VersionNaming.versionName(series, number);
-        }
-        int rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, pendingName(name), linkFlags);
-        for (int tries = 0; rc != 0 && Posix.errno() == Errno.EEXIST.code && tries < 1000; tries++) {
-            number = allocate(series);
-            name = VersionNaming.versionName(series, number);
-            rc = Posix.C.linkat(srcDirFd, srcRel, dirFd, pendingName(name), linkFlags);
-        }
-        if (rc == 0) {
-            linked = true;
-        } else {
-            int e = Posix.errno();
-            if (e == Errno.ENOENT.code && srcFd >= 0) {
-                // The live name was unlinked while open: an inode with no name cannot be linked.
-                error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-            } else if (e == Errno.EXDEV.code || e == Errno.EPERM.code || e == Errno.EMLINK.code || e == Errno.EOPNOTSUPP.code) {
-                Log.warnOnce("nolink:" + dir, "cannot hard-link into " + dir + " (" + Posix.strerror(e)
-                        + "): copying each version instead, which makes close() wait for the copy."
-                        + " Put the versions folder on the same filesystem as the target to avoid this.");
-                error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-            } else {
-                error = new IoError(e, "link");
-            }
-            // No room for the copy: older versions of this run give way (oldest first).
-            while (error != null && error.noSpace() && dropOneForSpace()) error = copyInto(srcFd, srcDirFd, srcRel, name, cancelled);
-        }
-        return finish(number, series, name, now, pid, cmd, reason, error, linked);
+    /** Records a version that could not even be attempted (e.g. the live file vanished). */
+    public Version recordLost(String file, String reason, int pid, String cmd, String error) {
+        Version v = new Version(allocate(file), file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
+        tally.added(v);
+        publication.list(v); // in number order with the others of its series
+        return v;
     }
+
+    /** An independent copy under the next number no stray file has taken. */
+    private Captured saveCopy(Source src, Request r) {
+        if (nodes != null) return copyAcrossNodes(src, r);
+        Instant now = Instant.now();
+        long number = allocate(r.series());
+        if (!VersionNaming.folderOf(r.series()).isEmpty()) Posix.C.mkdirat(dirFd, VersionNaming.folderOf(r.series()), 0755);
+        while (exists(VersionNaming.versionName(r.series(), number))) {
+            number = allocate(r.series()); // taken by a stray file: skip the number
+        }
+        String name = VersionNaming.versionName(r.series(), number);
+        return finish(number, name, now, r, roomMadeFor(copyInto(src, name, r.cancelled()), src, name, r.cancelled()), false);
+    }
+
+    /**
+     * A hard link under a hidden name: the inode is still the live file's, so the version gets its
+     * name later ({@link Publication}). A copy where a link is impossible.
+     */
+    private Captured saveLink(Source src, Request r) {
+        if (nodes != null) return copyAcrossNodes(src, r);
+        Instant now = Instant.now();
+        long number = allocate(r.series());
+        for (int tries = 0; tries < 1000 && exists(VersionNaming.versionName(r.series(), number)); tries++) {
+            number = allocate(r.series()); // a file already has that name (put there by hand): skip the number
+        }
+        int e = link(src, VersionNaming.versionName(r.series(), number));
+        for (int tries = 0; e == Errno.EEXIST.code && tries < 1000; tries++) {
+            number = allocate(r.series());
+            e = link(src, VersionNaming.versionName(r.series(), number));
+        }
+        String name = VersionNaming.versionName(r.series(), number);
+        if (e == 0) return finish(number, name, now, r, null, true);
+        return finish(number, name, now, r, linkFailed(e, src, name, r.cancelled()), false);
+    }
+
+    /** 0, or the errno of linking the source under the hidden name of {@code name}. */
+    private int link(Source src, String name) {
+        return Posix.C.linkat(src.dirFd(), src.rel(), dirFd, Publication.pendingName(name), src.linkFlags()) == 0 ? 0 : Posix.errno();
+    }
+
+    /** The link failed with {@code e}: a copy where no link can be made, else the error. Null once saved. */
+    private IoError linkFailed(int e, Source src, String name, BooleanSupplier cancelled) {
+        IoError error;
+        if (e == Errno.ENOENT.code && src.fd() >= 0) {
+            // The live name was unlinked while open: an inode with no name cannot be linked.
+            error = copyInto(src, name, cancelled);
+        } else if (e == Errno.EXDEV.code || e == Errno.EPERM.code || e == Errno.EMLINK.code || e == Errno.EOPNOTSUPP.code) {
+            Log.warnOnce("nolink:" + dir, "cannot hard-link into " + dir + " (" + Posix.strerror(e)
+                    + "): copying each version instead, which makes close() wait for the copy."
+                    + " Put the versions folder on the same filesystem as the target to avoid this.");
+            error = copyInto(src, name, cancelled);
+        } else {
+            error = new IoError(e, "link");
+        }
+        return roomMadeFor(error, src, name, cancelled);
+    }
+
+    /** No room for the copy: older versions of this run give way (oldest first), and the copy is tried again. */
+    private IoError roomMadeFor(IoError error, Source src, String name, BooleanSupplier cancelled) {
+        while (error != null && error.noSpace() && giveWay.dropOne()) error = copyInto(src, name, cancelled);
+        return error;
+    }
+
+    /**
+     * Copies the source into a temp file, then renames it into place: a version appears complete
+     * or not at all (a partial copy is never a "saved" version).
+     */
+    private IoError copyInto(Source src, String name, BooleanSupplier cancelled) {
+        String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
+        IoError err = copyTo(src, tmp, cancelled);
+        if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
+            err = IoError.last("rename");
+            Posix.C.unlinkat(dirFd, tmp, 0);
+        }
+        return err;
+    }
+
+    /** Copies the source to the temp file {@code tmp}, read-only (never under its name with a write bit). */
+    private IoError copyTo(Source src, String tmp, BooleanSupplier cancelled) {
+        IoError err = src.fd() >= 0 ? FileCopier.copyFd(src.fd(), dirFd, tmp, false, cancelled)
+                : FileCopier.copyAt(src.dirFd(), src.rel(), dirFd, tmp, false, cancelled);
+        FileStat st = err == null ? Stat.at(dirFd, tmp, LibC.AT_SYMLINK_NOFOLLOW) : null;
+        if (st != null) Publication.readOnly(dirFd, tmp, Stat.mode(st) & 07777);
+        return err;
+    }
+
+    // ---- a job on several nodes ------------------------------------------------------------------
+
+    /** The numbering across nodes once {@link #acrossNodes} was called; null on one node. Set before the mount. */
+    private volatile NodeNumbering nodes;
+    /** Opened by an agent on another node ({@link #openOnNode}): the batch node owns the folder's markers. */
+    private boolean onNode;
 
     /**
      * A job on several nodes writes the live file from each: a version is always a copy (a version
      * sharing the live inode could be changed by a write on another node), copied under a temp
      * name of this process, then linked to the first free number ({@link NodeNumbering}).
      */
-    private Captured copyAcrossNodes(int srcFd, int srcDirFd, String srcRel, String series, String reason, int pid,
-                                     String cmd, BooleanSupplier cancelled, Instant now, long guess) {
-        NodeNumbering.folderFor(dirFd, series);
-        String tmp = nodes.tempName(series);
-        IoError error = copyTo(srcFd, srcDirFd, srcRel, tmp, cancelled);
-        if (error != null) return finish(guess, series, null, now, pid, cmd, reason, error, false);
-        NodeNumbering.Placed p = nodes.link(dirFd, tmp, series, guess, () -> allocate(series));
-        return finish(p.number(), series, p.name(), now, pid, cmd, reason, p.error(), false);
+    private Captured copyAcrossNodes(Source src, Request r) {
+        Instant now = Instant.now();
+        long guess = allocate(r.series());
+        NodeNumbering.folderFor(dirFd, r.series());
+        String tmp = nodes.tempName(r.series());
+        IoError error = copyTo(src, tmp, r.cancelled());
+        if (error != null) return finish(guess, null, now, r, error, false);
+        NodeNumbering.Placed p = nodes.link(dirFd, tmp, r.series(), guess, () -> allocate(r.series()));
+        return finish(p.number(), p.name(), now, r, p.error(), false);
     }
 
     /** The store of a job on several nodes (see {@link NodeNumbering}); null on one node. */
@@ -378,11 +445,8 @@ public final class VersionStore implements AutoCloseable {
     /** From now on every version is a copy numbered by link() across nodes, every manifest line carries the host. */
     public void acrossNodes(NodeNumbering n) {
         nodes = n;
+        hasher.stampWith(n::stamp);
     }
-
-    private volatile NodeNumbering nodes;
-    /** Opened by an agent on another node ({@link #openOnNode}): the batch node owns the folder's markers. */
-    private boolean onNode;
 
     /**
      * Opens a versions folder from another node of the job, beside the batch node's run: versions
@@ -396,297 +460,109 @@ public final class VersionStore implements AutoCloseable {
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Manifest m = new Manifest(fdPath.resolve(NodeNumbering.NODES), abs.resolve(NodeNumbering.NODES), n.manifestName());
         VersionStore store = new VersionStore(abs, fd, m, start);
-        store.nodes = n;
+        store.acrossNodes(n);
         store.onNode = true;
         return store;
     }
 
-    private Captured finish(long number, String series, String name, Instant now, int pid, String cmd, String reason,
-                            IoError error, boolean linked) {
-        Version v;
-        if (error == null) {
-            FileStat st = Stat.at(dirFd, linked ? pendingName(name) : name, LibC.AT_SYMLINK_NOFOLLOW);
-            long size = st != null ? Stat.size(st) : -1;
-            v = new Version(number, series, name, size, now, pid, cmd, reason, Version.Status.SAVED, null);
-            if (st != null) v.disk = Stat.diskBytes(st);
-            if (st != null) v.mode = Stat.mode(st) & 07777;
-            if (linked) hide(v);
-            else readOnly(name, v.mode);
-            v.published = !linked;
-        } else {
-            lost.incrementAndGet();
-            if (error.noSpace()) {
-                // One line, not one per version: a full disk can cost thousands in a long run.
-                Log.warnOnce("nospace-lost:" + dir, "version " + number + " of " + series + " and any later one that does"
-                        + " not fit could not be saved: " + error + " (free space or quota in " + dir + "; the job's own"
-                        + " writes are not affected; the summary counts them)");
-            } else {
-                Log.warn("version " + number + " of " + series + " could not be saved: " + error);
-            }
-            v = new Version(number, series, null, -1, now, pid, cmd, reason, Version.Status.LOST, error.toString());
+    /** Lists {@code inOrder} as {@code series}'s versions in the summary (the merged history of every node). */
+    public void relist(String series, List<Version> inOrder) {
+        tally.relist(series, inOrder);
+    }
+
+    /** Lines are in the manifest once this returns: the batch node merges the nodes' manifests into it. */
+    Manifest manifest() {
+        return manifest;
+    }
+
+    /** The capture is done ({@code error} null: saved as {@code name}, hidden if {@code linked}): recorded. */
+    private Captured finish(long number, String name, Instant now, Request r, IoError error, boolean linked) {
+        Version v = error == null ? saved(number, name, now, r, linked) : lost(number, now, r, error);
+        tally.added(v);
+        if (v.lost()) {
+            publication.list(v);
+            return new Captured(v, false);
         }
-        log(series).add(v);
-        if (!v.lost()) {
-            synchronized (droppable) {
-                (reason.equals("initial") ? lastResort : droppable).add(new Droppable(series, number, name, reason.intern()));
-            }
-        }
-        if (!linked) recordInOrder(v);
-        if (!v.lost()) applyRetention(series, v);
+        giveWay.add(v);
+        if (linked) publication.hide(v);
+        else publication.list(v);
+        retention.saved(v);
         return new Captured(v, linked);
     }
 
-    // ---- publication: a version's name appears once the job can no longer write its inode ------
-
-    /**
-     * Where a version linked to the live inode waits, one folder per versionfs process: its
-     * published name would lead to an inode the job still writes (until the copy-on-write swap),
-     * and a tool writing through that name would change the job's file. Never listed, hashed or
-     * given to a hook from here.
-     */
-    static final String PENDING_ROOT = HIDDEN + "/pending";
-    private static final String PENDING = PENDING_ROOT + "/" + processId(ProcessHandle.current()) + "/";
-
-    /**
-     * A process by pid and start time: a pid alone is reused, and in a pid namespace (a container)
-     * every run's JVM may be pid 1.
-     */
-    private static String processId(ProcessHandle p) {
-        return p.pid() + "-" + p.info().startInstant().map(java.time.Instant::toEpochMilli).orElse(0L);
-    }
-
-    /** Whether the versionfs process that named a hidden folder {@code id} still runs (then the folder is its own). */
-    private static boolean running(String id) {
-        int dash = id.indexOf('-');
-        try {
-            long pid = Long.parseLong(dash < 0 ? id : id.substring(0, dash));
-            return ProcessHandle.of(pid).map(VersionStore::processId).filter(id::equals).isPresent();
-        } catch (NumberFormatException e) {
-            return false;
+    /** The version just saved as {@code name} (hidden while linked), with its size, blocks and mode. */
+    private Version saved(long number, String name, Instant now, Request r, boolean linked) {
+        FileStat st = Stat.at(dirFd, linked ? Publication.pendingName(name) : name, LibC.AT_SYMLINK_NOFOLLOW);
+        Version v = new Version(number, r.series(), name, st != null ? Stat.size(st) : -1, now, r.pid(), r.cmd(), r.reason(),
+                Version.Status.SAVED, null);
+        if (st != null) {
+            v.disk = Stat.diskBytes(st);
+            v.mode = Stat.mode(st) & 07777;
         }
+        if (!linked) Publication.readOnly(dirFd, name, v.mode);
+        return v;
     }
 
-    /** Versions linked to a live inode, not yet published (see {@link #publish}). */
-    private final java.util.Set<Version> pending = ConcurrentHashMap.newKeySet();
-
-    /** The hidden name of a version that is not published yet: its name with '/' and '%' escaped. */
-    static String pendingName(String versionFile) {
-        return PENDING + escape(versionFile);
+    private Version lost(long number, Instant now, Request r, IoError error) {
+        if (error.noSpace()) {
+            // One line, not one per version: a full disk can cost thousands in a long run.
+            Log.warnOnce("nospace-lost:" + dir, "version " + number + " of " + r.series() + " and any later one that does"
+                    + " not fit could not be saved: " + error + " (free space or quota in " + dir + "; the job's own"
+                    + " writes are not affected; the summary counts them)");
+        } else {
+            Log.warn("version " + number + " of " + r.series() + " could not be saved: " + error);
+        }
+        return new Version(number, r.series(), null, -1, now, r.pid(), r.cmd(), r.reason(), Version.Status.LOST, error.toString());
     }
 
-    private static String escape(String versionFile) {
-        return versionFile.replace("%", "%25").replace("/", "%2F");
-    }
+    // ---- what the file system and the run ask of the folder -------------------------------------
 
-    private static String unescape(String pendingBase) {
-        return pendingBase.replace("%2F", "/").replace("%25", "%");
-    }
-
-    /** Where the version's file is now: its published name, or its hidden one. Caller holds the version's monitor. */
-    private static String storedName(Version v) {
-        return v.published ? v.versionFile : pendingName(v.versionFile);
-    }
-
-    /** Version files are read-only to everyone, their owner too: a careless tool gets EACCES, not a changed version. */
-    private void readOnly(String name, int mode) {
-        if (mode >= 0) Posix.C.fchmodat(dirFd, name, mode & 07555, 0);
-    }
-
-    /**
-     * The live file no longer shares the inode of {@code v} (a fresh inode took the live name, or
-     * no name leads to it any more): gives the version its name, read-only, then hashes it, writes
-     * its manifest line and queues its hook. O(1) (a chmod and a rename): it can run inside the
-     * job's write. A version given up meanwhile is not published.
-     */
+    /** The live file no longer shares the inode of {@code v}: it gets its name (see {@link Publication#publish}). */
     public void publish(Version v) {
-        if (!pending.remove(v)) return;
-        boolean named;
-        synchronized (v) {
-            named = !v.givenUp && moveOut(v);
-        }
-        if (named) recordInOrder(v);
-        else unlist(v);
+        publication.publish(v);
     }
 
-    /** Gives a hidden version its read-only name; false if it cannot (said). Caller holds the version's monitor. */
-    private boolean moveOut(Version v) {
-        String from = pendingName(v.versionFile);
-        readOnly(from, v.mode);
-        if (!moveInto(from, v.versionFile)) return false;
-        v.published = true;
-        return true;
-    }
-
-    /**
-     * End of the run: every version still pending is published. One that still shares its inode
-     * with a file (the copy that separates them did not fit, and that was said) keeps its mode,
-     * so that file stays writable.
-     */
+    /** End of the run: every version still hidden gets its name (see {@link Publication#publishRemaining}). */
     public void publishRemaining() {
-        for (Version v : List.copyOf(pending)) {
-            if (!pending.remove(v)) continue;
-            boolean named;
-            synchronized (v) {
-                FileStat st = v.givenUp ? null : Stat.at(dirFd, pendingName(v.versionFile), LibC.AT_SYMLINK_NOFOLLOW);
-                // Still shared (st_nlink > 1): its bits stay, the file it shares must stay writable.
-                if (st != null && Stat.nlink(st) > 1) v.mode = -1;
-                named = st != null && moveOut(v); // st null: given up, or dropped to make room (recorded)
-            }
-            if (named) recordInOrder(v);
-            else unlist(v);
-        }
-        synchronized (deferred) {
-            for (String series : List.copyOf(deferred.keySet())) releaseDeferred(series);
-        }
+        publication.publishRemaining();
     }
 
-    /**
-     * Versions ready for their manifest line while an earlier version of their series is still
-     * hidden, by series and number: the manifest stays in number order within a series (a file
-     * replaced while open is published before the one that replaced it, which is older).
-     */
-    private final Map<String, java.util.TreeMap<Long, Version>> deferred = new java.util.HashMap<>();
-    /**
-     * Hidden versions not yet handed to {@link #recordInOrder} nor gone: what later versions wait
-     * for. Guarded by {@code deferred}, so leaving it and joining the queue is one step (a version
-     * published between the two would let a later one overtake it).
-     */
-    private final java.util.Set<Version> unlisted = new java.util.HashSet<>();
-
-    private void hide(Version v) {
-        synchronized (deferred) {
-            unlisted.add(v);
-        }
-        pending.add(v);
+    /** Where the file system turns when space runs short. */
+    public Room room() {
+        return giveWay;
     }
 
-    /** Hashes and lists {@code v} now, or once every earlier hidden version of its series is published or gone. */
-    private void recordInOrder(Version v) {
-        synchronized (deferred) {
-            unlisted.remove(v);
-            deferred.computeIfAbsent(v.file, k -> new java.util.TreeMap<>()).put(v.number, v);
-            releaseDeferred(v.file);
-        }
+    /** Appends a non-version event (rename detected, run start/end) in order with the versions. */
+    public void event(ManifestLine.Builder event) {
+        hasher.append(event.build()); // stamped now, written in order with the versions
     }
 
-    /** {@code v} will not be listed as saved (given up, or it could not get its name): later ones go on. */
-    private void unlist(Version v) {
-        synchronized (deferred) {
-            unlisted.remove(v);
-            releaseDeferred(v.file);
-        }
+    /** Bytes to leave free on the versions filesystem (see {@link Headroom}); -1: the default, min(5%, 10 GiB). */
+    public void minFree(long bytes) {
+        headroom.minFree(bytes);
     }
 
-    /** A hidden version of {@code series} was published or given up: what waited for it goes on. Caller holds deferred. */
-    private void releaseDeferred(String series) {
-        java.util.TreeMap<Long, Version> waiting = deferred.get(series);
-        if (waiting == null) return;
-        long firstHidden = Long.MAX_VALUE;
-        for (Version p : unlisted) if (p.file.equals(series)) firstHidden = Math.min(firstHidden, p.number);
-        while (!waiting.isEmpty() && waiting.firstKey() < firstHidden) record(waiting.pollFirstEntry().getValue());
-        if (waiting.isEmpty()) deferred.remove(series);
+    /** The keep rules applied after each capture (see {@link LiveRetention}); default: keep everything. */
+    public void retention(Retention.Policy p) {
+        retention.policy(p);
     }
-
-    /** {@code v} will get no manifest line of its own (removed): it no longer waits, nor holds up others. */
-    private void undefer(Version v) {
-        synchronized (deferred) {
-            java.util.TreeMap<Long, Version> waiting = deferred.get(v.file);
-            if (waiting != null && waiting.remove(v.number, v) && waiting.isEmpty()) deferred.remove(v.file);
-        }
-    }
-
-    /** {@code v} left the hidden versions without being published (given up, pruned): later ones may go on. */
-    private boolean unhide(Version v) {
-        if (!pending.remove(v)) return false;
-        unlist(v);
-        return true;
-    }
-
-    /** Renames a hidden version file to its name, never over another file. False (and said) if it cannot. */
-    private boolean moveInto(String from, String name) {
-        int e = renameNoReplace(from, name);
-        if (e == Errno.ENOENT.code && !VersionNaming.folderOf(name).isEmpty()) {
-            Posix.C.mkdirat(dirFd, VersionNaming.folderOf(name), 0755); // first version of sub/x.dat
-            e = renameNoReplace(from, name);
-        }
-        if (e == 0) return true;
-        if (e != Errno.ENOENT.code) { // ENOENT: dropped to make room meanwhile, and recorded then
-            Log.warn("version " + name + " stays hidden in " + dir.resolve(from) + ": cannot give it its name ("
-                    + Posix.strerror(e) + ")");
-        }
-        return false;
-    }
-
-    /** 0, or the errno of renaming {@code from} to {@code name} where no file has that name. */
-    private int renameNoReplace(String from, String name) {
-        if (Posix.C.renameat2(dirFd, from, dirFd, name, LibC.RENAME_NOREPLACE) == 0) return 0;
-        int e = Posix.errno();
-        if (e != Errno.EINVAL.code) return e;
-        // A filesystem without RENAME_NOREPLACE (some NFS): numbers are ours alone in a run, so a
-        // check first is enough against a stray file.
-        if (Posix.C.faccessat(dirFd, name, 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) return Errno.EEXIST.code;
-        return Posix.C.renameat(dirFd, from, dirFd, name) == 0 ? 0 : Posix.errno();
-    }
-
-    /**
-     * Versions a killed run left hidden: each gets its name now, as a copy if its inode is still
-     * shared (with the target that run was writing), so the version cannot change when that file
-     * does. Folders of versionfs processes still running are theirs. True if any was recovered
-     * (they are then listed by {@link #adoptUnlisted}).
-     */
-    private boolean recoverPending() throws IOException {
-        boolean any = false;
-        try (DirectoryStream<Path> pids = Files.newDirectoryStream(access.resolve(PENDING_ROOT))) {
-            for (Path p : pids) {
-                String id = p.getFileName().toString();
-                if (running(id)) continue;
-                String rel = PENDING_ROOT + "/" + id + "/";
-                try (DirectoryStream<Path> ds = Files.newDirectoryStream(p)) {
-                    for (Path f : ds) any |= recoverOne(rel + f.getFileName(), unescape(f.getFileName().toString()));
-                }
-                Posix.C.unlinkat(dirFd, rel, LibC.AT_REMOVEDIR); // empty now, unless one could not be recovered
-            }
-        }
-        return any;
-    }
-
-    private boolean recoverOne(String from, String name) {
-        FileStat st = Stat.at(dirFd, from, LibC.AT_SYMLINK_NOFOLLOW);
-        if (st == null || !Stat.isRegular(st) || !VersionNaming.isVersionFileName(VersionNaming.baseOf(name))) return false;
-        int mode = Stat.mode(st) & 07777;
-        if (Stat.nlink(st) > 1) {
-            String tmp = HIDDEN + "/tmp/" + escape(name) + ".recovered";
-            IoError err = FileCopier.copyAt(dirFd, from, dirFd, tmp, false, () -> false);
-            if (err != null) {
-                Log.warn("a version left by a killed run stays hidden in " + dir.resolve(from) + ": no copy (" + err + ")");
-                return false;
-            }
-            readOnly(tmp, mode);
-            if (!moveInto(tmp, name)) {
-                Posix.C.unlinkat(dirFd, tmp, 0);
-                return false;
-            }
-            Posix.C.unlinkat(dirFd, from, 0);
-            return true;
-        }
-        readOnly(from, mode);
-        return moveInto(from, name);
-    }
-
-    // ---- hooks ---------------------------------------------------------------------------------
-
-    private volatile Hooks hooks;
 
     /** Runs {@code h} after each version is saved and hashed (see {@link Hooks}). */
     public void hooks(Hooks h) {
         h.manifest(this::event);
         h.logAt(access.resolve(Hooks.LOG));
-        h.onDone(v -> prune(v.file));
+        h.onDone(v -> retention.prune(v.file));
         this.hooks = h;
     }
 
     public Hooks hooks() {
         return hooks;
+    }
+
+    /** On the hasher's thread: a saved version has its line; its hook, if any, may run. */
+    private void queueHook(Version v) {
+        Hooks h = hooks;
+        if (h != null) h.queue(v, dir.resolve(v.versionFile));
     }
 
     /**
@@ -720,490 +596,55 @@ public final class VersionStore implements AutoCloseable {
         else Posix.C.fchmodat(dirFd, name, narrowed, 0);
     }
 
-    // ---- headroom guard ------------------------------------------------------------------------
-
-    /** Bytes to leave free on the versions filesystem; -1: the default, min(5%, 10 GiB). */
-    private volatile long minFree = -1;
-    private final AtomicInteger skipped = new AtomicInteger();
-
-    public void minFree(long bytes) {
-        this.minFree = bytes;
-    }
-
-    /**
-     * Whether keeping a version of a {@code size}-byte file would leave less than the headroom
-     * free: a version keeps those bytes (at once when copied; at the next rewrite when linked),
-     * and the job's own next write of the file needs as much again. Null when there is room,
-     * else why not.
-     */
-    public String lowOnSpace(long size) {
-        if (NO_GUARD) return null;
-        long[] space = space(dirFd);
-        if (space == null) return null;
-        String low = headroomShort(space[0], space[1], size, minFree);
-        if (low != null) return "low space: " + space[0] + " bytes free in " + dir + ", " + low;
-        // A quota fills before the disk does, and statvfs does not show it: EDQUOT would hit the
-        // job's own next write. The same headroom rule, against the tightest limit in force.
-        io.versionfs.sys.Quota.Limit q = quota.tightest();
-        if (q == null) return null;
-        low = headroomShort(q.headroom(), q.limit(), size, minFree);
-        return low == null ? null : "low quota: " + q.headroom() + " bytes left under the " + q + " on " + dir + ", " + low;
-    }
-
-    /**
-     * The headroom rule, for a disk ({@code avail} of {@code total} bytes) or a quota (headroom
-     * of the limit): keeping a {@code size}-byte version must leave {@code minFree} bytes, or by
-     * default min(5% of the total, 10 GiB). Null when it does; else the numbers, for the record.
-     */
-    public static String headroomShort(long avail, long total, long size, long minFree) {
-        long keep = minFree >= 0 ? minFree : Math.min(total / 20, 10L << 30);
-        if (avail - Math.max(0, size) >= keep) return null;
-        return "a version of " + size + " bytes would leave less than " + keep + " (--min-free)";
-    }
-
-    /** The tightest quota in force on the versions filesystem, for reports; null if none is visible. */
-    public io.versionfs.sys.Quota.Limit quota() {
-        return NO_GUARD ? null : quota.tightest();
-    }
-
-    /**
-     * Whether an optional copy of {@code size} bytes onto the filesystem of {@code fd} leaves the
-     * default headroom (min(5%, 10 GiB)) for the job: a background copy must never take the job's
-     * last free space. True when the space cannot be read (the copy's own ENOSPC is then handled).
-     */
-    public static boolean roomForOptionalCopy(int fd, long size) {
-        if (NO_GUARD) return true;
-        long[] space = space(fd);
-        return space == null || headroomShort(space[0], space[1], size, -1) == null;
-    }
-
-    /** {available to us, total} bytes of the filesystem holding {@code fd}, or null if statvfs fails. */
-    private static long[] space(int fd) {
-        ru.serce.jnrfuse.struct.Statvfs sv = STATVFS.get();
-        if (Posix.C.fstatvfs(fd, jnr.ffi.Struct.getMemory(sv)) != 0) return null;
-        long frsize = sv.f_frsize.longValue() > 0 ? sv.f_frsize.longValue() : sv.f_bsize.longValue();
-        return new long[] {sv.f_bavail.longValue() * frsize, sv.f_blocks.longValue() * frsize};
-    }
-
-    /** Tests of what happens when the disk fills anyway (another process filled it) turn the guard off. */
-    private static final boolean NO_GUARD = Boolean.getBoolean("versionfs.noHeadroomGuard");
-
-    private static final ThreadLocal<ru.serce.jnrfuse.struct.Statvfs> STATVFS = ThreadLocal.withInitial(
-            () -> ru.serce.jnrfuse.struct.Statvfs.of(jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 256)));
-
-    /** A close that was not kept as a version because space is low: one manifest line, counted in the summary. */
-    public void skipped(String series, String reason, int pid, String why) {
-        if (skipped.incrementAndGet() == 1) {
-            Log.warn("versions of " + series + " are being skipped: " + why + ". The job's own writes come first;"
-                    + " the summary counts the skipped closes");
-        }
-        ManifestLine line = ManifestLine.event("skipped").file(series).reason(reason).pid(pid).why(why).build();
-        hasher.execute(() -> append(line));
-    }
-
-    public int skippedCount() {
-        return skipped.get();
-    }
-
-    // ---- retention (live) ----------------------------------------------------------------------
-
-    private volatile Retention.Policy policy = Retention.Policy.KEEP_ALL;
-    /** This run's saved versions per series that retention still keeps, oldest first. */
-    private final Map<String, List<Version>> kept = new ConcurrentHashMap<>();
-    private final AtomicInteger pruned = new AtomicInteger();
-
-    /** The keep rules applied after each capture (see {@link Retention}); default: keep everything. */
-    public void retention(Retention.Policy p) {
-        this.policy = p;
-    }
-
-    /**
-     * Applies the keep rules right at capture (inside the program's close(), so a --max-size
-     * budget holds at every moment, not only once hashes catch up): versions no rule keeps are
-     * removed, each with a manifest line saying why. Only this run's versions are considered;
-     * {@code versionfs prune} handles the rest. The newest is always kept (it may share the live
-     * file), so removing others never touches the live file.
-     */
-    private void applyRetention(String series, Version v) {
-        if (policy.keepsAll()) return;
-        List<Version> list = kept.computeIfAbsent(series, k -> new ArrayList<>());
-        synchronized (list) {
-            list.add(v);
-        }
-        prune(series);
-    }
-
-    /**
-     * Removes what the keep rules do not keep, except a version whose --on-version hook runs right
-     * now: it goes when the hook ends (this runs again then), so no hook finds its file gone.
-     */
-    private void prune(String series) {
-        Retention.Policy p = policy;
-        if (p.keepsAll()) return;
-        List<Version> list = kept.get(series);
-        if (list == null) return;
-        Hooks h = hooks;
-        synchronized (list) {
-            List<Retention.Entry> entries = new ArrayList<>(list.size());
-            for (Version x : list) entries.add(new Retention.Entry(x.number, Math.max(0, x.disk >= 0 ? x.disk : x.size), x.time));
-            List<Retention.Decision> out = Retention.toPrune(entries, p);
-            if (out.isEmpty()) return;
-            java.util.Set<Long> gone = new java.util.HashSet<>();
-            for (Retention.Decision d : out) {
-                Version x = list.stream().filter(y -> y.number == d.entry().number()).findFirst().orElse(null);
-                if (x == null) continue;
-                boolean hookQueued;
-                synchronized (x) {
-                    if (h != null && h.busy(x)) continue;
-                    x.givenUp = true; // not hashed yet: its "saved" line is not written, the pruned one is
-                    Posix.C.unlinkat(dirFd, storedName(x), 0);
-                    hookQueued = x.hookQueued;
-                }
-                unhide(x);
-                undefer(x);
-                // A queued hook counts itself as skipped when its turn comes; one never queued is counted here.
-                if (h != null && !hookQueued) h.skip(x, "the version was removed by the keep rules before its hook's turn");
-                if (x.versionFile.equals(hashing)) hashCancelled = true;
-                gone.add(x.number);
-                pruned.incrementAndGet();
-                log(series).markPruned(x.number);
-                ManifestLine line = x.toLine().path(null).status("pruned").pruned(d.why()).build();
-                hasher.execute(() -> append(line));
-            }
-            list.removeIf(y -> gone.contains(y.number));
-        }
-    }
-
-    public int prunedCount() {
-        return pruned.get();
-    }
-
-    /**
-     * Copies the source into a temp file, then renames it into place: a version appears complete
-     * or not at all (a partial copy is never a "saved" version).
-     */
-    private IoError copyInto(int srcFd, int srcDirFd, String srcRel, String name, BooleanSupplier cancelled) {
-        String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
-        IoError err = copyTo(srcFd, srcDirFd, srcRel, tmp, cancelled);
-        if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
-            err = IoError.last("rename");
-            Posix.C.unlinkat(dirFd, tmp, 0);
-        }
-        return err;
-    }
-
-    /** Copies the source to the temp file {@code tmp}, read-only (never under its name with a write bit). */
-    private IoError copyTo(int srcFd, int srcDirFd, String srcRel, String tmp, BooleanSupplier cancelled) {
-        IoError err = srcFd >= 0 ? FileCopier.copyFd(srcFd, dirFd, tmp, false, cancelled)
-                : FileCopier.copyAt(srcDirFd, srcRel, dirFd, tmp, false, cancelled);
-        FileStat st = err == null ? Stat.at(dirFd, tmp, LibC.AT_SYMLINK_NOFOLLOW) : null;
-        if (st != null) readOnly(tmp, Stat.mode(st) & 07777);
-        return err;
-    }
-
-    /** A version of this run that may give way when the job's own writes need its space. */
-    private record Droppable(String series, long number, String name, String reason) {}
-
-    /** Oldest first. */
-    private final java.util.ArrayDeque<Droppable> droppable = new java.util.ArrayDeque<>();
-    /**
-     * The content before the run: given up only when nothing else of this run is left. Without
-     * versionfs the job would have overwritten that content anyway; its writes come first.
-     */
-    private final java.util.ArrayDeque<Droppable> lastResort = new java.util.ArrayDeque<>();
-
-    /**
-     * The job's writes come first: when the disk is full, gives up the oldest version of this run
-     * that holds blocks of its own (one that shares the live file frees nothing), records it lost
-     * with the reason, and answers true so the write can be retried; false if none is left.
-     */
-    public boolean dropOneForSpace() {
-        synchronized (droppable) {
-            return dropFrom(droppable) || dropFrom(lastResort);
-        }
-    }
-
-    private boolean dropFrom(java.util.ArrayDeque<Droppable> queue) {
-        {
-            var it = queue.iterator();
-            while (it.hasNext()) {
-                Droppable d = it.next();
-                FileStat st = Stat.at(dirFd, d.name(), LibC.AT_SYMLINK_NOFOLLOW);
-                if (st == null && Posix.C.faccessat(dirFd, pendingName(d.name()), 0, LibC.AT_SYMLINK_NOFOLLOW) == 0) {
-                    continue; // not published yet: it shares the live file, removing it frees nothing
-                }
-                if (st == null) {
-                    it.remove(); // already gone (given up another way)
-                    continue;
-                }
-                if (Stat.nlink(st) > 1) continue; // shares the live file: removing it frees nothing
-                long size = Stat.size(st);
-                if (Posix.C.unlinkat(dirFd, d.name(), 0) != 0) continue;
-                if (d.name().equals(hashing)) hashCancelled = true; // its blocks come back when the hasher lets go
-                it.remove();
-                lost.incrementAndGet();
-                String why = "dropped to make room for the job's own writes (disk full or quota)";
-                log(d.series()).markLost(d.number());
-                Log.warnOnce("dropped:" + dir, "the disk of " + dir + " is full: versions of this run give way to the"
-                        + " job's own writes, oldest first (each is recorded in the manifest)");
-                if (queue == lastResort) {
-                    Log.warn("version " + d.number() + " of " + d.series() + " (its content before the run) was given up:"
-                            + " the job needed the space");
-                }
-                ManifestLine line = ManifestLine.version(d.number(), d.series()).size(size).status("lost").reason(d.reason())
-                        .dropped(true).error(why).build();
-                hasher.execute(() -> append(line));
-                return true;
-            }
-            return false;
-        }
-    }
-
-    /** Records a version that could not even be attempted (e.g. the live file vanished). */
-    public Version recordLost(String file, String reason, int pid, String cmd, String error) {
-        long number = allocate(file);
-        Version v = new Version(number, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
-        lost.incrementAndGet();
-        log(file).add(v);
-        record(v);
-        return v;
-    }
-
-    /**
-     * A version that was saved but had to be given up later (its file could not be unshared from
-     * the live file, e.g. disk full): the file is removed and the manifest says why.
-     */
-    public void giveUp(Version v, String error) {
-        synchronized (v) {
-            v.givenUp = true; // its "saved" line, if not written yet, is not written at all
-            Posix.C.unlinkat(dirFd, storedName(v), 0);
-        }
-        unhide(v);
-        lost.incrementAndGet();
-        Version gone = new Version(v.number, v.file, null, v.size, v.time, v.pid, v.command, v.reason,
-                Version.Status.LOST, error);
-        log(v.file).replace(v, gone);
-        hasher.execute(() -> append(gone.toLine().build()));
-    }
-
-    private void record(Version v) {
-        hasher.execute(() -> {
-            if (v.givenUp) return;
-            if (!v.lost()) {
-                hashing = v.versionFile;
-                hashCancelled = false;
-                try {
-                    v.sha256(sha256(access.resolve(v.versionFile), () -> hashCancelled));
-                } finally {
-                    hashing = null;
-                }
-                if (hashCancelled) return; // given up while being hashed: its "dropped" line follows
-            }
-            ManifestLine.Builder line = v.toLine();
-            if (!v.lost()) dedupe(v, line);
-            append(line.build());
-            Hooks h = hooks;
-            if (h == null || v.lost() || v.sha256() == null) return;
-            synchronized (v) {
-                if (v.givenUp) return; // removed meanwhile: prune counted its hook as skipped
-                v.hookQueued = true;
-            }
-            h.submit(v, dir.resolve(v.versionFile));
-        });
-    }
-
-    /** Appends a non-version event (rename detected, run start/end) in order with the versions. */
-    public void event(ManifestLine.Builder event) {
-        ManifestLine line = event.build(); // stamped now, written in order with the versions
-        hasher.execute(() -> append(line));
-    }
-
-    private void append(ManifestLine line) {
-        try {
-            NodeNumbering n = nodes;
-            manifest.append(n == null ? line : n.stamp(line));
-        } catch (IOException e) {
-            Log.warnOnce("manifest:" + dir, "cannot append to " + manifest.path() + ": " + e.getMessage());
-        }
-    }
-
-    /** The hasher's digest: one thread hashes, so one, reused for every version. */
-    private static final MessageDigest SHA256;
-
-    static {
-        try {
-            SHA256 = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** Per series, the last saved version as hashed: (number, name, size, sha256). Hasher thread only. */
-    private record Hashed(long number, String name, long size, String sha256) {}
-
-    private final Map<String, Hashed> lastHashed = new java.util.HashMap<>();
-    private final AtomicLong dedupedBytes = new AtomicLong();
-
-    /**
-     * A version identical to the previous one of its series (same size and sha256: a program that
-     * rewrote the same content) says so ({@code same_as}), and shares the previous one's blocks
-     * where the filesystem has reflinks. Hasher thread only.
-     */
-    private void dedupe(Version v, ManifestLine.Builder line) {
-        Hashed prev = lastHashed.get(v.file);
-        lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
-        if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
-        line.sameAs(prev.number());
-        if (shareExtents(prev.name(), v.versionFile)) dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size));
-    }
-
-    /**
-     * Makes {@code name}'s file share its blocks with {@code prev}'s (a reflink: two inodes, so a
-     * write through one name never reaches the other) where the filesystem can. Not a hard link:
-     * whoever gives a version its write bit back (chmod) would then change two versions.
-     */
-    private boolean shareExtents(String prev, String name) {
-        int src = Posix.C.openat(dirFd, prev, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
-        if (src < 0) return false; // the previous one is gone (pruned, dropped)
-        String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".same";
-        int dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, 0400);
-        try {
-            if (dst < 0 || Posix.C.ioctl(dst, LibC.FICLONE, src) != 0) return false;
-            FileStat st = Stat.at(dirFd, name, LibC.AT_SYMLINK_NOFOLLOW);
-            if (st != null) Posix.C.fchmod(dst, Stat.mode(st) & 07777);
-            return Posix.C.renameat(dirFd, tmp, dirFd, name) == 0;
-        } finally {
-            Posix.C.close(src);
-            if (dst >= 0) Posix.C.close(dst);
-            Posix.C.unlinkat(dirFd, tmp, 0); // gone already if renamed
-        }
-    }
+    // ---- what the summary says ------------------------------------------------------------------
 
     /**
      * One line on what the versions take: their total size, what they occupy on disk (identical
-     * versions stored once, reflinked extents shared, holes not stored), and the free space left.
+     * versions stored once, reflinked extents shared, holes not stored), the free space left, and
+     * the quota if one is in force.
      */
     public String usage() {
-        String u = usage(access, dir, dedupedBytes.get());
-        io.versionfs.sys.Quota.Limit q = quota();
+        String u = Usage.of(access, dir, hasher.dedupedBytes());
+        Quota.Limit q = headroom.quota();
         if (u == null || q == null) return u;
-        return u + "; " + q + ": " + io.versionfs.report.Summary.bytes(q.used()) + " used of "
-                + io.versionfs.report.Summary.bytes(q.limit());
-    }
-
-    /**
-     * What the version files in a folder take: their content, what they occupy on disk (hard
-     * links, i.e. identical versions, counted once; reflinked extents and holes as the
-     * filesystem reports them), and the free space there. {@code reach} is how to read the
-     * folder, {@code shown} how to name it; null when it cannot be listed.
-     */
-    public static String usage(Path reach, Path shown, long deduped) {
-        long logical = 0, stored = 0, count = 0;
-        java.util.Set<Long> seen = new java.util.HashSet<>();
-        String free = "";
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(reach)) {
-            for (Path p : ds) {
-                if (!VersionNaming.isVersionFileName(p.getFileName().toString())) continue;
-                FileStat st = Stat.at(LibC.AT_FDCWD, p.toString(), LibC.AT_SYMLINK_NOFOLLOW);
-                if (st == null || !Stat.isRegular(st)) continue;
-                count++;
-                logical += Stat.size(st);
-                long blocks = st.st_blocks.longValue();
-                // Only a file with several names can be met twice: the set holds those alone
-                // (a million versions would otherwise be a million boxed inode numbers).
-                if (Stat.nlink(st) <= 1 || seen.add(Stat.ino(st))) stored += blocks * 512;
-            }
-            free = ", " + io.versionfs.report.Summary.bytes(Files.getFileStore(reach).getUsableSpace()) + " free there";
-        } catch (IOException e) {
-            return null;
-        }
-        return shown + ": " + count + " version file(s), " + io.versionfs.report.Summary.bytes(logical) + " of content, "
-                + io.versionfs.report.Summary.bytes(stored) + " on disk" + (deduped > 0
-                ? " (" + io.versionfs.report.Summary.bytes(deduped) + " not stored twice: identical versions)" : "") + free;
+        return u + "; " + q + ": " + Summary.bytes(q.used()) + " used of " + Summary.bytes(q.limit());
     }
 
     /** Bytes not stored twice because a version equalled the one before it. */
     public long dedupedBytes() {
-        return dedupedBytes.get();
-    }
-
-    /** The version file being hashed now, and whether to stop: a version given up must let go of its blocks at once. */
-    private volatile String hashing;
-    private volatile boolean hashCancelled;
-
-    /** Only ever called on the hasher thread. */
-    private static final jnr.ffi.Pointer HASH_MEM = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 1 << 20);
-    private static final byte[] HASH_BYTES = new byte[1 << 20];
-
-    /**
-     * Only ever called on the hasher thread. Opened with O_CLOEXEC through libc, not a Java
-     * FileChannel: a descriptor open while libfuse forks fusermount (auto_unmount) is inherited
-     * by that long-lived helper, and a version given up to free space would keep its blocks.
-     */
-    private static String sha256(Path p, BooleanSupplier cancelled) {
-        int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
-        if (fd < 0) return null;
-        try {
-            SHA256.reset();
-            long off = 0;
-            while (true) {
-                if (cancelled.getAsBoolean()) return null;
-                long n = Posix.C.pread(fd, HASH_MEM, HASH_BYTES.length, off);
-                if (n < 0) return null;
-                if (n == 0) break;
-                HASH_MEM.get(0, HASH_BYTES, 0, (int) n);
-                SHA256.update(HASH_BYTES, 0, (int) n);
-                off += n;
-            }
-            return HexFormat.of().formatHex(SHA256.digest());
-        } finally {
-            Posix.C.close(fd);
-        }
-    }
-
-    /** Waits until every queued hash and manifest line is written. */
-    public void drain() {
-        try {
-            hasher.submit(() -> {}).get();
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    private VersionLog log(String file) {
-        return logs.computeIfAbsent(file, f -> new VersionLog());
+        return hasher.dedupedBytes();
     }
 
     /** Per file name, what the summary shows (bounded; the manifest has everything). */
     public Map<String, VersionLog.Snapshot> versions() {
-        Map<String, VersionLog.Snapshot> out = new java.util.TreeMap<>();
-        logs.forEach((f, l) -> out.put(f, l.snapshot()));
-        return out;
+        return tally.versions();
     }
 
     public int lostCount() {
-        return lost.get();
+        return tally.lostCount();
     }
 
+    public int skippedCount() {
+        return headroom.skippedCount();
+    }
+
+    public int prunedCount() {
+        return retention.prunedCount();
+    }
+
+    /** Waits until every queued hash and manifest line is written. */
+    public void drain() {
+        hasher.drain();
+    }
+
+    /** The folder's own markers: the batch node's (or the one node's) to remove. */
     private void dropMarkers() {
-        Posix.C.unlinkat(dirFd, PENDING, LibC.AT_REMOVEDIR); // empty unless a version could not get its name (said)
+        Posix.C.unlinkat(dirFd, Publication.FOLDER, LibC.AT_REMOVEDIR); // empty unless a version could not get its name (said)
         try {
             Files.deleteIfExists(access.resolve(HIDDEN).resolve(DIRTY));
         } catch (IOException e) {
             Log.debug("dirty marker: " + e.getMessage());
         }
-    }
-
-    /** Lists {@code inOrder} as {@code series}'s versions in the summary (the merged history of every node). */
-    public void relist(String series, List<Version> inOrder) {
-        VersionLog l = new VersionLog();
-        inOrder.forEach(l::add);
-        logs.put(series, l);
-    }
-
-    /** Lines are in the manifest once this returns: the batch node merges the nodes' manifests into it. */
-    Manifest manifest() {
-        return manifest;
     }
 
     @Override

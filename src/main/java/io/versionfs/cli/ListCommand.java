@@ -146,7 +146,7 @@ final class ListCommand implements Callable<Integer> {
 
     /** What the version files take: content, on disk (identical versions and shared extents counted once), free space. */
     static String storage(Path d) {
-        String u = io.versionfs.capture.VersionStore.usage(d, d.toAbsolutePath().normalize(), 0);
+        String u = io.versionfs.capture.Usage.of(d, d.toAbsolutePath().normalize(), 0);
         return u != null ? u : d + ": cannot be listed";
     }
 

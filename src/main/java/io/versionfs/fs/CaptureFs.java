@@ -247,8 +247,8 @@ public final class CaptureFs extends FuseStubFS {
             for (String c : new String[] {"io.versionfs.sys.FuseBufs", "io.versionfs.fs.LiveFile", "io.versionfs.fs.Cow",
                     "io.versionfs.fs.Cow$Linked", "io.versionfs.fs.Handle", "io.versionfs.fs.CopyJob",
                     "io.versionfs.sys.FileCopier", "io.versionfs.capture.VersionLog", "io.versionfs.capture.Version$Status",
-                    "io.versionfs.capture.VersionStore$Captured", "io.versionfs.capture.VersionStore$Droppable",
-                    "io.versionfs.capture.VersionStore$Hashed", "java.util.concurrent.ForkJoinPool"}) {
+                    "io.versionfs.capture.VersionStore$Captured", "io.versionfs.capture.GiveWay$Droppable",
+                    "io.versionfs.capture.Hasher$Hashed", "java.util.concurrent.ForkJoinPool"}) {
                 Class.forName(c, true, cl);
             }
             FileId.of(Stat.of(rootFd));

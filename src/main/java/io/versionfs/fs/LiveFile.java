@@ -1,6 +1,7 @@
 package io.versionfs.fs;
 
 import io.versionfs.capture.CaptureRule;
+import io.versionfs.capture.Room;
 import io.versionfs.capture.Series;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
@@ -359,8 +360,8 @@ final class LiveFile {
 
     private boolean dropVersionForSpace() {
         Series s = series;
-        if (s != null && s.store().dropOneForSpace()) return true;
-        for (Cow.Linked l : cow.versions()) if (l.store().dropOneForSpace()) return true;
+        if (s != null && s.store().room().dropOne()) return true;
+        for (Cow.Linked l : cow.versions()) if (l.store().room().dropOne()) return true;
         return false;
     }
 
@@ -593,11 +594,9 @@ final class LiveFile {
         FileStat now = Stat.of(fd);
         long size = now != null ? Stat.size(now) : 0, nlink = now != null ? Stat.nlink(now) : Long.MAX_VALUE;
         // What a version takes is its blocks, not its apparent size (a sparse file's holes are free).
-        String low = s.store().lowOnSpace(now != null ? Stat.diskBytes(now) : 0);
-        if (low != null) {
+        if (s.store().room().skipIfLow(s.name(), reason, pid, now != null ? Stat.diskBytes(now) : 0)) {
             // The headroom guard: no version rather than a job that runs out of disk.
             if (into == null) saved = m;
-            s.store().skipped(s.name(), reason, pid, low);
             return null;
         }
         VersionStore.Captured c = reason.equals("initial") || writtenOutside || hasLinksWeDidNotMake(nlink)
@@ -734,7 +733,7 @@ final class LiveFile {
             // gives way (its content is the final file's), never a version left sharing the file
             // the user will edit next.
             for (Cow.Linked l : cow.versions()) {
-                l.store().giveUp(l.version(), "no room to keep it apart from the final file, which holds the same content ("
+                l.store().room().giveUp(l.version(), "no room to keep it apart from the final file, which holds the same content ("
                         + err + ")");
             }
             becameIndependent();
@@ -750,8 +749,7 @@ final class LiveFile {
                     + "). Before editing it in place, make it a file of its own (cp --reflink=auto FILE FILE.tmp &&"
                     + " mv FILE.tmp FILE), or that version changes too");
             for (Cow.Linked l : cow.versions()) {
-                if (l.mayGiveUp()) l.store().event(io.versionfs.capture.ManifestLine.event("shares-inode")
-                        .version(l.version().number).file(l.version().file).why(why));
+                if (l.mayGiveUp()) l.store().room().stillShared(l.version(), why);
             }
             return 0;
         }
@@ -764,7 +762,7 @@ final class LiveFile {
         }
         String why = fs.stopping() ? "the run was stopping before it could be separated from the live file"
                 : what + " (" + err + ")";
-        for (Cow.Linked l : cow.versions()) l.store().giveUp(l.version(), "dropped before the next change: " + why);
+        for (Cow.Linked l : cow.versions()) l.store().room().giveUp(l.version(), "dropped before the next change: " + why);
         becameIndependent();
         return 0;
     }
@@ -877,7 +875,7 @@ final class LiveFile {
                 }
                 if (ensureFd(false) != 0) return;
                 FileStat st = Stat.of(fd);
-                if (st != null && !io.versionfs.capture.VersionStore.roomForOptionalCopy(fd, Stat.diskBytes(st))) {
+                if (st != null && !Room.forOptionalCopy(fd, Stat.diskBytes(st))) {
                     setback(); // no room to spare: the job's own writes come first; look again later
                     return;
                 }

@@ -718,7 +718,7 @@ final class TargetLink {
             if (!ending && age < 1000) return;
             VersionStore.Captured c = store.copyAtPath(target, name, "noticed");
             if (!stamp.equals(stamp())) {
-                if (!c.version().lost()) store.giveUp(c.version(), "changed while being copied (written outside versionfs)");
+                if (!c.version().lost()) store.room().giveUp(c.version(), "changed while being copied (written outside versionfs)");
                 return;
             }
             lastNoticed = stamp;

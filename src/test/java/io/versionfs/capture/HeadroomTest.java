@@ -19,18 +19,18 @@ class HeadroomTest {
     @Test
     void theDefaultKeepsFivePercentButNeverMoreThanTenGiB() {
         // 100 GiB disk: keep 5 GiB. 6 GiB free, 512 MiB version: fine; 1.5 GiB version: not.
-        assertNull(VersionStore.headroomShort(6 * GIB, 100 * GIB, 512 * MIB, -1));
-        assertNotNull(VersionStore.headroomShort(6 * GIB, 100 * GIB, 3 * GIB / 2, -1));
+        assertNull(Headroom.headroomShort(6 * GIB, 100 * GIB, 512 * MIB, -1));
+        assertNotNull(Headroom.headroomShort(6 * GIB, 100 * GIB, 3 * GIB / 2, -1));
         // 1 PiB disk: keep 10 GiB, not 50 TiB.
-        assertNull(VersionStore.headroomShort(11 * GIB, 1L << 50, 512 * MIB, -1));
-        assertNotNull(VersionStore.headroomShort(10 * GIB, 1L << 50, 512 * MIB, -1));
+        assertNull(Headroom.headroomShort(11 * GIB, 1L << 50, 512 * MIB, -1));
+        assertNotNull(Headroom.headroomShort(10 * GIB, 1L << 50, 512 * MIB, -1));
     }
 
     @Test
     void minFreeOverridesTheDefaultAndZeroMeansUpToTheLastByte() {
-        assertNull(VersionStore.headroomShort(100, 1000, 100, 0));
-        assertNotNull(VersionStore.headroomShort(100, 1000, 101, 0));
-        String why = VersionStore.headroomShort(5 * MIB, 100 * GIB, MIB, 8 * MIB);
+        assertNull(Headroom.headroomShort(100, 1000, 100, 0));
+        assertNotNull(Headroom.headroomShort(100, 1000, 101, 0));
+        String why = Headroom.headroomShort(5 * MIB, 100 * GIB, MIB, 8 * MIB);
         assertNotNull(why);
         assertTrue(why.contains("--min-free") && why.contains(String.valueOf(8 * MIB)), why);
     }
@@ -43,8 +43,8 @@ class HeadroomTest {
         assertEquals(30 * MIB, q.limit());
         assertEquals(5 * MIB, q.headroom());
         // A 4 MiB version under a 30 MiB quota keeps min(5%, 10 GiB) = 1.5 MiB: fits; 4.5 MiB does not.
-        assertNull(VersionStore.headroomShort(q.headroom(), q.limit(), 3 * MIB, -1));
-        assertNotNull(VersionStore.headroomShort(q.headroom(), q.limit(), 4 * MIB, -1));
+        assertNull(Headroom.headroomShort(q.headroom(), q.limit(), 3 * MIB, -1));
+        assertNotNull(Headroom.headroomShort(q.headroom(), q.limit(), 4 * MIB, -1));
         // Hard limit only.
         assertEquals(40 * MIB, Quota.parse("group", 7, 40 * 1024, 0, 0, blimits | space).limit());
         // No limits (0/0), or limits not reported: no quota.

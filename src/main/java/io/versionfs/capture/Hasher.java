@@ -1,0 +1,200 @@
+package io.versionfs.capture;
+
+import io.versionfs.report.Log;
+import io.versionfs.sys.LibC;
+import io.versionfs.sys.Posix;
+import io.versionfs.sys.Stat;
+import ru.serce.jnrfuse.struct.FileStat;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+
+/**
+ * Writes the manifest of one versions folder: every line goes through one background thread, in
+ * the order it was handed over, and a saved version is hashed there first (hashing 512 MiB inside
+ * the program's close() would take seconds). A version identical to the one before it in its
+ * series says so ({@code same_as}) and shares that one's blocks where the filesystem can.
+ */
+final class Hasher {
+    /**
+     * One thread for every folder, in hand-over order. Shared so that a glob matching thousands
+     * of files does not mean thousands of threads.
+     */
+    private static final ExecutorService THREAD = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
+
+    // The thread's own tools: one thread hashes, so one digest and one buffer serve every folder.
+    private static final MessageDigest SHA256;
+    private static final jnr.ffi.Pointer HASH_MEM = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 1 << 20);
+    private static final byte[] HASH_BYTES = new byte[1 << 20];
+
+    static {
+        try {
+            SHA256 = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The last saved version of a series as hashed. */
+    private record Hashed(long number, String name, long size, String sha256) {}
+
+    private final Path dir;         // as the user knows it (warnings)
+    private final Path access;      // how we reach it (see VersionStore)
+    private final int dirFd;
+    private final Manifest manifest; // written on the thread only (and at close, once it is drained)
+    /** Told, on the thread, of each saved version once its line is written with its hash. */
+    private final Consumer<Version> listed;
+    /** Per series, the last saved version as hashed. The thread only. */
+    private final Map<String, Hashed> lastHashed = new HashMap<>();
+    private final AtomicLong dedupedBytes = new AtomicLong();
+    /**
+     * The version file being hashed now (written by the thread), and whether to stop (written by
+     * whoever removes that file): a version given up must let go of its blocks at once.
+     */
+    private volatile String hashing;
+    private volatile boolean cancelled;
+
+    Hasher(Path dir, Path access, int dirFd, Manifest manifest, Consumer<Version> listed) {
+        this.dir = dir;
+        this.access = access;
+        this.dirFd = dirFd;
+        this.manifest = manifest;
+        this.listed = listed;
+    }
+
+    /** Hashes {@code v} (unless lost), writes its line, then tells {@code listed}. Removed meanwhile: no line. */
+    void record(Version v) {
+        THREAD.execute(() -> {
+            if (v.gone()) return;
+            if (!v.lost() && !hash(v)) return; // given up while being hashed: its own line follows
+            ManifestLine.Builder line = v.toLine();
+            if (!v.lost()) dedupe(v, line);
+            write(line.build());
+            if (!v.lost() && v.sha256() != null) listed.accept(v);
+        });
+    }
+
+    /** Appends a line (an event, or a version's later fate) in order with the versions. */
+    void append(ManifestLine line) {
+        THREAD.execute(() -> write(line));
+    }
+
+    /** The file {@code versionFile} was removed: if it is being hashed, stop, so its blocks come back now. */
+    void cancel(String versionFile) {
+        if (versionFile != null && versionFile.equals(hashing)) cancelled = true;
+    }
+
+    /** Waits until every line handed over so far is written. */
+    void drain() {
+        try {
+            THREAD.submit(() -> {}).get();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Bytes not stored twice because a version equalled the one before it. */
+    long dedupedBytes() {
+        return dedupedBytes.get();
+    }
+
+    /** On the thread: sets {@code v}'s sha256 (null if unreadable); false if cancelled meanwhile. */
+    private boolean hash(Version v) {
+        hashing = v.versionFile;
+        cancelled = false;
+        try {
+            v.sha256(sha256(access.resolve(v.versionFile), () -> cancelled));
+        } finally {
+            hashing = null;
+        }
+        return !cancelled;
+    }
+
+    /** Every line as written: with its host in a job on several nodes (set before the first capture). */
+    private volatile java.util.function.UnaryOperator<ManifestLine> stamp = java.util.function.UnaryOperator.identity();
+
+    void stampWith(java.util.function.UnaryOperator<ManifestLine> s) {
+        stamp = s;
+    }
+
+    private void write(ManifestLine line) {
+        try {
+            manifest.append(stamp.apply(line));
+        } catch (IOException e) {
+            Log.warnOnce("manifest:" + dir, "cannot append to " + manifest.path() + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * A version identical to the previous one of its series (same size and sha256: a program that
+     * rewrote the same content) says so, and shares the previous one's blocks where the
+     * filesystem has reflinks. On the thread.
+     */
+    private void dedupe(Version v, ManifestLine.Builder line) {
+        Hashed prev = lastHashed.get(v.file);
+        lastHashed.put(v.file, new Hashed(v.number, v.versionFile, v.size, v.sha256()));
+        if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
+        line.sameAs(prev.number());
+        if (shareExtents(prev.name(), v)) dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size));
+    }
+
+    /**
+     * Makes {@code v}'s file share its blocks with {@code prev}'s (a reflink: two inodes, so a
+     * write through one name never reaches the other) where the filesystem can. Not a hard link:
+     * whoever gives a version its write bit back (chmod) would then change two versions.
+     */
+    private boolean shareExtents(String prev, Version v) {
+        int src = Posix.C.openat(dirFd, prev, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (src < 0) return false; // the previous one is gone (pruned, dropped)
+        String tmp = VersionStore.HIDDEN + "/tmp/" + v.versionFile.replace('/', '~') + ".same";
+        int dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, 0400);
+        try {
+            if (dst < 0 || Posix.C.ioctl(dst, LibC.FICLONE, src) != 0) return false;
+            synchronized (v) { // the version's file: not removed meanwhile (else the rename would bring it back)
+                FileStat st = v.gone() ? null : Stat.at(dirFd, v.versionFile, LibC.AT_SYMLINK_NOFOLLOW);
+                if (st == null) return false;
+                Posix.C.fchmod(dst, Stat.mode(st) & 07777);
+                return Posix.C.renameat(dirFd, tmp, dirFd, v.versionFile) == 0;
+            }
+        } finally {
+            Posix.C.close(src);
+            if (dst >= 0) Posix.C.close(dst);
+            Posix.C.unlinkat(dirFd, tmp, 0); // gone already if renamed
+        }
+    }
+
+    /**
+     * On the thread. Opened with O_CLOEXEC through libc, not a Java FileChannel: a descriptor
+     * open while libfuse forks fusermount (auto_unmount) is inherited by that long-lived helper,
+     * and a version given up to free space would keep its blocks.
+     */
+    private static String sha256(Path p, BooleanSupplier cancelled) {
+        int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (fd < 0) return null;
+        try {
+            SHA256.reset();
+            for (long off = 0; ; ) {
+                if (cancelled.getAsBoolean()) return null;
+                long n = Posix.C.pread(fd, HASH_MEM, HASH_BYTES.length, off);
+                if (n < 0) return null;
+                if (n == 0) break;
+                HASH_MEM.get(0, HASH_BYTES, 0, (int) n);
+                SHA256.update(HASH_BYTES, 0, (int) n);
+                off += n;
+            }
+            return HexFormat.of().formatHex(SHA256.digest());
+        } finally {
+            Posix.C.close(fd);
+        }
+    }
+}
