@@ -54,6 +54,7 @@ import java.util.function.Consumer;
 public final class CaptureFs extends FuseStubFS {
     /** Prefix of our temp files in the backing folder; hidden from listings. */
     public static final String TMP_PREFIX = ".versionfs~";
+    private static final java.util.concurrent.atomic.AtomicInteger TMP_SEQ = new java.util.concurrent.atomic.AtomicInteger();
 
     private static final LibC C = Posix.C;
     private static final int EILSEQ = 84;
@@ -159,6 +160,11 @@ public final class CaptureFs extends FuseStubFS {
         return path.startsWith("/") ? path.substring(1) : path;
     }
 
+    /** A fresh name for a temp file of ours in the backing folder (a copy, an empty file, a link being moved). */
+    static String tmpName() {
+        return TMP_PREFIX + TMP_SEQ.incrementAndGet() + "~" + ProcessHandle.current().pid();
+    }
+
     private static boolean isTemp(String r) {
         return r.startsWith(TMP_PREFIX) || r.contains("/" + TMP_PREFIX);
     }
@@ -186,11 +192,15 @@ public final class CaptureFs extends FuseStubFS {
         table.put(to, lf);
     }
 
-    /** Removes {@code lf} from the table if still unused; runs {@code cleanup} when it does. */
-    boolean forget(LiveFile lf, Runnable cleanup) {
+    /**
+     * Removes {@code lf} from the table if {@code unused} says so, asked under the namespace
+     * write lock (references are taken and names change under the namespace lock: the answer
+     * stays true until the removal); runs {@code cleanup} when it does.
+     */
+    boolean forget(LiveFile lf, java.util.function.BooleanSupplier unused, Runnable cleanup) {
         namespace.writeLock().lock();
         try {
-            if (lf.refs.get() != 0) return false;
+            if (!unused.getAsBoolean()) return false;
             table.remove(lf.id(), lf);
             cleanup.run();
             return true;
@@ -219,7 +229,7 @@ public final class CaptureFs extends FuseStubFS {
     private void attachOpenHandles(LiveFile lf, FileId id) {
         for (Handle h : handles.values()) {
             if (h.live == null && id.equals(h.id)) {
-                lf.refs.incrementAndGet();
+                lf.acquire();
                 h.attach(lf);
             }
         }
@@ -318,7 +328,7 @@ public final class CaptureFs extends FuseStubFS {
             }
             event(old, ManifestLine.event("left-series").file(r).why(why));
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -357,7 +367,7 @@ public final class CaptureFs extends FuseStubFS {
                 lf.promote(r);
                 lf.setSeries(s);
             }
-            lf.refs.incrementAndGet();
+            lf.acquire();
         } finally {
             namespace.writeLock().unlock();
         }
@@ -365,7 +375,7 @@ public final class CaptureFs extends FuseStubFS {
             if (who.writtenOutside()) lf.markWrittenOutside();
             return lf.captureNow(reason, who.pid());
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -387,7 +397,7 @@ public final class CaptureFs extends FuseStubFS {
                 namespace.writeLock().unlock();
             }
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -403,7 +413,7 @@ public final class CaptureFs extends FuseStubFS {
                 namespace.writeLock().unlock();
             }
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -461,7 +471,7 @@ public final class CaptureFs extends FuseStubFS {
             lf.detach(System.nanoTime() + budgetMillis * 1_000_000L);
             return !lf.sharesWithVersion();
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -473,7 +483,7 @@ public final class CaptureFs extends FuseStubFS {
             if (st == null) return 0;
             FileId id = FileId.of(st);
             LiveFile lf = table.get(id);
-            if (lf != null) return lf.refs.get();
+            if (lf != null) return lf.users();
             int n = 0;
             for (Handle h : handles.values()) if (id.equals(h.id)) n++;
             return n;
@@ -548,17 +558,10 @@ public final class CaptureFs extends FuseStubFS {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null) return null;
             LiveFile lf = lookup(st, r);
-            if (lf != null) lf.refs.incrementAndGet();
+            if (lf != null) lf.acquire();
             return lf;
         } finally {
             namespace.readLock().unlock();
-        }
-    }
-
-    private void unref(LiveFile lf) {
-        if (lf.refs.decrementAndGet() == 0) {
-            lf.closeIfIdle();
-            lf.forgetIfUnused();
         }
     }
 
@@ -572,7 +575,7 @@ public final class CaptureFs extends FuseStubFS {
             try {
                 return lf.changeMetadata(fd -> C.fchmod(fd, (int) mode & 07777) == 0 ? 0 : -Posix.errno());
             } finally {
-                unref(lf);
+                lf.release();
             }
         } catch (Throwable t) {
             return failed("chmod", path, t);
@@ -591,7 +594,7 @@ public final class CaptureFs extends FuseStubFS {
             try {
                 return lf.changeMetadata(fd -> C.fchown(fd, (int) uid, (int) gid) == 0 ? 0 : -Posix.errno());
             } finally {
-                unref(lf);
+                lf.release();
             }
         } catch (Throwable t) {
             return failed("chown", path, t);
@@ -609,7 +612,7 @@ public final class CaptureFs extends FuseStubFS {
             try {
                 return lf.changeMetadata(fd -> C.futimens(fd, times) == 0 ? 0 : -Posix.errno());
             } finally {
-                unref(lf);
+                lf.release();
             }
         } catch (Throwable t) {
             return failed("utimens", path, t);
@@ -694,7 +697,7 @@ public final class CaptureFs extends FuseStubFS {
             try {
                 return lf.changeMetadata(fd -> C.fsetxattr(fd, n, value, size, flags) == 0 ? 0 : -Posix.errno());
             } finally {
-                unref(lf);
+                lf.release();
             }
         } catch (Throwable t) {
             return failed("setxattr", path, t);
@@ -712,7 +715,7 @@ public final class CaptureFs extends FuseStubFS {
             try {
                 return lf.changeMetadata(fd -> C.fremovexattr(fd, n) == 0 ? 0 : -Posix.errno());
             } finally {
-                unref(lf);
+                lf.release();
             }
         } catch (Throwable t) {
             return failed("removexattr", path, t);
@@ -894,15 +897,15 @@ public final class CaptureFs extends FuseStubFS {
                     attachOpenHandles(lf, id);
                     capture = lf;
                 }
+                if (capture != null) capture.acquire(); // under the lock: see LiveFile, Lifetime
             } finally {
                 namespace.writeLock().unlock();
             }
             if (capture != null) {
-                capture.refs.incrementAndGet();
                 try {
                     capture.captureNow("link", pid(), into);
                 } finally {
-                    unref(capture);
+                    capture.release();
                 }
             }
             return 0;
@@ -1011,16 +1014,16 @@ public final class CaptureFs extends FuseStubFS {
                     attachOpenHandles(lf, idFrom);
                     capture = lf;
                 }
+                if (capture != null) capture.acquire(); // under the lock: see LiveFile, Lifetime
             } finally {
                 namespace.writeLock().unlock();
             }
             if (replaced != null) replaced.forgetIfUnused();
             if (capture != null) {
-                capture.refs.incrementAndGet();
                 try {
                     capture.captureNow("rename", pid);
                 } finally {
-                    unref(capture);
+                    capture.release();
                 }
             }
             return 0;
@@ -1091,7 +1094,7 @@ public final class CaptureFs extends FuseStubFS {
                     C.close(fd0); // the barrier answers EIO; the descriptor must not leak
                     throw e;
                 }
-                if (lf != null) lf.refs.incrementAndGet();
+                if (lf != null) lf.acquire();
             } finally {
                 namespace.readLock().unlock();
             }
@@ -1113,18 +1116,18 @@ public final class CaptureFs extends FuseStubFS {
             }
             int a = lf.attach(fd0, id, acc == LibC.O_RDWR, write); // closes fd0
             if (a == LiveFile.RETRY) {
-                unref(lf);
+                lf.release();
                 continue;
             }
             if (a < 0) {
-                unref(lf);
+                lf.release();
                 return a;
             }
             if (create) lf.created();
             if ((flags & LibC.O_TRUNC) != 0 && acc != LibC.O_RDONLY) {
                 int t = lf.truncate(0, null); // not a write by this handle: see CaptureRule
                 if (t < 0) {
-                    unref(lf);
+                    lf.release();
                     return t;
                 }
             }
@@ -1212,7 +1215,7 @@ public final class CaptureFs extends FuseStubFS {
                 try {
                     return lf.truncate(size, null);
                 } finally {
-                    unref(lf);
+                    lf.release();
                 }
             }
             int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
@@ -1304,7 +1307,7 @@ public final class CaptureFs extends FuseStubFS {
             if (h == null) return 0;
             if (h.fd >= 0) C.close(h.fd);
             LiveFile lf = h.live;
-            if (lf != null) unref(lf);
+            if (lf != null) lf.release();
             return 0;
         } catch (Throwable t) {
             return failed("release", path, t);

@@ -24,7 +24,7 @@ class CowTest {
 
     @Test
     void aFreshFileIsIndependent() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         assertEquals(Cow.State.INDEPENDENT, c.state());
         assertFalse(c.mustCopyBeforeChange());
         assertTrue(c.versions().isEmpty());
@@ -32,7 +32,7 @@ class CowTest {
 
     @Test
     void aLinkedVersionWithoutACopyIsShared() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         Version v = version(1);
         c.linked(null, v, null);
         assertEquals(Cow.State.SHARED, c.state());
@@ -42,7 +42,7 @@ class CowTest {
 
     @Test
     void aLinkedVersionWithAnEagerCopyIsCopyingAndTakingTheJobLeavesItShared() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         CopyJob j = job();
         c.linked(null, version(1), j);
         assertEquals(Cow.State.COPYING, c.state());
@@ -54,7 +54,7 @@ class CowTest {
 
     @Test
     void aSecondVersionOfTheSameInodeKeepsOneCopy() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         CopyJob first = job();
         c.linked(null, version(1), first);
         c.linked(null, version(2), job()); // discarded: one copy of one inode is enough
@@ -64,7 +64,7 @@ class CowTest {
 
     @Test
     void aQuietSharedFileStartsItsCopyLater() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         c.linked(null, version(1), null);
         CopyJob j = job();
         c.copying(j);
@@ -74,7 +74,7 @@ class CowTest {
 
     @Test
     void independentForgetsEveryVersionAndTheCopy() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         c.linked(null, version(1), job());
         c.independent();
         assertEquals(Cow.State.INDEPENDENT, c.state());
@@ -84,7 +84,7 @@ class CowTest {
 
     @Test
     void aVersionLeftByAKilledRunMayNotBeGivenUp() {
-        Cow c = new Cow();
+        Cow c = new Cow(null);
         c.linked(null, null, null);
         assertFalse(c.versions().get(0).mayGiveUp());
         c.linked(null, version(2), null);
