@@ -304,9 +304,10 @@ public final class CaptureFs extends FuseStubFS {
         namespace.writeLock().lock();
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null || !Stat.isRegular(st)) return null;
+            FileId id = FileId.of(st); // before seriesFor: opening a versions folder stats into this thread's buffer
             Series s = targets.seriesFor(r);
-            if (st == null || !Stat.isRegular(st) || s == null) return null;
-            FileId id = FileId.of(st);
+            if (s == null) return null;
             lf = table.get(id);
             if (lf == null) {
                 lf = new LiveFile(this, id, r, s);

@@ -173,6 +173,18 @@ final class Cow {
         state = State.INDEPENDENT;
     }
 
+    /**
+     * The disk is full: gives up one version of this file's series or of its shared versions'
+     * stores (true), or finds none (false). Changes no state here: the data path calls it under
+     * the owner's read lock.
+     */
+    boolean dropVersionForSpace() {
+        Series s = host.series();
+        if (s != null && s.store().dropOneForSpace()) return true;
+        for (Linked l : versions) if (l.store().dropOneForSpace()) return true;
+        return false;
+    }
+
     // ---- transitions (the owner's write lock held) --------------------------------------------
 
     /** A version was just linked to the live inode: a copy starts at once, unless the program rewrites from scratch. */
@@ -254,14 +266,6 @@ final class Cow {
         if (mustCopyBeforeChange()) becameIndependent();
     }
 
-    /** The disk is full: gives up one version of this file's series or of its shared versions' stores. */
-    boolean dropVersionForSpace() {
-        Series s = host.series();
-        if (s != null && s.store().dropOneForSpace()) return true;
-        for (Linked l : versions) if (l.store().dropOneForSpace()) return true;
-        return false;
-    }
-
     // ---- the steps ---------------------------------------------------------------------------
 
     /** A copy of the live inode to a temp file: on the pool ({@code background}), else for running inline. */
@@ -305,11 +309,12 @@ final class Cow {
         int fd = host.fd();
         FileStat old = fd >= 0 ? Stat.of(fd) : null;
         if (old != null) {
+            int mode = Stat.mode(old) & 07777; // read now: old is this thread's stat buffer
             C.fchown(nf, old.st_uid.intValue(), old.st_gid.intValue()); // as root; as the owner a no-op
             // After the owner (chown drops file capabilities), before the mode (which then agrees
             // with a copied ACL): the live file keeps its xattrs and chattr flags across the swap.
             InodeAttrs.copy(fd, nf);
-            C.fchmod(nf, Stat.mode(old) & 07777);
+            C.fchmod(nf, mode);
         }
         int r = host.replaceWith(tmp, nf);
         if (r != 0) C.close(nf);

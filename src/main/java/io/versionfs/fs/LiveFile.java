@@ -68,7 +68,10 @@ final class LiveFile {
     /** Open handles plus temporary users: see Lifetime above. Atomic; taken under the namespace lock. */
     private final AtomicInteger refs = new AtomicInteger();
 
-    // Names: written only under the namespace write lock, read under the namespace lock.
+    // Names: written only under the namespace write lock. aliases is read under the namespace
+    // lock; rel and series are volatile and also read without it, where a name just changed
+    // costs at most a retry (ensureFd checks the inode), a log line, or a version of a file that
+    // was renamed away in the same instant.
     private volatile String rel;                          // main name; null once every name is gone
     private final List<String> aliases = new ArrayList<>(0); // more names, made by link() through the mount
     private volatile Series series;                       // null: not versioned (renamed away)
@@ -340,9 +343,11 @@ final class LiveFile {
      */
     boolean multiplyLinked(long nlink) {
         lock.readLock().lock();
+        fs.namespace().readLock().lock();
         try {
-            return nameCount() > 1 || hasLinksWeDidNotMake(nlink);
+            return nameCount() > 1 || linksWeDidNotMake(nlink);
         } finally {
+            fs.namespace().readLock().unlock();
             lock.readLock().unlock();
         }
     }
@@ -621,10 +626,15 @@ final class LiveFile {
         // after it is known here; one removed after it makes the count look foreign (a copy).
         fs.namespace().readLock().lock();
         try {
-            return nlink > Math.max(1, nameCount()) + cow.versions().size();
+            return linksWeDidNotMake(nlink);
         } finally {
             fs.namespace().readLock().unlock();
         }
+    }
+
+    /** As {@link #hasLinksWeDidNotMake}; this lock and the namespace lock held. */
+    private boolean linksWeDidNotMake(long nlink) {
+        return nlink > Math.max(1, nameCount()) + cow.versions().size();
     }
 
     private void closeFdLocked() {

@@ -181,11 +181,11 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. A run stopped by TERM with no copy budget leaves job.gbw sharing
-     * its inode with its last version (documented: a shares-inode event). The next run protects it
-     * ("separated at the end of this run") but never separates it in the background: captureInitial
-     * links the leftover into the Cow without ever calling scheduleSeparation, so the end of that
-     * run is O(size) again, and a TERM there leaves it shared once more.
+     * A run stopped by TERM with no copy budget leaves job.gbw sharing its inode with its last
+     * version (documented: a shares-inode event). The next run protects it ("separated at the end
+     * of this run"), and separates it in the background (Cow.leftoverLinked). Failed when
+     * captureInitial linked the leftover into the Cow without scheduling a separation: the end of
+     * that run was O(size) again, and a TERM there left it shared once more.
      */
     @Test
     void aFileLeftSharedByAnEarlierRunIsSeparatedInTheBackgroundOfTheNextRun() throws Exception {
@@ -216,11 +216,12 @@ class HostileIT {
     }
 
     /**
-     * FAILS on the current code. On a nearly full disk the background copy of a shared version
-     * cannot fit: it fills the disk to the last block, fails, and is retried every quiet period
-     * for ever (LiveFile.separateInBackground: {@code if (err != null) scheduleSeparation(QUIET_NANOS)},
-     * and no free-space check before startCopy). Each attempt makes the job's own unrelated
-     * writes fail with ENOSPC, and writes up to the file's size again. Seen: 27 episodes of a full
+     * Failed before the free-space check and the setbacks of the background step (now
+     * Cow.separateInBackground and Separation). On a nearly full disk the background copy of a
+     * shared version cannot fit: it filled the disk to the last block, failed, and was retried
+     * every quiet period for ever ({@code if (err != null) scheduleSeparation(QUIET_NANOS)}, and
+     * no free-space check before startCopy). Each attempt made the job's own unrelated
+     * writes fail with ENOSPC, and wrote up to the file's size again. Seen: 27 episodes of a full
      * disk in 6 s and 435 failed 64 KiB writes of the job (none with the separation off).
      */
     @Test
