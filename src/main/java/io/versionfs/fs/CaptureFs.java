@@ -65,7 +65,12 @@ public final class CaptureFs extends FuseStubFS {
     private final Targets targets;
     /** Names to inodes may change only under the write side (rename, link, unlink, swaps). */
     private final ReentrantReadWriteLock namespace = new ReentrantReadWriteLock();
+    /**
+     * Inode to LiveFile. Changed under the namespace lock: added under either side (lookup),
+     * moved and removed under the write side (swap, forget); read anywhere (a concurrent map).
+     */
     private final Map<FileId, LiveFile> table = new ConcurrentHashMap<>();
+    /** Open handles by FUSE's fh: registered at open, removed at release; no lock (a concurrent map). */
     private final Map<Long, Handle> handles = new ConcurrentHashMap<>();
     private final AtomicLong nextFh = new AtomicLong(1);
     private final CountDownLatch initialized = new CountDownLatch(1);

@@ -43,8 +43,8 @@ import java.util.function.BooleanSupplier;
  * {@link LiveFile}), because a write through those other names would bypass us.
  *
  * <p>Every transition runs under the write side of the owner's lock ({@link Host#lock}): the
- * owner's callers hold it, and the background step ({@link Separation}) takes it. The state is
- * read under either side. Transitions reach the file system only through {@link Host} and the
+ * owner's callers hold it, and the background step ({@link #separateInBackground}, run by
+ * {@link Separation}) takes it. The state is read under either side. Transitions reach the file system only through {@link Host} and the
  * owner's folder, so CowTest drives them on a plain folder, without FUSE.
  */
 final class Cow {
