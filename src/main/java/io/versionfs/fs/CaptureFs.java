@@ -36,6 +36,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
+import java.util.function.IntUnaryOperator;
 
 /**
  * The capture filesystem: a pass-through of one backing folder (reached through a descriptor, as
@@ -54,6 +55,7 @@ import java.util.function.Consumer;
 public final class CaptureFs extends FuseStubFS {
     /** Prefix of our temp files in the backing folder; hidden from listings. */
     public static final String TMP_PREFIX = ".versionfs~";
+    private static final java.util.concurrent.atomic.AtomicInteger TMP_SEQ = new java.util.concurrent.atomic.AtomicInteger();
 
     private static final LibC C = Posix.C;
     private static final int EILSEQ = 84;
@@ -63,7 +65,12 @@ public final class CaptureFs extends FuseStubFS {
     private final Targets targets;
     /** Names to inodes may change only under the write side (rename, link, unlink, swaps). */
     private final ReentrantReadWriteLock namespace = new ReentrantReadWriteLock();
+    /**
+     * Inode to LiveFile. Changed under the namespace lock: added under either side (lookup),
+     * moved and removed under the write side (swap, forget); read anywhere (a concurrent map).
+     */
     private final Map<FileId, LiveFile> table = new ConcurrentHashMap<>();
+    /** Open handles by FUSE's fh: registered at open, removed at release; no lock (a concurrent map). */
     private final Map<Long, Handle> handles = new ConcurrentHashMap<>();
     private final AtomicLong nextFh = new AtomicLong(1);
     private final CountDownLatch initialized = new CountDownLatch(1);
@@ -113,31 +120,8 @@ public final class CaptureFs extends FuseStubFS {
 
     /** Runs libfuse's main loop on the calling thread until unmounted. */
     int runLoop(String[] args) {
-        // flag_nullpath_ok (bit 0 of the flags word): with hard_remove, a file unlinked while open
-        // keeps working through its handle, and libfuse passes a null path instead of failing.
-        Struct.getMemory(fuseOperations).putByte(nullpathOkOffset(), (byte) 1);
+        FuseSupport.allowNullPaths(fuseOperations); // a file unlinked while open keeps working
         return libFuse.fuse_main_real(args.length, args, fuseOperations, Struct.size(fuseOperations), null);
-    }
-
-    /** jnr-fuse declares the flag word's bytes as padding, whose offset() is not public API. */
-    private long nullpathOkOffset() {
-        try {
-            Object pad = ru.serce.jnrfuse.struct.FuseOperations.class.getField("flag_nullpath_ok").get(fuseOperations);
-            java.lang.reflect.Method m = findOffset(pad.getClass());
-            m.setAccessible(true);
-            return ((Number) m.invoke(pad)).longValue();
-        } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("jnr-fuse's FuseOperations layout changed", e);
-        }
-    }
-
-    private static java.lang.reflect.Method findOffset(Class<?> c) throws NoSuchMethodException {
-        for (Class<?> k = c; k != null; k = k.getSuperclass()) {
-            for (java.lang.reflect.Method m : k.getDeclaredMethods()) {
-                if (m.getName().equals("offset") && m.getParameterCount() == 0) return m;
-            }
-        }
-        throw new NoSuchMethodException("offset");
     }
 
     /**
@@ -157,6 +141,11 @@ public final class CaptureFs extends FuseStubFS {
         if (path.indexOf('\uFFFD') >= 0) throw new BadName();
         if (path.equals("/")) return ".";
         return path.startsWith("/") ? path.substring(1) : path;
+    }
+
+    /** A fresh name for a temp file of ours in the backing folder (a copy, an empty file, a link being moved). */
+    static String tmpName() {
+        return TMP_PREFIX + TMP_SEQ.incrementAndGet() + "~" + ProcessHandle.current().pid();
     }
 
     private static boolean isTemp(String r) {
@@ -186,11 +175,15 @@ public final class CaptureFs extends FuseStubFS {
         table.put(to, lf);
     }
 
-    /** Removes {@code lf} from the table if still unused; runs {@code cleanup} when it does. */
-    boolean forget(LiveFile lf, Runnable cleanup) {
+    /**
+     * Removes {@code lf} from the table if {@code unused} says so, asked under the namespace
+     * write lock (references are taken and names change under the namespace lock: the answer
+     * stays true until the removal); runs {@code cleanup} when it does.
+     */
+    boolean forget(LiveFile lf, java.util.function.BooleanSupplier unused, Runnable cleanup) {
         namespace.writeLock().lock();
         try {
-            if (lf.refs.get() != 0) return false;
+            if (!unused.getAsBoolean()) return false;
             table.remove(lf.id(), lf);
             cleanup.run();
             return true;
@@ -219,7 +212,7 @@ public final class CaptureFs extends FuseStubFS {
     private void attachOpenHandles(LiveFile lf, FileId id) {
         for (Handle h : handles.values()) {
             if (h.live == null && id.equals(h.id)) {
-                lf.refs.incrementAndGet();
+                lf.acquire();
                 h.attach(lf);
             }
         }
@@ -231,34 +224,6 @@ public final class CaptureFs extends FuseStubFS {
     public Pointer init(Pointer conn) {
         initialized.countDown();
         return null;
-    }
-
-    /**
-     * Loads and links what the first write and the first capture use, on a low-priority thread
-     * right after the mount is up: otherwise the program's first close() after a write pays it
-     * (class loading, jnr's binding of fuse_buf_copy, the copier threads, lambdas, the time
-     * formatter): 17-23 ms measured for the first close of a fresh mount against about 1 ms for
-     * the next ones, which made the worst close of a benchmark run. Pure functions only: no file
-     * is touched, nothing is recorded.
-     */
-    void warmUp() {
-        try {
-            ClassLoader cl = CaptureFs.class.getClassLoader();
-            for (String c : new String[] {"io.versionfs.sys.FuseBufs", "io.versionfs.fs.LiveFile", "io.versionfs.fs.Cow",
-                    "io.versionfs.fs.Cow$Linked", "io.versionfs.fs.Handle", "io.versionfs.fs.CopyJob",
-                    "io.versionfs.sys.FileCopier", "io.versionfs.capture.VersionLog", "io.versionfs.capture.Version$Status",
-                    "io.versionfs.capture.VersionStore$Captured", "io.versionfs.capture.GiveWay$Droppable",
-                    "io.versionfs.capture.Hasher$Hashed", "java.util.concurrent.ForkJoinPool"}) {
-                Class.forName(c, true, cl);
-            }
-            FileId.of(Stat.of(rootFd));
-            io.versionfs.capture.CaptureRule.atClose(1, 1, 0, true);
-            io.versionfs.capture.VersionNaming.versionName("warm-up.dat", 1);
-            Caller.commandLine((int) ProcessHandle.current().pid());
-            ManifestLine.event("warm-up").file("warm-up.dat").pid(1).build().toJson(); // Gson adapters, time formatter
-        } catch (Throwable t) {
-            Log.debug("warm-up: " + t); // only ever costs the first close its few milliseconds
-        }
     }
 
     /** Number of open handles: at the end of a run we wait for this to reach zero (release is async). */
@@ -318,7 +283,7 @@ public final class CaptureFs extends FuseStubFS {
             }
             event(old, ManifestLine.event("left-series").file(r).why(why));
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -344,9 +309,10 @@ public final class CaptureFs extends FuseStubFS {
         namespace.writeLock().lock();
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null || !Stat.isRegular(st)) return null;
+            FileId id = FileId.of(st); // before seriesFor: opening a versions folder stats into this thread's buffer
             Series s = targets.seriesFor(r);
-            if (st == null || !Stat.isRegular(st) || s == null) return null;
-            FileId id = FileId.of(st);
+            if (s == null) return null;
             lf = table.get(id);
             if (lf == null) {
                 lf = new LiveFile(this, id, r, s);
@@ -357,7 +323,7 @@ public final class CaptureFs extends FuseStubFS {
                 lf.promote(r);
                 lf.setSeries(s);
             }
-            lf.refs.incrementAndGet();
+            lf.acquire();
         } finally {
             namespace.writeLock().unlock();
         }
@@ -365,7 +331,7 @@ public final class CaptureFs extends FuseStubFS {
             if (who.writtenOutside()) lf.markWrittenOutside();
             return lf.captureNow(reason, who.pid());
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -387,7 +353,7 @@ public final class CaptureFs extends FuseStubFS {
                 namespace.writeLock().unlock();
             }
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -403,7 +369,7 @@ public final class CaptureFs extends FuseStubFS {
                 namespace.writeLock().unlock();
             }
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -461,7 +427,7 @@ public final class CaptureFs extends FuseStubFS {
             lf.detach(System.nanoTime() + budgetMillis * 1_000_000L);
             return !lf.sharesWithVersion();
         } finally {
-            unref(lf);
+            lf.release();
         }
     }
 
@@ -473,7 +439,7 @@ public final class CaptureFs extends FuseStubFS {
             if (st == null) return 0;
             FileId id = FileId.of(st);
             LiveFile lf = table.get(id);
-            if (lf != null) return lf.refs.get();
+            if (lf != null) return lf.users();
             int n = 0;
             for (Handle h : handles.values()) if (id.equals(h.id)) n++;
             return n;
@@ -548,72 +514,65 @@ public final class CaptureFs extends FuseStubFS {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null) return null;
             LiveFile lf = lookup(st, r);
-            if (lf != null) lf.refs.incrementAndGet();
+            if (lf != null) lf.acquire();
             return lf;
         } finally {
             namespace.readLock().unlock();
         }
     }
 
-    private void unref(LiveFile lf) {
-        if (lf.refs.decrementAndGet() == 0) {
-            lf.closeIfIdle();
-            lf.forgetIfUnused();
+    /** A metadata change by path, as libc answers it (0, or -1 with errno) for a file that is not versioned. */
+    @FunctionalInterface
+    private interface ByPath {
+        int apply(String r);
+    }
+
+    /**
+     * The one shape of every metadata change (chmod, chown, utimens, setxattr, removexattr), as an
+     * exception barrier: refused in a versions folder (saved versions never change); on a
+     * versioned file through its descriptor, after the copy-on-write separation so that no
+     * version shares the change ({@link LiveFile#changeMetadata}); else by path. {@code byPath} and
+     * {@code byFd} answer as libc does, translated to FUSE's answer here. {@code xattr}, if not
+     * null, is an attribute name checked first (as the path is).
+     */
+    private int metadata(String op, String path, String xattr, ByPath byPath, IntUnaryOperator byFd) {
+        try {
+            String r = rel(path);
+            if (xattr != null) xname(xattr);
+            if (targets.isProtected(r)) return readOnly(r);
+            LiveFile lf = refByName(r);
+            if (lf == null) return result(byPath.apply(r));
+            try {
+                return lf.changeMetadata(fd -> result(byFd.applyAsInt(fd)));
+            } finally {
+                lf.release();
+            }
+        } catch (Throwable t) {
+            return failed(op, path, t);
         }
+    }
+
+    /** libc's answer as FUSE's: 0, or -errno (read right after the call, on the calling thread). */
+    private static int result(int rc) {
+        return rc == 0 ? 0 : -Posix.errno();
     }
 
     @Override
     public int chmod(String path, long mode) {
-        try {
-            String r = rel(path);
-            if (targets.isProtected(r)) return readOnly(r);
-            LiveFile lf = refByName(r);
-            if (lf == null) return C.fchmodat(rootFd, r, (int) mode & 07777, 0) == 0 ? 0 : -Posix.errno();
-            try {
-                return lf.changeMetadata(fd -> C.fchmod(fd, (int) mode & 07777) == 0 ? 0 : -Posix.errno());
-            } finally {
-                unref(lf);
-            }
-        } catch (Throwable t) {
-            return failed("chmod", path, t);
-        }
+        int m = (int) mode & 07777;
+        return metadata("chmod", path, null, r -> C.fchmodat(rootFd, r, m, 0), fd -> C.fchmod(fd, m));
     }
 
     @Override
     public int chown(String path, long uid, long gid) {
-        try {
-            String r = rel(path);
-            if (targets.isProtected(r)) return readOnly(r);
-            LiveFile lf = refByName(r);
-            if (lf == null) {
-                return C.fchownat(rootFd, r, (int) uid, (int) gid, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
-            }
-            try {
-                return lf.changeMetadata(fd -> C.fchown(fd, (int) uid, (int) gid) == 0 ? 0 : -Posix.errno());
-            } finally {
-                unref(lf);
-            }
-        } catch (Throwable t) {
-            return failed("chown", path, t);
-        }
+        return metadata("chown", path, null, r -> C.fchownat(rootFd, r, (int) uid, (int) gid, LibC.AT_SYMLINK_NOFOLLOW),
+                fd -> C.fchown(fd, (int) uid, (int) gid));
     }
 
     @Override
     public int utimens(String path, Timespec[] timespec) {
-        try {
-            String r = rel(path);
-            if (targets.isProtected(r)) return readOnly(r);
-            Pointer times = Struct.getMemory(timespec[0]);
-            LiveFile lf = refByName(r);
-            if (lf == null) return C.utimensat(rootFd, r, times, LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
-            try {
-                return lf.changeMetadata(fd -> C.futimens(fd, times) == 0 ? 0 : -Posix.errno());
-            } finally {
-                unref(lf);
-            }
-        } catch (Throwable t) {
-            return failed("utimens", path, t);
-        }
+        return metadata("utimens", path, null, r -> C.utimensat(rootFd, r, Struct.getMemory(timespec[0]), LibC.AT_SYMLINK_NOFOLLOW),
+                fd -> C.futimens(fd, Struct.getMemory(timespec[0])));
     }
 
     @Override
@@ -685,38 +644,15 @@ public final class CaptureFs extends FuseStubFS {
      */
     @Override
     public int setxattr(String path, String name, Pointer value, long size, int flags) {
-        try {
-            if (!XATTRS) return Errno.ENOSYS.negated();
-            String r = rel(path), n = xname(name);
-            if (targets.isProtected(r)) return readOnly(r);
-            LiveFile lf = refByName(r);
-            if (lf == null) return C.lsetxattr(procPath(r), n, value, size, flags) == 0 ? 0 : -Posix.errno();
-            try {
-                return lf.changeMetadata(fd -> C.fsetxattr(fd, n, value, size, flags) == 0 ? 0 : -Posix.errno());
-            } finally {
-                unref(lf);
-            }
-        } catch (Throwable t) {
-            return failed("setxattr", path, t);
-        }
+        if (!XATTRS) return Errno.ENOSYS.negated();
+        return metadata("setxattr", path, name, r -> C.lsetxattr(procPath(r), name, value, size, flags),
+                fd -> C.fsetxattr(fd, name, value, size, flags));
     }
 
     @Override
     public int removexattr(String path, String name) {
-        try {
-            if (!XATTRS) return Errno.ENOSYS.negated();
-            String r = rel(path), n = xname(name);
-            if (targets.isProtected(r)) return readOnly(r);
-            LiveFile lf = refByName(r);
-            if (lf == null) return C.lremovexattr(procPath(r), n) == 0 ? 0 : -Posix.errno();
-            try {
-                return lf.changeMetadata(fd -> C.fremovexattr(fd, n) == 0 ? 0 : -Posix.errno());
-            } finally {
-                unref(lf);
-            }
-        } catch (Throwable t) {
-            return failed("removexattr", path, t);
-        }
+        if (!XATTRS) return Errno.ENOSYS.negated();
+        return metadata("removexattr", path, name, r -> C.lremovexattr(procPath(r), name), fd -> C.fremovexattr(fd, name));
     }
 
     // ---- ioctl ------------------------------------------------------------------------------
@@ -855,6 +791,29 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /**
+     * A version that a namespace change made due (a file arrived at a versioned name): {@code file}
+     * into {@code into} (null: its own series). Made under the namespace lock with the reference
+     * taken there ({@link #arrival}); the version itself is taken after the lock is released.
+     */
+    private record Arrival(LiveFile file, Series into) {}
+
+    /** Namespace lock held: the reference is taken here, so the file cannot leave the table before its version (see LiveFile, Lifetime). */
+    private static Arrival arrival(LiveFile lf, Series into) {
+        lf.acquire();
+        return new Arrival(lf, into);
+    }
+
+    /** Takes the version a namespace change made due, if any (no lock held), and lets the file go. */
+    private static void versionOf(Arrival a, String reason, int pid) {
+        if (a == null) return;
+        try {
+            a.file().captureNow(reason, pid, a.into());
+        } finally {
+            a.file().release();
+        }
+    }
+
+    /**
      * A hard link. Its new name shares the inode, so it shares the LiveFile: a write by either
      * name is one file's write, and the copy-on-write swap re-links every name. A link onto a
      * versioned name is new content at that name: a version (reason "link").
@@ -865,50 +824,46 @@ public final class CaptureFs extends FuseStubFS {
             String from = rel(oldPath), to = rel(newPath);
             if (targets.isProtected(from)) return readOnly(from); // a writable name for a version: never
             if (targets.isProtected(to)) return readOnly(to);
-            LiveFile capture = null;
-            Series into = null;
+            Arrival a;
             namespace.writeLock().lock();
             try {
                 if (C.linkat(rootFd, from, rootFd, to, 0) != 0) return -Posix.errno();
-                FileStat st = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
-                if (st == null || !Stat.isRegular(st)) return 0;
-                FileId id = FileId.of(st);
-                LiveFile lf = table.get(id);
-                Series toSeries = targets.seriesFor(to);
-                if (lf != null) {
-                    lf.nameAdded(to);
-                    if (toSeries != null && lf.series() == null) {
-                        lf.setSeries(toSeries);
-                        lf.promote(to);
-                        capture = lf;
-                    } else if (toSeries != null && !toSeries.equals(lf.series())) {
-                        // One file, two versioned names: the new name's series gets this content
-                        // as a version; later closes keep going to the first series.
-                        capture = lf;
-                        into = toSeries;
-                    }
-                } else if (toSeries != null) {
-                    lf = new LiveFile(this, id, to, toSeries);
-                    lf.nameAdded(from);
-                    table.put(id, lf);
-                    attachOpenHandles(lf, id);
-                    capture = lf;
-                }
+                a = linked(from, to);
             } finally {
                 namespace.writeLock().unlock();
             }
-            if (capture != null) {
-                capture.refs.incrementAndGet();
-                try {
-                    capture.captureNow("link", pid(), into);
-                } finally {
-                    unref(capture);
-                }
-            }
+            versionOf(a, "link", pid());
             return 0;
         } catch (Throwable t) {
             return failed("link", newPath, t);
         }
+    }
+
+    /** Namespace write lock held: {@code to} is a new name of the file at {@code from}. The version that makes due, or null. */
+    private Arrival linked(String from, String to) {
+        FileStat st = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
+        if (st == null || !Stat.isRegular(st)) return null;
+        FileId id = FileId.of(st);
+        LiveFile lf = table.get(id);
+        Series toSeries = targets.seriesFor(to);
+        if (lf == null) {
+            if (toSeries == null) return null;
+            lf = new LiveFile(this, id, to, toSeries);
+            lf.nameAdded(from);
+            table.put(id, lf);
+            attachOpenHandles(lf, id);
+            return arrival(lf, null);
+        }
+        lf.nameAdded(to);
+        if (toSeries == null) return null;
+        if (lf.series() == null) {
+            lf.setSeries(toSeries);
+            lf.promote(to);
+            return arrival(lf, null);
+        }
+        // One file, two versioned names: the new name's series gets this content as a version;
+        // later closes keep going to the first series.
+        return toSeries.equals(lf.series()) ? null : arrival(lf, toSeries);
     }
 
     /**
@@ -961,72 +916,76 @@ public final class CaptureFs extends FuseStubFS {
             if (targets.isProtected(from)) return readOnly(from);
             if (targets.isProtected(to)) return readOnly(to);
             int pid = pid();
-            LiveFile capture = null, replaced = null;
+            LiveFile replaced = null;
+            Arrival a = null;
             namespace.writeLock().lock();
             try {
                 FileStat st = Stat.at(rootFd, from, LibC.AT_SYMLINK_NOFOLLOW);
                 if (st == null) return -Posix.errno();
+                // Read st before the next stat: it is this thread's buffer.
                 FileId idFrom = FileId.of(st);
                 boolean regular = Stat.isRegular(st), folder = Stat.isDirectory(st);
                 FileStat stTo = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
                 FileId idTo = stTo != null ? FileId.of(stTo) : null;
                 if (C.renameat(rootFd, from, rootFd, to) != 0) return -Posix.errno();
                 if (idFrom.equals(idTo)) return 0; // two links of one file: rename(2) does nothing
-                if (idTo != null) {
-                    replaced = table.get(idTo);
-                    if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
-                        // Still open somewhere: its later closes are versions of a deleted file.
-                        event(replaced.series(), ManifestLine.event("replaced").file(to).by(from).pid(pid));
-                    }
-                }
-                if (folder) {
-                    for (LiveFile f : table.values()) {
-                        f.folderMoved(from, to);
-                        if (f.rel() != null && f.series() != null && targets.seriesFor(f.rel()) == null) f.setSeries(null);
-                    }
-                    return 0;
-                }
-                if (!regular) return 0;
-                LiveFile lf = table.get(idFrom);
-                Series toSeries = targets.seriesFor(to);
-                if (lf != null) {
-                    Series old = lf.series();
-                    lf.nameMoved(from, to);
-                    if (to.equals(lf.rel()) || toSeries != null) {
-                        if (old != null) {
-                            event(old, ManifestLine.event("rename").from(from).to(to).pid(pid));
-                            if (toSeries == null) renameListener.accept("rename " + from + " -> " + to);
-                        }
-                        if (toSeries != null) {
-                            lf.promote(to);
-                            lf.setSeries(toSeries);
-                            capture = lf;
-                        } else {
-                            lf.setSeries(null); // renamed away: its closes make no more versions
-                        }
-                    }
-                } else if (toSeries != null) {
-                    lf = new LiveFile(this, idFrom, to, toSeries);
-                    table.put(idFrom, lf);
-                    attachOpenHandles(lf, idFrom);
-                    capture = lf;
-                }
+                if (idTo != null) replaced = nameReplaced(idTo, from, to, pid);
+                if (folder) folderRenamed(from, to);
+                else if (regular) a = fileRenamed(idFrom, from, to, pid);
             } finally {
                 namespace.writeLock().unlock();
             }
             if (replaced != null) replaced.forgetIfUnused();
-            if (capture != null) {
-                capture.refs.incrementAndGet();
-                try {
-                    capture.captureNow("rename", pid);
-                } finally {
-                    unref(capture);
-                }
-            }
+            versionOf(a, "rename", pid);
             return 0;
         } catch (Throwable t) {
             return failed("rename", oldPath, t);
         }
+    }
+
+    /** Namespace write lock held: the rename put {@code from} over the file at {@code to}. That file's LiveFile, if any. */
+    private LiveFile nameReplaced(FileId idTo, String from, String to, int pid) {
+        LiveFile replaced = table.get(idTo);
+        if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
+            // Still open somewhere: its later closes are versions of a deleted file.
+            event(replaced.series(), ManifestLine.event("replaced").file(to).by(from).pid(pid));
+        }
+        return replaced;
+    }
+
+    /** Namespace write lock held: the names under a renamed folder move; a file no longer at a versioned name leaves its series. */
+    private void folderRenamed(String from, String to) {
+        for (LiveFile f : table.values()) {
+            f.folderMoved(from, to);
+            if (f.rel() != null && f.series() != null && targets.seriesFor(f.rel()) == null) f.setSeries(null);
+        }
+    }
+
+    /** Namespace write lock held: a regular file was renamed. The version that makes due, or null. */
+    private Arrival fileRenamed(FileId id, String from, String to, int pid) {
+        LiveFile lf = table.get(id);
+        Series toSeries = targets.seriesFor(to);
+        if (lf == null) {
+            if (toSeries == null) return null;
+            lf = new LiveFile(this, id, to, toSeries);
+            table.put(id, lf);
+            attachOpenHandles(lf, id);
+            return arrival(lf, null);
+        }
+        Series old = lf.series();
+        lf.nameMoved(from, to);
+        if (!to.equals(lf.rel()) && toSeries == null) return null; // another name of it moved, to no versioned name
+        if (old != null) {
+            event(old, ManifestLine.event("rename").from(from).to(to).pid(pid));
+            if (toSeries == null) renameListener.accept("rename " + from + " -> " + to);
+        }
+        if (toSeries == null) {
+            lf.setSeries(null); // renamed away: its closes make no more versions
+            return null;
+        }
+        lf.promote(to);
+        lf.setSeries(toSeries);
+        return arrival(lf, null);
     }
 
     // ---- files -----------------------------------------------------------------------------
@@ -1055,6 +1014,45 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
+    /** What an open() asked for, from FUSE's flags. */
+    private record OpenFlags(int flags, boolean create, int mode) {
+        boolean readOnly() {
+            return (flags & LibC.O_ACCMODE) == LibC.O_RDONLY;
+        }
+
+        boolean readWrite() {
+            return (flags & LibC.O_ACCMODE) == LibC.O_RDWR;
+        }
+
+        boolean truncate() {
+            return (flags & LibC.O_TRUNC) != 0 && !readOnly();
+        }
+
+        boolean write() {
+            return !readOnly() || (flags & LibC.O_TRUNC) != 0;
+        }
+
+        boolean append() {
+            return (flags & LibC.O_APPEND) != 0;
+        }
+
+        /** The flags for the backing file: never O_TRUNC (done after the lookup), O_APPEND (ours to do), or O_CREAT unless creating. */
+        int backing() {
+            return (flags & ~(LibC.O_TRUNC | LibC.O_APPEND | LibC.O_CREAT | LibC.O_EXCL)) | LibC.O_CLOEXEC
+                    | (create ? LibC.O_CREAT | (flags & LibC.O_EXCL) : 0);
+        }
+    }
+
+    /**
+     * The backing file just opened: our descriptor, its inode, its link count, and its LiveFile
+     * (acquired) if versioned; or only {@code err} (-errno) if it could not be opened.
+     */
+    private record Opened(int err, int fd, FileId id, long links, LiveFile live) {
+        static Opened failed(int err) {
+            return new Opened(err, -1, null, 0, null);
+        }
+    }
+
     /**
      * open and create: open the backing name (never with O_TRUNC: if the inode turns out to be
      * shared with a version, truncating it would change the version), find its LiveFile by inode,
@@ -1062,107 +1060,86 @@ public final class CaptureFs extends FuseStubFS {
      */
     private int openFile(String path, FuseFileInfo fi, boolean create, int mode) {
         String r = rel(path);
-        int flags = fi.flags.get();
-        int acc = flags & LibC.O_ACCMODE;
-        boolean write = acc != LibC.O_RDONLY || (flags & LibC.O_TRUNC) != 0;
-        if ((write || create) && targets.isProtected(r)) return readOnly(r);
-        int openFlags = (flags & ~(LibC.O_TRUNC | LibC.O_APPEND | LibC.O_CREAT | LibC.O_EXCL)) | LibC.O_CLOEXEC
-                | (create ? LibC.O_CREAT | (flags & LibC.O_EXCL) : 0);
+        OpenFlags how = new OpenFlags(fi.flags.get(), create, mode);
+        if ((how.write() || create) && targets.isProtected(r)) return readOnly(r);
         for (int attempt = 0; attempt < 8; attempt++) {
-            int fd0;
-            FileId id;
-            LiveFile lf;
-            long links;
-            namespace.readLock().lock();
-            try {
-                fd0 = C.openat(rootFd, r, openFlags, mode);
-                if (fd0 < 0) return -Posix.errno();
-                FileStat st = Stat.of(fd0);
-                if (st == null) {
-                    int e = Posix.errno();
-                    C.close(fd0);
-                    return -e;
-                }
-                id = FileId.of(st);
-                links = Stat.nlink(st);
-                try {
-                    lf = lookup(st, r);
-                } catch (RuntimeException | Error e) {
-                    C.close(fd0); // the barrier answers EIO; the descriptor must not leak
-                    throw e;
-                }
-                if (lf != null) lf.refs.incrementAndGet();
-            } finally {
-                namespace.readLock().unlock();
-            }
-            if (lf == null) {
-                if ((flags & LibC.O_TRUNC) != 0 && acc != LibC.O_RDONLY && C.ftruncate(fd0, 0) != 0) {
-                    int e = Posix.errno();
-                    C.close(fd0);
-                    return -e;
-                }
-                Handle h = new Handle(fd0, id, write, null);
-                if ((flags & LibC.O_APPEND) != 0) {
-                    // Our own descriptor: O_APPEND on it makes pwrite append at the real end.
-                    C.fcntl(fd0, LibC.F_SETFL, C.fcntl(fd0, LibC.F_GETFL, 0) | LibC.O_APPEND);
-                    h.append = true;
-                }
-                if (links > 1) directIo(fi);
-                fi.fh.set(register(h));
-                return 0;
-            }
-            int a = lf.attach(fd0, id, acc == LibC.O_RDWR, write); // closes fd0
-            if (a == LiveFile.RETRY) {
-                unref(lf);
-                continue;
-            }
-            if (a < 0) {
-                unref(lf);
-                return a;
-            }
-            if (create) lf.created();
-            if ((flags & LibC.O_TRUNC) != 0 && acc != LibC.O_RDONLY) {
-                int t = lf.truncate(0, null); // not a write by this handle: see CaptureRule
-                if (t < 0) {
-                    unref(lf);
-                    return t;
-                }
-            }
-            Handle h = new Handle(-1, id, write, lf);
-            h.append = (flags & LibC.O_APPEND) != 0;
-            if (lf.multiplyLinked(links)) directIo(fi);
-            fi.fh.set(register(h));
-            return 0;
+            Opened o = openBacking(r, how);
+            if (o.err() < 0) return o.err();
+            int a = o.live() == null ? openPassThrough(o, how, fi) : openVersioned(o, how, fi);
+            if (a != LiveFile.RETRY) return a;
         }
         return Errno.EAGAIN.negated();
     }
 
-    /**
-     * A file with several names: libfuse2's path API gives each name its own kernel inode, so
-     * each would have its own page cache and a read through one name could miss a write through
-     * another. direct_io sends every read and write to us instead (struct fuse_file_info: the
-     * direct_io bit is bit 0 of the word after flags, fh_old and writepage; checked against
-     * jnr-fuse's offset of fh).
-     */
-    private static void directIo(FuseFileInfo fi) {
-        if (DIRECT_IO_BYTE < 0) return;
-        jnr.ffi.Pointer mem = Struct.getMemory(fi);
-        mem.putByte(DIRECT_IO_BYTE, (byte) (mem.getByte(DIRECT_IO_BYTE) | 1));
+    /** Opens and identifies the backing file under the namespace lock. */
+    private Opened openBacking(String r, OpenFlags how) {
+        namespace.readLock().lock();
+        try {
+            int fd = C.openat(rootFd, r, how.backing(), how.mode());
+            if (fd < 0) return Opened.failed(-Posix.errno());
+            FileStat st = Stat.of(fd);
+            if (st == null) {
+                int e = Posix.errno();
+                C.close(fd);
+                return Opened.failed(-e);
+            }
+            FileId id = FileId.of(st);
+            long links = Stat.nlink(st);
+            try {
+                LiveFile lf = lookup(st, r);
+                if (lf != null) lf.acquire();
+                return new Opened(0, fd, id, links, lf);
+            } catch (RuntimeException | Error e) {
+                C.close(fd); // the barrier answers EIO; the descriptor must not leak
+                throw e;
+            }
+        } finally {
+            namespace.readLock().unlock();
+        }
     }
 
-    private static final long DIRECT_IO_BYTE = directIoByte();
-
-    private static long directIoByte() {
-        try {
-            FuseFileInfo probe = FuseFileInfo.of(jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 64));
-            java.lang.reflect.Method m = findOffset(probe.fh.getClass());
-            m.setAccessible(true);
-            long fh = ((Number) m.invoke(probe.fh)).longValue();
-            // int flags; unsigned long fh_old; int writepage; unsigned bits; uint64_t fh (LP64)
-            return fh == 24 ? 20 : -1;
-        } catch (Exception | Error e) {
-            return -1;
+    /** A file that is not versioned: the handle does its I/O on our descriptor. */
+    private int openPassThrough(Opened o, OpenFlags how, FuseFileInfo fi) {
+        if (how.truncate() && C.ftruncate(o.fd(), 0) != 0) {
+            int e = Posix.errno();
+            C.close(o.fd());
+            return -e;
         }
+        Handle h = new Handle(o.fd(), o.id(), how.write(), null);
+        if (how.append()) {
+            // Our own descriptor: O_APPEND on it makes pwrite append at the real end.
+            C.fcntl(o.fd(), LibC.F_SETFL, C.fcntl(o.fd(), LibC.F_GETFL, 0) | LibC.O_APPEND);
+            h.append = true;
+        }
+        if (o.links() > 1) FuseSupport.directIo(fi); // see openVersioned
+        fi.fh.set(register(h));
+        return 0;
+    }
+
+    /** A versioned file: the handle does its I/O through the LiveFile; RETRY if its name moved to another inode meanwhile. */
+    private int openVersioned(Opened o, OpenFlags how, FuseFileInfo fi) {
+        LiveFile lf = o.live();
+        int a = lf.attach(o.fd(), o.id(), how.readWrite(), how.write()); // closes our descriptor, or keeps it
+        if (a < 0) {
+            lf.release();
+            return a;
+        }
+        if (how.create()) lf.created();
+        if (how.truncate()) {
+            int t = lf.truncate(0, null); // not a write by this handle: see CaptureRule
+            if (t < 0) {
+                lf.release();
+                return t;
+            }
+        }
+        Handle h = new Handle(-1, o.id(), how.write(), lf);
+        h.append = how.append();
+        // A file with several names: libfuse2's path API gives each name its own kernel inode, so
+        // each would have its own page cache and a read through one name could miss a write
+        // through another. direct_io sends every read and write to us instead.
+        if (lf.multiplyLinked(o.links())) FuseSupport.directIo(fi);
+        fi.fh.set(register(h));
+        return 0;
     }
 
     @Override
@@ -1212,7 +1189,7 @@ public final class CaptureFs extends FuseStubFS {
                 try {
                     return lf.truncate(size, null);
                 } finally {
-                    unref(lf);
+                    lf.release();
                 }
             }
             int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
@@ -1304,7 +1281,7 @@ public final class CaptureFs extends FuseStubFS {
             if (h == null) return 0;
             if (h.fd >= 0) C.close(h.fd);
             LiveFile lf = h.live;
-            if (lf != null) unref(lf);
+            if (lf != null) lf.release();
             return 0;
         } catch (Throwable t) {
             return failed("release", path, t);

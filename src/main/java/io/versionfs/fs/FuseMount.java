@@ -146,7 +146,7 @@ public final class FuseMount implements AutoCloseable {
             m.close();
             throw new UserError(ExitCodes.MOUNT_FAILED, "interrupted while mounting " + mp);
         }
-        Thread warm = new Thread(fs::warmUp, "versionfs-warm-up");
+        Thread warm = new Thread(() -> FuseSupport.warmUp(fs.rootFd()), "versionfs-warm-up");
         warm.setDaemon(true);
         warm.setPriority(Thread.MIN_PRIORITY);
         warm.start();

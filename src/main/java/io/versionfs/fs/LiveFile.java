@@ -1,13 +1,11 @@
 package io.versionfs.fs;
 
 import io.versionfs.capture.CaptureRule;
-import io.versionfs.capture.Room;
 import io.versionfs.capture.Series;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.report.Log;
 import io.versionfs.sys.Errno;
-import io.versionfs.sys.IoError;
 import io.versionfs.sys.FuseBufs;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
@@ -40,64 +38,59 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * double the job's write I/O for nothing) until the program edits in place again.
  *
  * <h2>A bounded end: separate while the file is quiet</h2>
- * A file still sharing its inode with its last version when the run ends would need a full copy
- * then, O(size) at the worst moment (a stopped job lives on Slurm's KillWait, 30 s by default:
- * not enough for 50 GB). So a version left shared is separated in the background once the file
- * has been quiet for {@link #QUIET_NANOS} (a program computing between two writes of its file),
- * and a finished copy is swapped in at once: at the end there is normally nothing left to copy.
- * The trade-off, written down: a program that rewrites a big file from scratch at intervals longer
- * than the quiet time writes its data twice (once itself, once our copy, at low priority).
+ * A version left shared is separated in the background once the file has been quiet for a while
+ * ({@link Separation}), and a finished copy is swapped in at once: at the end of a run there is
+ * normally nothing left to copy. The transitions are {@link Cow}'s; this class gives them its
+ * lock, descriptor and names ({@link CowHost}).
  *
  * <h2>Lock order</h2>
  * This file's lock, then the filesystem's namespace lock, then the file table. Namespace changes
  * (rename, link, unlink in {@link CaptureFs}) update names here without taking this lock; the
  * swap of a fresh inode under the live name takes the namespace lock inside this lock.
+ *
+ * <h2>Lifetime</h2>
+ * {@link #acquire} and {@link #release} count the open handles plus temporary users. The table
+ * drops this object only when the count is zero, checked under the namespace write lock
+ * ({@link #forgetIfUnused}); so whoever takes a reference does it under the namespace lock (either
+ * side), on an object reached through the table: the two cannot cross, and no object still in
+ * use leaves the table. Releasing needs no lock: the count is atomic, and what follows a last
+ * release (closing the descriptor, leaving the table) checks again under the locks.
  */
 final class LiveFile {
     /** {@link #attach} result: the name now leads to another inode; look it up again. */
     static final int RETRY = Integer.MIN_VALUE;
     private static final LibC C = Posix.C;
-    private static final AtomicInteger TMP_SEQ = new AtomicInteger();
 
     private final CaptureFs fs;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     /** Change counter (see {@link CaptureRule}). */
     private final AtomicLong changes = new AtomicLong();
-    /** Open handles plus temporary users; changed under the namespace lock (read or write). */
-    final AtomicInteger refs = new AtomicInteger();
+    /** Open handles plus temporary users: see Lifetime above. Atomic; taken under the namespace lock. */
+    private final AtomicInteger refs = new AtomicInteger();
 
-    // Names: written only under the namespace write lock, read under the namespace lock.
+    // Names: written only under the namespace write lock. aliases is read under the namespace
+    // lock; rel and series are volatile and also read without it, where a name just changed
+    // costs at most a retry (ensureFd checks the inode), a log line, or a version of a file that
+    // was renamed away in the same instant.
     private volatile String rel;                          // main name; null once every name is gone
     private final List<String> aliases = new ArrayList<>(0); // more names, made by link() through the mount
     private volatile Series series;                       // null: not versioned (renamed away)
 
-    // Guarded by lock (id also by the namespace write lock when it changes).
+    // Guarded by lock (id also by the namespace write lock when it changes; read without a lock).
     private volatile FileId id;
     private int fd = -1;
     private boolean fdWritable;
+    /** Copy-on-write state and transitions; guarded by lock like the descriptor it works on. */
     private final Cow cow;
-    private boolean rewritesFromScratch;
-    /** Change counter covered by the last version; read unlocked for the cheap exits in flush. */
+    /** Change counter covered by the last version; written under lock, read unlocked for the cheap exits in flush. */
     private volatile long saved;
-    /** When a version last became shared with the live inode (System.nanoTime). Guarded by lock. */
-    private long sharedSince;
-    /** A background separation is scheduled (at most one per file). */
-    private final java.util.concurrent.atomic.AtomicBoolean separationScheduled = new java.util.concurrent.atomic.AtomicBoolean();
-    /** Background copies that could not be made in a row (no room, failed): each doubles the wait. Guarded by lock. */
-    private int separationSetbacks;
-
-    /** How long a shared file must stay unchanged before it is separated in the background. */
-    static final long QUIET_NANOS = Long.getLong("versionfs.quietMillis", 5_000) * 1_000_000L;
-    /** One low-priority thread that only starts copies and swaps finished ones in (O(1) each). */
-    private static final java.util.concurrent.ScheduledThreadPoolExecutor SEPARATOR =
-            new java.util.concurrent.ScheduledThreadPoolExecutor(1, Posix.backgroundThreads("versionfs-separator"));
 
     LiveFile(CaptureFs fs, FileId id, String rel, Series series) {
         this.fs = fs;
         this.id = id;
         this.rel = rel;
         this.series = series;
-        this.cow = new Cow();
+        this.cow = new Cow(new CowHost());
     }
 
     // ---- names (namespace write lock held by the caller) -------------------------------------
@@ -155,6 +148,28 @@ final class LiveFile {
         }
         aliases.remove(name);
         return false;
+    }
+
+    // ---- lifetime -----------------------------------------------------------------------------
+
+    /** One more user (a handle, or an operation in progress). Caller holds the namespace lock: see Lifetime. */
+    void acquire() {
+        assert fs.namespace().getReadHoldCount() > 0 || fs.namespace().isWriteLockedByCurrentThread()
+                : "a reference taken outside the namespace lock may cross forgetIfUnused";
+        refs.incrementAndGet();
+    }
+
+    /** One user less; the last one closes the descriptor and lets this object leave the table if nothing needs it. */
+    void release() {
+        if (refs.decrementAndGet() == 0) {
+            closeIfIdle();
+            forgetIfUnused();
+        }
+    }
+
+    /** Open handles and operations in progress on this file. */
+    int users() {
+        return refs.get();
     }
 
     // ---- descriptor lifetime -----------------------------------------------------------------
@@ -230,7 +245,7 @@ final class LiveFile {
     }
 
     /** The last handle went away: close the descriptor unless someone attached meanwhile. */
-    void closeIfIdle() {
+    private void closeIfIdle() {
         lock.writeLock().lock();
         try {
             if (refs.get() == 0 && fd >= 0) {
@@ -243,27 +258,27 @@ final class LiveFile {
     }
 
     /**
-     * Whether nothing needs this object any more: no handle, and either no name left or no series
-     * and nothing shared (a shared inode must stay known as long as a name leads to it, or a later
-     * open would write into a version). Drops the descriptor and any copy when so. Called with no
-     * lock held; takes this lock, then the namespace lock to leave the table.
+     * Leaves the table if nothing needs this object any more: no user, and either no name left or
+     * no series and nothing shared (a shared inode must stay known as long as a name leads to it,
+     * or a later open would write into a version). Drops the descriptor and any copy when so.
+     * Called with no lock held; takes this lock, then the namespace lock, under which it decides
+     * (names and references change under that lock).
      */
-    boolean forgetIfUnused() {
+    void forgetIfUnused() {
         lock.writeLock().lock();
         try {
-            if (refs.get() != 0) return false;
-            if (rel != null && (series != null || cow.mustCopyBeforeChange())) return false;
-            return fs.forget(this, () -> {
-                CopyJob j = cow.takeJob();
-                if (j != null) j.discard();
-                // No name leads to the inode any more: its versions cannot change now.
-                if (cow.mustCopyBeforeChange()) becameIndependent();
-                if (fd >= 0) C.close(fd);
-                fd = -1;
+            fs.forget(this, this::unused, () -> {
+                cow.forgotten();
+                closeFdLocked();
             });
         } finally {
             lock.writeLock().unlock();
         }
+    }
+
+    /** Under this lock and the namespace write lock: no user, and nothing a later open by name would need. */
+    private boolean unused() {
+        return refs.get() == 0 && (rel == null || (series == null && !cow.mustCopyBeforeChange()));
     }
 
     // ---- data path -------------------------------------------------------------------------
@@ -328,9 +343,11 @@ final class LiveFile {
      */
     boolean multiplyLinked(long nlink) {
         lock.readLock().lock();
+        fs.namespace().readLock().lock();
         try {
-            return nameCount() > 1 || hasLinksWeDidNotMake(nlink);
+            return nameCount() > 1 || linksWeDidNotMake(nlink);
         } finally {
+            fs.namespace().readLock().unlock();
             lock.readLock().unlock();
         }
     }
@@ -342,7 +359,7 @@ final class LiveFile {
      */
     private int retryForSpace(int n, java.util.function.IntSupplier write) {
         boolean dropped = false;
-        while ((n == Errno.ENOSPC.negated() || n == Errno.EDQUOT.negated()) && dropVersionForSpace()) {
+        while ((n == Errno.ENOSPC.negated() || n == Errno.EDQUOT.negated()) && cow.dropVersionForSpace()) {
             dropped = true;
             n = write.getAsInt();
         }
@@ -358,13 +375,6 @@ final class LiveFile {
         return n;
     }
 
-    private boolean dropVersionForSpace() {
-        Series s = series;
-        if (s != null && s.store().room().dropOne()) return true;
-        for (Cow.Linked l : cow.versions()) if (l.store().room().dropOne()) return true;
-        return false;
-    }
-
     /** ftruncate (h != null), truncate(2) by path (h == null), or O_TRUNC at open (h == null). */
     int truncate(long size, Handle h) {
         if (size == 0) {
@@ -373,7 +383,7 @@ final class LiveFile {
                 int r = ensureFd(true);
                 if (r < 0) return r;
                 if (cow.mustCopyBeforeChange()) {
-                    r = swapInEmpty();
+                    r = cow.truncateToZero();
                     if (r < 0) return r;
                 } else {
                     FileStat st = Stat.of(fd);
@@ -436,7 +446,7 @@ final class LiveFile {
             int r = ensureFd(false);
             if (r < 0) return r;
             if (cow.mustCopyBeforeChange()) {
-                r = unshare(true);
+                r = cow.unshareForChange();
                 if (r < 0) return r;
             }
             return onFd.applyAsInt(fd);
@@ -469,7 +479,7 @@ final class LiveFile {
             int r = ensureFd(true);
             if (r < 0) return r;
             if (cow.mustCopyBeforeChange()) {
-                r = unshare(true);
+                r = cow.unshareForChange();
                 if (r < 0) return r;
             }
             lock.readLock().lock(); // downgrade: still ours when the write lock goes
@@ -564,14 +574,10 @@ final class LiveFile {
     Version captureInitial(VersionStore leftoverStore, boolean leftover) {
         lock.writeLock().lock();
         try {
-            rewritesFromScratch = true;
-            if (leftover) {
-                // Shared since the killed run: separated in the background like our own versions,
-                // so this run's end does not have to copy it.
-                cow.linked(leftoverStore, null, null);
-                sharedSince = System.nanoTime();
-                scheduleSeparation(QUIET_NANOS);
-            }
+            cow.expectRewrites();
+            // Shared since the killed run: separated in the background like our own versions,
+            // so this run's end does not have to copy it.
+            if (leftover) cow.leftoverLinked(leftoverStore);
             return takeVersion("initial", 0, "", changes.get(), null);
         } finally {
             lock.writeLock().unlock();
@@ -603,14 +609,7 @@ final class LiveFile {
                 ? s.store().copyFd(fd, s.name(), reason, pid, cmd, fs::stopping)
                 : s.store().captureFd(fd, s.name(), reason, pid, cmd, fs::stopping);
         if (into == null) saved = m;
-        if (c.linked()) {
-            CopyJob job = null;
-            if (!rewritesFromScratch && cow.state() == Cow.State.INDEPENDENT) job = startCopy(true);
-            cow.linked(s.store(), c.version(), job);
-            sharedSince = System.nanoTime();
-            if (job != null) job.whenDone(() -> scheduleSeparation(0));
-            else scheduleSeparation(QUIET_NANOS);
-        }
+        if (c.linked()) cow.versionLinked(s.store(), c.version());
         if (refs.get() == 0) closeFdLocked();
         return c.version();
     }
@@ -625,293 +624,20 @@ final class LiveFile {
         // after it is known here; one removed after it makes the count look foreign (a copy).
         fs.namespace().readLock().lock();
         try {
-            return nlink > Math.max(1, nameCount()) + cow.versions().size();
+            return linksWeDidNotMake(nlink);
         } finally {
             fs.namespace().readLock().unlock();
         }
     }
 
+    /** As {@link #hasLinksWeDidNotMake}; this lock and the namespace lock held. */
+    private boolean linksWeDidNotMake(long nlink) {
+        return nlink > Math.max(1, nameCount()) + cow.versions().size();
+    }
+
     private void closeFdLocked() {
         if (fd >= 0) C.close(fd);
         fd = -1;
-    }
-
-    // ---- copy-on-write ---------------------------------------------------------------------
-
-    /** A copy of the current inode to a temp file: on the pool ({@code background}), else for running inline. */
-    private CopyJob startCopy(boolean background) {
-        int src = CopyJob.reopenForRead(fd);
-        if (src < 0) return null;
-        CopyJob job = new CopyJob(src, fs.rootFd(), tmpName());
-        if (background && !job.trySubmit()) {
-            // Saturated: no copy now (the next change copies inline). Never a job that no one runs.
-            job.discard();
-            return null;
-        }
-        return job;
-    }
-
-    /**
-     * Makes the live name an independent inode again; caller holds the write lock.
-     *
-     * @param mayDropVersions when the copy fails (disk full): true gives the versions up so the
-     *                        program's change can go in place; false (end of run, nobody writes
-     *                        any more) keeps them and leaves the file sharing its storage.
-     */
-    private int unshare(boolean mayDropVersions) {
-        return unshare(mayDropVersions, fs::stopping);
-    }
-
-    private int unshare(boolean mayDropVersions, java.util.function.BooleanSupplier cancel) {
-        CopyJob job = cow.takeJob();
-        if (mayDropVersions) rewritesFromScratch = false; // edited in place: copy eagerly again
-        IoError err;
-        if (job == null) job = startCopy(false);
-        if (job == null) {
-            err = IoError.last("cannot reopen the live file");
-        } else {
-            err = job.await(cancel);
-            // No room for the copy: older versions of this run give way first.
-            while (err != null && err.noSpace() && dropVersionForSpace()) {
-                job = startCopy(false);
-                if (job == null) break;
-                err = job.await(cancel);
-            }
-            if (err == null) {
-                int r = swapIn(job.tmp);
-                if (r == 0) {
-                    becameIndependent();
-                    return 0;
-                }
-                C.unlinkat(fs.rootFd(), job.tmp, 0);
-                err = new IoError(-r, "rename");
-            }
-        }
-        return copyFailed(err, mayDropVersions, "could not copy the live file");
-    }
-
-    /**
-     * The live file no longer shares its versions' inode (a fresh inode took its names, no name
-     * leads to the old one, or the versions gave way): the versions still kept get their names
-     * now (see {@link VersionStore#publish}). Caller holds the write lock.
-     */
-    private void becameIndependent() {
-        List<Cow.Linked> were = List.copyOf(cow.versions());
-        cow.independent();
-        for (Cow.Linked l : were) if (l.version() != null) l.store().publish(l.version());
-    }
-
-    /** Truncate to zero while shared: no need to copy anything, an empty inode takes the name. */
-    private int swapInEmpty() {
-        rewritesFromScratch = true;
-        CopyJob job = cow.takeJob();
-        if (job != null) job.discard();
-        String tmp = tmpName();
-        FileStat st = Stat.of(fd);
-        int mode = st != null ? Stat.mode(st) & 07777 : 0644;
-        int nf = C.openat(fs.rootFd(), tmp, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, mode);
-        int r = nf < 0 ? -Posix.errno() : 0;
-        if (nf >= 0) {
-            C.close(nf);
-            r = swapIn(tmp);
-            if (r < 0) C.unlinkat(fs.rootFd(), tmp, 0);
-        }
-        if (r == 0) {
-            becameIndependent();
-            return 0;
-        }
-        int e = copyFailed(new IoError(-r, "create"), true, "could not create an empty file");
-        if (e < 0) return e;
-        return C.ftruncate(fd, 0) == 0 ? 0 : -Posix.errno();
-    }
-
-    /** The copy-on-write copy failed: the versions give way (the job's writes come first), or the change fails. */
-    private int copyFailed(IoError err, boolean mayDropVersions, String what) {
-        boolean noRoom = err.noSpace();
-        if (!mayDropVersions && noRoom && cow.versions().stream().allMatch(Cow.Linked::mayGiveUp)) {
-            // End of run, no room to keep the last version apart from the final file: the version
-            // gives way (its content is the final file's), never a version left sharing the file
-            // the user will edit next.
-            for (Cow.Linked l : cow.versions()) {
-                l.store().room().giveUp(l.version(), "no room to keep it apart from the final file, which holds the same content ("
-                        + err + ")");
-            }
-            becameIndependent();
-            return 0;
-        }
-        if (!mayDropVersions) {
-            String why = err.cancelled() ? "no time left to copy it before the end of the run"
-                    : "no room for a separate copy: " + err;
-            // Named as the user knows it (in symlink mode rel is the name inside our mount).
-            Series s = series;
-            String who = s != null ? s.name() + " (versions in " + s.store().dir() + ")" : rel != null ? rel : "a deleted file";
-            Log.warn(who + " still shares its storage with its last version (" + why
-                    + "). Before editing it in place, make it a file of its own (cp --reflink=auto FILE FILE.tmp &&"
-                    + " mv FILE.tmp FILE), or that version changes too");
-            for (Cow.Linked l : cow.versions()) {
-                if (l.mayGiveUp()) l.store().room().stillShared(l.version(), why);
-            }
-            return 0;
-        }
-        if (cow.versions().stream().anyMatch(l -> !l.mayGiveUp())) {
-            // The inode is also the last version of a run that was killed: that version is not
-            // ours to drop, so the change fails as a full disk would.
-            Log.warn("cannot change " + rel + ": it is still a version saved by an earlier run and there is no room"
-                    + " for a separate copy (" + err + ")");
-            return noRoom ? -err.errno() : Errno.EIO.negated(); // as a plain file would: ENOSPC or EDQUOT
-        }
-        String why = fs.stopping() ? "the run was stopping before it could be separated from the live file"
-                : what + " (" + err + ")";
-        for (Cow.Linked l : cow.versions()) l.store().room().giveUp(l.version(), "dropped before the next change: " + why);
-        becameIndependent();
-        return 0;
-    }
-
-    /**
-     * Puts the inode of {@code tmp} (a complete copy, or an empty file) under the live name and
-     * every alias, and moves this object and its descriptor to it. The old inode keeps only the
-     * versions' names. Holds the namespace lock for the renames, so no open or rename in between
-     * can see a half-swapped file.
-     */
-    private int swapIn(String tmp) {
-        int root = fs.rootFd();
-        int nf = C.openat(root, tmp, LibC.O_RDWR | LibC.O_CLOEXEC, 0);
-        if (nf < 0) return -Posix.errno();
-        FileStat old = fd >= 0 ? Stat.of(fd) : null;
-        if (old != null) {
-            int uid = old.st_uid.intValue(), gid = old.st_gid.intValue();
-            C.fchown(nf, uid, gid); // keep the owner (works as root; as the owner it is a no-op)
-            // After the owner (chown drops file capabilities), before the mode (which then agrees
-            // with a copied ACL): the live file keeps its xattrs and chattr flags across the swap.
-            io.versionfs.sys.InodeAttrs.copy(fd, nf);
-            C.fchmod(nf, Stat.mode(old) & 07777);
-        }
-        FileStat st = Stat.of(nf);
-        FileId newId = st != null ? FileId.of(st) : null;
-        fs.namespace().writeLock().lock();
-        try {
-            String name = rel;
-            if (name != null) {
-                if (C.renameat(root, tmp, root, name) != 0) {
-                    int e = Posix.errno();
-                    C.close(nf);
-                    return -e;
-                }
-                for (String a : aliases) relink(name, a);
-            } else {
-                C.unlinkat(root, tmp, 0); // no name left: the fresh inode lives on through our descriptor
-            }
-            if (newId != null) fs.rekey(id, newId, this);
-            if (newId != null) id = newId;
-        } finally {
-            fs.namespace().writeLock().unlock();
-        }
-        if (fd >= 0) C.close(fd);
-        fd = nf;
-        fdWritable = true;
-        return 0;
-    }
-
-    /** Points {@code alias} at the inode now under {@code name} (a link made by the program stays a link). */
-    private void relink(String name, String alias) {
-        int root = fs.rootFd();
-        String t = tmpName();
-        if (C.linkat(root, name, root, t, 0) != 0 || C.renameat(root, t, root, alias) != 0) {
-            C.unlinkat(root, t, 0);
-            Log.warn("could not keep " + alias + " linked to " + name + " (" + Posix.strerror(Posix.errno())
-                    + "): it keeps the content of the last version");
-        }
-    }
-
-    private String tmpName() {
-        return CaptureFs.TMP_PREFIX + TMP_SEQ.incrementAndGet() + "~" + ProcessHandle.current().pid();
-    }
-
-    // ---- background separation (the bounded end) --------------------------------------------
-
-    /** Schedules {@link #separateInBackground} (no-op if one is pending). Takes no lock of ours. */
-    private void scheduleSeparation(long delayNanos) {
-        if (!separationScheduled.compareAndSet(false, true)) return;
-        try {
-            SEPARATOR.schedule(this::separateInBackground, delayNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-            separationScheduled.set(false);
-        }
-    }
-
-    /** A background copy could not be made: try again after twice the wait of the last try (at most ~85 min at 5 s). */
-    private void setback() {
-        int n = Math.min(separationSetbacks++, 10);
-        scheduleSeparation(QUIET_NANOS << n);
-    }
-
-    /**
-     * Moves a shared file one step towards independence without ever waiting for a copy: starts
-     * the copy once the file has been quiet long enough, and swaps a finished copy in. Everything
-     * under the write lock is O(1); a lock held by the program's own I/O is not waited for long
-     * (try again shortly) and a stopping run is left alone.
-     */
-    private void separateInBackground() {
-        separationScheduled.set(false);
-        if (fs.stopping()) return;
-        boolean locked;
-        try {
-            locked = lock.writeLock().tryLock(200, java.util.concurrent.TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            return;
-        }
-        if (!locked) {
-            scheduleSeparation(QUIET_NANOS / 5);
-            return;
-        }
-        try {
-            if (!cow.mustCopyBeforeChange() || rel == null) return; // independent, or nothing to put back
-            CopyJob j = cow.job();
-            if (j == null) {
-                long quiet = System.nanoTime() - sharedSince;
-                if (quiet < QUIET_NANOS) {
-                    scheduleSeparation(QUIET_NANOS - quiet);
-                    return;
-                }
-                if (ensureFd(false) != 0) return;
-                FileStat st = Stat.of(fd);
-                if (st != null && !Room.forOptionalCopy(fd, Stat.diskBytes(st))) {
-                    setback(); // no room to spare: the job's own writes come first; look again later
-                    return;
-                }
-                j = startCopy(true);
-                if (j == null) {
-                    scheduleSeparation(QUIET_NANOS); // pool busy: later
-                    return;
-                }
-                cow.copying(j);
-                j.whenDone(() -> scheduleSeparation(0));
-                return;
-            }
-            if (!j.isDone()) {
-                j.whenDone(() -> scheduleSeparation(0));
-                return;
-            }
-            cow.takeJob();
-            IoError err = j.await(() -> true); // already done: returns at once
-            if (err != null) {
-                setback(); // e.g. the disk filled meanwhile: the next change or the end tries again
-                return;
-            }
-            if (ensureFd(false) != 0) {
-                C.unlinkat(fs.rootFd(), j.tmp, 0);
-                return;
-            }
-            if (swapIn(j.tmp) == 0) {
-                becameIndependent();
-                separationSetbacks = 0;
-            } else {
-                C.unlinkat(fs.rootFd(), j.tmp, 0);
-            }
-        } finally {
-            if (refs.get() == 0) closeFdLocked();
-            lock.writeLock().unlock();
-        }
     }
 
     /**
@@ -942,11 +668,103 @@ final class LiveFile {
         lock.writeLock().lock();
         try {
             if (cow.mustCopyBeforeChange() && rel != null && ensureFd(false) == 0) {
-                unshare(false, () -> System.nanoTime() > deadlineNanos);
+                cow.unshareAtEnd(() -> System.nanoTime() > deadlineNanos);
             }
             if (refs.get() == 0) closeFdLocked();
         } finally {
             lock.writeLock().unlock();
+        }
+    }
+
+    // ---- what Cow's transitions see of this file ----------------------------------------------
+
+    /** This file as {@link Cow} reaches it: its lock, descriptor and names (every call under the write lock). */
+    private final class CowHost implements Cow.Host {
+        @Override
+        public ReentrantReadWriteLock lock() {
+            return lock;
+        }
+
+        @Override
+        public int dirFd() {
+            return fs.rootFd();
+        }
+
+        @Override
+        public int fd() {
+            return fd;
+        }
+
+        @Override
+        public int ensureFd() {
+            return LiveFile.this.ensureFd(false);
+        }
+
+        @Override
+        public String name() {
+            return rel;
+        }
+
+        @Override
+        public int replaceWith(String tmp, int nf) {
+            return LiveFile.this.replaceWith(tmp, nf);
+        }
+
+        @Override
+        public Series series() {
+            return series;
+        }
+
+        @Override
+        public boolean stopping() {
+            return fs.stopping();
+        }
+
+        @Override
+        public void backgroundDone() {
+            if (refs.get() == 0) closeFdLocked();
+        }
+    }
+
+    /**
+     * The inode of {@code tmp} takes the live name and every alias, and this object and its
+     * descriptor move to it; the old inode keeps only the versions' names. Holds the namespace
+     * lock for the renames, so no open or rename in between can see a half-swapped file.
+     */
+    private int replaceWith(String tmp, int nf) {
+        int root = fs.rootFd();
+        FileStat st = Stat.of(nf);
+        FileId newId = st != null ? FileId.of(st) : null;
+        fs.namespace().writeLock().lock();
+        try {
+            String name = rel;
+            if (name != null) {
+                if (C.renameat(root, tmp, root, name) != 0) return -Posix.errno();
+                for (String a : aliases) relink(name, a);
+            } else {
+                C.unlinkat(root, tmp, 0); // no name left: the fresh inode lives on through our descriptor
+            }
+            if (newId != null) {
+                fs.rekey(id, newId, this);
+                id = newId;
+            }
+        } finally {
+            fs.namespace().writeLock().unlock();
+        }
+        if (fd >= 0) C.close(fd);
+        fd = nf;
+        fdWritable = true;
+        return 0;
+    }
+
+    /** Points {@code alias} at the inode now under {@code name} (a link made by the program stays a link). */
+    private void relink(String name, String alias) {
+        int root = fs.rootFd();
+        String t = CaptureFs.tmpName();
+        if (C.linkat(root, name, root, t, 0) != 0 || C.renameat(root, t, root, alias) != 0) {
+            C.unlinkat(root, t, 0);
+            Log.warn("could not keep " + alias + " linked to " + name + " (" + Posix.strerror(Posix.errno())
+                    + "): it keeps the content of the last version");
         }
     }
 }

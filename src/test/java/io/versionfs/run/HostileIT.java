@@ -184,8 +184,8 @@ class HostileIT {
     /**
      * A run stopped by TERM with no copy budget leaves job.gbw sharing its inode with its last
      * version (documented: a shares-inode event). The next run must separate that leftover in the
-     * background while its job runs, as it does its own versions (LiveFile.captureInitial schedules
-     * the separation), so that its end is not O(size) again and a TERM there cannot leave the file
+     * background while its job runs, as it does its own versions (captureInitial schedules the
+     * separation: Cow.leftoverLinked), so that its end is not O(size) again and a TERM there cannot leave the file
      * shared once more. Found by the hostile review: the leftover was protected but only ever
      * separated at the end of the next run (fixed in 6941070).
      */
@@ -220,7 +220,7 @@ class HostileIT {
 
     /**
      * On a nearly full disk the background copy of a shared version cannot fit. It must not fill
-     * the disk over and over: LiveFile.separateInBackground starts a copy only with the default
+     * the disk over and over: Cow.separateInBackground starts a copy only with the default
      * headroom free, and backs off (doubling the wait) after a copy that failed. Found by the
      * hostile review, when a failed copy was retried every quiet period with no free-space check:
      * 27 episodes of a full disk in 6 s and 435 failed 64 KiB writes of the job's own (none with
