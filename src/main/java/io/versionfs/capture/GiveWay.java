@@ -1,6 +1,6 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;

@@ -1,6 +1,8 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Log;
+import io.versionfs.sys.IoError;
+import io.versionfs.sys.Sha256;
+import io.versionfs.text.Log;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
@@ -8,10 +10,7 @@ import ru.serce.jnrfuse.struct.FileStat;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -31,19 +30,6 @@ final class Hasher {
      * of files does not mean thousands of threads.
      */
     private static final ExecutorService THREAD = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
-
-    // The thread's own tools: one thread hashes, so one digest and one buffer serve every folder.
-    private static final MessageDigest SHA256;
-    private static final jnr.ffi.Pointer HASH_MEM = jnr.ffi.Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 1 << 20);
-    private static final byte[] HASH_BYTES = new byte[1 << 20];
-
-    static {
-        try {
-            SHA256 = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     /** The last saved version of a series as hashed. */
     private record Hashed(long number, String name, long size, String sha256) {}
@@ -178,23 +164,13 @@ final class Hasher {
      * open while libfuse forks fusermount (auto_unmount) is inherited by that long-lived helper,
      * and a version given up to free space would keep its blocks.
      */
+    /** The hash of a version file; null if cancelled or unreadable (then the line has no sha256, and verify says so). */
     private static String sha256(Path p, BooleanSupplier cancelled) {
-        int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
-        if (fd < 0) return null;
         try {
-            SHA256.reset();
-            for (long off = 0; ; ) {
-                if (cancelled.getAsBoolean()) return null;
-                long n = Posix.C.pread(fd, HASH_MEM, HASH_BYTES.length, off);
-                if (n < 0) return null;
-                if (n == 0) break;
-                HASH_MEM.get(0, HASH_BYTES, 0, (int) n);
-                SHA256.update(HASH_BYTES, 0, (int) n);
-                off += n;
-            }
-            return HexFormat.of().formatHex(SHA256.digest());
-        } finally {
-            Posix.C.close(fd);
+            return Sha256.of(p, cancelled);
+        } catch (IoError.Thrown e) {
+            Log.debug("sha256: " + e.getMessage());
+            return null;
         }
     }
 }

@@ -1,6 +1,6 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 
 import java.io.File;
 import java.nio.file.Path;
@@ -184,7 +184,7 @@ public final class Hooks {
     /** Starts the hook's process on {@code file}; it is in {@link #live} before the spawn lock is let go. */
     private Process start(Version v, Path file) throws java.io.IOException {
         ProcessBuilder pb = new ProcessBuilder(commandLine());
-        io.versionfs.run.JvmEnv.clean(pb.environment());
+        io.versionfs.sys.JvmEnv.clean(pb.environment());
         pb.environment().put("VERSIONFS_PATH", file.toString());
         pb.environment().put("VERSIONFS_VERSION", Long.toString(v.number));
         pb.environment().put("VERSIONFS_TARGET", v.file);

@@ -116,7 +116,7 @@ public final class Manifest implements AutoCloseable {
                     + " line(s) kept in memory and retried";
             if (!warned) {
                 warned = true;
-                io.versionfs.report.Log.warn(msg);
+                io.versionfs.text.Log.warn(msg);
             }
             throw new IOException(msg);
         }

@@ -97,7 +97,7 @@ public record ManifestLine(
 
     /** As an ordered map (for documents that embed a line and add to it, e.g. the summary). */
     public java.util.Map<String, Object> toMap() {
-        return io.versionfs.report.Json.parseObject(toJson());
+        return io.versionfs.text.Json.parseObject(toJson());
     }
 
     /** Parses one line; throws {@link IllegalArgumentException} with the reason if it is not one. */

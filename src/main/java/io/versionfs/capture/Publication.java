@@ -1,6 +1,6 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FileCopier;
 import io.versionfs.sys.IoError;

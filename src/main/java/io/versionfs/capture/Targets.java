@@ -1,6 +1,6 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,5 +1,6 @@
 package io.versionfs.capture;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Stat;
@@ -37,12 +38,12 @@ public final class Usage {
                 // (a million versions would otherwise be a million boxed inode numbers).
                 if (Stat.nlink(st) <= 1 || seen.add(Stat.ino(st))) stored += st.st_blocks.longValue() * 512;
             }
-            free = ", " + Summary.bytes(Files.getFileStore(reach).getUsableSpace()) + " free there";
+            free = ", " + Bytes.of(Files.getFileStore(reach).getUsableSpace()) + " free there";
         } catch (IOException e) {
             return null;
         }
-        return shown + ": " + count + " version file(s), " + Summary.bytes(logical) + " of content, "
-                + Summary.bytes(stored) + " on disk"
-                + (deduped > 0 ? " (" + Summary.bytes(deduped) + " not stored twice: identical versions)" : "") + free;
+        return shown + ": " + count + " version file(s), " + Bytes.of(logical) + " of content, "
+                + Bytes.of(stored) + " on disk"
+                + (deduped > 0 ? " (" + Bytes.of(deduped) + " not stored twice: identical versions)" : "") + free;
     }
 }

@@ -1,8 +1,9 @@
 package io.versionfs.capture;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FileCopier;
@@ -607,7 +608,7 @@ public final class VersionStore implements AutoCloseable {
         String u = Usage.of(access, dir, hasher.dedupedBytes());
         Quota.Limit q = headroom.quota();
         if (u == null || q == null) return u;
-        return u + "; " + q + ": " + Summary.bytes(q.used()) + " used of " + Summary.bytes(q.limit());
+        return u + "; " + q + ": " + Bytes.of(q.used()) + " used of " + Bytes.of(q.limit());
     }
 
     /** Bytes not stored twice because a version equalled the one before it. */

@@ -1,9 +1,10 @@
 package io.versionfs.cli;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import io.versionfs.report.Summary;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -54,9 +55,9 @@ final class DiffCommand implements Callable<Integer> {
                     .put("ranges", rs).put("range_count", c.rangeCount).toString());
             return ExitCodes.OK;
         }
-        System.out.printf("version %s: %s, version %s: %s; %s changed (%.2f%%) in %d range(s)%n", a, Summary.bytes(c.sizeA),
-                b, Summary.bytes(c.sizeB), Summary.bytes(c.changed), c.percent(), c.rangeCount);
-        for (long[] r : c.ranges) System.out.printf("  bytes %d-%d (%s)%n", r[0], r[1] - 1, Summary.bytes(r[1] - r[0]));
+        System.out.printf("version %s: %s, version %s: %s; %s changed (%.2f%%) in %d range(s)%n", a, Bytes.of(c.sizeA),
+                b, Bytes.of(c.sizeB), Bytes.of(c.changed), c.percent(), c.rangeCount);
+        for (long[] r : c.ranges) System.out.printf("  bytes %d-%d (%s)%n", r[0], r[1] - 1, Bytes.of(r[1] - r[0]));
         if (c.rangeCount > c.ranges.size()) System.out.println("  ... " + (c.rangeCount - c.ranges.size()) + " more range(s)");
         return ExitCodes.OK;
     }

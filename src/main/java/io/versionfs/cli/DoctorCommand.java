@@ -1,7 +1,7 @@
 package io.versionfs.cli;
 
 import io.versionfs.errors.ExitCodes;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import io.versionfs.run.Doctor;
 import io.versionfs.run.SlurmContext;
 import picocli.CommandLine.Command;

@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.capture.LatestRows;
@@ -137,7 +138,7 @@ final class ListCommand implements Callable<Integer> {
     }
 
     private static String size(ManifestLine r) {
-        return r.size() != null && r.size() >= 0 ? Summary.bytes(r.size()) : "-";
+        return r.size() != null && r.size() >= 0 ? Bytes.of(r.size()) : "-";
     }
 
     private static String sha(ManifestLine r) {

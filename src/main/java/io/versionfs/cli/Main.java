@@ -2,7 +2,7 @@ package io.versionfs.cli;
 
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 

@@ -1,5 +1,6 @@
 package io.versionfs.cli;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.capture.LatestRows;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.Manifest;
@@ -7,7 +8,7 @@ import io.versionfs.capture.Retention;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import io.versionfs.report.JsonArrayOut;
 import io.versionfs.report.Out;
 import io.versionfs.report.Summary;
@@ -82,7 +83,7 @@ final class PruneCommand implements Callable<Integer> {
                 }
             }
             if (json) array.end();
-            else out.println((dryRun ? "would remove " : "removed ") + total[0] + " version(s), " + Summary.bytes(total[1])
+            else out.println((dryRun ? "would remove " : "removed ") + total[0] + " version(s), " + Bytes.of(total[1])
                     + (dryRun ? " would be freed (nothing was changed)" : " freed"));
         }
         return ExitCodes.OK;
@@ -131,7 +132,7 @@ final class PruneCommand implements Callable<Integer> {
                     .put("path", path).put("size", dec.entry().size()).put("why", dec.why()).put("removed", !dryRun));
         } else {
             out.printf("%s  %s  version %d  %s  %s: %s%n", dryRun ? "would remove" : "removed",
-                    d.resolve(path), row.version(), Summary.bytes(dec.entry().size()), row.file(), dec.why());
+                    d.resolve(path), row.version(), Bytes.of(dec.entry().size()), row.file(), dec.why());
         }
     }
 }

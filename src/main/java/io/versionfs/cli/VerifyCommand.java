@@ -1,10 +1,12 @@
 package io.versionfs.cli;
 
+import io.versionfs.sys.Sha256;
+import io.versionfs.text.Bytes;
 import io.versionfs.capture.LatestRows;
 import io.versionfs.capture.ListedNames;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import io.versionfs.report.JsonArrayOut;
 import io.versionfs.report.Out;
 import picocli.CommandLine.Command;
@@ -12,13 +14,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.Callable;
 
@@ -52,7 +50,7 @@ final class VerifyCommand implements Callable<Integer> {
             report.end();
             if (!json) {
                 out.println((report.problems == 0 ? "intact: " : report.problems + " problem(s); ") + report.versions
-                        + " version(s) checked, " + io.versionfs.report.Summary.bytes(report.bytes) + " read");
+                        + " version(s) checked, " + Bytes.of(report.bytes) + " read");
             }
             return report.problems == 0 ? ExitCodes.OK : DAMAGED;
         }
@@ -88,7 +86,7 @@ final class VerifyCommand implements Callable<Integer> {
             return;
         }
         String want = r.sha256();
-        String got = sha256(f, report.buf);
+        String got = sha256(f);
         report.bytes += Files.size(f);
         if (want == null) {
             report.problem(d, "unhashed", path, "the manifest has no sha256 for it (a run killed while hashing)");
@@ -102,7 +100,6 @@ final class VerifyCommand implements Callable<Integer> {
         final Out out;
         final JsonArrayOut array;
         long problems, versions, bytes;
-        final byte[] buf = new byte[1 << 20];
 
         Report(Out out, boolean json) {
             this.out = out;
@@ -125,17 +122,6 @@ final class VerifyCommand implements Callable<Integer> {
     }
 
     static String sha256(Path f) throws IOException {
-        return sha256(f, new byte[1 << 20]);
-    }
-
-    /** With a buffer given: verify hashes 100k small files, and a fresh MiB each was a garbage collection each. */
-    static String sha256(Path f, byte[] buf) throws IOException {
-        try (InputStream in = Files.newInputStream(f)) {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
-            return HexFormat.of().formatHex(md.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return Sha256.of(f);
     }
 }

@@ -4,7 +4,7 @@ import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.Series;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.InodeAttrs;
 import io.versionfs.sys.IoError;

@@ -2,7 +2,7 @@ package io.versionfs.fs;
 
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 
 import java.io.IOException;
 import java.nio.file.DirectoryStream;

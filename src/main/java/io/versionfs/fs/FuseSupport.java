@@ -5,7 +5,7 @@ import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.VersionNaming;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
 import jnr.ffi.Pointer;

@@ -1,5 +1,7 @@
 package io.versionfs.report;
 
+import io.versionfs.text.Json;
+
 /**
  * One JSON array printed element by element, as {@code println(Json.write(list))} prints the
  * whole list (no spaces, a newline after the closing bracket): a command listing a million

@@ -1,5 +1,6 @@
 package io.versionfs.report;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.capture.VersionLog;
 
 import java.time.Duration;
@@ -47,7 +48,7 @@ public final class Progress implements AutoCloseable {
                 if (!shown.isEmpty()) lastSize = shown.get(shown.size() - 1).size;
             }
             String elapsed = Summary.elapsed(Duration.between(start, Instant.now())).substring(1);
-            String text = "versionfs: " + total + " version(s) so far" + (lastSize >= 0 ? ", last " + Summary.bytes(lastSize) : "")
+            String text = "versionfs: " + total + " version(s) so far" + (lastSize >= 0 ? ", last " + Bytes.of(lastSize) : "")
                     + ", " + elapsed;
             if (tty) {
                 System.err.print("\r" + text + "   ");

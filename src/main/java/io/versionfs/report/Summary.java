@@ -1,5 +1,7 @@
 package io.versionfs.report;
 
+import io.versionfs.text.Bytes;
+import io.versionfs.text.Json;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionLog;
 
@@ -95,7 +97,7 @@ public final class Summary {
 
     private String row(Version v) {
         String after = elapsed(Duration.between(start, v.time));
-        String size = v.lost() && v.size < 0 ? "-" : bytes(v.size);
+        String size = v.lost() && v.size < 0 ? "-" : Bytes.of(v.size);
         String sha = v.sha256() == null ? (v.lost() ? "LOST" : "?") : v.sha256().substring(0, 8);
         String proc = v.pid > 0 ? v.pid + " " + shortCmd(v.command) : "-";
         if (proc.length() > 28) proc = proc.substring(0, 27) + "…";
@@ -114,16 +116,9 @@ public final class Summary {
 
     public static String elapsed(Duration d) {
         long ms = Math.max(0, d.toMillis());
-        if (ms < 60_000) return String.format("+%.2fs", ms / 1000.0);
+        if (ms < 60_000) return String.format(java.util.Locale.ROOT, "+%.2fs", ms / 1000.0);
         if (ms < 3_600_000) return String.format("+%dm%02ds", ms / 60_000, (ms / 1000) % 60);
         return String.format("+%dh%02dm", ms / 3_600_000, (ms / 60_000) % 60);
-    }
-
-    public static String bytes(long n) {
-        if (n < 1024) return n + " B";
-        if (n < 1024 * 1024) return String.format("%.1f KiB", n / 1024.0);
-        if (n < 1024L * 1024 * 1024) return String.format("%.1f MiB", n / 1048576.0);
-        return String.format("%.2f GiB", n / 1073741824.0);
     }
 
     public String toJson() {

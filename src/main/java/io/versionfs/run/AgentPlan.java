@@ -1,7 +1,7 @@
 package io.versionfs.run;
 
 import io.versionfs.capture.NodeNumbering;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

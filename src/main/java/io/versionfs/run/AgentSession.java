@@ -6,8 +6,8 @@ import io.versionfs.capture.VersionStore;
 import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
 import io.versionfs.fs.FuseSupport;
-import io.versionfs.report.Json;
-import io.versionfs.report.Log;
+import io.versionfs.text.Json;
+import io.versionfs.text.Log;
 import io.versionfs.sys.Posix;
 
 import java.io.IOException;

@@ -1,8 +1,8 @@
 package io.versionfs.run;
 
 import io.versionfs.fs.FuseSupport;
-import io.versionfs.report.Json;
-import io.versionfs.report.Log;
+import io.versionfs.text.Json;
+import io.versionfs.text.Log;
 
 import java.io.File;
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.sys.JvmEnv;
 import io.versionfs.sys.Posix;
 import org.apache.commons.exec.CommandLine;
 import org.apache.commons.exec.DefaultExecuteResultHandler;

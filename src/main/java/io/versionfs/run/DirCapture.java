@@ -8,7 +8,7 @@ import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.Posix;
 

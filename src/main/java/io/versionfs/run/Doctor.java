@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.text.Bytes;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.fs.FuseSupport;
@@ -290,7 +291,7 @@ public final class Doctor {
         try {
             FileStore st = Files.getFileStore(existing);
             long free = st.getUsableSpace(), total = st.getTotalSpace();
-            String s = human(free) + " free of " + human(total);
+            String s = Bytes.of(free) + " free of " + Bytes.of(total);
             if (free < (1L << 30)) {
                 add("free space", Status.WARN, s + ": versions of a large file will be skipped (--min-free)",
                         "free space, or put the versions elsewhere (--versions-dir)", 0);
@@ -373,16 +374,6 @@ public final class Doctor {
         return sb.toString();
     }
 
-    static String human(long bytes) {
-        String[] u = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-        double v = bytes;
-        int i = 0;
-        while (v >= 1024 && i < u.length - 1) {
-            v /= 1024;
-            i++;
-        }
-        return i == 0 ? bytes + " B" : String.format(java.util.Locale.ROOT, "%.1f %s", v, u[i]);
-    }
 
     private static void deleteTree(Path p) {
         try (var s = Files.walk(p)) {

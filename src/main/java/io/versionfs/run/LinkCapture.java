@@ -4,7 +4,7 @@ import io.versionfs.capture.VersionNaming;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
 import io.versionfs.trap.NameTrap;
 

@@ -2,7 +2,7 @@ package io.versionfs.run;
 
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.fs.FuseSupport;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
 
 import java.io.IOException;

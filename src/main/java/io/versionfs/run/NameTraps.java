@@ -1,6 +1,6 @@
 package io.versionfs.run;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.Seccomp;
 import io.versionfs.trap.Inode;
 import io.versionfs.trap.Name;

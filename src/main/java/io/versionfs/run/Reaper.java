@@ -1,6 +1,6 @@
 package io.versionfs.run;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 

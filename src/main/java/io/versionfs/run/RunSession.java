@@ -5,7 +5,7 @@ import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.fs.FuseSupport;
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.report.Progress;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;

@@ -12,8 +12,8 @@ import io.versionfs.errors.UserError;
 import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
 import io.versionfs.capture.ManifestLine;
-import io.versionfs.report.Json;
-import io.versionfs.report.Log;
+import io.versionfs.text.Json;
+import io.versionfs.text.Log;
 import io.versionfs.sys.LibC;
 import io.versionfs.sys.Posix;
 

@@ -1,6 +1,6 @@
 package io.versionfs.trap;
 
-import io.versionfs.report.Log;
+import io.versionfs.text.Log;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.Seccomp;
 import io.versionfs.sys.Seccomp.Notification;

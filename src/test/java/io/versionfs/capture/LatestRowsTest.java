@@ -1,6 +1,6 @@
 package io.versionfs.capture;
 
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.text.Bytes;
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
 import io.versionfs.TestSupport;
@@ -7,7 +8,7 @@ import io.versionfs.TestSupport.Result;
 import io.versionfs.capture.Manifest;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.VersionNaming;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -160,7 +161,7 @@ class BigFolderIT {
         List<Long> kept = LongStream.concat(LongStream.of(1, 25_000, 50_000, 75_000), LongStream.rangeClosed(99_991, 100_000))
                 .boxed().toList();
         assertTrue(pruned.out().strip().endsWith("removed " + (n - kept.size()) + " version(s), "
-                + io.versionfs.report.Summary.bytes(bytesOfAllBut(kept, n)) + " freed"), tail(pruned.out()));
+                + Bytes.of(bytesOfAllBut(kept, n)) + " freed"), tail(pruned.out()));
         assertFalse(pruned.err().contains("Exception") || pruned.err().contains("Error"), pruned.err());
 
         // Exactly the kept files are left, the manifest says so, and verify agrees.

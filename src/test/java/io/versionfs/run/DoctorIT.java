@@ -2,7 +2,7 @@ package io.versionfs.run;
 
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

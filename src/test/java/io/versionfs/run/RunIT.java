@@ -4,7 +4,7 @@ import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.fs.MountTable;
 import io.versionfs.TestSupport.Result;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -3,7 +3,7 @@ package io.versionfs.run;
 import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
-import io.versionfs.report.Json;
+import io.versionfs.text.Json;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;

@@ -1,4 +1,4 @@
-package io.versionfs.report;
+package io.versionfs.text;
 
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;

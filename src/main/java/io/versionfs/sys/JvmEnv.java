@@ -1,4 +1,4 @@
-package io.versionfs.run;
+package io.versionfs.sys;
 
 import java.util.Map;
 

@@ -1,4 +1,4 @@
-package io.versionfs.report;
+package io.versionfs.text;
 
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;

@@ -1,0 +1,58 @@
+package io.versionfs.sys;
+
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+import jnr.ffi.Runtime;
+
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.function.BooleanSupplier;
+
+/**
+ * The sha256 of a file, as the manifest records it and {@code verify}/{@code restore} check it:
+ * one implementation for both. Reads 1 MiB at a time into a per-thread buffer (constant memory),
+ * never follows a symlink, never blocks on a FIFO put where a version was.
+ */
+public final class Sha256 {
+    private static final int CHUNK = 1 << 20;
+    private static final ThreadLocal<Pointer> MEM = ThreadLocal.withInitial(() -> Memory.allocateDirect(Runtime.getSystemRuntime(), CHUNK));
+    private static final ThreadLocal<byte[]> BYTES = ThreadLocal.withInitial(() -> new byte[CHUNK]);
+
+    private Sha256() {}
+
+    /** Lowercase hex, or null if {@code cancelled} turned true first. Throws with the errno if the file cannot be read. */
+    public static String of(Path p, BooleanSupplier cancelled) throws IoError.Thrown {
+        int fd = Posix.C.openat(LibC.AT_FDCWD, p.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (fd < 0) throw IoError.last("open " + p).thrown();
+        try {
+            MessageDigest md = digest();
+            Pointer mem = MEM.get();
+            byte[] bytes = BYTES.get();
+            for (long off = 0, n; ; off += n) {
+                if (cancelled.getAsBoolean()) return null;
+                n = Posix.C.pread(fd, mem, CHUNK, off);
+                if (n < 0) throw IoError.last("read " + p).thrown();
+                if (n == 0) return HexFormat.of().formatHex(md.digest());
+                mem.get(0, bytes, 0, (int) n);
+                md.update(bytes, 0, (int) n);
+            }
+        } finally {
+            Posix.C.close(fd);
+        }
+    }
+
+    /** As {@link #of(Path, BooleanSupplier)}, never cancelled. */
+    public static String of(Path p) throws IoError.Thrown {
+        return of(p, () -> false);
+    }
+
+    private static MessageDigest digest() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("no SHA-256 in this JVM", e);
+        }
+    }
+}
