@@ -1,5 +1,6 @@
 package io.versionfs.capture;
 
+import io.versionfs.sys.Extents;
 import io.versionfs.sys.IoError;
 import io.versionfs.sys.Sha256;
 import io.versionfs.text.Log;
@@ -11,6 +12,7 @@ import ru.serce.jnrfuse.struct.FileStat;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -43,6 +45,10 @@ final class Hasher {
     /** Per series, the last saved version as hashed. The thread only. */
     private final Map<String, Hashed> lastHashed = new HashMap<>();
     private final AtomicLong dedupedBytes = new AtomicLong();
+    /** Per series, the blocks the last hashed version shares by reflink. The thread only. */
+    private final Map<String, List<Extents.Range>> lastShared = new HashMap<>();
+    /** Whether the folder's filesystem can share blocks between files (XFS, btrfs): only then is FIEMAP worth a call. */
+    private final boolean mayShare;
     /**
      * The version file being hashed now (written by the thread), and whether to stop (written by
      * whoever removes that file): a version given up must let go of its blocks at once.
@@ -56,6 +62,7 @@ final class Hasher {
         this.dirFd = dirFd;
         this.manifest = manifest;
         this.listed = listed;
+        this.mayShare = Usage.mayShare(dir);
     }
 
     /** Hashes {@code v} (unless lost), writes its line, then tells {@code listed}. Removed meanwhile: no line. */
@@ -65,6 +72,7 @@ final class Hasher {
             if (!v.lost() && !hash(v)) return; // given up while being hashed: its own line follows
             ManifestLine.Builder line = v.toLine();
             if (!v.lost()) dedupe(v, line);
+            if (!v.lost()) countSharedOnce(v);
             write(line.build());
             if (!v.lost() && v.sha256() != null) listed.accept(v);
         });
@@ -132,6 +140,25 @@ final class Hasher {
         if (prev == null || v.sha256() == null || prev.size() != v.size || !v.sha256().equals(prev.sha256())) return;
         line.sameAs(prev.number());
         if (shareExtents(prev.name(), v)) dedupedBytes.addAndGet(Math.max(0, v.disk >= 0 ? v.disk : v.size));
+    }
+
+    /**
+     * On a filesystem with reflinks a version copied from the live file shares most of its blocks
+     * with the version before it (an in-place edit changes a few): what it takes is its blocks
+     * less those it shares with the previous version of its series, so that --max-size counts
+     * each shared block once, with the earlier version. On the thread.
+     */
+    private void countSharedOnce(Version v) {
+        if (!mayShare) return;
+        int fd = Posix.C.openat(dirFd, v.versionFile, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        if (fd < 0) return;
+        try {
+            List<Extents.Range> mine = Extents.shared(fd);
+            List<Extents.Range> prev = lastShared.put(v.file, mine);
+            if (prev != null && v.disk > 0) v.disk = Math.max(0, v.disk - Extents.overlap(mine, prev));
+        } finally {
+            Posix.C.close(fd);
+        }
     }
 
     /**

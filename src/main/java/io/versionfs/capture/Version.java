@@ -19,7 +19,7 @@ public final class Version {
     public final String file;          // target file name, e.g. job.gbw
     public final String versionFile;   // e.g. job.000003.gbw, or null when lost
     public final long size;
-    /** Bytes on disk (st_blocks x 512) when saved, -1 unknown: what the keep rules' --max-size counts (a sparse file's holes are free). */
+    /** Bytes on disk when saved (st_blocks x 512; on XFS/btrfs less the blocks it shares with the version before it, see Hasher.countSharedOnce), -1 unknown: what --max-size counts. */
     volatile long disk = -1;
     public final Instant time;
     public final int pid;

@@ -4,7 +4,6 @@ import io.versionfs.text.Bytes;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.text.Log;
-import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.FileCopier;
 import io.versionfs.sys.IoError;

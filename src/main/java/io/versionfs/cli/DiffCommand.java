@@ -5,7 +5,6 @@ import io.versionfs.capture.ManifestLine;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
 import io.versionfs.text.Json;
-import io.versionfs.report.Summary;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;

@@ -8,7 +8,6 @@ import io.versionfs.capture.Manifest;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.report.JsonArrayOut;
 import io.versionfs.report.Out;
-import io.versionfs.report.Summary;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;

@@ -11,7 +11,6 @@ import io.versionfs.errors.UserError;
 import io.versionfs.text.Json;
 import io.versionfs.report.JsonArrayOut;
 import io.versionfs.report.Out;
-import io.versionfs.report.Summary;
 import io.versionfs.run.RunLock;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

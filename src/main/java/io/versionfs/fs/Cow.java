@@ -1,6 +1,5 @@
 package io.versionfs.fs;
 
-import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.Series;
 import io.versionfs.capture.Version;
 import io.versionfs.capture.VersionStore;

@@ -3,7 +3,6 @@ package io.versionfs.run;
 import io.versionfs.sys.Errno;
 import io.versionfs.sys.IoError;
 import io.versionfs.sys.FileCopier;
-import io.versionfs.capture.TargetMatcher;
 import io.versionfs.capture.Targets;
 import io.versionfs.capture.VersionNaming;
 import io.versionfs.capture.VersionStore;

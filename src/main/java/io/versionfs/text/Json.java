@@ -20,7 +20,7 @@ import java.util.Map;
 /**
  * JSON for {@code --json} output and our small state files (the run lock's holder, a run's
  * recovery record), on Gson. The manifest has its own typed line
- * ({@link io.versionfs.capture.ManifestLine}); this is for documents whose shape varies: an
+ * (capture.ManifestLine); this is for documents whose shape varies: an
  * ordered object builder, and a strict parser to plain maps and lists (integers as Long).
  */
 public final class Json {

@@ -1,5 +1,6 @@
 package io.versionfs.run;
 
+import io.versionfs.Await;
 import io.versionfs.TestSupport;
 import io.versionfs.TestSupport.Result;
 import org.junit.jupiter.api.AfterEach;
@@ -63,6 +64,29 @@ class RetentionIT {
         List<Long> saved = savedNumbers(rows);
         assertEquals(1L, saved.get(0), "the first is kept");
         assertEquals(30L, saved.get(saved.size() - 1), "the newest is kept");
+    }
+
+    @Test
+    void maxSizeCountsBlocksSharedByReflinkOnce() throws Exception {
+        // On XFS a version separated from the live file by reflink shares all but the edited blocks
+        // with the version before it. 8 one-byte edits of an 8 MiB file take about 8 MiB in all:
+        // a 28 MiB budget keeps every version (counted by st_blocks it kept 3 of 9). The budget leaves
+        // room for two versions not yet counted down: the newest, and the one the hasher may still hold.
+        try (var disk = TestSupport.reflinkDisk(dir.resolve("xfs"))) {
+            Path work = Files.createDirectory(disk.path().resolve("w"));
+            Files.write(work.resolve("job.gbw"), TestSupport.randomBytes(8 << 20));
+            // After edit e, version e has its line (published at edit e's first write, then hashed):
+            // the next capture's budget then counts it by its own blocks.
+            String job = "for e in 1 2 3 4 5 6 7 8; do printf X | dd of=job.gbw bs=1 seek=$((e*1000000)) conv=notrunc status=none; "
+                    + Await.shell("grep -q '\"version\":'$e',' job.gbw.versions/manifest.jsonl") + "; done";
+            Result r = TestSupport.run(work, null, 300, TestSupport.launcher("run", "--max-size", "28M", "--target", "job.gbw",
+                    "--", "sh", "-c", job));
+            assertEquals(0, r.exit(), r.err());
+            Path vd = work.resolve("job.gbw.versions");
+            List<Path> kept = TestSupport.versions(vd, "job", ".gbw");
+            assertEquals(9, kept.size(), "every version kept: " + kept + "\n" + r.err());
+            verifyVersions(vd);
+        }
     }
 
     @Test
