@@ -56,6 +56,15 @@ public final class VersionNaming {
     }
 
     /**
+     * A name of the series' shape with a word where the number goes ({@code job.final.gbw},
+     * {@code job.recovered-1764672000.gbw}): never a version file name, so numbering ignores it.
+     */
+    public static String taggedName(String series, String tag) {
+        String[] se = split(baseOf(series));
+        return folderOf(series) + se[0] + '.' + tag + se[1];
+    }
+
+    /**
      * If {@code candidate} (a name in the series' folder) is a version file of {@code series}, its
      * number. Digit runs beyond {@link #MAX_NUMBER} are not ours (a stray {@code job.99999999999.gbw}
      * must not push numbering into overflow) and give empty.

@@ -311,8 +311,7 @@ final class TargetLink {
 
     private String recoveredName() {
         String stamp = Long.toString(System.currentTimeMillis() / 1000);
-        String v = VersionNaming.versionName(name, 0);
-        return v.replace(".000000", ".recovered-" + stamp);
+        return VersionNaming.taggedName(name, "recovered-" + stamp);
     }
 
     private void cleanTemps() throws IOException {
@@ -1151,7 +1150,7 @@ final class TargetLink {
         if (Files.exists(live, LinkOption.NOFOLLOW_LINKS)) {
             if (linkInstalled) {
                 // Nothing leads to it (the program replaced the target): keep it, and say where.
-                Path keep = keepDir.resolve(VersionNaming.versionName(name, 0).replace(".000000", ".final"));
+                Path keep = keepDir.resolve(VersionNaming.taggedName(name, "final"));
                 Files.move(live, keep, StandardCopyOption.REPLACE_EXISTING);
                 problems.add("the last content the program wrote through versionfs is kept as " + keep);
                 store.event(ManifestLine.event("kept-final").file(name).path(keep.getFileName().toString())

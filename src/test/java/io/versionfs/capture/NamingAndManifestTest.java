@@ -32,6 +32,15 @@ class NamingAndManifestTest {
     }
 
     @Test
+    void taggedNamesHaveTheSeriesShapeAndAreNeverVersions() {
+        assertEquals("job.final.gbw", VersionNaming.taggedName("job.gbw", "final"));
+        assertEquals("sub/x.recovered-17.dat", VersionNaming.taggedName("sub/x.dat", "recovered-17"));
+        assertEquals(".hidden.final", VersionNaming.taggedName(".hidden", "final"));
+        assertFalse(VersionNaming.isVersionFileName("job.final.gbw"));
+        assertEquals("job.gbw.versions", VersionNaming.versionsFolderOf("job.gbw"));
+    }
+
+    @Test
     void parsesOnlyVersionsOfTheSameFile() {
         assertEquals(OptionalLong.of(7), VersionNaming.parse("job.gbw", "job.000007.gbw"));
         assertFalse(VersionNaming.parse("job.gbw", "job.000007.ges").isPresent());
