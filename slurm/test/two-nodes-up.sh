@@ -30,6 +30,8 @@ set -euo pipefail
 
 root=${VERSIONFS_SLURM2_DIR:-/var/tmp/versionfs-slurm2}
 kill_wait=${VERSIONFS_SLURM_KILLWAIT:-5}
+# The source tree this script is in stays visible on the nodes if it is under /tmp (a CI clone).
+keep=${VERSIONFS_SLURM2_KEEP:-$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)}
 net=${VERSIONFS_SLURM2_NET:-10.213.0}   # a /24: .1 the bridge (slurmctld), .11 node1, .12 node2
 ctld_port=${VERSIONFS_SLURM2_CTLD_PORT:-6917}
 slurmd_port=${VERSIONFS_SLURM2_SLURMD_PORT:-6918}
@@ -239,14 +241,28 @@ wait_for 20 slurmctld bash -c "scontrol ping | grep -q 'is UP'" \
 #    only ends when the last mount of its filesystem is gone, in every namespace);
 # 2. the node's own /tmp and /dev/shm; 3. its hostname; 4. slurmd, with a clean environment.
 cat > "$root/etc/node-init.sh" <<'INIT'
-# node-init.sh TMPDIR NODE SLURM_CONF: written by two-nodes-up.sh, run in a node's new namespaces.
+# node-init.sh TMPDIR NODE SLURM_CONF [KEEP]: written by two-nodes-up.sh, run in a node's new
+# namespaces. KEEP: folders under /tmp (colon-separated) that stay visible on the node.
 set -eu
 awk '($3 ~ /^fuse/ || $1 ~ /^\/dev\/loop/ || $2 ~ /^\/tmp\// || $2 ~ /^\/dev\/shm\//) && $2 != "/" { print $2 }' \
     /proc/self/mounts | sort -r | while read -r m; do
   m=$(printf '%b' "$m")   # /proc/mounts escapes spaces as \040
   umount -l -- "$m" 2>/dev/null || echo "node $2: could not drop the mount $m" >&2
 done
+# Folders under /tmp the jobs need (the source tree the tests run from: its launcher and jar)
+# stay visible at the same path: bound aside, /tmp replaced, then moved back into the new /tmp.
+stage="${1%/tmp}/keep"
+kept=""
+i=0
+for k in $(printf '%s' "${4:-}" | tr ':' ' '); do
+  case $k in /tmp/?*) [ -d "$k" ] || continue ;; *) continue ;; esac
+  mkdir -p "$stage/$i"; mount --bind "$k" "$stage/$i"; kept="$kept $k"; i=$(( i + 1 ))
+done
 mount --bind "$1" /tmp
+i=0
+for k in $kept; do
+  mkdir -p "$k"; mount --move "$stage/$i" "$k"; i=$(( i + 1 ))
+done
 mount -t tmpfs -o mode=1777,size=25% "shm-$2" /dev/shm
 hostname "$2"
 exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin slurmd -f "$3" -N "$2"
@@ -263,7 +279,7 @@ for n in "${nodes[@]}"; do
   # nsenter --net rather than 'ip netns exec', which also remounts /sys for the namespace and so
   # hides /sys/fs/cgroup, without which slurmd does not start ("Unable to initialize cgroup plugin").
   nsenter --net="/run/netns/vfs2-$n" unshare --mount --uts --propagation private \
-    sh "$root/etc/node-init.sh" "$root/$n/tmp" "$n" "$conf" >&2 \
+    sh "$root/etc/node-init.sh" "$root/$n/tmp" "$n" "$conf" "$keep" >&2 \
     || die "slurmd on $n did not start; see $root/log/slurmd-$n.log"
 done
 

@@ -85,9 +85,16 @@ class PackagingIT {
         return new Out(r.exit(), r.out(), r.err());
     }
 
-    /** versionfs's subcommands as the CLI defines them (one man page each). */
+    /**
+     * versionfs's subcommands as the CLI defines them (one man page each), less the hidden ones
+     * (agent: started by run on the other nodes of a job, never by a user).
+     */
     private static List<String> subcommands() {
-        return new ArrayList<>(new CommandLine(new Main()).getSubcommands().keySet());
+        List<String> out = new ArrayList<>();
+        new CommandLine(new Main()).getSubcommands().forEach((name, cl) -> {
+            if (!cl.getCommandSpec().usageMessage().hidden()) out.add(name);
+        });
+        return out;
     }
 
     /** The commit the build should have recorded: HEAD of this checkout, or "unknown" without git. */

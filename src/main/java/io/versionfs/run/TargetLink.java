@@ -493,8 +493,9 @@ final class TargetLink {
             return;
         }
         boolean exists = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
-        List<Path> moved = new ArrayList<>();
-        symlinksInto(mountPoint, liveDir).values().forEach(moved::addAll);
+        // Only symlinks to the file the target stands for now: one renamed away earlier and not yet
+        // made a regular file (materializePending waits for a quiet second) is not this rename.
+        List<Path> moved = new ArrayList<>(symlinksInto(mountPoint, liveDir).getOrDefault(liveFile(), List.of()));
         moved.remove(target);
         if (follow && !exists && !ending && mount != null && mount.isAlive()) {
             try {

@@ -119,6 +119,11 @@ class FollowIT {
         for (int i = 1; i <= 3; i++) assertRegular("X.restart.bak-" + i, "r" + (i - 1) + "\n");
         List<Map<String, Object>> rows = verifyVersions(dir.resolve("X.restart.versions"));
         assertEquals(List.of("initial", "close", "close", "close"), reasons(rows), rows.toString());
+        // Each follow names its own rename (an older renamed symlink, not yet a regular file, was named again).
+        List<String> followed = Manifest.read(dir.resolve("X.restart.versions")).stream()
+                .filter(m -> "followed".equals(m.event())).map(m -> m.detail()).toList();
+        assertEquals(List.of("renamed X.restart to X.restart.bak-1", "renamed X.restart to X.restart.bak-2",
+                "renamed X.restart to X.restart.bak-3"), followed, r.err());
     }
 
     @Test
