@@ -62,7 +62,7 @@ final class Hasher {
         this.dirFd = dirFd;
         this.manifest = manifest;
         this.listed = listed;
-        this.mayShare = Usage.mayShare(dir);
+        this.mayShare = Extents.mayShare(dirFd); // by descriptor: dir may be inside our own mount (--mode dir)
     }
 
     /** Hashes {@code v} (unless lost), writes its line, then tells {@code listed}. Removed meanwhile: no line. */

@@ -32,7 +32,7 @@ public final class Usage {
         Extents.Usage stored = new Extents.Usage();
         String free;
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(reach)) {
-            boolean mayShare = mayShare(shown);
+            boolean mayShare = mayShare(reach);
             for (Path p : ds) {
                 if (!VersionNaming.isVersionFileName(p.getFileName().toString())) continue;
                 FileStat st = Stat.at(LibC.AT_FDCWD, p.toString(), LibC.AT_SYMLINK_NOFOLLOW);
@@ -52,21 +52,15 @@ public final class Usage {
                 + (deduped > 0 ? " (" + Bytes.of(deduped) + " not stored twice: identical versions)" : "") + free;
     }
 
-    /** Whether the filesystem of {@code dir} (a real path, not /proc/self/fd) can share blocks between files. */
-    static boolean mayShare(Path dir) {
+    /** Whether the filesystem of the folder {@code reach} can share blocks (see {@link Extents#mayShare}). */
+    static boolean mayShare(Path reach) {
+        int fd = Posix.C.openat(LibC.AT_FDCWD, reach.toString(), LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
+        if (fd < 0) return false;
         try {
-            return mayShare(Files.getFileStore(dir).type());
-        } catch (IOException | RuntimeException e) {
-            return false;
+            return Extents.mayShare(fd);
+        } finally {
+            Posix.C.close(fd);
         }
-    }
-
-    /** Filesystems whose files can share blocks (reflink): only there is FIEMAP worth a call per file. */
-    static boolean mayShare(String fsType) {
-        return switch (fsType) {
-            case "xfs", "btrfs", "bcachefs", "ocfs2" -> true;
-            default -> false;
-        };
     }
 
     private static List<Extents.Range> shared(Path p) {

@@ -32,6 +32,22 @@ public final class Extents {
 
     private Extents() {}
 
+    /** XFS, btrfs, bcachefs, OCFS2: filesystems whose files can share blocks (statfs f_type magic numbers). */
+    private static final long[] SHARING = {0x58465342L, 0x9123683EL, 0xca451a4eL, 0x7461636fL};
+
+    /**
+     * Whether the filesystem of the open {@code fd} can share blocks between files: only there is
+     * FIEMAP worth a call per file. By descriptor (fstatfs), never by path: a path inside a
+     * directory-mode mount would be looked up through our own FUSE mount, from its own thread.
+     */
+    public static boolean mayShare(int fd) {
+        Pointer b = BUF.get();
+        if (Posix.C.fstatfs(fd, b) != 0) return false;
+        long type = b.getLong(0) & 0xffffffffL;
+        for (long t : SHARING) if (t == type) return true;
+        return false;
+    }
+
     /**
      * The physical ranges of {@code fd} that the filesystem marks as shared with another file,
      * sorted by start; empty if none or if the filesystem has no FIEMAP (or answers with unknown

@@ -60,6 +60,8 @@ public interface LibC {
     @SaveError int fchownat(int dirfd, String path, int uid, int gid, int flags);
     @SaveError int utimensat(int dirfd, String path, Pointer times, int flags);
     @SaveError int fstatvfs(int fd, Pointer buf);
+    /** fstatfs(2): f_type (the filesystem's magic number) is its first field, a long on every Linux ABI we run on. */
+    @SaveError int fstatfs(int fd, Pointer buf);
     int geteuid();
     int getegid();
     /** quotactl(2): by block device (every kernel). */
