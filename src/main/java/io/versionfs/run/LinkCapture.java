@@ -36,11 +36,15 @@ final class LinkCapture implements Capture {
     private final Path versionsDir, mountDir;
     private final RunSession.Renames renames;
     private final StoreRules rules;
+    /** The job's container runtime: with one, each mount goes into a hidden folder beside its target. */
+    private final ContainerRuntime runtime;
     private final Instant start;
     private final List<TargetLink> links = new ArrayList<>();
     private final Map<Path, VersionStore> stores = new LinkedHashMap<>();
     private final Map<VersionStore, List<String>> notes = new IdentityHashMap<>();
     private NameTrap trap;
+    /** Targets written behind the mount (a process in an older mount namespace), each with its summary line. */
+    private final Map<TargetLink, String> behind = new IdentityHashMap<>();
     private ScheduledExecutorService watcher;
     /** The agents on the other nodes of a job on several nodes; null on one node. */
     private Agents agents;
@@ -51,7 +55,9 @@ final class LinkCapture implements Capture {
      * @param versionsDir one versions folder for every target (null: TARGET.versions beside each)
      * @param mountDir    where to make the private folder for the mounts (null: node-local scratch)
      */
-    LinkCapture(List<Path> targets, Path versionsDir, Path mountDir, RunSession.Renames renames, StoreRules rules, Instant start) {
+    LinkCapture(List<Path> targets, Path versionsDir, Path mountDir, RunSession.Renames renames, StoreRules rules, Instant start,
+                ContainerRuntime runtime) {
+        this.runtime = runtime;
         this.targets = targets;
         this.versionsDir = versionsDir;
         this.mountDir = mountDir;
@@ -130,10 +136,10 @@ final class LinkCapture implements Capture {
 
     @Override
     public void mount(Cleanup undo, Runnable betweenTargets) throws IOException {
-        Path dir = agents != null ? agents.mountDir(mountDir) : Preflight.privateDir(mountDir);
-        undo.push("remove " + dir, () -> removeEmpty(dir));
+        Map<Path, Path> dirs = new LinkedHashMap<>(); // a target's folder (or null: all of them) -> the private folder
         int i = 0;
         for (TargetLink l : links) {
+            Path dir = privateDir(l.target.getParent(), dirs, undo);
             l.prepareLive();
             Path mp = dir.resolve("m" + i++);
             if (!Files.isDirectory(mp)) Files.createDirectory(mp);
@@ -142,6 +148,26 @@ final class LinkCapture implements Capture {
             betweenTargets.run();
         }
         if (agents != null) startAgents();
+    }
+
+    /**
+     * Where the mount points go: with a container runtime (and no --mount-dir, one node) a hidden
+     * folder in each target's folder, which the container binds; else one private folder in
+     * node-local scratch (or --mount-dir; on several nodes the agents' common path).
+     */
+    private Path privateDir(Path targetFolder, Map<Path, Path> made, Cleanup undo) throws IOException {
+        boolean beside = runtime.mountsBesideTarget() && mountDir == null && agents == null;
+        Path key = beside ? targetFolder : null;
+        Path dir = made.get(key);
+        if (dir != null) return dir;
+        Path fresh = beside ? Preflight.privateDirBeside(targetFolder) : agents != null ? agents.mountDir(mountDir) : Preflight.privateDir(mountDir);
+        undo.push("remove " + fresh, () -> removeEmpty(fresh));
+        if (beside) {
+            Log.info("the command runs " + runtime.shown() + ": the mount is in " + fresh + ", beside the target, where a"
+                    + " container that binds " + targetFolder + " at its own path sees it");
+        }
+        made.put(key, fresh);
+        return fresh;
     }
 
     /** The agents serve every target at the same mount point path on their nodes; ready (or said) on return. */
@@ -256,6 +282,18 @@ final class LinkCapture implements Capture {
             n.addAll(notesOf(s));
             notes.put(s, n);
         }
+        for (TargetLink l : links) {
+            String why = WrittenBehind.check(l.target, l.store.versions().get(l.name));
+            if (why != null) {
+                behind.put(l, why);
+                Log.warn(why);
+            }
+        }
+    }
+
+    @Override
+    public int unversionable() {
+        return behind.size();
     }
 
     /** What the summary says of a versions folder besides its versions: pruned, storage, hooks, skipped. */
@@ -283,6 +321,7 @@ final class LinkCapture implements Capture {
             List<String> lines = new ArrayList<>(l.followedSummary());
             lines.addAll(notes.getOrDefault(l.store, List.of()));
             lines.addAll(l.problems());
+            if (behind.containsKey(l)) lines.add(behind.get(l));
             if (agents != null && l == links.get(0)) lines.addAll(agents.problems());
             summary.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
                     l.store.versions().get(l.name), lines));

@@ -101,7 +101,7 @@ public final class RunSession {
         Capture c = opt.mode() == Mode.DIR
                 ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.rules())
                 : new LinkCapture(Preflight.targets(opt.targets(), cwd), opt.versionsDir(), opt.mountDir(), opt.renames(),
-                        opt.rules(), start);
+                        opt.rules(), start, ContainerRuntime.of(opt.command()));
         Preflight.command(opt.command());
         Preflight.grace(opt.graceMillis());
         FuseSupport.check();
