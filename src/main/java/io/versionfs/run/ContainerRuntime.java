@@ -45,6 +45,56 @@ enum ContainerRuntime {
         return this != NONE;
     }
 
+    /**
+     * Why the name trap must stay off for this command, or null. The trap sets no_new_privs on
+     * the job, and with it the kernel ignores setuid bits and file capabilities: rootless Podman
+     * then cannot map its user namespace ({@code newuidmap: write to uid_map failed: Operation
+     * not permitted}, tried here), and a setuid Apptainer starter or {@code --fakeroot} (newuidmap
+     * again) cannot either. Root needs neither; Charliecloud and Apptainer's default user
+     * namespace mode use no setuid helper at all.
+     */
+    String trapConflict(List<String> command, boolean root) {
+        if (root) return null;
+        if (this == PODMAN) {
+            return "rootless podman maps its user namespace with the setuid newuidmap, which the trap's no_new_privs disables";
+        }
+        if (this == APPTAINER && (command.contains("--fakeroot") || setuidStarter(command))) {
+            return shown() + (command.contains("--fakeroot") ? " --fakeroot maps its user namespace with the setuid newuidmap"
+                    : " is installed setuid (starter-suid)") + ", which the trap's no_new_privs disables";
+        }
+        return null;
+    }
+
+    /** PREFIX/libexec/{apptainer,singularity}/bin/starter-suid beside PREFIX/bin/apptainer, with its setuid bit. */
+    private boolean setuidStarter(List<String> command) {
+        for (String word : command) {
+            Path p = Path.of(word).getFileName();
+            if (p == null || !programs.contains(p.toString())) continue;
+            Path exe = word.contains("/") ? Path.of(word) : onPath(word);
+            if (exe == null) return false;
+            try {
+                Path prefix = exe.toRealPath().getParent().getParent();
+                for (String name : programs) {
+                    Path starter = prefix.resolve("libexec/" + name + "/bin/starter-suid");
+                    if (java.nio.file.Files.exists(starter)
+                            && (((Integer) java.nio.file.Files.getAttribute(starter, "unix:mode")) & 04000) != 0) return true;
+                }
+            } catch (java.io.IOException | RuntimeException e) {
+                return false;
+            }
+            return false;
+        }
+        return false;
+    }
+
+    private static Path onPath(String program) {
+        for (String d : System.getenv().getOrDefault("PATH", "").split(":")) {
+            Path p = Path.of(d.isEmpty() ? "." : d, program);
+            if (java.nio.file.Files.isExecutable(p)) return p;
+        }
+        return null;
+    }
+
     /** The name said on stderr and in the summary. */
     String shown() {
         return programs.isEmpty() ? "none" : programs.get(0);

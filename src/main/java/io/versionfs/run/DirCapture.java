@@ -181,6 +181,11 @@ final class DirCapture implements Capture {
     }
 
     @Override
+    public List<Path> mountPoints() {
+        return mount == null ? List.of() : List.of(folder);
+    }
+
+    @Override
     public void stopWaits() {
         if (fs != null) fs.stop();
     }

@@ -7,6 +7,7 @@ import io.versionfs.errors.UserError;
 import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
 import io.versionfs.trap.NameTrap;
+import io.versionfs.sys.Posix;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -38,6 +39,9 @@ final class LinkCapture implements Capture {
     private final StoreRules rules;
     /** The job's container runtime: with one, each mount goes into a hidden folder beside its target. */
     private final ContainerRuntime runtime;
+    private final List<String> command;
+    /** Why the trap stays off for this job's container runtime (setuid helpers), or null. */
+    private String trapConflict;
     private final Instant start;
     private final List<TargetLink> links = new ArrayList<>();
     private final Map<Path, VersionStore> stores = new LinkedHashMap<>();
@@ -56,8 +60,9 @@ final class LinkCapture implements Capture {
      * @param mountDir    where to make the private folder for the mounts (null: node-local scratch)
      */
     LinkCapture(List<Path> targets, Path versionsDir, Path mountDir, RunSession.Renames renames, StoreRules rules, Instant start,
-                ContainerRuntime runtime) {
-        this.runtime = runtime;
+                List<String> command) {
+        this.command = command;
+        this.runtime = ContainerRuntime.of(command);
         this.targets = targets;
         this.versionsDir = versionsDir;
         this.mountDir = mountDir;
@@ -199,14 +204,20 @@ final class LinkCapture implements Capture {
     }
 
     @Override
+    public List<Path> mountPoints() {
+        return links.stream().map(TargetLink::mountPoint).filter(java.util.Objects::nonNull).toList();
+    }
+
+    @Override
     public ChildProcess.OnLaunchThread beforeJob() {
-        trap = renames.trapped() ? NameTraps.prepare(links) : null;
+        trapConflict = renames.trapped() ? runtime.trapConflict(command, Posix.C.geteuid() == 0) : null;
+        trap = renames.trapped() && trapConflict == null ? NameTraps.prepare(links) : null;
         return trap == null ? null : trap::installHere;
     }
 
     @Override
     public void jobStarted() {
-        NameTraps.sayMode(trap, renames);
+        NameTraps.sayMode(trap, renames, trapConflict);
         links.forEach(TargetLink::startWatching);
         watcher = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "versionfs-link-watch");
