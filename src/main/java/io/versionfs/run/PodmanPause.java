@@ -40,17 +40,27 @@ final class PodmanPause {
                 + " still running on this node) before 'versionfs run' in the batch script";
     }
 
-    /** $XDG_RUNTIME_DIR/libpod/tmp/pause.pid, else /tmp/podman-run-UID/libpod/tmp/pause.pid; -1 when there is none alive. */
+    /**
+     * The user's pause process, -1 when none is alive. Its pid file is under podman's runtime
+     * folder, which depends on $XDG_RUNTIME_DIR and $TMPDIR and is pinned in podman's database at
+     * its first use; so the process itself is looked for: ours, named "podman pause".
+     */
     static long pausePid() {
-        String xdg = System.getenv("XDG_RUNTIME_DIR");
-        Path file = xdg != null && !xdg.isEmpty() ? Path.of(xdg, "libpod/tmp/pause.pid")
-                : Path.of("/tmp/podman-run-" + Posix.C.geteuid(), "libpod/tmp/pause.pid");
-        try {
-            long pid = Long.parseLong(Files.readString(file, StandardCharsets.UTF_8).trim());
-            return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) ? pid : -1;
+        int me = Posix.C.geteuid();
+        try (var procs = Files.newDirectoryStream(Path.of("/proc"), p -> p.getFileName().toString().matches("[0-9]+"))) {
+            for (Path p : procs) {
+                try {
+                    if (!"podman pause".equals(Files.readString(p.resolve("comm"), StandardCharsets.UTF_8).trim())) continue;
+                    if (((Number) Files.getAttribute(p, "unix:uid")).intValue() != me) continue;
+                    return Long.parseLong(p.getFileName().toString());
+                } catch (IOException | RuntimeException e) {
+                    // gone meanwhile
+                }
+            }
         } catch (IOException | RuntimeException e) {
             return -1;
         }
+        return -1;
     }
 
     /** As mountinfo writes a path: space, tab, newline and backslash in octal. */
