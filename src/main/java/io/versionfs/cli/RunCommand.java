@@ -62,7 +62,9 @@ final class RunCommand implements Callable<Integer> {
     Path versionsDir;
 
     @Option(names = "--mount-dir", paramLabel = "DIR",
-            description = "Where to create the private mount folder (default: $SLURM_TMPDIR, $TMPDIR, /tmp).")
+            description = {"Where to create the private mount folder (default: $SLURM_TMPDIR, $TMPDIR, /tmp; when COMMAND",
+                    "runs ch-run, podman, apptainer or singularity: a hidden .versionfs-NNN folder beside the target,",
+                    "which the container sees when it binds the job's folder at its own path)."})
     Path mountDir;
 
     @Option(names = "--grace", paramLabel = "SECONDS", defaultValue = "10",
