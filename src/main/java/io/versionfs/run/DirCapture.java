@@ -222,6 +222,7 @@ final class DirCapture implements Capture {
         for (VersionStore s : stores()) {
             s.drain();
             if (s.hooks() != null) hookNotes.add(s.hooks().report());
+            if (s.skippedCount() > 0) continue; // see WrittenBehind.check
             s.versions().forEach((file, vs) -> {
                 String why = WrittenBehind.check(folder.resolve(file), vs);
                 if (why != null) {
