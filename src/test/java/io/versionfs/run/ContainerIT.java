@@ -65,8 +65,8 @@ class ContainerIT {
         }
         // Rootless podman maps the user's subordinate ids (useradd adds them where /etc/subuid exists).
         if (sh(null, "grep -q '^" + USER + ":' /etc/subuid && grep -q '^" + USER + ":' /etc/subgid").exit() != 0) {
-            Result r = sh(null, "usermod --add-subuids 300000-365535 --add-subgids 300000-365535 " + USER);
-            assertEquals(0, r.exit(), "usermod --add-subuids: " + r.err());
+            Result r = sh(null, "echo " + USER + ":300000:65536 >> /etc/subuid && echo " + USER + ":300000:65536 >> /etc/subgid");
+            assertEquals(0, r.exit(), "subordinate ids for " + USER + ": " + r.err());
         }
         uid = Integer.parseInt(sh(null, "id -u " + USER).out().trim());
         gid = Integer.parseInt(sh(null, "id -g " + USER).out().trim());
@@ -183,6 +183,20 @@ class ContainerIT {
         assertEquals("", userProcesses(), "no pause process (nor any other of the user) left");
     }
 
+    /** Directory mode serves the job's folder at its own path: the containers bind that very mount. */
+    @Test
+    void dirModeWithChRunAndRootlessPodmanAsAnOrdinaryUser() throws Exception {
+        assumeTrue(haveChRun && havePodman, "skipped: the charliecloud-runtime or podman package could not be installed");
+        folders(true);
+        Result r = TestSupport.run(base, null, 180, asIn(work, vfs(List.of("--mode", "dir"), chRun(work, "./job.sh", "rename"))));
+        assertJobVersioned(r, true, false);
+        sh(null, "rm -rf " + work.resolve("job.gbw.versions") + " " + work.resolve("job.ges") + " && echo start > " + work.resolve("job.gbw")
+                + " && chown " + uid + ":" + gid + " " + work.resolve("job.gbw"));
+        r = TestSupport.run(base, null, 300, asIn(work, vfs(List.of("--mode", "dir"), podman(work, "./job.sh", "rename"))));
+        assertJobVersioned(r, true, false);
+        assertEquals("", userProcesses(), "the pause process started inside the job ended with it");
+    }
+
     /**
      * Issue 24's silent case: the user ran podman on the node before (its pause process lives on),
      * and '/' is a private mount (each command here in a private mount namespace of its own). The
@@ -245,7 +259,7 @@ class ContainerIT {
         if (renamed) {
             assertFalse(Files.isSymbolicLink(work.resolve("job.ges")));
             assertEquals("iteration 5\n", Files.readString(work.resolve("job.ges")), "renamed away inside the container");
-            assertTrue(r.err().contains("held and done for the job: 1 rename(s) away (last to job.ges)"), r.err());
+            if (beside) assertTrue(r.err().contains("held and done for the job: 1 rename(s) away (last to job.ges)"), r.err());
         }
         if (beside) assertTrue(r.err().contains("the mount is in " + work + "/.versionfs-"), r.err());
         assertFalse(r.err().contains("WRITTEN BEHIND"), r.err());
