@@ -17,14 +17,17 @@ import java.util.List;
  * ({@code -b $PWD -c $PWD}, {@code -v $PWD:$PWD -w $PWD}, Apptainer's default).
  */
 enum ContainerRuntime {
-    NONE(),
-    CHARLIECLOUD("ch-run"),
-    PODMAN("podman"),
-    APPTAINER("apptainer", "singularity");
+    NONE(List.of()),
+    CHARLIECLOUD(List.of("-b", "--bind"), "ch-run"),
+    PODMAN(List.of("-v", "--volume"), "podman"),
+    APPTAINER(List.of("-B", "--bind"), "apptainer", "singularity");
 
     private final List<String> programs;
+    /** The options that bind a host folder into the container: SRC[:DST[:OPTIONS]] (Apptainer: several, comma-separated). */
+    private final List<String> bindOptions;
 
-    ContainerRuntime(String... programs) {
+    ContainerRuntime(List<String> bindOptions, String... programs) {
+        this.bindOptions = bindOptions;
         this.programs = List.of(programs);
     }
 
@@ -91,6 +94,32 @@ enum ContainerRuntime {
         for (String d : System.getenv().getOrDefault("PATH", "").split(":")) {
             Path p = Path.of(d.isEmpty() ? "." : d, program);
             if (java.nio.file.Files.isExecutable(p)) return p;
+        }
+        return null;
+    }
+
+    /**
+     * The warning for a bind that shows {@code folder} (a target's) at another path in the
+     * container ({@code -v $PWD:/work}), or null: the target's symlink leads into the mount by
+     * its absolute host path, which does not exist in there.
+     */
+    String boundElsewhere(List<String> command, Path folder) {
+        for (int i = 0; i < command.size() && !command.get(i).equals("--"); i++) {
+            String w = command.get(i), spec = null;
+            for (String o : bindOptions) {
+                if (w.equals(o) && i + 1 < command.size()) spec = command.get(i + 1);
+                else if (w.startsWith(o + "=")) spec = w.substring(o.length() + 1);
+            }
+            if (spec == null) continue;
+            for (String one : spec.split(",")) {
+                String[] f = one.split(":");
+                if (f.length < 2 || f[0].isEmpty() || f[1].isEmpty()) continue;
+                Path src = Path.of(f[0]).toAbsolutePath().normalize(), dst = Path.of(f[1]).normalize();
+                if (!folder.startsWith(src) || dst.equals(src)) continue;
+                return "the command binds " + src + " at " + dst + " in the container, but " + folder + "'s targets are"
+                        + " symlinks into versionfs's mount by their path on this host, which the container does not have:"
+                        + " bind the folder at its own path instead (" + bindOptions.get(0) + " " + src + ":" + src + ")";
+            }
         }
         return null;
     }

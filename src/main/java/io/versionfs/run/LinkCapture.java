@@ -170,6 +170,8 @@ final class LinkCapture implements Capture {
         if (beside) {
             Log.info("the command runs " + runtime.shown() + ": the mount is in " + fresh + ", beside the target, where a"
                     + " container that binds " + targetFolder + " at its own path sees it");
+            String elsewhere = runtime.boundElsewhere(command, targetFolder);
+            if (elsewhere != null) Log.warn(elsewhere);
         }
         made.put(key, fresh);
         return fresh;
