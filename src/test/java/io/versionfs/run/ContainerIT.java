@@ -35,7 +35,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * containers.conf of the test's own (runc, no network, rlimits these machines allow).
  *
  * <p>The job rewrites job.gbw five times and reads each back; where said it then renames it away
- * (ORCA AutoStart, job.gbw to job.ges) and writes a sixth. Every version is checked against its
+ * (ORCA AutoStart, job.gbw to job.ges), writes a sixth and saves a seventh atomically (job.tmp renamed onto job.gbw). Every version is checked against its
  * content and its sha256, and the final file; no mount, hidden mount folder or pause process is left.
  */
 class ContainerIT {
@@ -242,7 +242,7 @@ class ContainerIT {
     private void assertJobVersioned(Result r, boolean renamed, boolean beside) throws Exception {
         assertEquals(0, r.exit(), r.out() + r.err());
         List<String> expected = new ArrayList<>(List.of("start\n"));
-        for (int i = 1; i <= (renamed ? 6 : 5); i++) expected.add("iteration " + i + "\n");
+        for (int i = 1; i <= (renamed ? 7 : 5); i++) expected.add("iteration " + i + "\n");
         Path v = work.resolve("job.gbw.versions");
         List<Path> files = versions(v, "job", ".gbw");
         List<Map<String, Object>> rows = manifestVersions(v);
@@ -259,7 +259,12 @@ class ContainerIT {
         if (renamed) {
             assertFalse(Files.isSymbolicLink(work.resolve("job.ges")));
             assertEquals("iteration 5\n", Files.readString(work.resolve("job.ges")), "renamed away inside the container");
-            if (beside) assertTrue(r.err().contains("held and done for the job: 1 rename(s) away (last to job.ges)"), r.err());
+            assertEquals("rename", rows.get(rows.size() - 1).get("reason"), "job.tmp renamed onto job.gbw inside the container");
+            assertFalse(Files.exists(work.resolve("job.tmp")));
+            if (beside) {
+                assertTrue(r.err().contains("held and done for the job: 1 rename(s) onto job.gbw (each a version),"
+                        + " 1 rename(s) away (last to job.ges)"), r.err());
+            }
         }
         if (beside) assertTrue(r.err().contains("the mount is in " + work + "/.versionfs-"), r.err());
         assertFalse(r.err().contains("WRITTEN BEHIND"), r.err());
@@ -287,7 +292,7 @@ class ContainerIT {
         Files.writeString(work.resolve("job.gbw"), "start\n");
         Files.writeString(work.resolve("job.sh"), String.join("\n",
                 "#!/bin/sh",
-                "# rewrites job.gbw five times, reading each back; with 'rename' then renames it away and writes a sixth",
+                "# rewrites job.gbw five times, reading each back; with 'rename' then renames it away, writes a sixth, saves a seventh by rename",
                 "for i in 1 2 3 4 5; do",
                 "  echo \"iteration $i\" > job.gbw || exit 3",
                 "  [ \"$(cat job.gbw)\" = \"iteration $i\" ] || exit 4",
@@ -296,6 +301,7 @@ class ContainerIT {
                 "if [ \"$1\" = rename ]; then",
                 "  mv job.gbw job.ges || exit 5",
                 "  echo 'iteration 6' > job.gbw || exit 6",
+                "  echo 'iteration 7' > job.tmp && mv job.tmp job.gbw || exit 7 # an atomic save onto the target",
                 "fi",
                 ""));
         Files.setPosixFilePermissions(work.resolve("job.sh"), PosixFilePermissions.fromString("rwxr-xr-x"));
