@@ -124,6 +124,11 @@ enum ContainerRuntime {
         return null;
     }
 
+    /** The option that binds {@code dir} at its own path in the container. */
+    String bindOption(Path dir) {
+        return this == CHARLIECLOUD ? "-b " + dir : bindOptions.isEmpty() ? "" : bindOptions.get(0) + " " + dir + ":" + dir;
+    }
+
     /** The name said on stderr and in the summary. */
     String shown() {
         return programs.isEmpty() ? "none" : programs.get(0);

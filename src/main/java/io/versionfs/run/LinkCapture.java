@@ -167,6 +167,11 @@ final class LinkCapture implements Capture {
         if (dir != null) return dir;
         Path fresh = beside ? Preflight.privateDirBeside(targetFolder) : agents != null ? agents.mountDir(mountDir) : Preflight.privateDir(mountDir);
         undo.push("remove " + fresh, () -> removeEmpty(fresh));
+        if (runtime.mountsBesideTarget() && mountDir == null && agents != null) {
+            Log.warn("the command runs " + runtime.shown() + " on several nodes: the mounts are at " + fresh + " (the same path"
+                    + " on every node, for the agents), which the container sees only if it binds it: add "
+                    + runtime.bindOption(fresh) + " to its options");
+        }
         if (beside) {
             Log.info("the command runs " + runtime.shown() + ": the mount is in " + fresh + ", beside the target, where a"
                     + " container that binds " + targetFolder + " at its own path sees it");
