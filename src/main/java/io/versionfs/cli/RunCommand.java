@@ -42,6 +42,10 @@ import java.util.concurrent.Callable;
                 "           Renames, deletes and atomic saves are all captured. TARGETs are names or",
                 "           globs ('*.gbw') inside the working folder; each file gets NAME.versions/.",
                 "",
+                "Containers: when COMMAND runs ch-run, podman, apptainer or singularity (also after srun or",
+                "mpirun), the mount goes into a hidden .versionfs-NNN folder beside TARGET, which the container",
+                "sees when it binds the job's folder at its own path (ch-run -b $PWD -c $PWD, podman -v $PWD:$PWD).",
+                "",
                 "Signals TERM, INT, HUP, USR1, USR2 are forwarded to COMMAND. After TERM/INT/HUP",
                 "COMMAND gets --grace seconds, then SIGKILL, so versionfs can finish inside Slurm's",
                 "KillWait. Processes COMMAND leaves behind get TERM, then KILL.",
@@ -62,7 +66,9 @@ final class RunCommand implements Callable<Integer> {
     Path versionsDir;
 
     @Option(names = "--mount-dir", paramLabel = "DIR",
-            description = "Where to create the private mount folder (default: $SLURM_TMPDIR, $TMPDIR, /tmp).")
+            description = {"Where to create the private mount folder (default: $SLURM_TMPDIR, $TMPDIR, /tmp; when COMMAND",
+                    "runs ch-run, podman, apptainer or singularity: a hidden .versionfs-NNN folder beside the target,",
+                    "which the container sees when it binds the job's folder at its own path)."})
     Path mountDir;
 
     @Option(names = "--grace", paramLabel = "SECONDS", defaultValue = "10",

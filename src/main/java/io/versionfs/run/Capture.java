@@ -26,6 +26,11 @@ interface Capture {
     /** Mounts and puts the capture in place; {@code betweenTargets} may stop set-up there (a signal). */
     void mount(Cleanup undo, Runnable betweenTargets) throws IOException;
 
+    /** Where the capture is mounted (asked once it is). */
+    default List<java.nio.file.Path> mountPoints() {
+        return List.of();
+    }
+
     /** What the thread that starts the job does first (the name trap), or null. */
     default ChildProcess.OnLaunchThread beforeJob() {
         return null;

@@ -48,6 +48,8 @@ final class DirCapture implements Capture {
     private CaptureFs fs;
     private FuseMount mount;
     private final List<String> events = new ArrayList<>();
+    /** Files written behind the mount (a process in an older mount namespace), each with its summary line. */
+    private final java.util.Map<String, String> behind = new java.util.LinkedHashMap<>();
     /** The --on-version lines of the summary, one per versions folder with a hook. */
     private final List<String> hookNotes = new ArrayList<>();
 
@@ -179,6 +181,11 @@ final class DirCapture implements Capture {
     }
 
     @Override
+    public List<Path> mountPoints() {
+        return mount == null ? List.of() : List.of(folder);
+    }
+
+    @Override
     public void stopWaits() {
         if (fs != null) fs.stop();
     }
@@ -202,7 +209,7 @@ final class DirCapture implements Capture {
 
     @Override
     public int unversionable() {
-        return targets == null ? 0 : targets.unversionable().size();
+        return (targets == null ? 0 : targets.unversionable().size()) + behind.size();
     }
 
     @Override
@@ -215,6 +222,14 @@ final class DirCapture implements Capture {
         for (VersionStore s : stores()) {
             s.drain();
             if (s.hooks() != null) hookNotes.add(s.hooks().report());
+            if (s.skippedCount() > 0) continue; // see WrittenBehind.check
+            s.versions().forEach((file, vs) -> {
+                String why = WrittenBehind.check(folder.resolve(file), vs);
+                if (why != null) {
+                    behind.put(file, why);
+                    Log.warn(why);
+                }
+            });
         }
     }
 
@@ -236,7 +251,7 @@ final class DirCapture implements Capture {
         }
         for (VersionStore s : stores()) {
             s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(folder.resolve(file).toString(),
-                    s.dir().toString(), s.manifestPath().toString(), vs, List.of())));
+                    s.dir().toString(), s.manifestPath().toString(), vs, behind.containsKey(file) ? List.of(behind.get(file)) : List.of())));
         }
         if (out.isEmpty()) {
             out.add(new Summary.FileReport(String.join(", ", patterns) + " (in " + folder + ")", "-", "-", null,

@@ -7,6 +7,7 @@ import io.versionfs.errors.UserError;
 import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
 import io.versionfs.trap.NameTrap;
+import io.versionfs.sys.Posix;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -36,11 +37,18 @@ final class LinkCapture implements Capture {
     private final Path versionsDir, mountDir;
     private final RunSession.Renames renames;
     private final StoreRules rules;
+    /** The job's container runtime: with one, each mount goes into a hidden folder beside its target. */
+    private final ContainerRuntime runtime;
+    private final List<String> command;
+    /** Why the trap stays off for this job's container runtime (setuid helpers), or null. */
+    private String trapConflict;
     private final Instant start;
     private final List<TargetLink> links = new ArrayList<>();
     private final Map<Path, VersionStore> stores = new LinkedHashMap<>();
     private final Map<VersionStore, List<String>> notes = new IdentityHashMap<>();
     private NameTrap trap;
+    /** Targets written behind the mount (a process in an older mount namespace), each with its summary line. */
+    private final Map<TargetLink, String> behind = new IdentityHashMap<>();
     private ScheduledExecutorService watcher;
     /** The agents on the other nodes of a job on several nodes; null on one node. */
     private Agents agents;
@@ -51,7 +59,10 @@ final class LinkCapture implements Capture {
      * @param versionsDir one versions folder for every target (null: TARGET.versions beside each)
      * @param mountDir    where to make the private folder for the mounts (null: node-local scratch)
      */
-    LinkCapture(List<Path> targets, Path versionsDir, Path mountDir, RunSession.Renames renames, StoreRules rules, Instant start) {
+    LinkCapture(List<Path> targets, Path versionsDir, Path mountDir, RunSession.Renames renames, StoreRules rules, Instant start,
+                List<String> command) {
+        this.command = command;
+        this.runtime = ContainerRuntime.of(command);
         this.targets = targets;
         this.versionsDir = versionsDir;
         this.mountDir = mountDir;
@@ -130,10 +141,10 @@ final class LinkCapture implements Capture {
 
     @Override
     public void mount(Cleanup undo, Runnable betweenTargets) throws IOException {
-        Path dir = agents != null ? agents.mountDir(mountDir) : Preflight.privateDir(mountDir);
-        undo.push("remove " + dir, () -> removeEmpty(dir));
+        Map<Path, Path> dirs = new LinkedHashMap<>(); // a target's folder (or null: all of them) -> the private folder
         int i = 0;
         for (TargetLink l : links) {
+            Path dir = privateDir(l.target.getParent(), dirs, undo);
             l.prepareLive();
             Path mp = dir.resolve("m" + i++);
             if (!Files.isDirectory(mp)) Files.createDirectory(mp);
@@ -142,6 +153,33 @@ final class LinkCapture implements Capture {
             betweenTargets.run();
         }
         if (agents != null) startAgents();
+    }
+
+    /**
+     * Where the mount points go: with a container runtime (and no --mount-dir, one node) a hidden
+     * folder in each target's folder, which the container binds; else one private folder in
+     * node-local scratch (or --mount-dir; on several nodes the agents' common path).
+     */
+    private Path privateDir(Path targetFolder, Map<Path, Path> made, Cleanup undo) throws IOException {
+        boolean beside = runtime.mountsBesideTarget() && mountDir == null && agents == null;
+        Path key = beside ? targetFolder : null;
+        Path dir = made.get(key);
+        if (dir != null) return dir;
+        Path fresh = beside ? Preflight.privateDirBeside(targetFolder) : agents != null ? agents.mountDir(mountDir) : Preflight.privateDir(mountDir);
+        undo.push("remove " + fresh, () -> removeEmpty(fresh));
+        if (runtime.mountsBesideTarget() && mountDir == null && agents != null) {
+            Log.warn("the command runs " + runtime.shown() + " on several nodes: the mounts are at " + fresh + " (the same path"
+                    + " on every node, for the agents), which the container sees only if it binds it: add "
+                    + runtime.bindOption(fresh) + " to its options");
+        }
+        if (beside) {
+            Log.info("the command runs " + runtime.shown() + ": the mount is in " + fresh + ", beside the target, where a"
+                    + " container that binds " + targetFolder + " at its own path sees it");
+            String elsewhere = runtime.boundElsewhere(command, targetFolder);
+            if (elsewhere != null) Log.warn(elsewhere);
+        }
+        made.put(key, fresh);
+        return fresh;
     }
 
     /** The agents serve every target at the same mount point path on their nodes; ready (or said) on return. */
@@ -173,14 +211,20 @@ final class LinkCapture implements Capture {
     }
 
     @Override
+    public List<Path> mountPoints() {
+        return links.stream().map(TargetLink::mountPoint).filter(java.util.Objects::nonNull).toList();
+    }
+
+    @Override
     public ChildProcess.OnLaunchThread beforeJob() {
-        trap = renames.trapped() ? NameTraps.prepare(links) : null;
+        trapConflict = renames.trapped() ? runtime.trapConflict(command, Posix.C.geteuid() == 0) : null;
+        trap = renames.trapped() && trapConflict == null ? NameTraps.prepare(links) : null;
         return trap == null ? null : trap::installHere;
     }
 
     @Override
     public void jobStarted() {
-        NameTraps.sayMode(trap, renames);
+        NameTraps.sayMode(trap, renames, trapConflict);
         links.forEach(TargetLink::startWatching);
         watcher = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "versionfs-link-watch");
@@ -256,6 +300,19 @@ final class LinkCapture implements Capture {
             n.addAll(notesOf(s));
             notes.put(s, n);
         }
+        for (TargetLink l : links) {
+            if (agents != null || l.store.skippedCount() > 0) continue; // see WrittenBehind.check
+            String why = WrittenBehind.check(l.target, l.store.versions().get(l.name));
+            if (why != null) {
+                behind.put(l, why);
+                Log.warn(why);
+            }
+        }
+    }
+
+    @Override
+    public int unversionable() {
+        return behind.size();
     }
 
     /** What the summary says of a versions folder besides its versions: pruned, storage, hooks, skipped. */
@@ -283,6 +340,7 @@ final class LinkCapture implements Capture {
             List<String> lines = new ArrayList<>(l.followedSummary());
             lines.addAll(notes.getOrDefault(l.store, List.of()));
             lines.addAll(l.problems());
+            if (behind.containsKey(l)) lines.add(behind.get(l));
             if (agents != null && l == links.get(0)) lines.addAll(agents.problems());
             summary.add(new Summary.FileReport(l.target.toString(), l.store.dir().toString(), l.store.manifestPath().toString(),
                     l.store.versions().get(l.name), lines));

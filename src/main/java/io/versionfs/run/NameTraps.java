@@ -80,8 +80,8 @@ final class NameTraps {
     }
 
     /** Says once, before the job's first output matters, how the job's renames are handled. */
-    static void sayMode(NameTrap trap, RunSession.Renames renames) {
-        String declinedBy = renames.declinedBy();
+    static void sayMode(NameTrap trap, RunSession.Renames renames, String conflict) {
+        String declinedBy = conflict != null ? conflict : renames.declinedBy();
         if (trap != null && trap.installed()) {
             Log.info("the job's renames, deletes and links of its targets are held while versionfs handles them (seccomp)");
             return;

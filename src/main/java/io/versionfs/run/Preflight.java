@@ -161,7 +161,7 @@ final class Preflight {
             } catch (IOException e) {
                 to = "?";
             }
-            if (to.matches(".*/versionfs-[^/]+/m[0-9]+/(f/)?" + java.util.regex.Pattern.quote(t.getFileName().toString()))
+            if (to.matches(".*/\\.?versionfs-[^/]+/m[0-9]+/(f[0-9]*/)?" + java.util.regex.Pattern.quote(t.getFileName().toString()))
                     && !Files.exists(t)) {
                 throw new UserError(ExitCodes.BAD_TARGET, "--target " + t + " is a dangling symlink left by a versionfs run"
                         + " that was killed (it led into that run's mount, now gone): run again with the --versions-dir that"
@@ -195,6 +195,19 @@ final class Preflight {
                 + " or load its module before versionfs");
     }
 
+    /**
+     * A fresh hidden folder only we can enter, in {@code folder} (a target's folder): where a
+     * container that binds the working folder sees the mount. The leading dot keeps it out of
+     * the job's globs ({@code *.gbw}, {@code ls}); it is removed at the end.
+     */
+    static Path privateDirBeside(Path folder) throws IOException {
+        return Files.createTempDirectory(folder.toAbsolutePath(), "." + PRIVATE_PREFIX,
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    }
+
+    /** The private folder's name starts so (a dot before it beside a target). */
+    static final String PRIVATE_PREFIX = "versionfs-";
+
     /** A fresh folder only we can enter, for the mount points. */
     static Path privateDir(Path mountDir) throws IOException {
         Path base = mountDir;
@@ -211,7 +224,7 @@ final class Preflight {
             throw new UserError(ExitCodes.MOUNT_FAILED, "--mount-dir " + base + " is not a writable folder: give one"
                     + " on a local disk (e.g. /tmp)");
         }
-        return Files.createTempDirectory(base.toAbsolutePath(), "versionfs-",
+        return Files.createTempDirectory(base.toAbsolutePath(), PRIVATE_PREFIX,
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
     }
 }

@@ -101,7 +101,7 @@ public final class RunSession {
         Capture c = opt.mode() == Mode.DIR
                 ? new DirCapture(cwd, DirCapture.patterns(opt.targets(), cwd), opt.versionsDir(), start, opt.rules())
                 : new LinkCapture(Preflight.targets(opt.targets(), cwd), opt.versionsDir(), opt.mountDir(), opt.renames(),
-                        opt.rules(), start);
+                        opt.rules(), start, opt.command());
         Preflight.command(opt.command());
         Preflight.grace(opt.graceMillis());
         FuseSupport.check();
@@ -113,6 +113,10 @@ public final class RunSession {
         Signals.install(sig -> job.onSignal(sig.getNumber(), sig.getName()));
         capture.prepare(undo);
         capture.mount(undo, job::abortIfSignalled);
+        if (ContainerRuntime.of(opt.command()) == ContainerRuntime.PODMAN && io.versionfs.sys.Posix.C.geteuid() != 0) {
+            String blind = PodmanPause.blindTo(capture.mountPoints());
+            if (blind != null) Log.warn(blind);
+        }
         // Symlink mode starts agents on the other nodes, or says why not (LinkCapture).
         String multiNode = opt.mode() == Mode.DIR ? SlurmContext.current().multiNodeWarning(true) : null;
         if (multiNode != null) Log.warn(multiNode);

@@ -35,6 +35,7 @@ final class NameResolver {
             return null;
         }
         Inode parent = new Inode(Stat.dev(st), Stat.ino(st));
+        fd = HostFolder.reopenHere(tid, fd, parent); // a container's folder: the same one on our mount
         Name.Entry entry = null;
         st = Stat.at(fd, s.base, LibC.AT_SYMLINK_NOFOLLOW);
         if (st != null) entry = new Name.Entry(kind(Stat.mode(st)), new Inode(Stat.dev(st), Stat.ino(st)), Stat.nlink(st));

@@ -1,0 +1,46 @@
+package io.versionfs.run;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+class ContainerRuntimeTest {
+    @Test
+    void recognisedByTheCommandsWordsBeforeTheContainersOwnCommand() {
+        assertEquals(ContainerRuntime.CHARLIECLOUD, ContainerRuntime.of(List.of("ch-run", "-b", "/w", "img", "--", "orca", "job.inp")));
+        assertEquals(ContainerRuntime.PODMAN, ContainerRuntime.of(List.of("/usr/bin/podman", "run", "img", "orca")));
+        assertEquals(ContainerRuntime.APPTAINER, ContainerRuntime.of(List.of("srun", "apptainer", "exec", "orca.sif", "orca")));
+        assertEquals(ContainerRuntime.APPTAINER, ContainerRuntime.of(List.of("mpirun", "-n", "4", "singularity", "exec", "x.sif", "cp2k")));
+        assertEquals(ContainerRuntime.NONE, ContainerRuntime.of(List.of("orca", "job.inp")));
+        assertEquals(ContainerRuntime.NONE, ContainerRuntime.of(List.of("sh", "-c", "podman run img")), "a word of a script is not the command");
+        assertEquals(ContainerRuntime.NONE, ContainerRuntime.of(List.of("env", "--", "podman")), "after --: another program's command line");
+    }
+
+    @Test
+    void aBindOfTheTargetsFolderAtAnotherPathIsSaid() {
+        Path w = Path.of("/scratch/u/job");
+        assertNotNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "-v", "/scratch/u/job:/work", "img"), w));
+        assertNotNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "--volume=/scratch/u:/data:z", "img"), w), "a parent");
+        assertNotNull(ContainerRuntime.APPTAINER.boundElsewhere(List.of("apptainer", "exec", "-B", "/opt:/opt,/scratch/u/job:/w", "x.sif"), w));
+        assertNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "-v", "/scratch/u/job:/scratch/u/job", "-w", "/scratch/u/job", "img"), w));
+        assertNull(ContainerRuntime.CHARLIECLOUD.boundElsewhere(List.of("ch-run", "-b", "/scratch/u/job", "-c", "/scratch/u/job", "img"), w), "SRC alone: same path");
+        assertNull(ContainerRuntime.CHARLIECLOUD.boundElsewhere(List.of("ch-run", "-b", "/other:/mnt/1", "img", "--", "-b", "/scratch/u/job:/x"), w),
+                "another folder; after -- the job's own arguments");
+    }
+
+    @Test
+    void theTrapStaysOffOnlyWhereSetuidHelpersAreNeeded() {
+        List<String> podman = List.of("podman", "run", "img");
+        assertNull(ContainerRuntime.PODMAN.trapConflict(podman, true), "root needs no newuidmap");
+        assertNotNull(ContainerRuntime.PODMAN.trapConflict(podman, false));
+        assertNull(ContainerRuntime.CHARLIECLOUD.trapConflict(List.of("ch-run", "img"), false));
+        assertNotNull(ContainerRuntime.APPTAINER.trapConflict(List.of("apptainer", "exec", "--fakeroot", "x.sif", "true"), false));
+        assertNull(ContainerRuntime.APPTAINER.trapConflict(List.of("/nonexistent/bin/apptainer", "exec", "x.sif", "true"), false),
+                "no setuid starter beside it: user namespace mode");
+    }
+}
