@@ -9,6 +9,7 @@ import io.versionfs.text.Log;
 import io.versionfs.report.Progress;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.ProcessCpu;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -219,7 +220,7 @@ public final class RunSession {
         String slurmJob = SlurmContext.current().jobLine();
         if (slurmJob != null) s.put("slurm", slurmJob);
         capture.report(s);
-        return s;
+        return s.cpu(ProcessCpu.now());
     }
 
     static String describeExit(int code) {
