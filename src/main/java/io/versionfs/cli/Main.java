@@ -37,6 +37,7 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        Log.phase("main");
         dropPrivateJar();
         int rc;
         try {

@@ -78,10 +78,13 @@ public final class RunSession {
     public int execute() {
         Instant start = Instant.now();
         capture = checked(start);
+        Log.phase("checked");
         Outcome end;
         try {
             setUp();
+            Log.phase("set up");
             end = Outcome.ended(runJob());
+            Log.phase("job ended");
         } catch (UserError e) {
             end = Outcome.failed(e, "versionfs error: " + e.getMessage());
         } catch (InterruptedException e) {
@@ -93,7 +96,10 @@ public final class RunSession {
         } finally {
             tearDown();
         }
-        return answer(start, end);
+        Log.phase("torn down");
+        int rc = answer(start, end);
+        Log.phase("summary printed");
+        return rc;
     }
 
     /** Checks that refuse a run before anything is touched (one line, no summary); the capture the options ask for. */
@@ -113,7 +119,9 @@ public final class RunSession {
         Reaper.becomeSubreaper();
         Signals.install(sig -> job.onSignal(sig.getNumber(), sig.getName()));
         capture.prepare(undo);
+        Log.phase("prepared");
         capture.mount(undo, job::abortIfSignalled);
+        Log.phase("mounted");
         // Symlink mode starts agents on the other nodes, or says why not (LinkCapture).
         String multiNode = opt.mode() == Mode.DIR ? SlurmContext.current().multiNodeWarning(true) : null;
         if (multiNode != null) Log.warn(multiNode);
@@ -123,6 +131,7 @@ public final class RunSession {
     private int runJob() throws InterruptedException {
         ours = Reaper.currentChildren();
         job.start(opt.command(), cwd, capture.beforeJob());
+        Log.phase("job started");
         capture.jobStarted();
         if (opt.output().progress()) progress = new Progress(this::allVersions);
         // A writer waiting on a copy must not survive the KILL that ends the grace period.
@@ -138,8 +147,11 @@ public final class RunSession {
     private void tearDown() {
         if (progress != null) progress.close();
         capture.stopWatching();
+        Log.phase("stopped watching");
         endLeftovers();
+        Log.phase("leftovers ended");
         capture.jobGone(); // the name trap closes only now: until the leftovers are gone it may hold their calls
+        Log.phase("trap closed");
         CaptureEnd.run(capture, this::detachBudget, this::hooksMillis, undo);
     }
 
