@@ -1,6 +1,7 @@
 package io.versionfs.run;
 
 import io.versionfs.capture.VersionStore;
+import io.versionfs.sys.ProcessCpu;
 import io.versionfs.text.Log;
 
 import java.util.List;
@@ -19,6 +20,7 @@ final class CaptureEnd {
      */
     static void run(Capture capture, LongSupplier detachBudgetMillis, LongSupplier hooksMillis, Cleanup undo) {
         try {
+            ProcessCpu.rememberThreads(); // the FUSE threads end at the unmount: the summary still counts them as FUSE
             capture.finish(detachBudgetMillis); // pending closes, a last version of unclosed changes, unmount
             Log.phase("finished (unmounted)");
             capture.restore(); // symlinks become regular files

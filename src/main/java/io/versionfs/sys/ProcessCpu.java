@@ -5,7 +5,9 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumMap;
+import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The CPU time this JVM (the versionfs daemon) has used so far, user and system, and how it splits
@@ -64,44 +66,76 @@ public final class ProcessCpu {
         }
     }
 
+    /**
+     * Each thread's group and CPU at the last {@link #rememberThreads}: the FUSE threads end at the
+     * unmount, before the summary reads the figures, and an ended thread's time is otherwise only in
+     * the process's total.
+     */
+    private static final Map<String, Seen> REMEMBERED = new ConcurrentHashMap<>();
+
+    private record Seen(Group group, long millis) {}
+
     private ProcessCpu() {}
+
+    /** Notes every live thread's CPU so far (call before threads end: the unmount ends libfuse's). */
+    public static void rememberThreads() {
+        try {
+            eachTask((tid, g, ms) -> REMEMBERED.put(tid, new Seen(g, ms)));
+        } catch (IOException | RuntimeException e) {
+            // the figures then count those threads as OTHER
+        }
+    }
 
     /** Now, or null where /proc cannot be read (the summary then leaves the figure out). */
     public static Usage now() {
         try {
             Map<Group, Long> by = new EnumMap<>(Group.class);
             for (Group g : Group.values()) by.put(g, 0L);
-            String self = Path.of("/proc/self").toRealPath().getFileName().toString();
-            long live = 0;
-            try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
-                for (Path t : tasks) live += addTask(t, self, by);
+            Map<String, Seen> ended = new HashMap<>(REMEMBERED);
+            long[] counted = {0};
+            eachTask((tid, g, ms) -> {
+                ended.remove(tid);
+                by.merge(g, ms, Long::sum);
+                counted[0] += ms;
+            });
+            for (Seen s : ended.values()) {
+                by.merge(s.group(), s.millis(), Long::sum);
+                counted[0] += s.millis();
             }
             // Read after the threads, so it is never less than their sum and the groups add up to it.
             long[] total = ticks(Files.readString(Path.of("/proc/self/stat")));
             if (total == null) return null;
             long totalMillis = (total[0] + total[1]) * MILLIS_PER_TICK;
-            // Threads that have ended are in the process's figure only.
-            by.merge(Group.OTHER, Math.max(0, totalMillis - live), Long::sum);
+            // Threads that ended unseen (and what remembered ones did after) are in the process's figure only.
+            by.merge(Group.OTHER, Math.max(0, totalMillis - counted[0]), Long::sum);
             return new Usage(total[0] * MILLIS_PER_TICK, total[1] * MILLIS_PER_TICK, by);
         } catch (IOException | RuntimeException e) {
             return null;
         }
     }
 
-    /** Adds one live thread's time to its group; its milliseconds (0 if it ended meanwhile). */
-    private static long addTask(Path task, String selfPid, Map<Group, Long> by) {
-        String stat;
-        try {
-            stat = Files.readString(task.resolve("stat"));
-        } catch (IOException e) {
-            return 0; // the thread ended between the listing and the read: counted in OTHER
+    private interface TaskVisitor {
+        void visit(String tid, Group group, long millis);
+    }
+
+    /** Each live thread: its id, group and CPU milliseconds (a thread that ends meanwhile is skipped). */
+    private static void eachTask(TaskVisitor v) throws IOException {
+        String self = Path.of("/proc/self").toRealPath().getFileName().toString();
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                String stat;
+                try {
+                    stat = Files.readString(task.resolve("stat"));
+                } catch (IOException e) {
+                    continue;
+                }
+                long[] t = ticks(stat);
+                if (t == null) continue;
+                String tid = task.getFileName().toString();
+                String comm = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+                v.visit(tid, Group.of(comm, tid.equals(self)), (t[0] + t[1]) * MILLIS_PER_TICK);
+            }
         }
-        long[] t = ticks(stat);
-        if (t == null) return 0;
-        long ms = (t[0] + t[1]) * MILLIS_PER_TICK;
-        String comm = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        by.merge(Group.of(comm, task.getFileName().toString().equals(selfPid)), ms, Long::sum);
-        return ms;
     }
 
     /**
