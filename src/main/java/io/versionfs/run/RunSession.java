@@ -9,6 +9,7 @@ import io.versionfs.text.Log;
 import io.versionfs.report.Progress;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.JvmEnv;
 import io.versionfs.sys.ProcessCpu;
 
 import java.io.IOException;
@@ -99,6 +100,7 @@ public final class RunSession {
         Log.phase("torn down");
         int rc = answer(start, end);
         Log.phase("summary printed");
+        if (job.started()) JvmEnv.markTrainingRun();
         return rc;
     }
 
