@@ -67,6 +67,7 @@ public final class NameTrap implements AutoCloseable {
     private volatile boolean stopping;
     /** Written by {@link #close}: the supervisor's poll ends at once (no periodic wake-up while the job runs). */
     private final int wakeFd = Seccomp.wakeFd();
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
     private final Set<TrapRules.Why> said = EnumSet.noneOf(TrapRules.Why.class);
     private boolean saidIoUring;
     private final LongAdder trapped = new LongAdder(), handled = new LongAdder();
@@ -250,6 +251,8 @@ public final class NameTrap implements AutoCloseable {
     /** Stops the supervisor and closes the listener: later trapped calls of a task still carrying the filter fail with ENOSYS. */
     @Override
     public void close() {
+        // Once only: a second close must not write to or close descriptor numbers the process may have reused.
+        if (!closed.compareAndSet(false, true)) return;
         stopping = true;
         Seccomp.wake(wakeFd);
         abandon();
@@ -259,6 +262,6 @@ public final class NameTrap implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         if (installed()) Seccomp.close(listener.join());
-        if (!supervisor.isAlive()) Seccomp.closeWakeFd(wakeFd);
+        if (!supervisor.isAlive()) Seccomp.closeWakeFd(wakeFd); // not under a supervisor still in poll()
     }
 }
