@@ -734,6 +734,67 @@ def bench_scratch(cfg, R):
                          "info", None, note + "; scratch files go through FUSE"))
 
 
+def bench_loaded(cfg, R):
+    """A node whose every core runs the job: N processes on N cores each burn CPU and rewrite one
+    file (vfsbench loaded; 60 rewrites of 256 KiB in all, each a version), plain and under
+    `versionfs run` in turn. What versionfs costs such a job is its wall time and the CPU its own
+    JVM took (the summary's daemon_cpu): every CPU-second of the daemon is one the job did not get."""
+    n = os.cpu_count() or 1
+    rewrites, kib = 60, 256
+    reps = 2 if cfg.quick else 5
+    walls = {"plain": [], "run": []}
+    job_cpu, daemon, groups = [], [], []
+    for secs in cfg.loaded_secs:
+        burn_ms = secs * 1000.0 * n / rewrites  # each process: rewrites/n steps of burn_ms of its own CPU
+        walls = {"plain": [], "run": []}
+        job_cpu, daemon, groups = [], [], []
+        for rep in range(reps):
+            order = ["plain", "run"] if rep % 2 == 0 else ["run", "plain"]
+            for var in order:
+                d = os.path.join(cfg.work, f"loaded-{var}")
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d)
+                f = os.path.join(d, "job.gbw")
+                cmd = [cfg.tool, "loaded", f, str(n), str(rewrites), str(kib), f"{burn_ms:.1f}", os.path.join(d, "lock")]
+                if var == "run":
+                    cmd = [VERSIONFS, "run", "--quiet", "--json", "--target", f, "--"] + cmd
+                t0 = time.monotonic()
+                r = sh(cmd, timeout=1800, cwd=d)
+                walls[var].append(time.monotonic() - t0)
+                lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+                if r.returncode != 0 or not lines:
+                    problem(f"loaded node ({var}) exited {r.returncode}: {r.stderr.strip()[-300:]}")
+                    continue
+                job = json.loads(lines[0])
+                if var == "plain":
+                    job_cpu.append(job["cpu_s"])
+                elif len(lines) > 1:
+                    summ = json.loads(lines[-1])
+                    saved = summ["files"][0]["saved"] if summ.get("files") else 0
+                    if saved < rewrites:
+                        problem(f"loaded node: {saved} versions for {rewrites} rewrites")
+                    if "daemon_cpu" in summ:
+                        daemon.append(summ["daemon_cpu"]["total_ms"] / 1000.0)
+                        groups.append(summ["daemon_cpu"]["threads_ms"])
+                shutil.rmtree(d, ignore_errors=True)
+        if not walls["plain"] or not walls["run"]:
+            continue
+        R["raw"].setdefault("loaded", []).append({"job_cpu_s": secs * n, "walls": walls, "plain_job_cpu_s": job_cpu,
+                                                   "daemon_cpu_s": daemon, "daemon_threads_ms": groups})
+        pw, rw = statistics.median(walls["plain"]), statistics.median(walls["run"])
+        pairs = [a / b for a, b in zip(walls["run"], walls["plain"])]
+        label = f"loaded node, {n} procs on {n} cores, ~{secs} s of CPU each, {rewrites} rewrites"
+        R["rows"].append(row(f"{label}: wall s, versionfs run / plain", rw, pw, "<= 1.05" if secs >= 5 else "info",
+                             (rw / pw <= 1.05) if secs >= 5 else None,
+                             f"median of {reps}, alternating; per-pair ratios {min(pairs):.3f}-{max(pairs):.3f}"))
+        if daemon and job_cpu:
+            dc, jc = statistics.median(daemon), statistics.median(job_cpu)
+            split = ", ".join(f"{g} {statistics.median([x[g] for x in groups]) / 1000:.2f}" for g in groups[0])
+            R["rows"].append(row(f"{label}: versionfs's own CPU s / the job's CPU s", dc, jc, "<= 0.05", dc / jc <= 0.05,
+                                 f"daemon CPU {min(daemon):.2f}-{max(daemon):.2f} s; by thread group (median s): {split}"))
+        log(f"loaded ~{secs} s: wall run {rw:.2f} s / plain {pw:.2f} s; daemon CPU {daemon}")
+
+
 def bench_start(cfg, R):
     """Cold start: `versionfs run --target X -- true` (JVM start, mount, symlink, unmount, file put
     back) against a bare `java -Xshare:auto -version` on the same machine, alternating, medians.
@@ -871,7 +932,7 @@ def main():
     ap.add_argument("--tool", required=True)
     ap.add_argument("--jar", default="")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch,start")
+    ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch,loaded,start")
     ap.add_argument("--seq-mib", type=int, default=0, dest="seq_mib_arg", help="file size of the seq section")
     ap.add_argument("--seq-reps", type=int, default=0, dest="seq_reps_arg")
     ap.add_argument("--close-sizes", default="", help="comma-separated MiB sizes of the close section (1,64,512)")
@@ -894,6 +955,7 @@ def main():
     cfg.rw_rounds = 1 if q else 3
     cfg.ex_iterations, cfg.ex_reps = (15, 1) if q else (30, 5)
     cfg.scratch_mib, cfg.scratch_reps = (128, 1) if q else (512, 3)
+    cfg.loaded_secs = [5] if q else [5, 20]  # each process's CPU: a 5 s and a 20 s job on every core
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -919,6 +981,7 @@ def main():
                 ("rewriters", "concurrent rewriters vs inotify loop", bench_rewriters),
                 ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example),
                 ("scratch", "directory mode vs symlink mode with large scratch files", bench_scratch),
+                ("loaded", "loaded node: a job on every core, wrapped vs plain", bench_loaded),
                 ("start", "cold start: versionfs run -- true vs java -version", bench_start)]
     try:
         for key, title, fn in sections:

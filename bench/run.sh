@@ -7,7 +7,7 @@
 #   --head    benchmark the committed HEAD (git archive, built in the work folder) instead of
 #             target/versionfs.jar (which is built only if missing)
 #   --keep    keep the work folder (bench/results/work.*) instead of deleting it at the end
-#   --only    run only some sections (comma-separated): seq,close,rewriters,rss,example,scratch,start
+#   --only    run only some sections (comma-separated): seq,close,rewriters,rss,example,scratch,loaded,start
 #   --seq-mib N / --seq-reps N   size and repetitions of the seq section
 #   --close-sizes 1,64,512       which file sizes the close section measures
 #

@@ -17,6 +17,11 @@
  *       a time owns the file), so every complete rewrite is a well-defined content: the header
  *       names writer and sequence number, the payload is derived from them, a trailer repeats them.
  *       Prints JSON: completed rewrites (close() returned 0 after all writes) per writer, errors, wall_s.
+ *   vfsbench loaded    FILE PROCS REWRITES KIB BURN_MS LOCKFILE
+ *       A job that uses every core: forks PROCS processes; each does REWRITES/PROCS times: burn
+ *       BURN_MS of its own CPU time (a compute step), then flock(LOCKFILE), rewrite FILE with KIB KiB
+ *       (open O_TRUNC, 64 KiB writes, close), unlock. Prints JSON: rewrites done, wall_s, and the
+ *       processes' CPU (cpu_s, from getrusage of the children).
  *   vfsbench verify    FILE...
  *       For each file prints "OK w seq" when it is exactly one complete rewrite (byte for byte),
  *       else "TORN <reason>".
@@ -30,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -275,13 +281,66 @@ static int cmd_verify(int argc, char **argv) {
     return 0;
 }
 
+/* ---- a job that uses every core ---------------------------------------------------------- */
+
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmd_loaded(int argc, char **argv) {
+    if (argc < 8) { fprintf(stderr, "usage: loaded FILE PROCS REWRITES KIB BURN_MS LOCKFILE\n"); return 2; }
+    const char *path = argv[2], *lockpath = argv[7];
+    int procs = atoi(argv[3]), rewrites = atoi(argv[4]);
+    size_t size = (size_t)atol(argv[5]) * 1024;
+    double burn = atof(argv[6]) / 1000.0;
+    int per = rewrites / procs;
+    double t0 = now_s();
+    for (int w = 0; w < procs; w++) {
+        pid_t p = fork();
+        if (p < 0) die("fork", NULL);
+        if (p) continue;
+        int lk = open(lockpath, O_RDWR | O_CREAT, 0644);
+        if (lk < 0) die("open", lockpath);
+        char *buf = malloc(size);
+        volatile uint64_t sink = 0;
+        for (int i = 1; i <= per; i++) {
+            double until = thread_cpu_s() + burn;
+            while (thread_cpu_s() < until)
+                for (int k = 0; k < 10000; k++) sink = sink * 6364136223846793005ULL + k;
+            fill_pattern(buf, size, ((uint64_t)w << 32) | (uint64_t)i);
+            if (flock(lk, LOCK_EX) < 0) die("flock", lockpath);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) die("open", path);
+            for (size_t off = 0; off < size; off += 65536)
+                if (write_all(fd, buf + off, size - off < 65536 ? size - off : 65536) < 0) die("write", path);
+            if (close(fd) < 0) die("close", path);
+            flock(lk, LOCK_UN);
+        }
+        _exit(0);
+    }
+    int bad = 0, st;
+    for (int w = 0; w < procs; w++) {
+        if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) bad++;
+    }
+    double t1 = now_s();
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    printf("{\"procs\":%d,\"rewrites\":%d,\"failed_procs\":%d,\"wall_s\":%.6f,\"cpu_s\":%.6f}\n",
+           procs, per * procs, bad, t1 - t0, cpu);
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: vfsbench seqwrite|seqread|closelat|rewriters|verify ...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: vfsbench seqwrite|seqread|closelat|rewriters|loaded|verify ...\n"); return 2; }
     if (!strcmp(argv[1], "seqwrite")) return cmd_seqwrite(argc, argv);
     if (!strcmp(argv[1], "seqread")) return cmd_seqread(argc, argv);
     if (!strcmp(argv[1], "closelat")) return cmd_closelat(argc, argv);
     if (!strcmp(argv[1], "rewriters")) return cmd_rewriters(argc, argv);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc, argv);
+    if (!strcmp(argv[1], "loaded")) return cmd_loaded(argc, argv);
     fprintf(stderr, "vfsbench: unknown command %s\n", argv[1]);
     return 2;
 }

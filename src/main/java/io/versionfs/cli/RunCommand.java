@@ -120,6 +120,7 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        io.versionfs.text.Log.phase("command line parsed");
         RunSession.Mode m = switch (mode) {
             case "symlink" -> RunSession.Mode.SYMLINK;
             case "dir", "directory" -> RunSession.Mode.DIR;

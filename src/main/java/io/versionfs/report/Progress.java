@@ -36,7 +36,9 @@ public final class Progress implements AutoCloseable {
     private void loop() {
         while (running) {
             try {
-                Thread.sleep(1000);
+                // Not on a terminal a line can come once a minute at most: look once a minute (a
+                // batch job's daemon is not woken every second for hours).
+                Thread.sleep(tty ? 1000 : EVERY_MILLIS);
             } catch (InterruptedException e) {
                 return;
             }

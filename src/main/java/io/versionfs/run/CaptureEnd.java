@@ -1,6 +1,8 @@
 package io.versionfs.run;
 
 import io.versionfs.capture.VersionStore;
+import io.versionfs.sys.ProcessCpu;
+import io.versionfs.text.Log;
 
 import java.util.List;
 import java.util.function.LongSupplier;
@@ -18,12 +20,17 @@ final class CaptureEnd {
      */
     static void run(Capture capture, LongSupplier detachBudgetMillis, LongSupplier hooksMillis, Cleanup undo) {
         try {
+            ProcessCpu.rememberThreads(); // the FUSE threads end at the unmount: the summary still counts them as FUSE
             capture.finish(detachBudgetMillis); // pending closes, a last version of unclosed changes, unmount
+            Log.phase("finished (unmounted)");
             capture.restore(); // symlinks become regular files
+            Log.phase("restored");
             finishHooks(capture.stores(), hooksMillis.getAsLong());
             capture.takeNotes(); // drained; what the summary says of each folder
+            Log.phase("drained");
         } finally {
             undo.runAll(); // set-up in reverse: folders closed, private folder removed, locks dropped
+            Log.phase("undone");
         }
     }
 

@@ -107,6 +107,11 @@ public final class ChildProcess {
         if (process.isAlive()) Posix.C.kill((int) process.pid(), sig);
     }
 
+    /** Runs {@code r} once the child has exited (on a JDK thread that waits for it; at once if it has). */
+    public void onExit(Runnable r) {
+        process.onExit().thenRun(r);
+    }
+
     /** Waits up to {@code millis}; true if the child has exited. */
     public boolean waitFor(long millis) throws InterruptedException {
         // The process itself, not the result handler: commons-exec's waitFor polls every 50 ms,

@@ -36,6 +36,7 @@ final class JobSupervisor {
             child.signal(number);
             if (isStop(name) && stopRequestedAt == 0) stopRequestedAt = System.currentTimeMillis();
         }
+        wake(); // the grace period's deadline is counted from now
     }
 
     private static boolean isStop(String name) {
@@ -73,17 +74,34 @@ final class JobSupervisor {
      */
     int await(long graceMillis, Runnable beforeKill) throws InterruptedException {
         ChildProcess c = started;
-        while (!c.waitFor(200)) {
+        // Sleeps until the job ends or a stop signal starts the grace period (both wake it): no
+        // periodic wake-up during a job of hours. The minute is only a backstop.
+        c.onExit(this::wake);
+        while (!c.waitFor(0)) {
             long asked = stopRequestedAt;
-            if (asked > 0 && System.currentTimeMillis() - asked > graceMillis) {
+            long left = asked > 0 ? asked + graceMillis - System.currentTimeMillis() : BACKSTOP_MILLIS;
+            if (asked > 0 && left < 0) {
                 Log.warn("the job is still running " + graceMillis / 1000 + " s after " + lastSignal
                         + ": killing it (SIGKILL) to save the versions before the batch system kills us");
                 beforeKill.run();
                 c.signal(SIGKILL);
                 stopRequestedAt = 0;
+                continue;
+            }
+            synchronized (wake) {
+                if (c.isAlive() && stopRequestedAt == asked) wake.wait(Math.max(1, Math.min(left + 1, BACKSTOP_MILLIS)));
             }
         }
         return c.exitCode();
+    }
+
+    private static final long BACKSTOP_MILLIS = 60_000;
+    private final Object wake = new Object();
+
+    private void wake() {
+        synchronized (wake) {
+            wake.notifyAll();
+        }
     }
 
     /** Whether TERM, INT or HUP was received: the end of the run then lives on Slurm's KillWait. */

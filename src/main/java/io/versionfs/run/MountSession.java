@@ -4,6 +4,8 @@ import io.versionfs.errors.ExitCodes;
 import io.versionfs.fs.FuseSupport;
 import io.versionfs.text.Log;
 import io.versionfs.report.Summary;
+import io.versionfs.sys.JvmEnv;
+import io.versionfs.sys.ProcessCpu;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -45,8 +47,10 @@ public final class MountSession {
         }
         Summary s = new Summary(start);
         capture.report(s);
+        s.cpu(ProcessCpu.now());
         s.printHuman(System.err);
         if (opt.json()) System.out.println(s.toJson());
+        JvmEnv.markTrainingRun();
         return capture.lostCount() > 0 ? ExitCodes.VERSIONS_LOST : ExitCodes.OK;
     }
 

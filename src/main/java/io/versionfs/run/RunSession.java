@@ -9,6 +9,8 @@ import io.versionfs.text.Log;
 import io.versionfs.report.Progress;
 import io.versionfs.report.Summary;
 import io.versionfs.sys.Errno;
+import io.versionfs.sys.JvmEnv;
+import io.versionfs.sys.ProcessCpu;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -77,10 +79,13 @@ public final class RunSession {
     public int execute() {
         Instant start = Instant.now();
         capture = checked(start);
+        Log.phase("checked");
         Outcome end;
         try {
             setUp();
+            Log.phase("set up");
             end = Outcome.ended(runJob());
+            Log.phase("job ended");
         } catch (UserError e) {
             end = Outcome.failed(e, "versionfs error: " + e.getMessage());
         } catch (InterruptedException e) {
@@ -92,7 +97,11 @@ public final class RunSession {
         } finally {
             tearDown();
         }
-        return answer(start, end);
+        Log.phase("torn down");
+        int rc = answer(start, end);
+        Log.phase("summary printed");
+        if (job.started()) JvmEnv.markTrainingRun();
+        return rc;
     }
 
     /** Checks that refuse a run before anything is touched (one line, no summary); the capture the options ask for. */
@@ -112,7 +121,9 @@ public final class RunSession {
         Reaper.becomeSubreaper();
         Signals.install(sig -> job.onSignal(sig.getNumber(), sig.getName()));
         capture.prepare(undo);
+        Log.phase("prepared");
         capture.mount(undo, job::abortIfSignalled);
+        Log.phase("mounted");
         if (ContainerRuntime.of(opt.command()) == ContainerRuntime.PODMAN && io.versionfs.sys.Posix.C.geteuid() != 0) {
             String blind = PodmanPause.blindTo(capture.mountPoints());
             if (blind != null) Log.warn(blind);
@@ -126,6 +137,7 @@ public final class RunSession {
     private int runJob() throws InterruptedException {
         ours = Reaper.currentChildren();
         job.start(opt.command(), cwd, capture.beforeJob());
+        Log.phase("job started");
         capture.jobStarted();
         if (opt.output().progress()) progress = new Progress(this::allVersions);
         // A writer waiting on a copy must not survive the KILL that ends the grace period.
@@ -141,8 +153,11 @@ public final class RunSession {
     private void tearDown() {
         if (progress != null) progress.close();
         capture.stopWatching();
+        Log.phase("stopped watching");
         endLeftovers();
+        Log.phase("leftovers ended");
         capture.jobGone(); // the name trap closes only now: until the leftovers are gone it may hold their calls
+        Log.phase("trap closed");
         CaptureEnd.run(capture, this::detachBudget, this::hooksMillis, undo);
     }
 
@@ -223,7 +238,7 @@ public final class RunSession {
         String slurmJob = SlurmContext.current().jobLine();
         if (slurmJob != null) s.put("slurm", slurmJob);
         capture.report(s);
-        return s;
+        return s.cpu(ProcessCpu.now());
     }
 
     static String describeExit(int code) {

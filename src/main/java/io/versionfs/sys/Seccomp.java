@@ -61,7 +61,12 @@ public final class Seccomp {
         @SaveError int prctl(int option, long a2, long a3, long a4, long a5);
         @SaveError long process_vm_readv(int pid, Pointer local, long liovcnt, Pointer remote, long riovcnt, long flags);
         @SaveError int poll(Pointer fds, long nfds, int timeoutMillis);
+        @SaveError int eventfd(int initval, int flags);
+        @SaveError long write(int fd, Pointer buf, long count);
+        @SaveError int close(int fd);
     }
+
+    private static final int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
 
     private static final Runtime RT = Runtime.getSystemRuntime();
     private static volatile Lib lib;
@@ -172,7 +177,7 @@ public final class Seccomp {
         final Pointer notif = Memory.allocateDirect(RT, 80);
         final Pointer resp = Memory.allocateDirect(RT, 24);
         final Pointer id = Memory.allocateDirect(RT, 8);
-        final Pointer pollfd = Memory.allocateDirect(RT, 8);
+        final Pointer pollfd = Memory.allocateDirect(RT, 16);
         final Pointer iovLocal = Memory.allocateDirect(RT, 16);
         final Pointer iovRemote = Memory.allocateDirect(RT, 32);
         final Pointer path = Memory.allocateDirect(RT, PATH_MAX);
@@ -180,15 +185,41 @@ public final class Seccomp {
 
     static final int PATH_MAX = 4096;
 
-    /** Waits up to {@code millis} for a notification: 1 ready, 0 none, -1 the listener is gone (no process holds the filter). */
-    public static int poll(int fd, int millis, Buffers b) {
+    /**
+     * Waits up to {@code millis} for a notification, or until {@link #wake} is called on {@code wakeFd}
+     * (an {@link #wakeFd}; -1: none): 1 ready, 0 none (timeout or woken), -1 the listener is gone (no
+     * process holds the filter). The wake descriptor lets the supervisor sleep for as long as the job
+     * runs instead of waking up every few hundred milliseconds to look for the end.
+     */
+    public static int poll(int fd, int wakeFd, int millis, Buffers b) {
         b.pollfd.putInt(0, fd);
         b.pollfd.putShort(4, POLLIN);
         b.pollfd.putShort(6, (short) 0);
-        int r = lib().poll(b.pollfd, 1, millis);
+        b.pollfd.putInt(8, wakeFd);
+        b.pollfd.putShort(12, POLLIN);
+        b.pollfd.putShort(14, (short) 0);
+        int r = lib().poll(b.pollfd, wakeFd >= 0 ? 2 : 1, millis);
         if (r <= 0) return 0;
         short rev = b.pollfd.getShort(6);
+        if (rev == 0) return 0; // only the wake descriptor
         return (rev & POLLIN) != 0 ? 1 : -1;
+    }
+
+    /** A descriptor for {@link #poll}'s early wake-up (an eventfd), or -1 if none could be made. */
+    public static int wakeFd() {
+        return lib().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+
+    /** Makes {@code wakeFd} readable: a {@link #poll} on it returns now, and every later one at once. */
+    public static void wake(int wakeFd) {
+        if (wakeFd < 0) return;
+        Pointer one = Memory.allocateDirect(RT, 8);
+        one.putLong(0, 1);
+        lib().write(wakeFd, one, 8);
+    }
+
+    public static void closeWakeFd(int wakeFd) {
+        if (wakeFd >= 0) lib().close(wakeFd);
     }
 
     /** Receives one notification; null if it vanished (the caller was killed) or on EINTR. */

@@ -65,6 +65,9 @@ public final class NameTrap implements AutoCloseable {
     private final CompletableFuture<Integer> listener = new CompletableFuture<>();
     private final Thread supervisor;
     private volatile boolean stopping;
+    /** Written by {@link #close}: the supervisor's poll ends at once (no periodic wake-up while the job runs). */
+    private final int wakeFd = Seccomp.wakeFd();
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
     private final Set<TrapRules.Why> said = EnumSet.noneOf(TrapRules.Why.class);
     private boolean saidIoUring;
     private final LongAdder trapped = new LongAdder(), handled = new LongAdder();
@@ -141,7 +144,8 @@ public final class NameTrap implements AutoCloseable {
         }
         Seccomp.Buffers b = new Seccomp.Buffers();
         while (true) {
-            int ready = Seccomp.poll(fd, 200, b);
+            // With the wake descriptor the timeout is only a backstop; without one, the stop is seen within 200 ms.
+            int ready = Seccomp.poll(fd, wakeFd, wakeFd >= 0 ? 5_000 : 200, b);
             if (ready < 0) return; // no task carries the filter any more: nothing can be trapped again
             if (ready == 0) {
                 if (stopping) return;
@@ -247,7 +251,10 @@ public final class NameTrap implements AutoCloseable {
     /** Stops the supervisor and closes the listener: later trapped calls of a task still carrying the filter fail with ENOSYS. */
     @Override
     public void close() {
+        // Once only: a second close must not write to or close descriptor numbers the process may have reused.
+        if (!closed.compareAndSet(false, true)) return;
         stopping = true;
+        Seccomp.wake(wakeFd);
         abandon();
         try {
             supervisor.join(2_000);
@@ -255,5 +262,6 @@ public final class NameTrap implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         if (installed()) Seccomp.close(listener.join());
+        if (!supervisor.isAlive()) Seccomp.closeWakeFd(wakeFd); // not under a supervisor still in poll()
     }
 }

@@ -140,6 +140,28 @@ class RunIT {
     }
 
     @Test
+    @SuppressWarnings("unchecked")
+    void theJsonSummaryHasTheDaemonsOwnCpuTime() throws Exception {
+        // A job that keeps the daemon busy for a moment: 200 rewrites, each a version.
+        long t0 = System.nanoTime();
+        Result r = vfs("run", "--json", "--target", "job.gbw", "--", "sh", "-c",
+                "i=0; while [ $i -lt 200 ]; do echo $i > job.gbw; i=$((i+1)); done");
+        long wallMillis = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals(0, r.exit(), r.err());
+        Map<String, Object> cpu = (Map<String, Object>) Json.parseObject(r.out().trim()).get("daemon_cpu");
+        long user = (Long) cpu.get("user_ms"), sys = (Long) cpu.get("sys_ms"), total = (Long) cpu.get("total_ms");
+        assertEquals(user + sys, total);
+        assertTrue(total > 0, "a JVM that mounted and took 200 versions used some CPU: " + cpu);
+        // Not a speed limit: CPU time cannot exceed what the cores could give in the time the run took.
+        int cores = Runtime.getRuntime().availableProcessors();
+        assertTrue(total <= wallMillis * cores, total + " ms of CPU in " + wallMillis + " ms on " + cores + " cores");
+        Map<String, Object> threads = (Map<String, Object>) cpu.get("threads_ms");
+        assertEquals(List.of("main", "jit", "gc", "fuse", "hasher", "copier", "other"), List.copyOf(threads.keySet()));
+        assertEquals(total, threads.values().stream().mapToLong(v -> (Long) v).sum(), "the groups add up: " + threads);
+        assertTrue(r.err().contains("versionfs: cpu:"), "and one human line: " + r.err());
+    }
+
+    @Test
     void aRenameOfTheSymlinkIsDetectedAndEveryFileKept() throws Exception {
         // ORCA AutoStart: job.gbw renamed to job.ges, then a fresh job.gbw written. With
         // --no-follow (the default follows: FollowIT) the rename is detected and said, while the
