@@ -16,6 +16,11 @@
 # Everything else is the shared filesystem: any path outside /tmp and /dev/shm (this folder,
 # the project, /var/tmp) is the same on both nodes and on the "login node" (the root namespaces),
 # where slurmctld and munged run, and where sbatch/squeue/scontrol are run.
+# With VERSIONFS_SLURM2_PRIVATE_TMP=DIR every job step (the batch step too) gets a mount namespace
+# of its own with a fresh tmpfs on DIR, as the private-tmpdir SPANK plugin gives real sites: a
+# mount made by one step is invisible to every other step. The plugin (private-tmp-spank.c beside
+# this script) is compiled here (gcc, Slurm's spank.h from libslurm-dev) and named in the
+# cluster's plugstack.conf; without the variable plugstack.conf is empty.
 # What it does not model: one kernel, one page cache, one PID namespace (every job process is
 # visible to ps on the machine), one CPU set: both nodes report all CPUs of the machine.
 #
@@ -35,6 +40,7 @@ keep=${VERSIONFS_SLURM2_KEEP:-$(cd "$(dirname "$(readlink -f "$0")")/../.." && p
 net=${VERSIONFS_SLURM2_NET:-10.213.0}   # a /24: .1 the bridge (slurmctld), .11 node1, .12 node2
 ctld_port=${VERSIONFS_SLURM2_CTLD_PORT:-6917}
 slurmd_port=${VERSIONFS_SLURM2_SLURMD_PORT:-6918}
+private_tmp=${VERSIONFS_SLURM2_PRIVATE_TMP:-}
 bridge=vfs2br0
 nodes=(node1 node2)
 t0=${EPOCHREALTIME/./}
@@ -61,9 +67,14 @@ need=()
 for cmd in slurmctld slurmd sbatch munged mungekey; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
+if [[ -n $private_tmp ]]; then
+  [[ -f /usr/include/slurm/spank.h ]] || need+=(spank.h)
+  command -v gcc >/dev/null 2>&1 || need+=(gcc)
+fi
 if (( ${#need[@]} )); then
-  say "installing slurmctld slurmd slurm-client munge (missing: ${need[*]})"
   pkgs=(slurmctld slurmd slurm-client munge)
+  [[ -n $private_tmp ]] && pkgs+=(libslurm-dev gcc libc6-dev)
+  say "installing ${pkgs[*]} (missing: ${need[*]})"
   apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >&2
@@ -85,6 +96,7 @@ chmod 0755 "$root" "$root"/{etc,state,log,run,munge,munge/run}
 for n in "${nodes[@]}"; do chmod 0755 "$root/$n" "$root/$n/spool"; chmod 1777 "$root/$n/tmp"; done
 chmod 1777 "$root/shared"
 conf=$root/etc/slurm.conf
+plugstack=$root/etc/plugstack.conf
 key=$root/munge/munge.key
 sock=$root/munge/run/munge.socket.2
 
@@ -131,6 +143,8 @@ MpiDefault=none
 SwitchType=switch/none
 ReturnToService=2
 MailProg=/bin/true
+# SPANK plugins: none, or the private /tmp per step of VERSIONFS_SLURM2_PRIVATE_TMP.
+PlugStackConfig=$plugstack
 TmpFS=/tmp
 # Seconds between TERM and KILL at scancel / time limit (Slurm's default is 30).
 KillWait=$kill_wait
@@ -155,6 +169,23 @@ else
   conf_changed=0
 fi
 export SLURM_CONF=$conf
+
+if [[ -n $private_tmp ]]; then
+  case $private_tmp in /tmp|/tmp/*|/dev/shm|/dev/shm/*) ;; *) die "VERSIONFS_SLURM2_PRIVATE_TMP must be /tmp, /dev/shm or below (node-private), not '$private_tmp'" ;; esac
+  so=$root/etc/private-tmp-spank.so
+  src=$(dirname "$(readlink -f "$0")")/private-tmp-spank.c
+  if [[ ! -f $so || $src -nt $so ]]; then
+    say "compiling the private-tmp SPANK plugin"
+    gcc -shared -fPIC -Wall -Werror -o "$so.tmp" "$src" >&2 && mv -f "$so.tmp" "$so" || die "could not compile $src"
+  fi
+  new_stack="required $so $private_tmp"
+else
+  new_stack=""
+fi
+if [[ ! -f $plugstack ]] || [[ $(cat "$plugstack") != "$new_stack" ]]; then
+  printf '%s\n' "$new_stack" > "$plugstack"
+  conf_changed=1   # slurmd reads plugstack.conf when it starts
+fi
 
 # ---- 3. network: a bridge in the root namespace, one namespace + veth pair per node ------------
 # The bridge's address must be ours alone: another interface with an address in $net.0/24 means

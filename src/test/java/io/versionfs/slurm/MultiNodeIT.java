@@ -90,6 +90,7 @@ class MultiNodeIT {
         }
         assertFinal(job, "t=" + (turns - 1) + " by node2\n");
         assertTrue(run.out.contains("versions by node: {node1=" + (ROUNDS + 1) + ", node2=" + ROUNDS + "}"), run::describe);
+        assertQuietStop(run);
         assertNothingMounted(run);
         job.delete();
     }
@@ -153,6 +154,17 @@ class MultiNodeIT {
                 versionfs run --target job.gbw -- srun -N2 --ntasks-per-node=1 ./rank.sh TURNS KILL
                 echo "versionfs exit: $?"
                 """.replace("TURNS", Integer.toString(turns)).replace("KILL", Integer.toString(killAt));
+    }
+
+    /**
+     * Stopping the agents leaves nothing in the job's output: no slurmstepd "CANCELLED" line, no
+     * srun "error:" or "Terminated"/"Killed" line, no shell's "Killed" (the stop file ends the
+     * agents' step with exit 0).
+     */
+    static void assertQuietStop(NodeJob.Run run) {
+        List<String> noise = run.out.lines().filter(l -> l.contains("CANCELLED") || l.contains("Killed")
+                || l.contains("Terminated") || l.startsWith("srun: error") || l.contains("slurmstepd")).toList();
+        assertEquals(List.of(), noise, () -> "Slurm's noise in the job's output when the agents stopped:\n" + run.describe());
     }
 
     private static List<ManifestLine> saved(Path vdir) throws IOException {
