@@ -138,7 +138,13 @@ final class Agents {
         srun = new ProcessBuilder(agentCommand()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
         srunErr = StepOutput.pump(srun.getErrorStream(), System.err);
-        awaitReady(System.currentTimeMillis() + readyMillis);
+        try {
+            awaitReady(System.currentTimeMillis() + readyMillis);
+        } catch (UserError e) {
+            srunErr.discard();
+            throw e;
+        }
+        srunErr.release();
         probe(serves);
     }
 

@@ -11,17 +11,24 @@ import java.util.Deque;
 import java.util.List;
 
 /**
- * The stderr of the agents' srun, passed on line by line to the job's stderr as it comes (srun's
- * and the agents' own messages), with the last few lines kept: when Slurm refuses the step or an
- * agent fails before it is ready, the one-line error quotes what srun or the agent said.
+ * The stderr of the agents' srun (srun's and the agents' own messages), with the last few lines
+ * kept. Held back while the agents start: should Slurm refuse the step or an agent fail before it
+ * is ready, the run's one-line error quotes what srun or the agent said and nothing else is
+ * printed ({@code --verbose} shows the held lines). Once the agents are up, {@link #release}
+ * prints what was held and passes on every later line as it comes.
  */
 final class StepOutput {
     private static final int KEEP = 8;
+    private static final int HOLD = 500;
     private final Deque<String> last = new ArrayDeque<>();
+    private final Deque<String> held = new ArrayDeque<>();
+    private final PrintStream to;
+    private boolean live, dropped;
     private final Thread pump;
 
     private StepOutput(InputStream in, PrintStream to) {
-        pump = new Thread(() -> copy(in, to), "versionfs-agents-stderr");
+        this.to = to;
+        pump = new Thread(() -> copy(in), "versionfs-agents-stderr");
         pump.setDaemon(true);
         pump.start();
     }
@@ -30,21 +37,42 @@ final class StepOutput {
         return new StepOutput(in, to);
     }
 
-    private void copy(InputStream in, PrintStream to) {
+    private void copy(InputStream in) {
         try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            for (String line; (line = r.readLine()) != null; ) {
-                to.println(line);
-                keep(line);
-            }
+            for (String line; (line = r.readLine()) != null; ) take(line);
         } catch (IOException e) {
             // srun ended or its pipe broke: nothing more to pass on
         }
     }
 
-    private synchronized void keep(String line) {
+    private synchronized void take(String line) {
+        if (live) {
+            to.println(line);
+        } else if (dropped) {
+            io.versionfs.text.Log.debug("agents' step: " + line);
+        } else if (held.size() < HOLD) {
+            held.addLast(line);
+        }
         if (line.isBlank()) return;
         if (last.size() == KEEP) last.removeFirst();
         last.addLast(line.strip());
+    }
+
+    /** The agents are up: what they said so far goes out now, and every later line as it comes. */
+    synchronized void release() {
+        held.forEach(to::println);
+        held.clear();
+        live = true;
+    }
+
+    /**
+     * The agents failed to start: the one-line error quotes {@link #lastError}; the rest, and what
+     * their step says while it is stopped, only with --verbose.
+     */
+    synchronized void discard() {
+        held.forEach(l -> io.versionfs.text.Log.debug("agents' step: " + l));
+        held.clear();
+        dropped = true;
     }
 
     /** Waits (bounded) until srun's stderr is read to its end: after srun exited, its last words are in. */

@@ -179,7 +179,7 @@ class MultiNodeIT {
         assertEquals(content, Files.readString(t));
     }
 
-    private static void assertNothingMounted(NodeJob.Run run) {
+    static void assertNothingMounted(NodeJob.Run run) {
         for (String node : TwoNodeSlurm.NODES) {
             List<String> left = TwoNodeSlurm.nodeMounts(node).stream().filter(m -> m.contains("versionfs")).toList();
             assertEquals(List.of(), left, () -> "mounts left on " + node + "\n" + run.describe());
