@@ -68,13 +68,14 @@ final class Agents {
     }
 
     /**
-     * Agents for this allocation, or why not (no node list, this node not in the list...). Without
-     * srun no agent can start: that is an error (exit 212), since the job's processes on the other
-     * nodes could not open the target.
+     * Agents for this allocation, or why not (no node list, this node not in the list...). In an
+     * allocation (its node list set) without srun no agent can start: that is an error (exit 212),
+     * since the job's processes on the other nodes could not open the target.
      */
     static Decision decide(SlurmContext ctx) {
         if (ctx.jobId() == null) return new Decision(null, "no SLURM_JOB_ID");
         long readyMillis = readyMillis(ctx);
+        if (ctx.nodeList() == null) return new Decision(null, "SLURM_JOB_NODELIST is not set");
         if (FuseSupport.onPath("srun").isEmpty()) {
             throw new UserError(ExitCodes.STEP_REFUSED, "this job spans " + ctx.nodes() + " nodes but srun is not on"
                     + " PATH, so versionfs cannot start its agents on the other nodes (their processes could not open"

@@ -67,11 +67,19 @@ public final class Doctor {
         nameTrap();
         versionsFilesystem();
         slurm();
-        if (everyNode && slurm.jobId() != null && slurm.nodes() > 1) {
-            nodeResults = NodeChecks.run(slurm, versionsDir, mountDir);
-            nodeResults.forEach(r -> checks.add(NodeChecks.row(r)));
-        }
+        if (everyNode && slurm.jobId() != null && slurm.nodes() > 1) everyNode();
         return checks;
+    }
+
+    /** Inside a job on several nodes: the same checks on every node, one row each. */
+    private void everyNode() {
+        if (slurm.nodeList() == null) {
+            add("every node", Status.WARN, "not checked: SLURM_JOB_NODELIST is not set", "run doctor inside the job's"
+                    + " allocation (a line of the batch script, or srun --pty versionfs doctor in salloc)", 0);
+            return;
+        }
+        nodeResults = NodeChecks.run(slurm, versionsDir, mountDir);
+        nodeResults.forEach(r -> checks.add(NodeChecks.row(r)));
     }
 
     /** Whether the job's renames can be held (symlink mode's default); without it they are followed after the fact. */
