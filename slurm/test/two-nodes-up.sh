@@ -47,6 +47,8 @@ t0=${EPOCHREALTIME/./}
 # Progress on stderr, with the seconds since the start (EPOCHREALTIME: no fork).
 say() { local us=$(( ${EPOCHREALTIME/./} - t0 )); printf 'two-nodes-up: [%d.%01ds] %s\n' $(( us / 1000000 )) $(( us / 100000 % 10 )) "$*" >&2; }
 die() { echo "two-nodes-up: error: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (it makes namespaces and network links, and starts slurmd)"
 case $root in
@@ -63,28 +65,11 @@ for cmd in ip unshare nsenter mount; do
 done
 
 # ---- 1. packages (as slurm-up.sh) --------------------------------------------------------------
-need=()
-for cmd in slurmctld slurmd sbatch munged mungekey; do
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
-done
-if [[ -n $private_tmp ]]; then
-  [[ -f /usr/include/slurm/spank.h ]] || need+=(spank.h)
-  command -v gcc >/dev/null 2>&1 || need+=(gcc)
+extra=()
+if [[ -n $private_tmp ]] && { [[ ! -f /usr/include/slurm/spank.h ]] || ! command -v gcc >/dev/null 2>&1; }; then
+  extra=(libslurm-dev gcc libc6-dev)   # the private-tmp SPANK plugin is compiled here
 fi
-if (( ${#need[@]} )); then
-  pkgs=(slurmctld slurmd slurm-client munge)
-  [[ -n $private_tmp ]] && pkgs+=(libslurm-dev gcc libc6-dev)
-  say "installing ${pkgs[*]} (missing: ${need[*]})"
-  apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >&2
-  }
-  if ! apt_install; then
-    say "install failed; running apt-get update and retrying"
-    apt-get update -o DPkg::Lock::Timeout=600 >&2 || true
-    apt_install || die "could not install ${pkgs[*]}"
-  fi
-fi
+install_slurm "${extra[@]}"
 
 # ---- 2. layout and config ----------------------------------------------------------------------
 host=$(hostname -s)
@@ -100,12 +85,7 @@ plugstack=$root/etc/plugstack.conf
 key=$root/munge/munge.key
 sock=$root/munge/run/munge.socket.2
 
-if [[ ! -s $key ]]; then
-  rm -f "$key"
-  mungekey --create --keyfile="$key" >&2
-fi
-chown root:root "$key"
-chmod 0400 "$key"
+munge_key "$key"
 
 # Node hardware as slurmd sees it (both nodes see the whole machine); RealMemory: half of it each,
 # a little below (more than slurmd finds drains the node).
@@ -219,34 +199,12 @@ for i in "${!nodes[@]}"; do
 done
 
 # ---- 4. daemons --------------------------------------------------------------------------------
-# alive PIDFILE NAME: the pid in PIDFILE is a running process called NAME.
-alive() {
-  local pid
-  [[ -s $1 ]] || return 1
-  pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
-}
 # node_alive NODE: its slurmd runs, in its network namespace.
 node_alive() {
   alive "$root/run/slurmd-$1.pid" slurmd && [[ $(ip netns identify "$(<"$root/run/slurmd-$1.pid")") == "vfs2-$1" ]]
 }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local deadline=$(( SECONDS + $1 )) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || return 1
-    sleep 0.2
-  done
-}
 
-if ! alive "$root/munge/munged.pid" munged; then
-  say "starting munged"
-  rm -f "$sock" "$sock.lock"
-  munged --key-file="$key" --socket="$sock" --pid-file="$root/munge/munged.pid" \
-    --log-file="$root/munge/munged.log" --seed-file="$root/munge/munged.seed" >&2 \
-    || die "munged did not start; see $root/munge/munged.log"
-fi
-wait_for 10 munge munge --socket="$sock" -n -o /dev/null \
-  || die "munge does not answer on $sock; see $root/munge/munged.log"
+start_munge "$root/munge" "$key" "$sock"
 
 if (( conf_changed )); then
   # A running daemon would keep the old settings: restart them.

@@ -162,8 +162,9 @@ final class Agents {
      * The agent in the background of a shell that forwards TERM/INT to it; if the agent ends
      * with an error (killed, or could not mount), the mount points become symlinks to the live
      * folders (the job's opens there go straight to the live file, unversioned), a gone file says
-     * so, and the shell waits for the stop (the stop file, or TERM) to remove them. $0 launcher, $1 control folder,
-     * $2 fusermount, then mount point and live folder pairs.
+     * so, and the shell waits for the stop (the stop file, or TERM) to remove them. Its waits are
+     * silenced: sh reports a killed child as "Killed" on stderr, which is the job's output.
+     * $0 launcher, $1 control folder, $2 fusermount, then mount point and live folder pairs.
      */
     static final String WRAPPER = """
             ctl=$1; fm=$2; shift 2
@@ -171,8 +172,8 @@ final class Agents {
             stopping=0
             trap 'stopping=1; kill -TERM $p 2>/dev/null' TERM INT HUP
             "$0" agent --control "$ctl" & p=$!
-            wait $p; rc=$?
-            while kill -0 $p 2>/dev/null; do wait $p; rc=$?; done
+            { wait $p; rc=$?; } 2>/dev/null
+            while kill -0 $p 2>/dev/null; do { wait $p; rc=$?; } 2>/dev/null; done
             [ $rc -eq 0 ] && exit 0
             mps=""
             while [ $# -ge 2 ]; do

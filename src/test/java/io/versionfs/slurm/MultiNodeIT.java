@@ -105,6 +105,7 @@ class MultiNodeIT {
         run.assertLine("versionfs exit: 0");
         assertEquals(turns, run.count("READ-OK "), run::describe);
         assertTrue(run.out.contains("the versionfs agent on node2 ended early (exit 137"), run::describe);
+        assertQuietStop(run); // neither the dead agent's wrapper ("Killed") nor its stop
         List<ManifestLine> saved = saved(job.dir.resolve("job.gbw.versions"));
         List<String> hosts = saved.stream().map(ManifestLine::host).toList();
         // initial, t=0 (node1), t=1 (node2), t=2 (node1), t=4 (node1): node2's t=3 and t=5 are not versioned
