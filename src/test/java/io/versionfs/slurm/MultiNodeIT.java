@@ -201,25 +201,25 @@ class MultiNodeIT {
     /** One job in its own folder of the shared filesystem, with rank.sh beside it. */
     static final class NodeJob {
         final TwoNodeSlurm cluster;
-        final String name;
+        final String name, label;
         final Path dir;
 
         NodeJob(TwoNodeSlurm cluster, TestInfo info) {
             this.cluster = cluster;
             name = info.getTestMethod().orElseThrow().getName();
+            label = info.getTestClass().map(Class::getSimpleName).orElse("MultiNodeIT");
             dir = cluster.newJobDir(name);
             write("rank.sh", RANK);
         }
 
         Run submit(String script) {
-            List<String> cmd = List.of("sbatch", "--parsable", "--output=job-%j.out", write("job.sh", script).toString());
             long t0 = System.nanoTime();
-            LocalSlurm.Result r = LocalSlurm.run(cmd, dir, cluster.jobEnv(), true, Duration.ofSeconds(60));
-            if (r.rc() != 0) throw new AssertionError("sbatch failed (exit " + r.rc() + "): " + r.err() + r.out());
-            Run run = new Run(r.out().strip().split(";")[0]);
-            run.end = cluster.slurm().waitFinal(run.id, Duration.ofSeconds(150)).get(0);
-            run.out = read("job-" + run.id + ".out");
-            System.out.println("[MultiNodeIT] " + name + ": " + run.end + " (" + TwoNodeSlurm.secs(t0) + " from sbatch)\n"
+            JobScript.Ended e = JobScript.submitAndWait(cluster.slurm(), dir, cluster.jobEnv(), write("job.sh", script),
+                    Duration.ofSeconds(150), null);
+            Run run = new Run(e.id());
+            run.end = e.end();
+            run.out = e.out();
+            System.out.println("[" + label + "] " + name + ": " + run.end + " (" + TwoNodeSlurm.secs(t0) + " from sbatch)\n"
                     + run.out.strip().indent(4));
             return run;
         }
