@@ -45,6 +45,10 @@ class PrivateStepNamespaceIT {
                 srun -N1 -w node2 sh -c 'test -e PRIVATE/left-by-step && echo "steps share PRIVATE" || echo "steps have their own PRIVATE"'
                 versionfs run --target job.gbw -- srun -N2 --ntasks-per-node=1 sh -c 'echo ran > ran.$SLURM_PROCID' 2> vfs.err
                 echo "versionfs exit: $?"
+                # The mount folder on the shared filesystem: the same, the namespace hides the mount, not the path.
+                mkdir -p mnt
+                versionfs run --mount-dir "$PWD/mnt" --target job.gbw -- srun -N2 --ntasks-per-node=1 sh -c 'echo ran > ran.$SLURM_PROCID' 2> vfs-shared.err
+                echo "versionfs --mount-dir exit: $?"
                 """.replace("PRIVATE", PRIVATE));
         run.assertCompleted();
         run.assertLine("steps have their own " + PRIVATE);
@@ -53,12 +57,19 @@ class PrivateStepNamespaceIT {
         List<String> errors = err.lines().filter(l -> l.startsWith("versionfs: error:")).toList();
         assertEquals(1, errors.size(), () -> "one error line:\n" + err + run.describe());
         String line = errors.get(0);
+        System.out.println("[PrivateStepNamespaceIT] " + line);
         for (String part : List.of("on node1, node2 a new job step does not see versionfs's mount", "own mount namespace",
                 "private-tmpdir", "the job was not started", "job.gbw is unchanged", "Fix: ask the admins for Slurm's"
                         + " job_container/tmpfs", "run the target's readers and writers in the batch script itself")) {
             assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
         }
         assertFalse(err.contains("---- summary ----"), () -> "no summary for a job never started:\n" + err);
+        run.assertLine("versionfs --mount-dir exit: 210");
+        assertTrue(job.read("vfs-shared.err").contains("versionfs: error: on node1, node2 a new job step does not see"),
+                () -> job.read("vfs-shared.err"));
+        try (var s = Files.list(job.dir.resolve("mnt"))) {
+            assertEquals(List.of(), s.toList(), "the mount folder on the shared filesystem is removed");
+        }
         try (var s = Files.list(job.dir)) {
             assertEquals(List.of(), s.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("ran.")).toList(),
                     "the job was not started");
