@@ -134,6 +134,7 @@ final class Agents {
     void start(List<AgentPlan.Serve> serves, Path control) throws IOException {
         plan = new AgentPlan(jobId, batchNode, others, control, serves);
         plan.write();
+        clearStale();
         Log.info("this job spans " + (others.size() + 1) + " nodes: starting one versionfs agent on each other node ("
                 + String.join(", ", others) + ")");
         srun = new ProcessBuilder(agentCommand()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
@@ -147,6 +148,18 @@ final class Agents {
         }
         srunErr.release();
         probe(serves);
+    }
+
+    /**
+     * A run earlier in the same job (a second 'versionfs run' line of the batch script) removes its
+     * control files at its end; should that have failed, its stop file would end the new agents at
+     * once and its ready files would pass for theirs.
+     */
+    private void clearStale() throws IOException {
+        Files.deleteIfExists(plan.stopFile());
+        for (String n : others) {
+            for (AgentPlan.State k : AgentPlan.State.values()) Files.deleteIfExists(plan.file(k, n));
+        }
     }
 
     private List<String> agentCommand() {

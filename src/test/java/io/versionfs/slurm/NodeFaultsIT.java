@@ -112,6 +112,29 @@ class NodeFaultsIT {
 
     @Test
     @Order(4)
+    void noSrunOnPathEndsTheRunBeforeTheJob(TestInfo info) throws Exception {
+        NodeJob job = new NodeJob(cluster, info);
+        // Every command of the machine but srun (as a PATH that misses Slurm's bin folder).
+        NodeJob.Run run = job.submit(JOB.replace("EXPORTS", """
+                mkdir nosrun
+                for f in /usr/bin/* /usr/sbin/*; do [ "${f##*/}" = srun ] || ln -sf "$f" nosrun/; done
+                export PATH=$(dirname "$(command -v versionfs)"):$PWD/nosrun
+                command -v srun || echo "no srun on PATH"
+                """).replace("-- srun -N2 --ntasks-per-node=1 sh -c", "-- sh -c")); // the job's own command is found
+        run.assertCompleted();
+        run.assertLine("no srun on PATH");
+        run.assertLine("versionfs exit: 212");
+        String line = oneErrorLine(job, run);
+        for (String part : List.of("this job spans 2 nodes but srun is not on PATH", "the job was not started and the"
+                + " target is unchanged", "Fix: put Slurm's commands on PATH")) {
+            assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
+        }
+        assertNotStartedAndIntact(job, run);
+        job.delete();
+    }
+
+    @Test
+    @Order(5)
     void doctorChecksEveryNodeAndNamesTheOneWithoutFuse(TestInfo info) throws Exception {
         NodeJob job = new NodeJob(cluster, info);
         Path notFuse = job.dir.resolve("not-fuse");
