@@ -135,8 +135,7 @@ final class Agents {
         plan = new AgentPlan(jobId, batchNode, others, control, serves);
         plan.write();
         clearStale();
-        Log.info("this job spans " + (others.size() + 1) + " nodes: starting one versionfs agent on each other node ("
-                + String.join(", ", others) + ")");
+        long t0 = System.nanoTime();
         srun = new ProcessBuilder(agentCommand()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                 .redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
         srunErr = StepOutput.pump(srun.getErrorStream(), System.err);
@@ -148,6 +147,9 @@ final class Agents {
         }
         srunErr.release();
         probe(serves);
+        // Said once they are up: a run that cannot start them says only its one error line.
+        Log.info("this job spans " + (others.size() + 1) + " nodes: one versionfs agent on each other node ("
+                + String.join(", ", others) + "), up and checked in " + (System.nanoTime() - t0) / 100_000_000 / 10.0 + " s");
     }
 
     /**

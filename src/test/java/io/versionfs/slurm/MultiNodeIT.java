@@ -90,6 +90,8 @@ class MultiNodeIT {
         }
         assertFinal(job, "t=" + (turns - 1) + " by node2\n");
         assertTrue(run.out.contains("versions by node: {node1=" + (ROUNDS + 1) + ", node2=" + ROUNDS + "}"), run::describe);
+        assertTrue(run.out.contains("versionfs: this job spans 2 nodes: one versionfs agent on each other node (node2), up and"
+                + " checked in "), run::describe);
         assertQuietStop(run);
         assertNothingMounted(run);
         job.delete();

@@ -188,6 +188,7 @@ class NodeFaultsIT {
         String err = job.read("vfs.err");
         List<String> errors = err.lines().filter(l -> l.startsWith("versionfs: error:")).toList();
         assertEquals(1, errors.size(), () -> "one error line:\n" + err + run.describe());
+        assertEquals(List.of(errors.get(0)), err.lines().toList(), () -> "nothing but the error line:\n" + err + run.describe());
         assertFalse(err.contains("---- summary ----"), () -> "no summary for a job never started:\n" + err);
         System.out.println("[NodeFaultsIT] " + errors.get(0));
         return errors.get(0);

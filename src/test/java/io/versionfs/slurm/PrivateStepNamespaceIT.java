@@ -56,6 +56,7 @@ class PrivateStepNamespaceIT {
         String err = job.read("vfs.err");
         List<String> errors = err.lines().filter(l -> l.startsWith("versionfs: error:")).toList();
         assertEquals(1, errors.size(), () -> "one error line:\n" + err + run.describe());
+        assertEquals(List.of(errors.get(0)), err.lines().toList(), () -> "nothing but the error line:\n" + err + run.describe());
         String line = errors.get(0);
         System.out.println("[PrivateStepNamespaceIT] " + line);
         for (String part : List.of("on node1, node2 a new job step does not see versionfs's mount", "own mount namespace",
