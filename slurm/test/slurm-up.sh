@@ -18,27 +18,13 @@ root=${VERSIONFS_SLURM_DIR:-/tmp/versionfs-slurm}
 kill_wait=${VERSIONFS_SLURM_KILLWAIT:-5}
 say() { echo "slurm-up: $*" >&2; }
 die() { echo "slurm-up: error: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (it installs packages and starts slurmd)"
 
 # ---- 1. packages -------------------------------------------------------------------------------
-need=()
-for cmd in slurmctld slurmd sbatch munged mungekey; do
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
-done
-if (( ${#need[@]} )); then
-  say "installing slurmctld slurmd slurm-client munge (missing: ${need[*]})"
-  pkgs=(slurmctld slurmd slurm-client munge)
-  apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >&2
-  }
-  if ! apt_install; then
-    say "install failed; running apt-get update and retrying"
-    apt-get update -o DPkg::Lock::Timeout=600 >&2 || true
-    apt_install || die "could not install ${pkgs[*]}"
-  fi
-fi
+install_slurm
 
 # ---- 2. layout and config ----------------------------------------------------------------------
 host=$(hostname -s)
@@ -50,12 +36,7 @@ conf=$root/etc/slurm.conf
 key=$root/munge/munge.key
 sock=$root/munge/run/munge.socket.2
 
-if [[ ! -s $key ]]; then
-  rm -f "$key"
-  mungekey --create --keyfile="$key" >&2
-fi
-chown root:root "$key"
-chmod 0400 "$key"
+munge_key "$key"
 
 # Node hardware as slurmd sees it; RealMemory a little below (more drains the node).
 hw=$(slurmd -C | head -1)
@@ -110,30 +91,8 @@ fi
 export SLURM_CONF=$conf
 
 # ---- 3. daemons --------------------------------------------------------------------------------
-# alive PIDFILE NAME: the pid in PIDFILE is a running process called NAME.
-alive() {
-  local pid
-  [[ -s $1 ]] || return 1
-  pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
-}
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local deadline=$(( SECONDS + $1 )) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || return 1
-    sleep 0.2
-  done
-}
 
-if ! alive "$root/munge/munged.pid" munged; then
-  say "starting munged"
-  rm -f "$sock" "$sock.lock"
-  munged --key-file="$key" --socket="$sock" --pid-file="$root/munge/munged.pid" \
-    --log-file="$root/munge/munged.log" --seed-file="$root/munge/munged.seed" >&2 \
-    || die "munged did not start; see $root/munge/munged.log"
-fi
-wait_for 10 munge munge --socket="$sock" -n -o /dev/null \
-  || die "munge does not answer on $sock; see $root/munge/munged.log"
+start_munge "$root/munge" "$key" "$sock"
 
 if (( conf_changed )); then
   # A running daemon would keep the old settings: restart both.

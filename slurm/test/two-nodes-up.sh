@@ -16,6 +16,11 @@
 # Everything else is the shared filesystem: any path outside /tmp and /dev/shm (this folder,
 # the project, /var/tmp) is the same on both nodes and on the "login node" (the root namespaces),
 # where slurmctld and munged run, and where sbatch/squeue/scontrol are run.
+# With VERSIONFS_SLURM2_PRIVATE_TMP=DIR every job step (the batch step too) gets a mount namespace
+# of its own with a fresh tmpfs on DIR, as the private-tmpdir SPANK plugin gives real sites: a
+# mount made by one step is invisible to every other step. The plugin (private-tmp-spank.c beside
+# this script) is compiled here (gcc, Slurm's spank.h from libslurm-dev) and named in the
+# cluster's plugstack.conf; without the variable plugstack.conf is empty.
 # What it does not model: one kernel, one page cache, one PID namespace (every job process is
 # visible to ps on the machine), one CPU set: both nodes report all CPUs of the machine.
 #
@@ -35,12 +40,15 @@ keep=${VERSIONFS_SLURM2_KEEP:-$(cd "$(dirname "$(readlink -f "$0")")/../.." && p
 net=${VERSIONFS_SLURM2_NET:-10.213.0}   # a /24: .1 the bridge (slurmctld), .11 node1, .12 node2
 ctld_port=${VERSIONFS_SLURM2_CTLD_PORT:-6917}
 slurmd_port=${VERSIONFS_SLURM2_SLURMD_PORT:-6918}
+private_tmp=${VERSIONFS_SLURM2_PRIVATE_TMP:-}
 bridge=vfs2br0
 nodes=(node1 node2)
 t0=${EPOCHREALTIME/./}
 # Progress on stderr, with the seconds since the start (EPOCHREALTIME: no fork).
 say() { local us=$(( ${EPOCHREALTIME/./} - t0 )); printf 'two-nodes-up: [%d.%01ds] %s\n' $(( us / 1000000 )) $(( us / 100000 % 10 )) "$*" >&2; }
 die() { echo "two-nodes-up: error: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (it makes namespaces and network links, and starts slurmd)"
 case $root in
@@ -57,23 +65,11 @@ for cmd in ip unshare nsenter mount; do
 done
 
 # ---- 1. packages (as slurm-up.sh) --------------------------------------------------------------
-need=()
-for cmd in slurmctld slurmd sbatch munged mungekey; do
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
-done
-if (( ${#need[@]} )); then
-  say "installing slurmctld slurmd slurm-client munge (missing: ${need[*]})"
-  pkgs=(slurmctld slurmd slurm-client munge)
-  apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >&2
-  }
-  if ! apt_install; then
-    say "install failed; running apt-get update and retrying"
-    apt-get update -o DPkg::Lock::Timeout=600 >&2 || true
-    apt_install || die "could not install ${pkgs[*]}"
-  fi
+extra=()
+if [[ -n $private_tmp ]] && { [[ ! -f /usr/include/slurm/spank.h ]] || ! command -v gcc >/dev/null 2>&1; }; then
+  extra=(libslurm-dev gcc libc6-dev)   # the private-tmp SPANK plugin is compiled here
 fi
+install_slurm "${extra[@]}"
 
 # ---- 2. layout and config ----------------------------------------------------------------------
 host=$(hostname -s)
@@ -85,15 +81,11 @@ chmod 0755 "$root" "$root"/{etc,state,log,run,munge,munge/run}
 for n in "${nodes[@]}"; do chmod 0755 "$root/$n" "$root/$n/spool"; chmod 1777 "$root/$n/tmp"; done
 chmod 1777 "$root/shared"
 conf=$root/etc/slurm.conf
+plugstack=$root/etc/plugstack.conf
 key=$root/munge/munge.key
 sock=$root/munge/run/munge.socket.2
 
-if [[ ! -s $key ]]; then
-  rm -f "$key"
-  mungekey --create --keyfile="$key" >&2
-fi
-chown root:root "$key"
-chmod 0400 "$key"
+munge_key "$key"
 
 # Node hardware as slurmd sees it (both nodes see the whole machine); RealMemory: half of it each,
 # a little below (more than slurmd finds drains the node).
@@ -131,6 +123,8 @@ MpiDefault=none
 SwitchType=switch/none
 ReturnToService=2
 MailProg=/bin/true
+# SPANK plugins: none, or the private /tmp per step of VERSIONFS_SLURM2_PRIVATE_TMP.
+PlugStackConfig=$plugstack
 TmpFS=/tmp
 # Seconds between TERM and KILL at scancel / time limit (Slurm's default is 30).
 KillWait=$kill_wait
@@ -155,6 +149,23 @@ else
   conf_changed=0
 fi
 export SLURM_CONF=$conf
+
+if [[ -n $private_tmp ]]; then
+  case $private_tmp in /tmp|/tmp/*|/dev/shm|/dev/shm/*) ;; *) die "VERSIONFS_SLURM2_PRIVATE_TMP must be /tmp, /dev/shm or below (node-private), not '$private_tmp'" ;; esac
+  so=$root/etc/private-tmp-spank.so
+  src=$(dirname "$(readlink -f "$0")")/private-tmp-spank.c
+  if [[ ! -f $so || $src -nt $so ]]; then
+    say "compiling the private-tmp SPANK plugin"
+    gcc -shared -fPIC -Wall -Werror -o "$so.tmp" "$src" >&2 && mv -f "$so.tmp" "$so" || die "could not compile $src"
+  fi
+  new_stack="required $so $private_tmp"
+else
+  new_stack=""
+fi
+if [[ ! -f $plugstack ]] || [[ $(cat "$plugstack") != "$new_stack" ]]; then
+  printf '%s\n' "$new_stack" > "$plugstack"
+  conf_changed=1   # slurmd reads plugstack.conf when it starts
+fi
 
 # ---- 3. network: a bridge in the root namespace, one namespace + veth pair per node ------------
 # The bridge's address must be ours alone: another interface with an address in $net.0/24 means
@@ -188,34 +199,12 @@ for i in "${!nodes[@]}"; do
 done
 
 # ---- 4. daemons --------------------------------------------------------------------------------
-# alive PIDFILE NAME: the pid in PIDFILE is a running process called NAME.
-alive() {
-  local pid
-  [[ -s $1 ]] || return 1
-  pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
-}
 # node_alive NODE: its slurmd runs, in its network namespace.
 node_alive() {
   alive "$root/run/slurmd-$1.pid" slurmd && [[ $(ip netns identify "$(<"$root/run/slurmd-$1.pid")") == "vfs2-$1" ]]
 }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local deadline=$(( SECONDS + $1 )) what=$2; shift 2
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || return 1
-    sleep 0.2
-  done
-}
 
-if ! alive "$root/munge/munged.pid" munged; then
-  say "starting munged"
-  rm -f "$sock" "$sock.lock"
-  munged --key-file="$key" --socket="$sock" --pid-file="$root/munge/munged.pid" \
-    --log-file="$root/munge/munged.log" --seed-file="$root/munge/munged.seed" >&2 \
-    || die "munged did not start; see $root/munge/munged.log"
-fi
-wait_for 10 munge munge --socket="$sock" -n -o /dev/null \
-  || die "munge does not answer on $sock; see $root/munge/munged.log"
+start_munge "$root/munge" "$key" "$sock"
 
 if (( conf_changed )); then
   # A running daemon would keep the old settings: restart them.

@@ -32,8 +32,12 @@ import java.util.concurrent.Callable;
                 "                       (cheap copies), free space: of --versions-dir, or of this folder",
                 "  slurm                the job, the mount folder, the number of nodes (a mount exists only",
                 "                       on the node that made it)",
+                "  node NAME            inside a job on several nodes: all the checks above on every node of",
+                "                       the job (one step: srun --overlap, one task per node), one line per",
+                "                       node: ok, or what fails there and the fix",
                 "",
-                "Output: a table on stdout (check, status, result, fix), or one JSON document with --json;",
+                "Output: a table on stdout (check, status, result, fix), or one JSON document with --json",
+                "(with 'nodes': each node's exit code and its failed or warned checks);",
                 "diagnostics (e.g. what libfuse printed) on stderr. If a check fails, send the whole",
                 "output to your admins: each FAIL line names what they have to change.",
                 "",
@@ -58,24 +62,43 @@ final class DoctorCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
+    /** Set on the per-node doctors a doctor in a job on several nodes starts: check this node only. */
+    @Option(names = "--this-node", hidden = true)
+    boolean thisNode;
+
     @Override
     public Integer call() {
-        List<Doctor.Check> checks = new Doctor(versionsDir, mountDir, SlurmContext.current()).run();
+        SlurmContext ctx = SlurmContext.current();
+        Doctor doctor = new Doctor(versionsDir, mountDir, ctx, !thisNode);
+        List<Doctor.Check> checks = doctor.run();
         int code = Doctor.exitCode(checks);
         PrintStream out = System.out;
         if (json) {
-            List<Object> rows = new ArrayList<>();
-            for (Doctor.Check c : checks) {
-                rows.add(Json.obj().put("check", c.name()).put("status", c.status().name()).put("result", c.result())
-                        .put("fix", c.fix()).put("exit", c.status() == Doctor.Status.FAIL ? c.code() : null));
+            Json.Obj doc = Json.obj().put("ok", code == 0).put("exit", code).put("user", System.getProperty("user.name"))
+                    .put("host", host()).put("node", ctx.nodeName()).put("checks", rows(checks));
+            if (!doctor.nodes().isEmpty()) {
+                List<Object> nodes = new ArrayList<>();
+                for (Doctor.NodeAnswer n : doctor.nodes()) {
+                    nodes.add(Json.obj().put("node", n.node()).put("ok", n.exit() == 0).put("exit", n.exit())
+                            .put("problems", rows(n.problems())));
+                }
+                doc.put("nodes", nodes);
             }
-            out.println(Json.obj().put("ok", code == 0).put("exit", code).put("user", System.getProperty("user.name"))
-                    .put("host", host()).put("checks", rows));
+            out.println(doc);
         } else {
             out.print(table(checks, code));
         }
         out.flush();
         return code;
+    }
+
+    private static List<Object> rows(List<Doctor.Check> checks) {
+        List<Object> rows = new ArrayList<>();
+        for (Doctor.Check c : checks) {
+            rows.add(Json.obj().put("check", c.name()).put("status", c.status().name()).put("result", c.result())
+                    .put("fix", c.fix()).put("exit", c.status() == Doctor.Status.FAIL ? c.code() : null));
+        }
+        return rows;
     }
 
     static String table(List<Doctor.Check> checks, int code) {

@@ -29,6 +29,8 @@ import java.io.PrintWriter;
                 "  203 versions folder     204 FUSE not available    205 mount failed",
                 "  206 command not found   207 versions lost (job ok) 208 no space left",
                 "  209 target in use by another versionfs run (nothing was changed)",
+                "  on several nodes (the job was not started): 210 a node's job steps cannot see the",
+                "  mount   211 an agent did not come up   212 Slurm refused the agents' step",
         })
 public final class Main implements Runnable {
     @Override

@@ -50,6 +50,14 @@ import java.util.concurrent.Callable;
                 "COMMAND gets --grace seconds, then SIGKILL, so versionfs can finish inside Slurm's",
                 "KillWait. Processes COMMAND leaves behind get TERM, then KILL.",
                 "",
+                "Several nodes (symlink mode, a Slurm allocation of N > 1 nodes): one versionfs agent per",
+                "other node (one srun --overlap step) mounts at the same path there; a probe step checks",
+                "that a new step on every node sees the mount. The job is not started, TARGET is left as",
+                "it was, and one line names the node and the fix when a node's steps cannot see the mount",
+                "(exit 210), an agent is not ready within $VERSIONFS_AGENT_DEADLINE seconds (default 60)",
+                "or ended before (211), or Slurm refuses the agents' step or srun is missing (212).",
+                "See slurm/README.md, 'Jobs on several nodes'.",
+                "",
                 "Example (sbatch script):  exec versionfs run --target job.gbw -- orca job.inp",
         })
 final class RunCommand implements Callable<Integer> {

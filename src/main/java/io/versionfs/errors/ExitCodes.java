@@ -2,7 +2,7 @@ package io.versionfs.errors;
 
 /**
  * Exit codes. {@code versionfs run} exits with the child's own code (0-125), or 128+N when signal
- * N killed the child, as a shell would. versionfs's own failures use 200-209: a range no common
+ * N killed the child, as a shell would. versionfs's own failures use 200-212: a range no common
  * program uses, so a script can always tell "versionfs could not do its job" from "the job failed".
  * These numbers are part of the interface: never renumber them.
  */
@@ -28,6 +28,15 @@ public final class ExitCodes {
     public static final int NO_SPACE = 208;
     /** Another versionfs run holds this target or versions folder (named in the message); nothing was changed. */
     public static final int BUSY = 209;
+    /**
+     * A job on several nodes: a new job step on a node does not see versionfs's mount there (each step
+     * has its own mount namespace, as with the private-tmpdir SPANK plugin). The job was not started.
+     */
+    public static final int NODE_CANNOT_SEE_MOUNT = 210;
+    /** A job on several nodes: the versionfs agent of a node did not say it was ready by the deadline, or ended before. */
+    public static final int AGENT_NOT_READY = 211;
+    /** A job on several nodes: Slurm refused the agents' step (srun failed, or is not on PATH). The job was not started. */
+    public static final int STEP_REFUSED = 212;
 
     private ExitCodes() {}
 
@@ -43,6 +52,9 @@ public final class ExitCodes {
             case VERSIONS_LOST -> "versions lost";
             case NO_SPACE -> "no space left";
             case BUSY -> "target in use by another run";
+            case NODE_CANNOT_SEE_MOUNT -> "a node's job steps cannot see the mount";
+            case AGENT_NOT_READY -> "an agent on another node did not come up";
+            case STEP_REFUSED -> "Slurm refused the agents' step";
             default -> "exit " + code;
         };
     }

@@ -46,6 +46,13 @@ record AgentPlan(String jobId, String batchNode, List<String> others, Path contr
         return control.resolve(kind.prefix + node);
     }
 
+    /** The batch node's word to every agent to end (they poll for it). */
+    Path stopFile() {
+        return control.resolve(STOP);
+    }
+
+    static final String STOP = "stop";
+
     /** The files an agent leaves, by what they say. */
     enum State {
         READY("ready."), DONE("done."), GONE("gone.");

@@ -27,8 +27,8 @@ import java.util.concurrent.TimeUnit;
  * target's live folder at the same path as the batch node did, so the symlink at the target (on
  * the shared filesystem) leads into a mount on this node too; every close after a write here is
  * a version, copied and numbered by link() ({@link NodeNumbering}), listed in this node's own
- * manifest. Says it is ready with a file in the control folder; ends on TERM/INT (the batch node's
- * {@code scancel --signal=TERM}), unmounts, and leaves a done file with its counts.
+ * manifest. Says it is ready with a file in the control folder; ends on the batch node's stop file
+ * there (or TERM/INT: {@code scancel --signal=TERM}), unmounts, and leaves a done file with its counts.
  */
 public final class AgentSession {
     private final Path control;
@@ -50,7 +50,10 @@ public final class AgentSession {
             for (AgentPlan.Serve s : plan.serves()) serve(s);
             AgentPlan.writeWhole(plan.file(AgentPlan.State.READY, node), Json.obj().put("node", node)
                     .put("pid", ProcessHandle.current().pid()).put("step", SlurmContext.current().stepId()).toString());
-            while (stop.getCount() > 0 && mounts.stream().allMatch(FuseMount::isAlive)) stop.await(200, TimeUnit.MILLISECONDS);
+            // Ends on the batch node's stop file (a quiet end of the step), TERM/INT, or a mount gone.
+            while (stop.getCount() > 0 && mounts.stream().allMatch(FuseMount::isAlive) && !Files.exists(plan.stopFile())) {
+                stop.await(200, TimeUnit.MILLISECONDS);
+            }
         } finally {
             end(plan);
         }

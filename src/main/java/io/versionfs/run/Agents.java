@@ -1,5 +1,7 @@
 package io.versionfs.run;
 
+import io.versionfs.errors.ExitCodes;
+import io.versionfs.errors.UserError;
 import io.versionfs.fs.FuseSupport;
 import io.versionfs.text.Json;
 import io.versionfs.text.Log;
@@ -23,7 +25,10 @@ import java.util.concurrent.TimeUnit;
  * each under a small shell wrapper that, should the agent die, unmounts and puts a symlink to the
  * live folder at the mount point (the job goes on there, unversioned) and says so in a gone file.
  * Start waits for every node's ready file (with a deadline), then a probe step checks that the
- * target resolves on every node; stop is {@code scancel --signal=TERM JOB.STEP}, bounded.
+ * target resolves on every node; a node that fails either ends the run before the job starts
+ * (one line, exit 210-212: the job's ranks there could neither open nor version the target).
+ * Stop is a stop file in the control folder that the agents poll (their step then ends quietly,
+ * nothing in the job's output); {@code scancel --signal=TERM JOB.STEP} only after a deadline.
  */
 final class Agents {
     /** What became of the agent of one node. */
@@ -32,31 +37,51 @@ final class Agents {
     /** Why agents cannot be started here (one line), or the agents, not started yet. */
     record Decision(Agents agents, String whyNot) {}
 
-    static final long READY_MILLIS = Long.getLong("versionfs.agentReadyMillis", 60_000);
+    /** The variable that sets how long the agents get to say they are ready, in seconds. */
+    static final String DEADLINE_VAR = "VERSIONFS_AGENT_DEADLINE";
     static final long STOP_MILLIS = Long.getLong("versionfs.agentStopMillis", 30_000);
+    /**
+     * How long the agents get to see the stop file before they are signalled: they look every
+     * 200 ms, but NFS may cache a folder's "no such file" for up to acdirmax (60 s by default).
+     */
+    static final long STOP_FILE_MILLIS = Long.getLong("versionfs.agentStopFileMillis", 10_000);
 
     private final SlurmContext ctx;
     private final String jobId, batchNode, launcher;
+    private final long readyMillis;
     private final List<String> others;
     private final Map<String, NodeState> state = new LinkedHashMap<>();
     private final Map<String, String> said = new LinkedHashMap<>();
     private AgentPlan plan;
     private Process srun;
+    private StepOutput srunErr;
     private String step;
 
-    private Agents(SlurmContext ctx, String launcher, List<String> others) {
+    private Agents(SlurmContext ctx, String launcher, List<String> others, long readyMillis) {
         this.ctx = ctx;
         this.jobId = ctx.jobId();
         this.batchNode = ctx.nodeName();
         this.launcher = launcher;
         this.others = others;
+        this.readyMillis = readyMillis;
         others.forEach(n -> state.put(n, NodeState.STARTING));
     }
 
-    /** Agents for this allocation, or why not (no node list, no srun, this node not in the list...). */
+    /**
+     * Agents for this allocation, or why not (no node list, this node not in the list...). In an
+     * allocation (its node list set) without srun no agent can start: that is an error (exit 212),
+     * since the job's processes on the other nodes could not open the target.
+     */
     static Decision decide(SlurmContext ctx) {
         if (ctx.jobId() == null) return new Decision(null, "no SLURM_JOB_ID");
-        if (FuseSupport.onPath("srun").isEmpty()) return new Decision(null, "srun is not on PATH");
+        long readyMillis = readyMillis(ctx);
+        if (ctx.nodeList() == null) return new Decision(null, "SLURM_JOB_NODELIST is not set");
+        if (FuseSupport.onPath("srun").isEmpty()) {
+            throw new UserError(ExitCodes.STEP_REFUSED, "this job spans " + ctx.nodes() + " nodes but srun is not on"
+                    + " PATH, so versionfs cannot start its agents on the other nodes (their processes could not open"
+                    + " the target); the job was not started and the target is unchanged. Fix: put Slurm's commands on"
+                    + " PATH in the batch script (module load slurm), or keep the job on one node (#SBATCH --nodes=1)");
+        }
         List<String> nodes = ctx.nodeNames();
         if (nodes.size() < 2) return new Decision(null, "the node list (SLURM_JOB_NODELIST) could not be read");
         String me = ctx.nodeName();
@@ -64,10 +89,24 @@ final class Agents {
         Optional<String> launcher = launcher();
         if (launcher.isEmpty()) return new Decision(null, "the versionfs launcher is not known (not on PATH)");
         List<String> others = nodes.stream().filter(n -> !n.equals(me)).toList();
-        return new Decision(new Agents(ctx, launcher.get(), others), null);
+        return new Decision(new Agents(ctx, launcher.get(), others, readyMillis), null);
     }
 
-    private static Optional<String> launcher() {
+    /** The agents' deadline: $VERSIONFS_AGENT_DEADLINE seconds, else 60 s. */
+    static long readyMillis(SlurmContext ctx) {
+        String v = ctx.get(DEADLINE_VAR);
+        if (v == null) return Long.getLong("versionfs.agentReadyMillis", 60_000);
+        try {
+            long s = Long.parseLong(v.trim());
+            if (s >= 1 && s <= 86_400) return s * 1000;
+        } catch (NumberFormatException e) {
+            // said below
+        }
+        throw new UserError(ExitCodes.USAGE, DEADLINE_VAR + " must be a number of seconds between 1 and 86400, not '"
+                + v + "' (how long the versionfs agents on the other nodes get to start; unset it for 60)");
+    }
+
+    static Optional<String> launcher() {
         String p = System.getProperty("versionfs.launcher");
         if (p != null && Files.isExecutable(Path.of(p))) return Optional.of(p);
         return FuseSupport.onPath("versionfs").map(Path::toString);
@@ -95,12 +134,34 @@ final class Agents {
     void start(List<AgentPlan.Serve> serves, Path control) throws IOException {
         plan = new AgentPlan(jobId, batchNode, others, control, serves);
         plan.write();
-        Log.info("this job spans " + (others.size() + 1) + " nodes: starting one versionfs agent on each other node ("
-                + String.join(", ", others) + ")");
+        clearStale();
+        long t0 = System.nanoTime();
         srun = new ProcessBuilder(agentCommand()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                .redirectOutput(ProcessBuilder.Redirect.INHERIT).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        awaitReady(System.currentTimeMillis() + READY_MILLIS);
+                .redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
+        srunErr = StepOutput.pump(srun.getErrorStream(), System.err);
+        try {
+            awaitReady(System.currentTimeMillis() + readyMillis);
+        } catch (UserError e) {
+            srunErr.discard();
+            throw e;
+        }
+        srunErr.release();
         probe(serves);
+        // Said once they are up: a run that cannot start them says only its one error line.
+        Log.info("this job spans " + (others.size() + 1) + " nodes: one versionfs agent on each other node ("
+                + String.join(", ", others) + "), up and checked in " + (System.nanoTime() - t0) / 100_000_000 / 10.0 + " s");
+    }
+
+    /**
+     * A run earlier in the same job (a second 'versionfs run' line of the batch script) removes its
+     * control files at its end; should that have failed, its stop file would end the new agents at
+     * once and its ready files would pass for theirs.
+     */
+    private void clearStale() throws IOException {
+        Files.deleteIfExists(plan.stopFile());
+        for (String n : others) {
+            for (AgentPlan.State k : AgentPlan.State.values()) Files.deleteIfExists(plan.file(k, n));
+        }
     }
 
     private List<String> agentCommand() {
@@ -116,8 +177,9 @@ final class Agents {
      * The agent in the background of a shell that forwards TERM/INT to it; if the agent ends
      * with an error (killed, or could not mount), the mount points become symlinks to the live
      * folders (the job's opens there go straight to the live file, unversioned), a gone file says
-     * so, and the shell waits for the stop to remove them. $0 launcher, $1 control folder,
-     * $2 fusermount, then mount point and live folder pairs.
+     * so, and the shell waits for the stop (the stop file, or TERM) to remove them. Its waits are
+     * silenced: sh reports a killed child as "Killed" on stderr, which is the job's output.
+     * $0 launcher, $1 control folder, $2 fusermount, then mount point and live folder pairs.
      */
     static final String WRAPPER = """
             ctl=$1; fm=$2; shift 2
@@ -125,8 +187,8 @@ final class Agents {
             stopping=0
             trap 'stopping=1; kill -TERM $p 2>/dev/null' TERM INT HUP
             "$0" agent --control "$ctl" & p=$!
-            wait $p; rc=$?
-            while kill -0 $p 2>/dev/null; do wait $p; rc=$?; done
+            { wait $p; rc=$?; } 2>/dev/null
+            while kill -0 $p 2>/dev/null; do { wait $p; rc=$?; } 2>/dev/null; done
             [ $rc -eq 0 ] && exit 0
             mps=""
             while [ $# -ge 2 ]; do
@@ -136,26 +198,57 @@ final class Agents {
             printf '{"node":"%s","exit":%d,"at":"%s"}\\n' "$n" $rc "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$ctl/gone.$n.tmp"
             mv -f "$ctl/gone.$n.tmp" "$ctl/gone.$n"
             trap 'stopping=1' TERM INT HUP
-            while [ $stopping = 0 ]; do sleep 1; done
+            while [ $stopping = 0 ] && [ ! -e "$ctl/stop" ]; do sleep 0.5; done
             for mp in $mps; do [ -L "$mp" ] && rm -f "$mp"; rmdir "$(dirname "$mp")" 2>/dev/null; done
             exit 0
             """;
 
-    /** Until every node is ready (or gave up), the agents' step ended, or the deadline. */
+    /**
+     * Until every node is ready, one gave up, the agents' step ended, or the deadline; a node not
+     * ready then ends the run before the job starts (its ranks could not open the target).
+     */
     private void awaitReady(long deadline) {
-        while (System.currentTimeMillis() < deadline && srun.isAlive() && state.containsValue(NodeState.STARTING)) {
+        while (System.currentTimeMillis() < deadline && srun.isAlive() && state.containsValue(NodeState.STARTING)
+                && !state.containsValue(NodeState.GONE)) {
             look();
             sleep(100);
         }
         look();
-        for (Map.Entry<String, NodeState> e : state.entrySet()) {
-            if (e.getValue() == NodeState.READY) continue;
-            e.setValue(NodeState.MISSING);
-            String why = srun.isAlive() ? "did not come up within " + READY_MILLIS / 1000 + " s" : "did not start (srun exit "
-                    + srun.exitValue() + ", see above)";
-            say(e.getKey(), "the versionfs agent on " + e.getKey() + " " + why + ": the job runs on, but closes of the"
-                    + " target on " + e.getKey() + " are not versioned");
+        List<String> gone = nodesIn(NodeState.GONE), starting = nodesIn(NodeState.STARTING);
+        if (gone.isEmpty() && starting.isEmpty()) return;
+        starting.forEach(n -> state.put(n, NodeState.MISSING));
+        if (!srun.isAlive()) srunErr.drain(2_000);
+        String said = srunErr.lastError();
+        String quote = said == null ? "" : ": " + said;
+        String notStarted = "; the job was not started and " + targets() + " unchanged";
+        if (!gone.isEmpty()) {
+            throw new UserError(ExitCodes.AGENT_NOT_READY, "the versionfs agent on " + String.join(", ", gone)
+                    + " ended before it was ready (exit " + goneExit(gone.get(0)) + quote + ")" + notStarted
+                    + ". Fix: run 'versionfs doctor' inside the allocation (it checks every node) and fix what it says there");
         }
+        if (!srun.isAlive() && nodesIn(NodeState.READY).isEmpty()) {
+            throw new UserError(ExitCodes.STEP_REFUSED, "Slurm refused the step that starts the versionfs agents on "
+                    + String.join(", ", starting) + " (srun exit " + srun.exitValue() + quote + ")" + notStarted
+                    + ". Fix: the step asks for 1 CPU, --mem=0 and --overlap on each other node; remove the SLURM_*/SRUN_*"
+                    + " variables the batch script exports to srun, or ask the admins which step limit refused it");
+        }
+        String why = srun.isAlive()
+                ? " did not say it was ready within " + readyMillis / 1000 + " s (" + DEADLINE_VAR + "): it hangs there,"
+                  + " e.g. on a filesystem that does not answer (the versionfs install, the versions folder) or on FUSE"
+                : " did not start (the agents' step ended with exit " + srun.exitValue() + quote + ")";
+        throw new UserError(ExitCodes.AGENT_NOT_READY, "the versionfs agent on " + String.join(", ", starting) + why
+                + notStarted + ". Fix: run 'versionfs doctor' inside the allocation (it checks every node); if the node is"
+                + " only slow, raise " + DEADLINE_VAR + " (seconds)");
+    }
+
+    private List<String> nodesIn(NodeState s) {
+        return state.entrySet().stream().filter(e -> e.getValue() == s).map(Map.Entry::getKey).toList();
+    }
+
+    /** The targets for a message: "job.gbw is" or "a, b are". */
+    private String targets() {
+        List<String> t = plan.serves().stream().map(v -> v.target().toString()).toList();
+        return String.join(", ", t) + (t.size() == 1 ? " is" : " are");
     }
 
     /** Reads the nodes' ready and gone files. */
@@ -182,7 +275,7 @@ final class Agents {
     /**
      * A new step on every node checks that each target resolves there: a node whose steps each
      * get their own mount namespace (the private-tmpdir SPANK plugin) cannot see a mount made by
-     * another step, the agent's or the batch script's.
+     * another step, the agent's or the batch script's. Such a node ends the run before the job.
      */
     private void probe(List<AgentPlan.Serve> serves) {
         List<String> cmd = new ArrayList<>(List.of("srun", "--overlap", "--ntasks-per-node=1", "-N", Integer.toString(others.size() + 1),
@@ -194,18 +287,23 @@ final class Agents {
             Log.warn("could not check that the target resolves on every node (srun of the probe step failed or hung)");
             return;
         }
-        out.lines().filter(l -> l.startsWith("NOT-VISIBLE ")).forEach(this::notVisible);
-    }
-
-    private void notVisible(String line) {
-        String[] f = line.split(" ", 3);
-        if (f.length < 3) return;
-        String node = f[1];
-        if (state.get(node) == NodeState.READY) state.put(node, NodeState.NOT_VISIBLE);
-        say(node, "on " + node + " " + f[2] + " leads nowhere from a new job step although versionfs mounted it there:"
-                + " each job step on that node has its own mount namespace (likely the private-tmpdir SPANK plugin), so"
-                + " closes there are not versioned and the job's opens there fail. Fix: ask the admins for"
-                + " job_container/tmpfs (one namespace per job) instead, or keep the target's writers on " + batchNode);
+        List<String> hidden = new ArrayList<>();
+        for (String l : out.lines().filter(l -> l.startsWith("NOT-VISIBLE ")).toList()) {
+            String[] f = l.split(" ", 3);
+            if (f.length < 3 || hidden.contains(f[1])) continue;
+            hidden.add(f[1]);
+            if (state.get(f[1]) == NodeState.READY) state.put(f[1], NodeState.NOT_VISIBLE);
+        }
+        if (hidden.isEmpty()) return;
+        hidden.sort(null);
+        throw new UserError(ExitCodes.NODE_CANNOT_SEE_MOUNT, "on " + String.join(", ", hidden) + " a new job step does"
+                + " not see versionfs's mount (" + serves.get(0).target() + " leads nowhere there): each job step on "
+                + (hidden.size() == 1 ? "that node" : "those nodes") + " gets its own mount namespace (a SPANK plugin such"
+                + " as private-tmpdir), so the job's steps there could neither open nor version the target; the job was"
+                + " not started and " + targets() + " unchanged. Fix: ask the admins for Slurm's job_container/tmpfs (one"
+                + " mount namespace per job) instead; until then run the target's readers and writers in the batch"
+                + " script itself, not in srun steps (--mount-dir does not help: the namespace hides the mount, not the"
+                + " path; see slurm/README.md, 'Jobs on several nodes')");
     }
 
     private void say(String node, String msg) {
@@ -214,27 +312,61 @@ final class Agents {
     }
 
     /**
-     * Stops every agent (TERM to the step; KILL after the deadline) and waits for the step to end:
-     * their last versions are written and their mounts gone when this returns.
+     * Stops every agent and waits for their step to end: their last versions are written and their
+     * mounts gone when this returns. First the stop file, which each agent (and a dead agent's
+     * wrapper) sees within 200 ms and ends on with exit 0: the step ends quietly, with none of
+     * slurmstepd's or srun's lines in the job's output. A node that did not see it by the
+     * deadline (a hung agent; NFS caching "no such file"), or never came up, gets TERM through
+     * {@code scancel --signal=TERM JOB.STEP}; KILL after a second deadline.
      */
     void stop() {
         if (srun == null) return;
         if (srun.isAlive()) {
-            if (step != null) run(List.of("scancel", "--signal=TERM", jobId + "." + step), 30);
-            else srun.destroy();
-            if (!waitFor(srun, STOP_MILLIS)) {
-                Log.warn("the versionfs agents did not stop within " + STOP_MILLIS / 1000 + " s: killing them");
-                if (step != null) run(List.of("scancel", jobId + "." + step), 30);
-                srun.destroyForcibly();
-                waitFor(srun, 10_000);
-            }
+            askToStop();
+            boolean quiet = nodesIn(NodeState.MISSING).isEmpty() && waitFor(srun, STOP_FILE_MILLIS);
+            if (!quiet) terminate();
         }
+        if (srunErr != null) srunErr.drain(2_000);
         look();
         for (Map.Entry<String, NodeState> e : state.entrySet()) {
             if (e.getValue() == NodeState.READY && Files.exists(plan.file(AgentPlan.State.DONE, e.getKey()))) e.setValue(NodeState.DONE);
             if (e.getValue() == NodeState.GONE) said.put(e.getKey(), gone(e.getKey()));
         }
         removeControl();
+    }
+
+    private void askToStop() {
+        try {
+            AgentPlan.writeWhole(plan.stopFile(), Json.obj().put("by", batchNode).toString());
+        } catch (IOException e) {
+            Log.debug("could not write " + plan.stopFile() + ": " + e.getMessage() + " (signalling the agents instead)");
+        }
+    }
+
+    /** TERM to the agents' step (each agent ends as on the stop file); KILL if that does not do within the deadline. */
+    private void terminate() {
+        String st = step != null ? step : stepByName();
+        if (st != null) run(List.of("scancel", "--quiet", "--signal=TERM", jobId + "." + st), 30);
+        else srun.destroy();
+        if (!waitFor(srun, STOP_MILLIS)) {
+            Log.warn("the versionfs agents did not stop within " + STOP_MILLIS / 1000 + " s: killing them");
+            if (st != null) run(List.of("scancel", "--quiet", jobId + "." + st), 30);
+            srun.destroyForcibly();
+            waitFor(srun, 10_000);
+        }
+    }
+
+    /** The agents' step id from squeue (no agent wrote its ready file yet); null if not found. */
+    private String stepByName() {
+        String out = run(List.of("squeue", "-h", "-s", "-j", jobId, "-o", "%i %j"), 20);
+        if (out == null) return null;
+        for (String l : out.lines().toList()) {
+            String[] f = l.strip().split("\\s+");
+            if (f.length == 2 && f[1].equals("versionfs-agent") && f[0].startsWith(jobId + ".")) {
+                return f[0].substring(jobId.length() + 1);
+            }
+        }
+        return null;
     }
 
     /** The control folder goes once every agent ended (the nodes' manifests stay for the merge). */
@@ -252,6 +384,14 @@ final class Agents {
         List<String> out = new ArrayList<>();
         for (String n : state.keySet()) if (said.containsKey(n)) out.add(said.get(n));
         return out;
+    }
+
+    private String goneExit(String node) {
+        try {
+            return String.valueOf(Json.parseObject(Files.readString(plan.file(AgentPlan.State.GONE, node))).get("exit"));
+        } catch (IOException | RuntimeException e) {
+            return "?";
+        }
     }
 
     private String gone(String node) {

@@ -34,13 +34,30 @@ public final class Doctor {
     private final Path mountDir;
     private final SlurmContext slurm;
     private final List<Check> checks = new ArrayList<>();
+    /** Inside an allocation of several nodes: run the checks on every node too (not in the per-node run itself). */
+    private final boolean everyNode;
+    private List<NodeChecks.NodeResult> nodeResults = List.of();
     /** Seconds the test mount (mount, probe, unmount) may take before it is given up and cleared. */
     static final long MOUNT_DEADLINE_SECONDS = Long.getLong("versionfs.doctorMountSeconds", 40);
 
     public Doctor(Path versionsDir, Path mountDir, SlurmContext slurm) {
+        this(versionsDir, mountDir, slurm, false);
+    }
+
+    /** @param everyNode inside a job on several nodes, check every node of it (one step) */
+    public Doctor(Path versionsDir, Path mountDir, SlurmContext slurm, boolean everyNode) {
         this.versionsDir = versionsDir;
         this.mountDir = mountDir;
         this.slurm = slurm;
+        this.everyNode = everyNode;
+    }
+
+    /** One node's answer in a job on several nodes, for --json: the node, its exit code, its failed and warned checks. */
+    public record NodeAnswer(String node, int exit, List<Check> problems) {}
+
+    /** Every node's answer (empty unless this ran on several nodes). */
+    public List<NodeAnswer> nodes() {
+        return nodeResults.stream().map(r -> new NodeAnswer(r.node(), r.exit(), r.problems())).toList();
     }
 
     public List<Check> run() {
@@ -50,7 +67,19 @@ public final class Doctor {
         nameTrap();
         versionsFilesystem();
         slurm();
+        if (everyNode && slurm.jobId() != null && slurm.nodes() > 1) everyNode();
         return checks;
+    }
+
+    /** Inside a job on several nodes: the same checks on every node, one row each. */
+    private void everyNode() {
+        if (slurm.nodeList() == null) {
+            add("every node", Status.WARN, "not checked: SLURM_JOB_NODELIST is not set", "run doctor inside the job's"
+                    + " allocation (a line of the batch script, or srun --pty versionfs doctor in salloc)", 0);
+            return;
+        }
+        nodeResults = NodeChecks.run(slurm, versionsDir, mountDir);
+        nodeResults.forEach(r -> checks.add(NodeChecks.row(r)));
     }
 
     /** Whether the job's renames can be held (symlink mode's default); without it they are followed after the fact. */
@@ -318,10 +347,10 @@ public final class Doctor {
         add("mount folder", Status.INFO, "a run makes its private mount folder in " + mountBase, null, 0);
         int n = slurm.nodes();
         if (n > 1) {
-            add("nodes", Status.WARN, n + " (" + slurm.nodesSource() + "): symlink mode starts one versionfs agent per"
-                    + " other node (an extra job step; close() then waits for a copy); --mode dir serves only this node",
-                    "if the agents cannot start (srun, the node list), have the target written only by processes on this"
-                    + " node, or one versionfs per task (job array); see slurm/README.md, 'Jobs on several nodes'", 0);
+            add("nodes", Status.INFO, n + " (" + slurm.nodesSource() + "): symlink mode starts one versionfs agent per"
+                    + " other node (an extra job step; close() then waits for a copy); --mode dir serves only this node"
+                    + (everyNode ? "; every node is checked below" : ""),
+                    "see slurm/README.md, 'Jobs on several nodes'", 0);
         } else {
             add("nodes", job == null && slurm.nodesSource().isEmpty() ? Status.INFO : Status.OK,
                     slurm.nodesSource().isEmpty() ? "1 (no SLURM_JOB_NUM_NODES)" : "1 (" + slurm.nodesSource() + ")", null, 0);

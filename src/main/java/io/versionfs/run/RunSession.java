@@ -210,8 +210,9 @@ public final class RunSession {
     private int answer(Instant start, Outcome end) {
         Summary summary = summary(start, end.status());
         UserError failure = end.failure();
-        if (failure != null && !job.started() && summary.totalAttempted() == 0) {
-            // Refused before the job started: one line says it all (nothing was changed).
+        if (failure != null && !job.started()) {
+            // Refused before the job started: one line says it all. The target is as it was; at
+            // most its "initial" version was saved (e.g. when agents on other nodes failed after the mount).
             System.err.println("versionfs: error: " + failure.getMessage());
             return failure.code;
         }

@@ -5,8 +5,11 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 
 /**
@@ -93,6 +96,38 @@ final class JobScript {
 
     String text() {
         return text;
+    }
+
+    /** A job that ended: its id, its final record, its Slurm output ({@code job-ID.out} in its folder; empty if none). */
+    record Ended(String id, LocalSlurm.JobInfo end, String out) {}
+
+    /**
+     * The one way the cluster tests run a job to its end: {@code sbatch --parsable
+     * --output=job-%j.out OPTIONS [SCRIPT]} in {@code dir} with exactly {@code env}; once it runs,
+     * {@code whileRunning} (if not null) gets its id; then a bounded wait for its end, and its output.
+     *
+     * @param script the batch script, or null when {@code options} has {@code --wrap}
+     */
+    static Ended submitAndWait(LocalSlurm slurm, Path dir, Map<String, String> env, Path script, Duration wait,
+                               Consumer<String> whileRunning, String... options) {
+        List<String> cmd = new ArrayList<>(List.of("sbatch", "--parsable", "--output=job-%j.out"));
+        cmd.addAll(List.of(options));
+        if (script != null) cmd.add(script.toString());
+        LocalSlurm.Result r = LocalSlurm.run(cmd, dir, env, true, Duration.ofSeconds(60));
+        if (r.rc() != 0) throw new AssertionError("sbatch failed (exit " + r.rc() + "): " + r.err() + r.out());
+        String id = r.out().strip().split(";")[0];
+        if (whileRunning != null) {
+            slurm.waitRunning(id, Duration.ofSeconds(60));
+            whileRunning.accept(id);
+        }
+        LocalSlurm.JobInfo end = slurm.waitFinal(id, wait).get(0);
+        String out;
+        try {
+            out = Files.readString(dir.resolve("job-" + id + ".out"));
+        } catch (IOException e) {
+            out = "";
+        }
+        return new Ended(id, end, out);
     }
 
     Path writeTo(Path dir, String fileName) {

@@ -91,7 +91,12 @@ final class LocalSlurm {
      * SLURM_CONF path) and returns the running cluster.
      */
     static LocalSlurm start(Path projectRoot, String script) {
-        Result r = run(List.of(projectRoot.resolve(script).toString()), projectRoot, Map.of(), Duration.ofMinutes(15));
+        return start(projectRoot, script, Map.of());
+    }
+
+    /** As {@link #start(Path, String)}, with {@code env} added to the script's environment. */
+    static LocalSlurm start(Path projectRoot, String script, Map<String, String> env) {
+        Result r = run(List.of(projectRoot.resolve(script).toString()), projectRoot, env, Duration.ofMinutes(15));
         if (r.rc != 0) {
             throw new IllegalStateException(script + " failed (exit " + r.rc + "): cannot run the Slurm"
                     + " tests without a working Slurm.\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err);

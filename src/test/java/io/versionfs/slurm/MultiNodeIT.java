@@ -90,6 +90,9 @@ class MultiNodeIT {
         }
         assertFinal(job, "t=" + (turns - 1) + " by node2\n");
         assertTrue(run.out.contains("versions by node: {node1=" + (ROUNDS + 1) + ", node2=" + ROUNDS + "}"), run::describe);
+        assertTrue(run.out.contains("versionfs: this job spans 2 nodes: one versionfs agent on each other node (node2), up and"
+                + " checked in "), run::describe);
+        assertQuietStop(run);
         assertNothingMounted(run);
         job.delete();
     }
@@ -104,6 +107,7 @@ class MultiNodeIT {
         run.assertLine("versionfs exit: 0");
         assertEquals(turns, run.count("READ-OK "), run::describe);
         assertTrue(run.out.contains("the versionfs agent on node2 ended early (exit 137"), run::describe);
+        assertQuietStop(run); // neither the dead agent's wrapper ("Killed") nor its stop
         List<ManifestLine> saved = saved(job.dir.resolve("job.gbw.versions"));
         List<String> hosts = saved.stream().map(ManifestLine::host).toList();
         // initial, t=0 (node1), t=1 (node2), t=2 (node1), t=4 (node1): node2's t=3 and t=5 are not versioned
@@ -155,6 +159,17 @@ class MultiNodeIT {
                 """.replace("TURNS", Integer.toString(turns)).replace("KILL", Integer.toString(killAt));
     }
 
+    /**
+     * Stopping the agents leaves nothing in the job's output: no slurmstepd "CANCELLED" line, no
+     * srun "error:" or "Terminated"/"Killed" line, no shell's "Killed" (the stop file ends the
+     * agents' step with exit 0).
+     */
+    static void assertQuietStop(NodeJob.Run run) {
+        List<String> noise = run.out.lines().filter(l -> l.contains("CANCELLED") || l.contains("Killed")
+                || l.contains("Terminated") || l.startsWith("srun: error") || l.contains("slurmstepd")).toList();
+        assertEquals(List.of(), noise, () -> "Slurm's noise in the job's output when the agents stopped:\n" + run.describe());
+    }
+
     private static List<ManifestLine> saved(Path vdir) throws IOException {
         List<ManifestLine> out = new ArrayList<>();
         for (ManifestLine l : Manifest.read(vdir)) if (l.saved()) out.add(l);
@@ -167,7 +182,7 @@ class MultiNodeIT {
         assertEquals(content, Files.readString(t));
     }
 
-    private static void assertNothingMounted(NodeJob.Run run) {
+    static void assertNothingMounted(NodeJob.Run run) {
         for (String node : TwoNodeSlurm.NODES) {
             List<String> left = TwoNodeSlurm.nodeMounts(node).stream().filter(m -> m.contains("versionfs")).toList();
             assertEquals(List.of(), left, () -> "mounts left on " + node + "\n" + run.describe());
@@ -188,25 +203,25 @@ class MultiNodeIT {
     /** One job in its own folder of the shared filesystem, with rank.sh beside it. */
     static final class NodeJob {
         final TwoNodeSlurm cluster;
-        final String name;
+        final String name, label;
         final Path dir;
 
         NodeJob(TwoNodeSlurm cluster, TestInfo info) {
             this.cluster = cluster;
             name = info.getTestMethod().orElseThrow().getName();
+            label = info.getTestClass().map(Class::getSimpleName).orElse("MultiNodeIT");
             dir = cluster.newJobDir(name);
             write("rank.sh", RANK);
         }
 
         Run submit(String script) {
-            List<String> cmd = List.of("sbatch", "--parsable", "--output=job-%j.out", write("job.sh", script).toString());
             long t0 = System.nanoTime();
-            LocalSlurm.Result r = LocalSlurm.run(cmd, dir, cluster.jobEnv(), true, Duration.ofSeconds(60));
-            if (r.rc() != 0) throw new AssertionError("sbatch failed (exit " + r.rc() + "): " + r.err() + r.out());
-            Run run = new Run(r.out().strip().split(";")[0]);
-            run.end = cluster.slurm().waitFinal(run.id, Duration.ofSeconds(150)).get(0);
-            run.out = read("job-" + run.id + ".out");
-            System.out.println("[MultiNodeIT] " + name + ": " + run.end + " (" + TwoNodeSlurm.secs(t0) + " from sbatch)\n"
+            JobScript.Ended e = JobScript.submitAndWait(cluster.slurm(), dir, cluster.jobEnv(), write("job.sh", script),
+                    Duration.ofSeconds(150), null);
+            Run run = new Run(e.id());
+            run.end = e.end();
+            run.out = e.out();
+            System.out.println("[" + label + "] " + name + ": " + run.end + " (" + TwoNodeSlurm.secs(t0) + " from sbatch)\n"
                     + run.out.strip().indent(4));
             return run;
         }

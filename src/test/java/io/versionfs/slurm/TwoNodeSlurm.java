@@ -48,6 +48,17 @@ final class TwoNodeSlurm implements BeforeAllCallback, AfterAllCallback {
     private boolean downDone;
     private Path runDir;
     private String label = "[TwoNodeSlurm]";
+    /** Added to two-nodes-up.sh's environment (e.g. VERSIONFS_SLURM2_PRIVATE_TMP). */
+    private final Map<String, String> upEnv;
+
+    TwoNodeSlurm() {
+        this(Map.of());
+    }
+
+    /** A cluster started with {@code upEnv} added to two-nodes-up.sh's environment. */
+    TwoNodeSlurm(Map<String, String> upEnv) {
+        this.upEnv = Map.copyOf(upEnv);
+    }
 
     /** The cluster's folder as the scripts read it: $VERSIONFS_SLURM2_DIR, default /var/tmp/versionfs-slurm2. */
     static Path clusterDir() {
@@ -68,7 +79,7 @@ final class TwoNodeSlurm implements BeforeAllCallback, AfterAllCallback {
         shutdownHook = new Thread(this::downOnce, "two-nodes-down");
         Runtime.getRuntime().addShutdownHook(shutdownHook);
         long t0 = System.nanoTime();
-        slurm = LocalSlurm.start(ROOT, UP);
+        slurm = LocalSlurm.start(ROOT, UP, upEnv);
         log(UP + ": " + secs(t0) + ", SLURM_CONF=" + slurm.slurmConf);
         String stamp = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
         runDir = sharedDir().resolve(context.getRequiredTestClass().getSimpleName() + "-" + stamp + "-"

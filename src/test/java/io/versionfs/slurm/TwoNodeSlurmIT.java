@@ -14,7 +14,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.UUID;
@@ -285,24 +284,20 @@ class TwoNodeSlurmIT {
 
         /** As {@link #submit(String, String...)}, calling {@code whileRunning} once the job runs. */
         Run submit(String script, WhileRunning whileRunning, String... options) {
-            List<String> cmd = new ArrayList<>(List.of("sbatch", "--parsable", "--output=job-%j.out"));
-            cmd.addAll(List.of(options));
-            if (script != null) cmd.add(write("job.sh", script).toString());
             long t0 = System.nanoTime();
-            LocalSlurm.Result r = LocalSlurm.run(cmd, dir, cluster.jobEnv(), true, Duration.ofSeconds(60));
-            if (r.rc() != 0) throw new AssertionError("sbatch failed (exit " + r.rc() + "): " + r.err() + r.out());
-            String id = r.out().strip().split(";")[0];
-            Run run = new Run(this, id);
-            if (whileRunning != null) {
-                cluster.slurm().waitRunning(id, Duration.ofSeconds(60));
-                try {
-                    whileRunning.accept(run);
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            }
-            run.end = cluster.slurm().waitFinal(id, Duration.ofSeconds(180)).get(0);
-            run.out = readOrEmpty("job-" + id + ".out");
+            Run[] running = new Run[1];
+            JobScript.Ended e = JobScript.submitAndWait(cluster.slurm(), dir, cluster.jobEnv(),
+                    script == null ? null : write("job.sh", script), Duration.ofSeconds(180), whileRunning == null ? null : id -> {
+                        running[0] = new Run(this, id);
+                        try {
+                            whileRunning.accept(running[0]);
+                        } catch (IOException ex) {
+                            throw new UncheckedIOException(ex);
+                        }
+                    }, options);
+            Run run = running[0] != null ? running[0] : new Run(this, e.id());
+            run.end = e.end();
+            run.out = e.out();
             System.out.println("[TwoNodeSlurmIT] " + name + ": " + run.end + " (" + TwoNodeSlurm.secs(t0)
                     + " from sbatch)\n" + run.out.strip().indent(4));
             return run;
