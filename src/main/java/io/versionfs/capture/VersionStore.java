@@ -97,11 +97,26 @@ public final class VersionStore implements AutoCloseable {
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Path dirty = fdPath.resolve(HIDDEN).resolve(DIRTY);
         boolean wasDirty = Files.exists(dirty);
+        recoverNodeManifests(fd, fdPath, shown);
         VersionStore store = new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
         boolean recovered = store.publication.recover();
         if (wasDirty || recovered) store.adoptUnlisted();
         Files.writeString(dirty, Long.toString(ProcessHandle.current().pid()));
         return store;
+    }
+
+    /**
+     * A job on several nodes whose batch node was killed leaves its nodes' manifests unmerged:
+     * merged now, before anything else reads the folder's history (see {@link ManifestMerge#recover}).
+     * If that fails they stay, and the readers go on merging them as they read.
+     */
+    private static void recoverNodeManifests(int fd, Path fdPath, Path shown) {
+        try {
+            ManifestMerge.recover(fd, fdPath, shown);
+        } catch (IOException e) {
+            Log.warn("could not merge the node manifests left in " + shown.resolve(NodeNumbering.NODES) + " ("
+                    + e.getMessage() + "): they stay there, and list, verify and restore read them too");
+        }
     }
 
     /**
@@ -113,7 +128,11 @@ public final class VersionStore implements AutoCloseable {
     private void adoptUnlisted() throws IOException {
         Set<String> listed = new HashSet<>();
         Map<String, String> seriesOfStem = new HashMap<>();
-        for (ManifestLine r : Manifest.read(access)) {
+        List<ManifestLine> rows = new ArrayList<>(Manifest.read(access));
+        for (NodeManifests.Source n : NodeManifests.read(access)) {
+            for (NodeManifests.Line l : n.lines()) if (l.parsed() != null) rows.add(l.parsed()); // not merged: still listed
+        }
+        for (ManifestLine r : rows) {
             if (r.path() != null) listed.add(r.path());
             if (r.file() != null && r.path() != null) seriesOfStem.put(VersionNaming.seriesOfFileName(r.path()), r.file());
         }
@@ -468,6 +487,15 @@ public final class VersionStore implements AutoCloseable {
     /** Lists {@code inOrder} as {@code series}'s versions in the summary (the merged history of every node). */
     public void relist(String series, List<Version> inOrder) {
         tally.relist(series, inOrder);
+    }
+
+    /** The folder, reached through our descriptor. */
+    Path access() {
+        return access;
+    }
+
+    int dirFd() {
+        return dirFd;
     }
 
     /** Lines are in the manifest once this returns: the batch node merges the nodes' manifests into it. */
