@@ -159,7 +159,8 @@ public final class VersionStore implements AutoCloseable {
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
             for (Path p : ds) {
                 String n = p.getFileName().toString();
-                if (VersionNaming.isVersionFileName(n) && !listed.contains(n) && Files.isRegularFile(p)) found.add(p);
+                if (VersionNaming.isVersionFileName(n) && !listed.contains(n) && Files.isRegularFile(p)
+                        && !NodeNumbering.isTombstone(access, p)) found.add(p);
             }
         }
         found.sort(null);
@@ -342,7 +343,16 @@ public final class VersionStore implements AutoCloseable {
 
     /** Records a version that could not even be attempted (e.g. the live file vanished). */
     public Version recordLost(String file, String reason, int pid, String cmd, String error) {
-        Version v = new Version(allocate(file), file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
+        long number = allocate(file);
+        if (nodes != null) {
+            NodeNumbering.Placed p = nodes.claim(dirFd, file, number, () -> allocate(file)); // see lostAcrossNodes
+            if (p.error() != null) {
+                headroom.skipped(file, reason, pid, error + "; no number could be given (" + p.error() + ")");
+                return new Version(-1, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
+            }
+            number = p.number();
+        }
+        Version v = new Version(number, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
         tally.added(v);
         publication.list(v); // in number order with the others of its series
         return v;
@@ -350,6 +360,7 @@ public final class VersionStore implements AutoCloseable {
 
     /** An independent copy under the next number no stray file has taken. */
     private Captured saveCopy(Source src, Request r) {
+        if (nodes != null) return copyAcrossNodes(src, r); // numbered by link(): a rename could replace another node's version
         if (nodes != null) return copyAcrossNodes(src, r);
         Instant now = Instant.now();
         long number = allocate(r.series());
@@ -451,9 +462,26 @@ public final class VersionStore implements AutoCloseable {
         NodeNumbering.folderFor(dirFd, r.series());
         String tmp = nodes.tempName(r.series());
         IoError error = copyTo(src, tmp, r.cancelled());
-        if (error != null) return finish(guess, null, now, r, error, false);
+        if (error != null) {
+            Posix.C.unlinkat(dirFd, tmp, 0); // a partial copy
+            return lostAcrossNodes(guess, now, r, error);
+        }
         NodeNumbering.Placed p = nodes.link(dirFd, tmp, r.series(), guess, () -> allocate(r.series()));
-        return finish(p.number(), p.name(), now, r, p.error(), false);
+        if (p.error() != null) return lostAcrossNodes(allocate(r.series()), now, r, p.error());
+        return finish(p.number(), p.name(), now, r, null, false);
+    }
+
+    /**
+     * A version that could not be saved on a job of several nodes: its number is taken by a
+     * tombstone, so no other node's version gets it. If not even that can be done, no number
+     * is given: the close is a 'skipped' line, counted in the summary.
+     */
+    private Captured lostAcrossNodes(long guess, Instant now, Request r, IoError error) {
+        NodeNumbering.Placed p = nodes.claim(dirFd, r.series(), guess, () -> allocate(r.series()));
+        if (p.error() == null) return finish(p.number(), null, now, r, error, false);
+        headroom.skipped(r.series(), r.reason(), r.pid(), "could not be saved (" + error + ") nor given a number (" + p.error() + ")");
+        return new Captured(new Version(-1, r.series(), null, -1, now, r.pid(), r.cmd(), r.reason(), Version.Status.LOST,
+                error.toString()), false);
     }
 
     /** The store of a job on several nodes (see {@link NodeNumbering}); null on one node. */
@@ -464,6 +492,14 @@ public final class VersionStore implements AutoCloseable {
     /** From now on every version is a copy numbered by link() across nodes, every manifest line carries the host. */
     public void acrossNodes(NodeNumbering n) {
         nodes = n;
+        Removal tombstone = (fd, name, series) -> {
+            if (n.retire(fd, name, series)) return true;
+            Log.warnOnce("retire:" + dir, "could not put a tombstone at " + dir.resolve(name) + " (" + Posix.strerror(Posix.errno())
+                    + "): removed instead; another node may give its number to a later version");
+            return Removal.UNLINK.remove(fd, name, series);
+        };
+        giveWay.removeWith(tombstone);
+        publication.removeWith(tombstone);
         hasher.stampWith(n::stamp);
     }
 
@@ -475,6 +511,7 @@ public final class VersionStore implements AutoCloseable {
     public static VersionStore openOnNode(Path dir, Instant start, NodeNumbering n) throws IOException {
         Path abs = dir.toAbsolutePath().normalize();
         Files.createDirectories(abs.resolve(NodeNumbering.NODES));
+        Files.createDirectories(abs.resolve(HIDDEN).resolve("tmp")); // made by the batch node's open, unless it was refused
         int fd = Posix.openDir(abs.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Manifest m = new Manifest(fdPath.resolve(NodeNumbering.NODES), abs.resolve(NodeNumbering.NODES), n.manifestName());
