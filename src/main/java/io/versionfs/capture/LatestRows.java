@@ -94,8 +94,8 @@ public final class LatestRows {
             NodeManifests.Key key = nodes != null && p.offset() >= nodes.mark ? nodes.mainKey(p.line()) : null;
             ManifestLine row = rowAt(ch, end, p.line());
             if (row == null) return;
-            if (key != null) nodes.before(key, rows); // the other nodes' rows that come first
-            rows.accept(row);
+            if (key != null) nodes.main(row, key); // the job's part: sorted in with the other nodes' rows
+            else rows.accept(row);
         }));
         if (nodes != null) nodes.rest(rows);
     }

@@ -20,12 +20,12 @@ import java.util.Map;
  * ({@link ManifestMerge}, which writes that order) and the readers ({@link LatestRows}, which show
  * it while the job runs) use this class, so a history reads the same before and after its merge.
  *
- * <p>The order: each source (manifest.jsonl from the mark on, then each node file by name) keeps
- * its own order; a line's key is its source's highest version number so far ("anchor") and
- * whether it raised it; lines are sorted by (anchor, raised first, source). An event so stays
- * after the version its node wrote before it, and a version of node B numbered between two of
- * node A's comes between them. The key depends only on the lines before it in its own source, so
- * a reader that sees one row per version gets the rows in the merged file's order.
+ * <p>The order is version-number order: each version's first line goes at its number (a node
+ * with several writers lists its versions in the order they were done, not numbered); a later
+ * line about a version (given up, pruned) right after it; an event after the version line its
+ * node wrote before it. Ties keep manifest.jsonl first, then the nodes by name, each in its own
+ * order. A row (one per version, as the readers show it) takes the key of its first line, so
+ * the readers, which sort rows, show the order the merge writes.
  */
 public final class NodeManifests {
     /** The mark: the byte offset of manifest.jsonl where the job's own lines start (written before the agents start). */
@@ -33,7 +33,7 @@ public final class NodeManifests {
 
     private NodeManifests() {}
 
-    /** Where a line goes: its anchor and whether it raised it (0) or not (1). */
+    /** Where a line goes: the version number it belongs at, and whether it is that version's first line (0) or comes after (1). */
     record Key(long anchor, int kind) implements Comparable<Key> {
         @Override
         public int compareTo(Key o) {
@@ -44,14 +44,13 @@ public final class NodeManifests {
 
     /** Gives each line of one source, fed in order, its key. */
     static final class Anchors {
-        private long max = Long.MIN_VALUE;
+        private long last = Long.MIN_VALUE;
+        private final java.util.Set<String> seen = new java.util.HashSet<>();
 
         Key next(ManifestLine l) {
-            if (l != null && l.isVersion() && l.version() > max) {
-                max = l.version();
-                return new Key(max, 0);
-            }
-            return new Key(max, 1);
+            if (l == null || !l.isVersion()) return new Key(last, 1); // an event, an unreadable line: after the version before it
+            last = l.version();
+            return new Key(last, seen.add(l.file() + "\u0000" + l.version()) ? 0 : 1);
         }
     }
 

@@ -3,7 +3,6 @@ package io.versionfs.capture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -13,8 +12,8 @@ import java.util.function.Consumer;
 /**
  * The readers' side of a job on several nodes that runs (or whose batch node was killed): the
  * node manifests not merged yet, shown among manifest.jsonl's rows in the order the merge will
- * write them ({@link NodeManifests}). Held in memory: they are one job's lines, not the folder's
- * history. Used by {@link LatestRows}, so list, verify, restore, diff and prune read one history.
+ * write them ({@link NodeManifests}). The node rows and manifest.jsonl's rows after the mark are
+ * held in memory to be sorted: they are one job's lines, not the folder's history. Used by {@link LatestRows}, so list, verify, restore, diff and prune read one history.
  */
 final class NodeRows {
     /** Where the job's lines start in manifest.jsonl. */
@@ -23,7 +22,8 @@ final class NodeRows {
     /** Each node line, counted; and those found in manifest.jsonl after the mark (a merge finished while we read). */
     private final Map<ManifestLine, Integer> total = new HashMap<>(), found = new HashMap<>();
     private final NodeManifests.Anchors mainAnchors = new NodeManifests.Anchors();
-    private ArrayDeque<NodeManifests.Placed<ManifestLine>> rows;
+    private List<NodeManifests.Placed<ManifestLine>> rows;
+    private final List<NodeManifests.Placed<ManifestLine>> mainRows = new ArrayList<>();
 
     private NodeRows(long mark, List<NodeManifests.Source> sources) {
         this.mark = mark;
@@ -91,8 +91,7 @@ final class NodeRows {
             }
             all.addAll(mine);
         }
-        all.sort(NodeManifests.ORDER);
-        rows = new ArrayDeque<>(all);
+        rows = all;
     }
 
     /** Whether {@code r} is one of the node lines manifest.jsonl holds already (each found one taken once). */
@@ -108,13 +107,16 @@ final class NodeRows {
         return mainAnchors.next(l);
     }
 
-    /** Hands out the node rows that come before a row of manifest.jsonl with key {@code k}. */
-    void before(NodeManifests.Key k, Consumer<ManifestLine> out) {
-        while (!rows.isEmpty() && rows.peek().key().compareTo(k) < 0) out.accept(rows.poll().item());
+    /** A row of manifest.jsonl after the mark (the job's part), with the key of its first line: held to be sorted in. */
+    void main(ManifestLine row, NodeManifests.Key k) {
+        mainRows.add(new NodeManifests.Placed<>(row, k, 0, mainRows.size()));
     }
 
-    /** Hands out the node rows left (they come after all of manifest.jsonl). */
+    /** Hands out the job's rows, from every node, in merged order. */
     void rest(Consumer<ManifestLine> out) {
-        while (!rows.isEmpty()) out.accept(rows.poll().item());
+        List<NodeManifests.Placed<ManifestLine>> all = new ArrayList<>(mainRows);
+        all.addAll(rows);
+        all.sort(NodeManifests.ORDER);
+        all.forEach(p -> out.accept(p.item()));
     }
 }

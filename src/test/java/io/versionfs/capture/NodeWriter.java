@@ -18,7 +18,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * cannot be copied (a version lost after its number was asked for); every 5th gives the oldest
  * version away as a full disk would ({@link Room#dropOne}). Prints "saved N lost L dropped D".
  *
- * <p>Arguments: versions folder, host, scratch folder, threads, captures per thread.
+ * <p>Arguments: versions folder, host, scratch folder, threads, captures per thread, and
+ * optionally {@code batch}: then it opens the folder as the batch node does (the folder's own
+ * open, numbering across nodes, the mark), prints "marked", captures, and is killed (halts)
+ * once its lines are written, before any merge: what a batch node killed mid-job leaves.
  */
 public final class NodeWriter {
     public static void main(String[] args) throws Exception {
@@ -27,7 +30,16 @@ public final class NodeWriter {
         int threads = Integer.parseInt(args[3]), each = Integer.parseInt(args[4]);
         Files.createDirectories(scratch);
         AtomicInteger saved = new AtomicInteger(), lost = new AtomicInteger(), dropped = new AtomicInteger();
-        try (VersionStore store = VersionStore.openOnNode(dir, Instant.now(), new NodeNumbering(host))) {
+        boolean batch = args.length > 5 && args[5].equals("batch");
+        VersionStore opened = batch ? VersionStore.open(dir, Instant.now()) : VersionStore.openOnNode(dir, Instant.now(), new NodeNumbering(host));
+        if (batch) {
+            opened.acrossNodes(new NodeNumbering(host));
+            opened.drain();
+            ManifestMerge.mark(opened);
+            System.out.println("marked");
+            System.out.flush();
+        }
+        try (VersionStore store = opened) {
             List<Thread> ts = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
                 int tt = t;
@@ -41,6 +53,12 @@ public final class NodeWriter {
             }
             ts.forEach(Thread::start);
             for (Thread t : ts) t.join();
+            if (batch) {
+                store.drain();
+                System.out.println("saved " + saved + " lost " + lost + " dropped " + dropped + " (killed now)");
+                System.out.flush();
+                Runtime.getRuntime().halt(0);
+            }
         }
         System.out.println("saved " + saved + " lost " + lost + " dropped " + dropped);
     }
