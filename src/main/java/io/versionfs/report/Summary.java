@@ -31,6 +31,8 @@ public final class Summary {
     private final Map<String, Object> header = new LinkedHashMap<>();
     private final List<FileReport> files = new ArrayList<>();
     private final List<String> warnings = new ArrayList<>();
+    /** A job on several nodes: what each node's versionfs did (JSON only; the human form has a note per node). */
+    private final List<Object> nodes = new ArrayList<>();
     private final Instant start;
 
     public Summary(Instant start) {
@@ -44,6 +46,12 @@ public final class Summary {
 
     public Summary add(FileReport f) {
         files.add(f);
+        return this;
+    }
+
+    /** One node of a job on several nodes, for {@code --json}'s "nodes". */
+    public Summary node(Map<String, Object> n) {
+        nodes.add(n);
         return this;
     }
 
@@ -140,6 +148,7 @@ public final class Summary {
                     .put("warnings", f.warnings).put("versions", vs).put("lost_versions", lostOnes));
         }
         o.put("files", fs);
+        if (!nodes.isEmpty()) o.put("nodes", nodes);
         o.put("warnings", warnings);
         return o.toString();
     }
