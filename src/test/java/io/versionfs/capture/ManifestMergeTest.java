@@ -215,4 +215,27 @@ class ManifestMergeTest {
         assertNoLineTwice();
         assertFalse(Files.exists(dir.resolve(NodeNumbering.NODES)));
     }
+
+    /** As above, but the merging process dies (halts: nothing of it runs after the step) instead of throwing. */
+    @Test
+    void aMergingProcessKilledAfterAnyStepLeavesWhatTheNextOpenFinishes() throws Exception {
+        long mark = jobOnThreeNodes();
+        ManifestMerge.mergeFiles(dirFd, dir, mark, ManifestSwap.Seam.NONE);
+        byte[] want = manifestBytes();
+        for (int stopAt = 0; stopAt < 5; stopAt++) {
+            clear();
+            jobOnThreeNodes();
+            Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
+                    System.getProperty("java.class.path"), MergeKiller.class.getName(), dir.toString(), Integer.toString(stopAt))
+                    .redirectErrorStream(true).start();
+            assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(9, p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+            try (VersionStore s = VersionStore.open(dir, Instant.now())) {
+                s.drain();
+            }
+            assertArrayEquals(want, manifestBytes(), "killed after step " + stopAt + ", then the next run's open");
+            assertNoLineTwice();
+            assertFalse(Files.exists(dir.resolve(NodeNumbering.NODES)));
+        }
+    }
 }
