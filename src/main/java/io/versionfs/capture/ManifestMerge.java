@@ -87,6 +87,20 @@ public final class ManifestMerge {
         return o.fromNodes();
     }
 
+    /**
+     * As {@link #recover}, for a command that writes a versions folder outside a run (prune),
+     * holding the folder's lock: its lines must come after the job's, not between them.
+     */
+    public static void recoverLeftovers(Path dir) throws IOException {
+        if (!NodeManifests.present(dir)) return;
+        int fd = io.versionfs.sys.Posix.openDir(dir.toString());
+        try {
+            recover(fd, dir, dir);
+        } finally {
+            io.versionfs.sys.Posix.C.close(fd);
+        }
+    }
+
     /** The merge itself, on the files: see the class comment. */
     static Outcome mergeFiles(int dirFd, Path access, long mark, ManifestSwap.Seam seam) throws IOException {
         List<NodeManifests.Source> nodes = NodeManifests.read(access);

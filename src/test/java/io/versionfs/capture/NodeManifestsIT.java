@@ -57,9 +57,8 @@ class NodeManifestsIT {
         return out;
     }
 
-    @Test
-    void aKilledBatchNodesJobReadsAsOneHistoryAndTheNextRunMergesItKeepingHashTimeAndHost() throws Exception {
-        Path dir = tmp.resolve("job.gbw.versions");
+    /** Three writers into {@code dir}, the batch node killed before its merge. */
+    private void killedJob(Path dir) throws Exception {
         Files.createDirectories(dir);
         Process batch = writer(dir, "b", "batch");
         BufferedReader said = new BufferedReader(new InputStreamReader(batch.getInputStream(), StandardCharsets.UTF_8));
@@ -70,6 +69,12 @@ class NodeManifestsIT {
         finish(n2);
         assertTrue(NodeManifests.present(dir), "the batch node was killed before its merge");
         assertTrue(Files.exists(dir.resolve(".versionfs/open")), "and left its marker");
+    }
+
+    @Test
+    void aKilledBatchNodesJobReadsAsOneHistoryAndTheNextRunMergesItKeepingHashTimeAndHost() throws Exception {
+        Path dir = tmp.resolve("job.gbw.versions");
+        killedJob(dir);
 
         List<Map<String, Object>> live = listJson(dir);
         List<Long> numbers = new ArrayList<>();
@@ -111,6 +116,21 @@ class NodeManifestsIT {
         assertEquals(live, after.subList(0, live.size()), "the same history, now in manifest.jsonl");
         for (Map<String, Object> r : after) assertFalse("recovered-unlisted".equals(r.get("reason")), "adopted: " + r);
         v = TestSupport.vfs(tmp, 120, "verify", dir.toString());
+        assertEquals(0, v.exit(), v.out() + v.err());
+    }
+
+    /** prune writes the folder too: it merges what the killed job left first, so its lines come after the job's. */
+    @Test
+    void pruneAfterAKilledJobMergesItFirst() throws Exception {
+        Path dir = tmp.resolve("job.gbw.versions");
+        killedJob(dir);
+        TestSupport.Result p = TestSupport.vfs(tmp, 120, "prune", "--keep-last", "10", dir.toString());
+        assertEquals(0, p.exit(), p.out() + p.err());
+        assertFalse(NodeManifests.present(dir));
+        List<Map<String, Object>> rows = listJson(dir);
+        assertEquals(11, rows.stream().filter(r -> "saved".equals(r.get("status"))).count(), "kept: the last 10 and the first (by default)");
+        assertTrue(rows.stream().anyMatch(r -> "pruned".equals(r.get("status")) && "n1".equals(r.get("host"))), "n1's versions pruned too");
+        TestSupport.Result v = TestSupport.vfs(tmp, 120, "verify", dir.toString());
         assertEquals(0, v.exit(), v.out() + v.err());
     }
 }
