@@ -101,6 +101,63 @@ public final class ManifestMerge {
         }
     }
 
+    /**
+     * Before the merge, with every agent stopped: version files no line lists were linked by an
+     * agent killed before its hasher wrote their lines (the batch node's own lines are all
+     * written). They are complete (a version appears whole by link()): hashed now and listed,
+     * reason recovered-unlisted, in the node file of {@code host} (the one agent that did not end
+     * cleanly), or of "unknown" if that cannot be told, so the merge puts them in version order.
+     * Returns how many.
+     */
+    public static int adoptUnlisted(VersionStore store, String host) throws IOException {
+        Path access = store.access();
+        java.util.Set<String> listed = new java.util.HashSet<>();
+        Map<String, String> seriesOfStem = new java.util.HashMap<>();
+        List<ManifestLine> rows = new ArrayList<>(Manifest.read(access));
+        for (NodeManifests.Source n : NodeManifests.read(access)) {
+            for (NodeManifests.Line l : n.lines()) if (l.parsed() != null) rows.add(l.parsed());
+        }
+        for (ManifestLine r : rows) {
+            if (r.path() == null) continue;
+            listed.add(r.path());
+            if (r.file() != null) seriesOfStem.put(VersionNaming.seriesOfFileName(r.path()), r.file());
+        }
+        String who = host == null ? "unknown" : host;
+        StringBuilder lines = new StringBuilder();
+        int n = 0;
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
+            for (Path p : ds) {
+                String name = p.getFileName().toString();
+                if (!VersionNaming.isVersionFileName(name) || listed.contains(name) || !Files.isRegularFile(p)
+                        || NodeNumbering.isTombstone(access, p)) continue;
+                String series = seriesOfStem.getOrDefault(VersionNaming.seriesOfFileName(name), VersionNaming.seriesOfFileName(name));
+                var num = VersionNaming.parse(series, name);
+                if (num.isEmpty()) continue;
+                lines.append(ManifestLine.version(num.getAsLong(), series).path(name).size(Files.size(p))
+                        .sha256(io.versionfs.sys.Sha256.of(p)).time(Files.getLastModifiedTime(p).toInstant())
+                        .reason("recovered-unlisted").status("saved").host(who)
+                        .detail("linked by an agent that stopped before writing its line").build().toJson()).append('\n');
+                n++;
+            }
+        }
+        if (n == 0) return 0;
+        Path f = access.resolve(NodeNumbering.NODES).resolve(NodeNumbering.manifestName(who));
+        Files.createDirectories(f.getParent());
+        boolean torn = Files.exists(f) && Files.size(f) > 0 && lastByte(f) != '\n'; // an agent killed mid-append
+        Files.writeString(f, (torn ? "\n" : "") + lines, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        io.versionfs.text.Log.warn(n + " version file(s) in " + store.dir() + " had no manifest line (" + (host == null
+                ? "an agent" : "the agent on " + host) + " stopped before writing them): hashed and listed now, reason recovered-unlisted");
+        return n;
+    }
+
+    private static int lastByte(Path f) throws IOException {
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(f)) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(1);
+            ch.read(b, ch.size() - 1);
+            return b.get(0);
+        }
+    }
+
     /** The merge itself, on the files: see the class comment. */
     static Outcome mergeFiles(int dirFd, Path access, long mark, ManifestSwap.Seam seam) throws IOException {
         List<NodeManifests.Source> nodes = NodeManifests.read(access);

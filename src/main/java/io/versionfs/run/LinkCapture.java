@@ -155,6 +155,7 @@ final class LinkCapture implements Capture {
     /** The nodes' manifest lines into manifest.jsonl, in version order; what the summary says of it. */
     private List<String> merge(VersionStore s) {
         try {
+            adoptFromStoppedAgents(s);
             var r = io.versionfs.capture.ManifestMerge.merge(s, marks.getOrDefault(s, 0L));
             merged.putIfAbsent(r, s);
             List<String> out = new ArrayList<>();
@@ -167,6 +168,18 @@ final class LinkCapture implements Capture {
                     + "; they stay in " + s.dir().resolve(io.versionfs.capture.NodeNumbering.NODES));
             return List.of();
         }
+    }
+
+    /**
+     * Versions an agent linked but never listed (it was killed between the two): listed now, as
+     * that node's if one agent alone did not end cleanly (every other writer listed all of its
+     * own), else as "unknown".
+     */
+    private void adoptFromStoppedAgents(VersionStore s) throws IOException {
+        List<String> stopped = agents.states().entrySet().stream()
+                .filter(e -> e.getValue() == Agents.NodeState.GONE || e.getValue() == Agents.NodeState.READY)
+                .map(Map.Entry::getKey).sorted().toList();
+        if (!stopped.isEmpty()) io.versionfs.capture.ManifestMerge.adoptUnlisted(s, stopped.size() == 1 ? stopped.get(0) : null);
     }
 
     /** The private folder is empty once every target put its mount point away. */

@@ -14,6 +14,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -237,5 +238,33 @@ class ManifestMergeTest {
             assertNoLineTwice();
             assertFalse(Files.exists(dir.resolve(NodeNumbering.NODES)));
         }
+    }
+
+    /** An agent killed between link() and its line: at the end its version files are hashed and listed as its node's, in order. */
+    @Test
+    void versionFilesAStoppedAgentNeverListedAreHashedAndListedAsItsNodesBeforeTheMerge() throws IOException {
+        try (VersionStore s = VersionStore.open(dir, Instant.now())) {
+            s.acrossNodes(new NodeNumbering("b"));
+            long mark = ManifestMerge.mark(s);
+            s.event(ManifestLine.event("start"));
+            s.drain();
+            Files.writeString(dir.resolve("job.000001.gbw"), "one");
+            Files.writeString(dir.resolve("job.000002.gbw"), "two");
+            Files.writeString(dir.resolve("job.000003.gbw"), "three"); // linked by n2, which was killed before its line
+            Files.writeString(dir.resolve(NodeNumbering.NODES).resolve(NodeNumbering.manifestName("n1")), v(1, "n1", "saved", 1));
+            Files.writeString(dir.resolve(NodeNumbering.NODES).resolve(NodeNumbering.manifestName("n2")),
+                    v(2, "n2", "saved", 2) + "{\"version\":3,\"fi"); // killed mid-append
+            Files.createFile(dir.resolve(NodeNumbering.TOMBSTONE));
+            Files.createLink(dir.resolve("job.000004.gbw"), dir.resolve(NodeNumbering.TOMBSTONE)); // a lost version's number
+            assertEquals(1, ManifestMerge.adoptUnlisted(s, "n2"));
+            assertEquals(0, ManifestMerge.adoptUnlisted(s, "n2"), "listed now");
+            ManifestMerge.Result r = ManifestMerge.merge(s, mark);
+            assertEquals(Map.of("b", 0, "n1", 1, "n2", 2), r.savedByHost());
+        }
+        List<ManifestLine> rows = rows();
+        assertEquals(List.of("start/b", "1/n1/saved", "2/n2/saved", "3/n2/saved"), versionsAndHosts(rows));
+        ManifestLine three = rows.get(3);
+        assertEquals("recovered-unlisted", three.reason());
+        assertEquals(io.versionfs.sys.Sha256.of(dir.resolve("job.000003.gbw")), three.sha256());
     }
 }
