@@ -27,6 +27,8 @@ final class GiveWay implements Room {
     private final Tally tally;
     /** This run's saved versions, oldest first. Guarded by itself, as is {@link #lastResort}. */
     private final ArrayDeque<Droppable> droppable = new ArrayDeque<>();
+    /** How a dropped version's file goes (a tombstone on several nodes). */
+    private volatile Removal removal = Removal.UNLINK;
     /**
      * The content before the run: given up only when nothing else of this run is left. Without
      * versionfs the job would have overwritten that content anyway; its writes come first.
@@ -56,6 +58,10 @@ final class GiveWay implements Room {
         if (low == null) return false;
         headroom.skipped(series, reason, pid, low);
         return true;
+    }
+
+    void removeWith(Removal r) {
+        removal = r;
     }
 
     @Override
@@ -93,7 +99,7 @@ final class GiveWay implements Room {
             }
             if (Stat.nlink(st) > 1) continue; // shares the live file: removing it frees nothing
             long size = Stat.size(st);
-            if (Posix.C.unlinkat(dirFd, d.name(), 0) != 0) continue;
+            if (!removal.remove(dirFd, d.name(), d.series())) continue;
             it.remove();
             recordDrop(d, size, queue == lastResort);
             return true;

@@ -169,6 +169,13 @@ final class Hasher {
     private boolean shareExtents(String prev, Version v) {
         int src = Posix.C.openat(dirFd, prev, LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
         if (src < 0) return false; // the previous one is gone (pruned, dropped)
+        FileStat was = Stat.of(src);
+        if (was == null || Stat.size(was) != v.size) {
+            // Not the content it was hashed with any more: on several nodes a version given way
+            // is replaced by an empty tombstone (NodeNumbering.retire), which must never be cloned.
+            Posix.C.close(src);
+            return false;
+        }
         String tmp = VersionStore.HIDDEN + "/tmp/" + v.versionFile.replace('/', '~') + ".same";
         int dst = Posix.C.openat(dirFd, tmp, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL | LibC.O_CLOEXEC, 0400);
         try {

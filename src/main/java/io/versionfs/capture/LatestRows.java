@@ -34,6 +34,8 @@ public final class LatestRows {
     private final VersionTable table = new VersionTable();
     private long[] lastAt = new long[16];
     private int several;
+    /** The node manifests of a job on several nodes not merged yet; null if none. */
+    private NodeRows nodes;
 
     private LatestRows() {}
 
@@ -43,9 +45,14 @@ public final class LatestRows {
      */
     public static void each(Path dir, Consumer<String> skipped, Consumer<ManifestLine> rows) throws IOException {
         Path p = dir.resolve(Manifest.FILE_NAME);
-        if (!Files.exists(p)) return;
+        NodeRows nodes = NodeRows.read(dir); // before manifest.jsonl: see NodeRows.read
+        if (!Files.exists(p)) {
+            if (nodes == null) return;
+            p = Path.of("/dev/null"); // only node lines so far
+        }
         try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
             LatestRows view = new LatestRows();
+            if (nodes != null && nodes.stillThere(dir)) view.nodes = nodes; // else merged meanwhile: all in manifest.jsonl
             long end = view.index(ch, skipped);
             view.hand(ch, end, rows);
         } catch (UncheckedIOException e) {
@@ -55,10 +62,16 @@ public final class LatestRows {
 
     /** First pass: notes where each version's last line is; returns how many bytes it read. */
     private long index(FileChannel ch, Consumer<String> skipped) throws IOException {
-        return read(ch, Long.MAX_VALUE, new Manifest.LineReader(1, p -> {
+        long end = read(ch, Long.MAX_VALUE, new Manifest.LineReader(1, p -> {
             if (p.line() == null) skipped.accept("line " + p.lineNo() + ": " + p.skipped());
             else if (p.line().isVersion()) note(p.line(), p.offset());
+            if (p.line() != null && nodes != null && p.offset() >= nodes.mark) nodes.seenInMain(p.line());
         }));
+        if (nodes != null) {
+            nodes.reportSkipped(skipped);
+            nodes.prepare();
+        }
+        return end;
     }
 
     private void note(ManifestLine r, long offset) {
@@ -78,26 +91,29 @@ public final class LatestRows {
     /** Second pass: the rows, in the first pass's bytes only. */
     private void hand(FileChannel ch, long end, Consumer<ManifestLine> rows) throws IOException {
         read(ch, end, new Manifest.LineReader(1, p -> {
-            ManifestLine r = p.line();
-            if (r == null) return; // reported by the first pass
-            if (!r.isVersion()) {
-                rows.accept(r);
-                return;
-            }
-            int n = table.get(String.valueOf(r.file()), r.version());
-            if (n <= 0) { // its only line (0 cannot happen with the same bytes: shown rather than lost)
-                rows.accept(r);
-                return;
-            }
-            long at = lastAt[n - 1];
-            if (at == DONE) return; // a later line of a version handed out at its first
-            lastAt[n - 1] = DONE;
-            try {
-                rows.accept(lineAt(ch, at, end, r));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
+            NodeManifests.Key key = nodes != null && p.offset() >= nodes.mark ? nodes.mainKey(p.line()) : null;
+            ManifestLine row = rowAt(ch, end, p.line());
+            if (row == null) return;
+            if (key != null) nodes.main(row, key); // the job's part: sorted in with the other nodes' rows
+            else rows.accept(row);
         }));
+        if (nodes != null) nodes.rest(rows);
+    }
+
+    /** The row handed out at this line, or null (unreadable, or a later line of a version handed out at its first). */
+    private ManifestLine rowAt(FileChannel ch, long end, ManifestLine r) {
+        if (r == null) return null; // reported by the first pass
+        if (!r.isVersion()) return r;
+        int n = table.get(String.valueOf(r.file()), r.version());
+        if (n <= 0) return r; // its only line (0 cannot happen with the same bytes: shown rather than lost)
+        long at = lastAt[n - 1];
+        if (at == DONE) return null;
+        lastAt[n - 1] = DONE;
+        try {
+            return lineAt(ch, at, end, r);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** Feeds {@code lines} the bytes of {@code ch} up to {@code limit} (or its end); returns how many. */

@@ -35,7 +35,9 @@ public final class Manifest implements AutoCloseable {
     private static final LibC C = Posix.C;
 
     private final Path path;
-    private final int fd;
+    /** How the file is reached (through the folder's descriptor), to open it again once replaced. */
+    private final String file;
+    private int fd;
     private long reservedTo;
     /** Lines that could not be written yet (disk full): retried before the next one, in order. */
     private final java.util.ArrayDeque<byte[]> pending = new java.util.ArrayDeque<>();
@@ -53,8 +55,21 @@ public final class Manifest implements AutoCloseable {
     /** As {@link #Manifest(Path, Path)}, for the file {@code name} (a node's own manifest, see NodeNumbering). */
     public Manifest(Path access, Path shown, String name) throws IOException {
         this.path = shown.resolve(name);
+        this.file = access.resolve(name).toString();
+        this.fd = openFile();
+        long size = Stat.size(Stat.of(fd));
+        if (size > 0 && lastByte(size - 1) != '\n') {
+            // A run killed mid-append (or a node crash) left a line without its newline: ours
+            // must not be glued to that fragment, or the reader loses it too.
+            pending.add(new byte[] {'\n'});
+        }
+        reserve(size);
+    }
+
+    /** Opens the file for appending; refuses what is not a regular file. */
+    private int openFile() throws IOException {
         // O_NONBLOCK: a FIFO put there by someone must not hang us; it is refused just below.
-        int f = C.openat(LibC.AT_FDCWD, access.resolve(name).toString(),
+        int f = C.openat(LibC.AT_FDCWD, file,
                 LibC.O_RDWR | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0644);
         if (f < 0) throw new Posix.NativeException("open " + path, Posix.errno());
         ru.serce.jnrfuse.struct.FileStat st = Stat.of(f);
@@ -62,14 +77,7 @@ public final class Manifest implements AutoCloseable {
             C.close(f);
             throw new IOException(path + " is not a regular file: move it away");
         }
-        this.fd = f;
-        long size = Stat.size(st);
-        if (size > 0 && lastByte(size - 1) != '\n') {
-            // A run killed mid-append (or a node crash) left a line without its newline: ours
-            // must not be glued to that fragment, or the reader loses it too.
-            pending.add(new byte[] {'\n'});
-        }
-        reserve(size);
+        return f;
     }
 
     private int lastByte(long at) {
@@ -128,15 +136,28 @@ public final class Manifest implements AutoCloseable {
         return st == null ? 0 : Stat.size(st);
     }
 
+    /** Work that replaces the file whole (see {@link ManifestSwap}), and what it found. */
+    interface Replacement<T> {
+        T run() throws IOException;
+    }
+
     /**
-     * Replaces everything from byte {@code offset} on by {@code lines} (the merge of a job on
-     * several nodes: see ManifestMerge). Not atomic: the nodes' own files are removed only after.
+     * Runs {@code r}, which replaces this file by a new one (the merge of a job on several nodes),
+     * with no line appended meanwhile (every line before it is written first, every line after
+     * goes to the new file), then appends to the new file.
      */
-    public synchronized void rewriteFrom(long offset, List<ManifestLine> lines) throws IOException {
+    synchronized <T> T replacedBy(Replacement<T> r) throws IOException {
         flushPending();
-        if (C.ftruncate(fd, offset) != 0) throw new Posix.NativeException("truncate " + path, Posix.errno());
-        for (ManifestLine l : lines) pending.add((l.toJson() + "\n").getBytes(StandardCharsets.UTF_8));
-        flushPending();
+        try {
+            return r.run();
+        } finally {
+            int was = fd;
+            fd = openFile(); // the file now at the name: the new one, or the old one if nothing was replaced
+            C.close(was); // its reserve goes with it if it was replaced
+            reservedTo = 0;
+            ru.serce.jnrfuse.struct.FileStat st = Stat.of(fd);
+            if (st != null) reserve(Stat.size(st));
+        }
     }
 
     @Override

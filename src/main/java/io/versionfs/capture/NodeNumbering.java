@@ -4,6 +4,12 @@ import io.versionfs.sys.Errno;
 import io.versionfs.sys.IoError;
 import io.versionfs.sys.Posix;
 
+import io.versionfs.sys.LibC;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 
@@ -13,6 +19,13 @@ import java.util.function.LongSupplier;
  * number; a number another node took meanwhile gives EEXIST, and the next one is tried. link(2)
  * is atomic on Lustre, GPFS and NFS (open(2) recommends it where O_EXCL over NFS is not
  * reliable); a rename would silently replace another node's version.
+ *
+ * <p>A number once taken stays taken for every node: a version that could not be saved gets a
+ * number all the same, held by a tombstone (a hard link of the empty {@link #TOMBSTONE} at the
+ * version's name), and a version removed during the job (given way to the job's writes, pruned
+ * by the keep rules) is replaced by a tombstone instead of unlinked. Else another node's next
+ * link() would take the freed number, and two manifest lines (a lost one, a saved one) would name
+ * one version. Tombstones take no blocks; verify and the next run know them ({@link #isTombstone}).
  *
  * <p>Also names this node's manifest ({@code .versionfs/nodes/manifest.HOST.jsonl}, merged into
  * manifest.jsonl by the batch node at the end: {@link ManifestMerge}) and stamps each line with
@@ -69,6 +82,65 @@ public final class NodeNumbering {
         IoError err = rc == 0 ? null : IoError.last("link " + name);
         Posix.C.unlinkat(dirFd, tmp, 0);
         return new Placed(number, name, err);
+    }
+
+    /** The empty, read-only file whose hard links hold numbers (see the class comment); more if one has too many links. */
+    public static final String TOMBSTONE = VersionStore.HIDDEN + "/taken";
+
+    /** The tombstone to link now (made if missing); null if none can be made. */
+    private String tombstone(int dirFd) {
+        for (int i = 0; i < 1000; i++) {
+            String t = i == 0 ? TOMBSTONE : TOMBSTONE + "." + i;
+            var st = io.versionfs.sys.Stat.at(dirFd, t, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st != null && io.versionfs.sys.Stat.nlink(st) < 60_000) return t; // ext4 stops at 65000 links
+            if (st != null) continue;
+            int fd = Posix.C.openat(dirFd, t, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, 0444);
+            if (fd < 0 && !Errno.EEXIST.is(Posix.errno())) return null;
+            if (fd >= 0) Posix.C.close(fd);
+            return t;
+        }
+        return null;
+    }
+
+    /**
+     * A version that could not be saved takes its number all the same: a tombstone is linked to
+     * the first free number from {@code first} on. A link needs no block, so this works on a full
+     * disk too; its error (no number taken) otherwise.
+     */
+    Placed claim(int dirFd, String series, long first, LongSupplier next) {
+        String t = tombstone(dirFd);
+        if (t == null) return new Placed(first, null, IoError.last("create " + TOMBSTONE));
+        String tmp = tempName(series);
+        if (Posix.C.linkat(dirFd, t, dirFd, tmp, 0) != 0) return new Placed(first, null, IoError.last("link " + TOMBSTONE));
+        return link(dirFd, tmp, series, first, next);
+    }
+
+    /**
+     * Removes version {@code name}'s content for good while its number stays taken: a tombstone
+     * is renamed over it (atomic; its blocks are freed). True if done; false if not, and the
+     * file is as it was.
+     */
+    boolean retire(int dirFd, String name, String series) {
+        String t = tombstone(dirFd);
+        if (t == null) return false;
+        String tmp = tempName(series);
+        if (Posix.C.linkat(dirFd, t, dirFd, tmp, 0) != 0) return false;
+        if (Posix.C.renameat(dirFd, tmp, dirFd, name) == 0) return true;
+        Posix.C.unlinkat(dirFd, tmp, 0);
+        return false;
+    }
+
+    /** Whether {@code f} in the versions folder {@code vdir} is a tombstone (not a version: no content of its own). */
+    public static boolean isTombstone(Path vdir, Path f) {
+        try {
+            if (Files.size(f) != 0) return false;
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(vdir.resolve(VersionStore.HIDDEN), "taken*")) {
+                for (Path t : ds) if (Files.isSameFile(t, f)) return true;
+            }
+        } catch (IOException e) {
+            return false;
+        }
+        return false;
     }
 
     /** Makes the folder of a series in a subfolder (no-op for most). */

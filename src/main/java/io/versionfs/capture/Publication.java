@@ -125,9 +125,17 @@ final class Publication {
             State was = v.publication;
             if (was == State.GONE) return false;
             settle(v, State.GONE);
-            if (v.versionFile != null) Posix.C.unlinkat(dirFd, was == State.LISTED ? v.versionFile : pendingName(v.versionFile), 0);
+            if (v.versionFile != null && was == State.LISTED) removal.remove(dirFd, v.versionFile, v.file);
+            else if (v.versionFile != null) Posix.C.unlinkat(dirFd, pendingName(v.versionFile), 0);
             return true;
         }
+    }
+
+    /** How a listed version's file goes (a tombstone on several nodes). */
+    private volatile Removal removal = Removal.UNLINK;
+
+    void removeWith(Removal r) {
+        removal = r;
     }
 
     /** Sets {@code v}'s state, queued at its number, and lets through what no hidden version holds up any more. */

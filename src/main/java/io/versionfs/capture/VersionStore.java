@@ -97,11 +97,26 @@ public final class VersionStore implements AutoCloseable {
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Path dirty = fdPath.resolve(HIDDEN).resolve(DIRTY);
         boolean wasDirty = Files.exists(dirty);
+        recoverNodeManifests(fd, fdPath, shown);
         VersionStore store = new VersionStore(shown, fd, new Manifest(fdPath, shown), start);
         boolean recovered = store.publication.recover();
         if (wasDirty || recovered) store.adoptUnlisted();
         Files.writeString(dirty, Long.toString(ProcessHandle.current().pid()));
         return store;
+    }
+
+    /**
+     * A job on several nodes whose batch node was killed leaves its nodes' manifests unmerged:
+     * merged now, before anything else reads the folder's history (see {@link ManifestMerge#recover}).
+     * If that fails they stay, and the readers go on merging them as they read.
+     */
+    private static void recoverNodeManifests(int fd, Path fdPath, Path shown) {
+        try {
+            ManifestMerge.recover(fd, fdPath, shown);
+        } catch (IOException e) {
+            Log.warn("could not merge the node manifests left in " + shown.resolve(NodeNumbering.NODES) + " ("
+                    + e.getMessage() + "): they stay there, and list, verify and restore read them too");
+        }
     }
 
     /**
@@ -113,7 +128,11 @@ public final class VersionStore implements AutoCloseable {
     private void adoptUnlisted() throws IOException {
         Set<String> listed = new HashSet<>();
         Map<String, String> seriesOfStem = new HashMap<>();
-        for (ManifestLine r : Manifest.read(access)) {
+        List<ManifestLine> rows = new ArrayList<>(Manifest.read(access));
+        for (NodeManifests.Source n : NodeManifests.read(access)) {
+            for (NodeManifests.Line l : n.lines()) if (l.parsed() != null) rows.add(l.parsed()); // not merged: still listed
+        }
+        for (ManifestLine r : rows) {
             if (r.path() != null) listed.add(r.path());
             if (r.file() != null && r.path() != null) seriesOfStem.put(VersionNaming.seriesOfFileName(r.path()), r.file());
         }
@@ -140,7 +159,8 @@ public final class VersionStore implements AutoCloseable {
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(access)) {
             for (Path p : ds) {
                 String n = p.getFileName().toString();
-                if (VersionNaming.isVersionFileName(n) && !listed.contains(n) && Files.isRegularFile(p)) found.add(p);
+                if (VersionNaming.isVersionFileName(n) && !listed.contains(n) && Files.isRegularFile(p)
+                        && !NodeNumbering.isTombstone(access, p)) found.add(p);
             }
         }
         found.sort(null);
@@ -323,7 +343,16 @@ public final class VersionStore implements AutoCloseable {
 
     /** Records a version that could not even be attempted (e.g. the live file vanished). */
     public Version recordLost(String file, String reason, int pid, String cmd, String error) {
-        Version v = new Version(allocate(file), file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
+        long number = allocate(file);
+        if (nodes != null) {
+            NodeNumbering.Placed p = nodes.claim(dirFd, file, number, () -> allocate(file)); // see lostAcrossNodes
+            if (p.error() != null) {
+                headroom.skipped(file, reason, pid, error + "; no number could be given (" + p.error() + ")");
+                return new Version(-1, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
+            }
+            number = p.number();
+        }
+        Version v = new Version(number, file, null, -1, Instant.now(), pid, cmd, reason, Version.Status.LOST, error);
         tally.added(v);
         publication.list(v); // in number order with the others of its series
         return v;
@@ -331,6 +360,7 @@ public final class VersionStore implements AutoCloseable {
 
     /** An independent copy under the next number no stray file has taken. */
     private Captured saveCopy(Source src, Request r) {
+        if (nodes != null) return copyAcrossNodes(src, r); // numbered by link(): a rename could replace another node's version
         if (nodes != null) return copyAcrossNodes(src, r);
         Instant now = Instant.now();
         long number = allocate(r.series());
@@ -432,9 +462,26 @@ public final class VersionStore implements AutoCloseable {
         NodeNumbering.folderFor(dirFd, r.series());
         String tmp = nodes.tempName(r.series());
         IoError error = copyTo(src, tmp, r.cancelled());
-        if (error != null) return finish(guess, null, now, r, error, false);
+        if (error != null) {
+            Posix.C.unlinkat(dirFd, tmp, 0); // a partial copy
+            return lostAcrossNodes(guess, now, r, error);
+        }
         NodeNumbering.Placed p = nodes.link(dirFd, tmp, r.series(), guess, () -> allocate(r.series()));
-        return finish(p.number(), p.name(), now, r, p.error(), false);
+        if (p.error() != null) return lostAcrossNodes(allocate(r.series()), now, r, p.error());
+        return finish(p.number(), p.name(), now, r, null, false);
+    }
+
+    /**
+     * A version that could not be saved on a job of several nodes: its number is taken by a
+     * tombstone, so no other node's version gets it. If not even that can be done, no number
+     * is given: the close is a 'skipped' line, counted in the summary.
+     */
+    private Captured lostAcrossNodes(long guess, Instant now, Request r, IoError error) {
+        NodeNumbering.Placed p = nodes.claim(dirFd, r.series(), guess, () -> allocate(r.series()));
+        if (p.error() == null) return finish(p.number(), null, now, r, error, false);
+        headroom.skipped(r.series(), r.reason(), r.pid(), "could not be saved (" + error + ") nor given a number (" + p.error() + ")");
+        return new Captured(new Version(-1, r.series(), null, -1, now, r.pid(), r.cmd(), r.reason(), Version.Status.LOST,
+                error.toString()), false);
     }
 
     /** The store of a job on several nodes (see {@link NodeNumbering}); null on one node. */
@@ -445,6 +492,14 @@ public final class VersionStore implements AutoCloseable {
     /** From now on every version is a copy numbered by link() across nodes, every manifest line carries the host. */
     public void acrossNodes(NodeNumbering n) {
         nodes = n;
+        Removal tombstone = (fd, name, series) -> {
+            if (n.retire(fd, name, series)) return true;
+            Log.warnOnce("retire:" + dir, "could not put a tombstone at " + dir.resolve(name) + " (" + Posix.strerror(Posix.errno())
+                    + "): removed instead; another node may give its number to a later version");
+            return Removal.UNLINK.remove(fd, name, series);
+        };
+        giveWay.removeWith(tombstone);
+        publication.removeWith(tombstone);
         hasher.stampWith(n::stamp);
     }
 
@@ -456,6 +511,7 @@ public final class VersionStore implements AutoCloseable {
     public static VersionStore openOnNode(Path dir, Instant start, NodeNumbering n) throws IOException {
         Path abs = dir.toAbsolutePath().normalize();
         Files.createDirectories(abs.resolve(NodeNumbering.NODES));
+        Files.createDirectories(abs.resolve(HIDDEN).resolve("tmp")); // made by the batch node's open, unless it was refused
         int fd = Posix.openDir(abs.toString());
         Path fdPath = Path.of("/proc/self/fd/" + fd);
         Manifest m = new Manifest(fdPath.resolve(NodeNumbering.NODES), abs.resolve(NodeNumbering.NODES), n.manifestName());
@@ -468,6 +524,15 @@ public final class VersionStore implements AutoCloseable {
     /** Lists {@code inOrder} as {@code series}'s versions in the summary (the merged history of every node). */
     public void relist(String series, List<Version> inOrder) {
         tally.relist(series, inOrder);
+    }
+
+    /** The folder, reached through our descriptor. */
+    Path access() {
+        return access;
+    }
+
+    int dirFd() {
+        return dirFd;
     }
 
     /** Lines are in the manifest once this returns: the batch node merges the nodes' manifests into it. */

@@ -2,6 +2,7 @@ package io.versionfs.cli;
 
 import io.versionfs.text.Bytes;
 import io.versionfs.capture.LatestRows;
+import io.versionfs.capture.ManifestMerge;
 import io.versionfs.capture.ManifestLine;
 import io.versionfs.capture.Manifest;
 import io.versionfs.capture.Retention;
@@ -67,6 +68,8 @@ final class PruneCommand implements Callable<Integer> {
             for (Path d : dirs) {
                 RunLock lock = Files.isDirectory(d.resolve(VersionStore.HIDDEN)) && !dryRun
                         ? RunLock.acquire(d.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + d) : null;
+                // A writer first merges node manifests a killed job on several nodes left (the readers show them merged).
+                if (lock != null) ManifestMerge.recoverLeftovers(d);
                 try (Manifest manifest = dryRun ? null : new Manifest(d)) {
                     for (Map.Entry<String, List<ManifestLine>> e : savedBySeries(d).entrySet()) {
                         for (Removal dec : decide(e.getValue(), p)) {

@@ -5,6 +5,7 @@ import io.versionfs.text.Bytes;
 import io.versionfs.capture.LatestRows;
 import io.versionfs.capture.ListedNames;
 import io.versionfs.capture.ManifestLine;
+import io.versionfs.capture.NodeNumbering;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.text.Json;
 import io.versionfs.report.JsonArrayOut;
@@ -70,7 +71,8 @@ final class VerifyCommand implements Callable<Integer> {
         try (var ds = Files.newDirectoryStream(d)) {
             for (Path p : ds) {
                 String n = p.getFileName().toString();
-                if (io.versionfs.capture.VersionNaming.isVersionFileName(n) && Files.isRegularFile(p) && !listed.contains(n)) {
+                if (io.versionfs.capture.VersionNaming.isVersionFileName(n) && Files.isRegularFile(p) && !listed.contains(n)
+                        && !NodeNumbering.isTombstone(d, p)) { // a lost version's number, held on a job of several nodes
                     report.problem(d, "unlisted", n, "a version file the manifest does not account for");
                 }
             }

@@ -32,6 +32,8 @@ public final class Summary {
     private final Map<String, Object> header = new LinkedHashMap<>();
     private final List<FileReport> files = new ArrayList<>();
     private final List<String> warnings = new ArrayList<>();
+    /** A job on several nodes: what each node's versionfs did (JSON only; the human form has a note per node). */
+    private final List<Object> nodes = new ArrayList<>();
     private final Instant start;
     /** versionfs's own CPU time (the JVM, not the job); null where /proc could not be read. */
     private ProcessCpu.Usage cpu;
@@ -53,6 +55,12 @@ public final class Summary {
     /** versionfs's own CPU time so far: a user who counts core-hours sees what the wrapper cost. */
     public Summary cpu(ProcessCpu.Usage usage) {
         cpu = usage;
+        return this;
+    }
+
+    /** One node of a job on several nodes, for {@code --json}'s "nodes". */
+    public Summary node(Map<String, Object> n) {
+        nodes.add(n);
         return this;
     }
 
@@ -178,6 +186,7 @@ public final class Summary {
                     .put("warnings", f.warnings).put("versions", vs).put("lost_versions", lostOnes));
         }
         o.put("files", fs);
+        if (!nodes.isEmpty()) o.put("nodes", nodes);
         o.put("warnings", warnings);
         return o.toString();
     }

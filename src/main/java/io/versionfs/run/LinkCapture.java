@@ -54,6 +54,8 @@ final class LinkCapture implements Capture {
     private Agents agents;
     /** Where each folder's manifest.jsonl stood when the agents started: the merge rewrites from there. */
     private final Map<VersionStore, Long> marks = new IdentityHashMap<>();
+    /** What each folder's merge found, per host (for --json's "nodes"). */
+    private final Map<io.versionfs.capture.ManifestMerge.Result, VersionStore> merged = new IdentityHashMap<>();
 
     /**
      * @param versionsDir one versions folder for every target (null: TARGET.versions beside each)
@@ -191,14 +193,31 @@ final class LinkCapture implements Capture {
     /** The nodes' manifest lines into manifest.jsonl, in version order; what the summary says of it. */
     private List<String> merge(VersionStore s) {
         try {
+            adoptFromStoppedAgents(s);
             var r = io.versionfs.capture.ManifestMerge.merge(s, marks.getOrDefault(s, 0L));
-            return List.of("note: versions by node: " + r.savedByHost() + " (" + r.fromNodes()
+            merged.putIfAbsent(r, s);
+            List<String> out = new ArrayList<>();
+            out.add("note: versions by node: " + r.savedByHost() + " (" + r.fromNodes()
                     + " manifest line(s) from other nodes merged into " + s.manifestPath() + ")");
+            out.addAll(NodeCounts.notes(agents.states(), r));
+            return out;
         } catch (IOException | RuntimeException e) {
             Log.warn("could not merge the other nodes' manifests into " + s.manifestPath() + ": " + e.getMessage()
                     + "; they stay in " + s.dir().resolve(io.versionfs.capture.NodeNumbering.NODES));
             return List.of();
         }
+    }
+
+    /**
+     * Versions an agent linked but never listed (it was killed between the two): listed now, as
+     * that node's if one agent alone did not end cleanly (every other writer listed all of its
+     * own), else as "unknown".
+     */
+    private void adoptFromStoppedAgents(VersionStore s) throws IOException {
+        List<String> stopped = agents.states().entrySet().stream()
+                .filter(e -> e.getValue() == Agents.NodeState.GONE || e.getValue() == Agents.NodeState.READY)
+                .map(Map.Entry::getKey).sorted().toList();
+        if (!stopped.isEmpty()) io.versionfs.capture.ManifestMerge.adoptUnlisted(s, stopped.size() == 1 ? stopped.get(0) : null);
     }
 
     /** The private folder is empty once every target put its mount point away. */
@@ -336,6 +355,7 @@ final class LinkCapture implements Capture {
 
     @Override
     public void report(Summary summary) {
+        if (agents != null) NodeCounts.json(agents.batchNode(), agents.states(), merged.keySet()).forEach(summary::node);
         for (TargetLink l : links) {
             List<String> lines = new ArrayList<>(l.followedSummary());
             lines.addAll(notes.getOrDefault(l.store, List.of()));
