@@ -1124,6 +1124,14 @@ public final class CaptureFs extends FuseStubFS {
             lf.release();
             return a;
         }
+        // A file with several names: libfuse2's path API gives each name its own kernel inode, so
+        // each would have its own page cache and a read through one name could miss a write
+        // through another. direct_io sends every read and write to us instead. Asked before the
+        // truncation below, while o.links() (the fstat of open) and the versions sharing the inode
+        // still describe the same inode: a truncation that swaps in a fresh inode leaves the
+        // versions behind, and the old count would then look like links we did not make (every
+        // back-to-back rewrite after the first went direct_io).
+        boolean direct = lf.multiplyLinked(o.links());
         if (how.create()) lf.created();
         if (how.truncate()) {
             int t = lf.truncate(0, null); // not a write by this handle: see CaptureRule
@@ -1134,10 +1142,7 @@ public final class CaptureFs extends FuseStubFS {
         }
         Handle h = new Handle(-1, o.id(), how.write(), lf);
         h.append = how.append();
-        // A file with several names: libfuse2's path API gives each name its own kernel inode, so
-        // each would have its own page cache and a read through one name could miss a write
-        // through another. direct_io sends every read and write to us instead.
-        if (lf.multiplyLinked(o.links())) FuseSupport.directIo(fi);
+        if (direct) FuseSupport.directIo(fi);
         fi.fh.set(register(h));
         return 0;
     }
