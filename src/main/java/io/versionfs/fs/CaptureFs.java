@@ -1162,6 +1162,28 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /**
+     * The read path: with read_buf implemented libfuse never calls read(). The reply is our
+     * descriptor and an offset, which libfuse splices from once we have returned (splice_write):
+     * the data never enters the JVM, as in libfuse's C pass-through. The descriptor must still be
+     * open, and still this file's, at that moment: a handle's own descriptor closes only at its
+     * release (the kernel releases a file after every reply on it), and a versioned file's keeps
+     * its number across copy-on-write swaps ({@code LiveFile.readFd}).
+     */
+    @Override
+    public int read_buf(String path, Pointer bufp, long size, long offset, FuseFileInfo fi) {
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return Errno.EBADF.negated();
+            LiveFile lf = h.live;
+            int fd = lf != null ? lf.readFd() : h.fd;
+            if (fd < 0) return Errno.EBADF.negated();
+            return FuseBufs.replyFromFd(bufp, fd, size, offset);
+        } catch (Throwable t) {
+            return failed("read", path, t);
+        }
+    }
+
+    /**
      * The write path: with write_buf implemented libfuse never calls write(). The buffer is
      * memory (or, with splice_read, a pipe to splice from).
      */
