@@ -73,6 +73,8 @@ public final class CaptureFs extends FuseStubFS {
     /** Open handles by FUSE's fh: registered at open, removed at release; no lock (a concurrent map). */
     private final Map<Long, Handle> handles = new ConcurrentHashMap<>();
     private final AtomicLong nextFh = new AtomicLong(1);
+    /** The kernel's question before every write(2), answered from memory for a second (see CapabilityMemo). */
+    private final CapabilityMemo caps = new CapabilityMemo(1_000_000_000L);
     private final CountDownLatch initialized = new CountDownLatch(1);
     private volatile boolean stopping;
     private volatile Consumer<String> renameListener = s -> {};
@@ -182,6 +184,7 @@ public final class CaptureFs extends FuseStubFS {
      */
     boolean forget(LiveFile lf, java.util.function.BooleanSupplier unused, Runnable cleanup) {
         namespace.writeLock().lock();
+        caps.forgetAll(); // names change: see CapabilityMemo
         try {
             if (!unused.getAsBoolean()) return false;
             table.remove(lf.id(), lf);
@@ -224,6 +227,11 @@ public final class CaptureFs extends FuseStubFS {
     public Pointer init(Pointer conn) {
         initialized.countDown();
         return null;
+    }
+
+    /** This mount is coherent with other nodes' mounts (no attribute or name timeouts): nothing is remembered. */
+    void coherentAcrossNodes() {
+        caps.off();
     }
 
     /** Number of open handles: at the end of a run we wait for this to reach zero (release is async). */
@@ -275,6 +283,7 @@ public final class CaptureFs extends FuseStubFS {
             lf.captureIfChanged("final-unclosed", 0);
             Series old;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 old = lf.series();
                 lf.setSeries(null);
@@ -307,6 +316,7 @@ public final class CaptureFs extends FuseStubFS {
     public Version arrived(String r, String reason, OnBehalf who) {
         LiveFile lf;
         namespace.writeLock().lock();
+        caps.forgetAll(); // names change: see CapabilityMemo
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null || !Stat.isRegular(st)) return null;
@@ -345,6 +355,7 @@ public final class CaptureFs extends FuseStubFS {
         if (lf == null) return null;
         try {
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 Series s = lf.series();
                 lf.setSeries(null);
@@ -363,6 +374,7 @@ public final class CaptureFs extends FuseStubFS {
         if (lf == null) return;
         try {
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 lf.setSeries(s);
             } finally {
@@ -399,6 +411,7 @@ public final class CaptureFs extends FuseStubFS {
     public int moveOut(String r, int dstDir, String dstName, boolean noReplace, Series old, OnBehalf who) {
         LiveFile lf;
         namespace.writeLock().lock();
+        caps.forgetAll(); // names change: see CapabilityMemo
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null) return -Posix.errno();
@@ -540,6 +553,7 @@ public final class CaptureFs extends FuseStubFS {
             String r = rel(path);
             if (xattr != null) xname(xattr);
             if (targets.isProtected(r)) return readOnly(r);
+            caps.forgetAll(); // metadata changes (setcap is a setxattr): see CapabilityMemo
             LiveFile lf = refByName(r);
             if (lf == null) return result(byPath.apply(r));
             try {
@@ -618,8 +632,13 @@ public final class CaptureFs extends FuseStubFS {
             if (!XATTRS) return Errno.ENOSYS.negated();
             String r = rel(path);
             if (r == null || isTemp(r)) return Errno.ENOENT.negated();
+            boolean cap = CapabilityMemo.NAME.equals(name);
+            if (cap && caps.knownAbsent(r)) return Errno.ENODATA.negated(); // the kernel's ask before each write(2)
             long n = C.lgetxattr(procPath(r), xname(name), size == 0 ? null : value, size);
-            return n < 0 ? -Posix.errno() : (int) n;
+            if (n >= 0) return (int) n;
+            int e = Posix.errno();
+            if (cap && e == Errno.ENODATA.code) caps.absent(r);
+            return -e;
         } catch (Throwable t) {
             return failed("getxattr", path, t);
         }
@@ -826,6 +845,7 @@ public final class CaptureFs extends FuseStubFS {
             if (targets.isProtected(to)) return readOnly(to);
             Arrival a;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 if (C.linkat(rootFd, from, rootFd, to, 0) != 0) return -Posix.errno();
                 a = linked(from, to);
@@ -884,6 +904,7 @@ public final class CaptureFs extends FuseStubFS {
             int pid = who != null ? who.pid() : pid();
             LiveFile lf;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
                 FileId id = st != null ? FileId.of(st) : null;
@@ -919,6 +940,7 @@ public final class CaptureFs extends FuseStubFS {
             LiveFile replaced = null;
             Arrival a = null;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 FileStat st = Stat.at(rootFd, from, LibC.AT_SYMLINK_NOFOLLOW);
                 if (st == null) return -Posix.errno();
