@@ -337,6 +337,161 @@ def bench_seq(cfg, R):
                              "info", None, "versionfs only: copy of the live file made after each capture"))
 
 
+# ---- back-to-back rewrites: the daemon's CPU -------------------------------------------------
+
+THREAD_GROUPS = (("hasher", ("versionfs-hashe",)), ("copier", ("versionfs-copie", "versionfs-separ")),
+                 ("jit", ("C1 CompilerThre", "C2 CompilerThre")), ("gc", ("GC Thread", "G1 ", "VM Thread")))
+
+
+def cpu_s(pid):
+    """CPU seconds (user + sys) of a process, exited threads included; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return None
+    fields = st[st.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def daemon_cpu(pid):
+    """CPU seconds of a versionfs daemon by thread group: hasher, copier (copy-on-write copies and the
+    separator), jit, gc, and the rest ("fuse": libfuse's worker threads answering the requests, and
+    anything else, exited threads included), from /proc/PID/task/*/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {k: 0.0 for k, _ in THREAD_GROUPS}
+    total = cpu_s(pid) or 0.0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        tids = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        for group, prefixes in THREAD_GROUPS:
+            if name.startswith(prefixes):
+                out[group] += (int(fields[11]) + int(fields[12])) / tick
+                break
+    out["fuse"] = total - sum(out[k] for k, _ in THREAD_GROUPS)
+    out["total"] = total
+    return out
+
+
+def cpu_delta(a, b):
+    return {k: round(b[k] - a[k], 3) for k in a}
+
+
+def wait_listed(m, n, timeout=600):
+    """Waits until the mount's manifest lists n saved versions, each with its sha256; seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        done = [x for x in m.manifest() if "version" in x and x.get("status") == "saved" and x.get("sha256")]
+        if len(done) >= n:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    problem(f"[{m.scenario}] {n} versions not listed with their sha256 after {timeout} s")
+    return None
+
+
+def check_hashes(m):
+    """Every saved version's file against its manifest sha256 (read here, outside any timing); then
+    the files are removed (they are 512 MiB each). Returns the number checked."""
+    import hashlib
+    checked = 0
+    for x in m.manifest():
+        if "version" not in x or x.get("status") != "saved":
+            continue
+        p = os.path.join(m.vdir, x["path"])
+        if not os.path.exists(p):
+            continue
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != x.get("sha256"):
+            problem(f"[{m.scenario}] version {x['path']}: sha256 {h.hexdigest()} but the manifest says {x.get('sha256')}")
+        checked += 1
+        os.unlink(p)
+    return checked
+
+
+def bench_b2b(cfg, R):
+    """Back-to-back rewrites, as a program that checkpoints a big file in a loop: K rewrites of MIB MiB
+    in a row (each open(O_TRUNC), 1 MiB writes, [fsync], close: on versionfs each is a version),
+    through versionfs, through the C floor and directly, alternating sides every repetition. The
+    sides never overlap: before the next side starts, versionfs has listed every version with its
+    sha256 (the time that takes after the job's last close is reported: the hashing that did not fit
+    in the job's own time). The daemon's CPU is read from /proc per thread group over the job's
+    time and over the whole, the floor daemon's over the job's time."""
+    mib, k, reps = cfg.b2b_mib, cfg.b2b_rewrites, cfg.b2b_reps
+    direct = os.path.join(cfg.work, "direct", "b2b")
+    os.makedirs(direct, exist_ok=True)
+    dpath = os.path.join(direct, "b2b.dat")
+    raw = {}
+    seed = 1000
+    with Mount(cfg.work, "b2b", "b2b.dat", f"back-to-back rewrites {mib} MiB") as m, FloorMount(cfg.work) as fl:
+        m.max_size = mib << 20
+        listed = 0
+        for mode in ("fsync", "nofsync"):
+            res = raw[mode] = {"vfs": [], "floor": [], "direct": [], "vfs_cpu_job": [], "vfs_cpu_all": [],
+                               "floor_cpu_job": [], "vfs_listed_after_s": []}
+            for rep in range(reps):
+                order = [("vfs", m.path), ("floor", fl.path("b2b.dat")), ("direct", dpath)]
+                order = order[rep % 3:] + order[:rep % 3]
+                if rep % 2:
+                    order.reverse()
+                for side, path in order:
+                    drop_caches()
+                    pid = m.proc.pid if side == "vfs" else fl.proc.pid if side == "floor" else None
+                    c0 = daemon_cpu(pid) if side == "vfs" else cpu_s(pid) if pid else None
+                    t0 = time.monotonic()
+                    for _ in range(k):
+                        seed += 1
+                        run_json([cfg.tool, "seqwrite", path, str(mib), "1024", mode, str(seed)])
+                    wall = time.monotonic() - t0
+                    res[side].append(k * (mib << 20) / wall / 1e6)
+                    if side == "vfs":
+                        res["vfs_cpu_job"].append(cpu_delta(c0, daemon_cpu(pid)))
+                        listed += k
+                        res["vfs_listed_after_s"].append(wait_listed(m, listed))
+                        res["vfs_cpu_all"].append(cpu_delta(c0, daemon_cpu(pid)))
+                    elif side == "floor":
+                        res["floor_cpu_job"].append(round(cpu_s(pid) - c0, 3))
+                log(f"b2b {mode} rep {rep + 1}/{reps}: vfs {res['vfs'][-1]:.0f} floor {res['floor'][-1]:.0f} "
+                    f"direct {res['direct'][-1]:.0f} MB/s; vfs daemon CPU during the job {res['vfs_cpu_job'][-1]}, "
+                    f"floor daemon {res['floor_cpu_job'][-1]} s; last version listed "
+                    f"{res['vfs_listed_after_s'][-1]:.2f} s after the job")
+                res.setdefault("checked", 0)
+                res["checked"] += check_hashes(m)
+    shutil.rmtree(m.base, ignore_errors=True)
+    if os.path.exists(dpath):
+        os.unlink(dpath)
+    R["raw"]["b2b"] = {"mib": mib, "rewrites": k, "reps": reps, "mb_per_s": raw}
+    for mode, label in (("fsync", "write+fsync"), ("nofsync", "buffered write")):
+        res = raw[mode]
+        ratios = [a / b for a, b in zip(res["vfs"], res["floor"])]
+        med = statistics.median(ratios)
+        cj = {g: statistics.median(c[g] for c in res["vfs_cpu_job"]) for g in res["vfs_cpu_job"][0]}
+        ca = {g: statistics.median(c[g] for c in res["vfs_cpu_all"]) for g in res["vfs_cpu_all"][0]}
+        R["rows"].append(row(f"{k} x {mib} MiB back-to-back, {label}, MB/s", statistics.median(res["vfs"]),
+                             statistics.median(res["direct"]), "vfs/floor >= 0.95", med >= 0.95,
+                             f"vfs/floor per repetition {', '.join(f'{r:.2f}' for r in ratios)} (median {med:.2f}); "
+                             f"every version listed with its sha256 {statistics.median(res['vfs_listed_after_s']):.2f} s"
+                             f" after the job (median); {res['checked']} versions checked against their sha256",
+                             floor=statistics.median(res["floor"])))
+        R["rows"].append(row(f"daemon CPU s during {k} x {mib} MiB {label}: versionfs / C floor", cj["total"],
+                             None, "info", None,
+                             f"versionfs by thread during the job: " + ", ".join(f"{g} {cj[g]:.2f}" for g in cj if g != "total")
+                             + f"; until every version is listed: total {ca['total']:.2f} (hasher {ca['hasher']:.2f},"
+                             f" copier {ca['copier']:.2f}); medians of {reps}",
+                             floor=statistics.median(res["floor_cpu_job"])))
+
+
 def bench_close(cfg, R):
     """close() latency of a full rewrite, captured (versionfs) vs plain (direct), two ways:
     back to back (the program rewrites as fast as it can: the daemon's background hash and copy of
@@ -932,9 +1087,10 @@ def main():
     ap.add_argument("--tool", required=True)
     ap.add_argument("--jar", default="")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="seq,close,rewriters,rss,example,scratch,loaded,start")
+    ap.add_argument("--only", default="seq,b2b,close,rewriters,rss,example,scratch,loaded,start")
     ap.add_argument("--seq-mib", type=int, default=0, dest="seq_mib_arg", help="file size of the seq section")
     ap.add_argument("--seq-reps", type=int, default=0, dest="seq_reps_arg")
+    ap.add_argument("--b2b-reps", type=int, default=0, dest="b2b_reps_arg", help="repetitions of the b2b section")
     ap.add_argument("--close-sizes", default="", help="comma-separated MiB sizes of the close section (1,64,512)")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     cfg = ap.parse_args()
@@ -956,6 +1112,9 @@ def main():
     cfg.ex_iterations, cfg.ex_reps = (15, 1) if q else (30, 5)
     cfg.scratch_mib, cfg.scratch_reps = (128, 1) if q else (512, 3)
     cfg.loaded_secs = [5] if q else [5, 20]  # each process's CPU: a 5 s and a 20 s job on every core
+    # back-to-back rewrites: MiB, rewrites in a row, repetitions (sides alternate every repetition)
+    cfg.b2b_mib, cfg.b2b_rewrites, cfg.b2b_reps = (128, 3, 1) if q else (512, 3, 3)
+    cfg.b2b_reps = cfg.b2b_reps_arg or cfg.b2b_reps
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -977,7 +1136,8 @@ def main():
     # Load average before/after each section: this is a shared 2-core machine, anything else
     # running (a build, tests) shows up here and in the numbers.
     R["loadavg"] = {}
-    sections = [("seq", "sequential write/read", bench_seq), ("close", "close() latency", bench_close),
+    sections = [("seq", "sequential write/read", bench_seq),
+                ("b2b", "back-to-back rewrites and the daemon's CPU", bench_b2b), ("close", "close() latency", bench_close),
                 ("rewriters", "concurrent rewriters vs inotify loop", bench_rewriters),
                 ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example),
                 ("scratch", "directory mode vs symlink mode with large scratch files", bench_scratch),

@@ -7,8 +7,9 @@
 #   --head    benchmark the committed HEAD (git archive, built in the work folder) instead of
 #             target/versionfs.jar (which is built only if missing)
 #   --keep    keep the work folder (bench/results/work.*) instead of deleting it at the end
-#   --only    run only some sections (comma-separated): seq,close,rewriters,rss,example,scratch,loaded,start
+#   --only    run only some sections (comma-separated): seq,b2b,close,rewriters,rss,example,scratch,loaded,start
 #   --seq-mib N / --seq-reps N   size and repetitions of the seq section
+#   --b2b-reps N                 repetitions of the back-to-back rewrites section (3)
 #   --close-sizes 1,64,512       which file sizes the close section measures
 #
 # Environment: VERSIONFS_JAR=path benchmarks that jar (bin/versionfs honours it) instead of
@@ -28,12 +29,13 @@ while (( $# )); do
     --quick) quick=(--quick) ;;
     --seq-mib) extra+=(--seq-mib "$2"); shift ;;
     --seq-reps) extra+=(--seq-reps "$2"); shift ;;
+    --b2b-reps) extra+=(--b2b-reps "$2"); shift ;;
     --close-sizes) extra+=(--close-sizes "$2"); shift ;;
     --keep) keep=1 ;;
     --head) head=1 ;;
     --only) only=(--only "$2"); shift ;;
     --only=*) only=(--only "${1#--only=}") ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -1,8 +1,9 @@
 /*
  * vfsbench: the small measuring programs behind bench/run.sh (compiled at run time with gcc).
  *
- *   vfsbench seqwrite  FILE MIB BLOCK_KIB [fsync|nofsync]
- *       open(O_TRUNC), write MIB MiB in BLOCK_KIB blocks, optionally fsync, close.
+ *   vfsbench seqwrite  FILE MIB BLOCK_KIB [fsync|nofsync] [SEED]
+ *       open(O_TRUNC), write MIB MiB in BLOCK_KIB blocks, optionally fsync, close. SEED (default
+ *       42) makes the content: back-to-back rewrites with different seeds are different versions.
  *       Prints JSON: bytes, write_s (all write() calls), fsync_s, close_s, total_s.
  *   vfsbench seqread   FILE BLOCK_KIB
  *       read FILE to EOF in BLOCK_KIB blocks. Prints JSON: bytes, read_s.
@@ -78,13 +79,14 @@ static void fill_pattern(char *buf, size_t n, uint64_t seed) {
 /* ---- sequential write / read ------------------------------------------------------------- */
 
 static int cmd_seqwrite(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: seqwrite FILE MIB BLOCK_KIB [fsync|nofsync]\n"); return 2; }
+    if (argc < 5) { fprintf(stderr, "usage: seqwrite FILE MIB BLOCK_KIB [fsync|nofsync] [SEED]\n"); return 2; }
     const char *path = argv[2];
     long mib = atol(argv[3]);
     size_t block = (size_t)atol(argv[4]) * 1024;
     int do_fsync = !(argc > 5 && strcmp(argv[5], "nofsync") == 0);
+    uint64_t seed = argc > 6 ? strtoull(argv[6], NULL, 10) : 42;
     char *buf = aligned_alloc(4096, block);
-    fill_pattern(buf, block, 42);
+    fill_pattern(buf, block, seed);
     long long total = (long long)mib << 20;
     double t0 = now_s();
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -31,7 +31,8 @@ final class Hasher {
      * One thread for every folder, in hand-over order. Shared so that a glob matching thousands
      * of files does not mean thousands of threads.
      */
-    private static final ExecutorService THREAD = Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher"));
+    private static final ExecutorService THREAD =
+            Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-hasher", Posix.Background.LOWEST));
 
     /** The last saved version of a series as hashed. */
     private record Hashed(long number, String name, long size, String sha256) {}
@@ -201,7 +202,7 @@ final class Hasher {
     /** The hash of a version file; null if cancelled or unreadable (then the line has no sha256, and verify says so). */
     private static String sha256(Path p, BooleanSupplier cancelled) {
         try {
-            return Sha256.of(p, cancelled);
+            return Sha256.of(p, cancelled, true);
         } catch (IoError.Thrown e) {
             Log.debug("sha256: " + e.getMessage());
             return null;

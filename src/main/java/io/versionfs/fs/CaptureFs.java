@@ -73,6 +73,8 @@ public final class CaptureFs extends FuseStubFS {
     /** Open handles by FUSE's fh: registered at open, removed at release; no lock (a concurrent map). */
     private final Map<Long, Handle> handles = new ConcurrentHashMap<>();
     private final AtomicLong nextFh = new AtomicLong(1);
+    /** The kernel's question before every write(2), answered from memory for a second (see CapabilityMemo). */
+    private final CapabilityMemo caps = new CapabilityMemo(1_000_000_000L);
     private final CountDownLatch initialized = new CountDownLatch(1);
     private volatile boolean stopping;
     private volatile Consumer<String> renameListener = s -> {};
@@ -182,6 +184,7 @@ public final class CaptureFs extends FuseStubFS {
      */
     boolean forget(LiveFile lf, java.util.function.BooleanSupplier unused, Runnable cleanup) {
         namespace.writeLock().lock();
+        caps.forgetAll(); // names change: see CapabilityMemo
         try {
             if (!unused.getAsBoolean()) return false;
             table.remove(lf.id(), lf);
@@ -224,6 +227,11 @@ public final class CaptureFs extends FuseStubFS {
     public Pointer init(Pointer conn) {
         initialized.countDown();
         return null;
+    }
+
+    /** This mount is coherent with other nodes' mounts (no attribute or name timeouts): nothing is remembered. */
+    void coherentAcrossNodes() {
+        caps.off();
     }
 
     /** Number of open handles: at the end of a run we wait for this to reach zero (release is async). */
@@ -275,6 +283,7 @@ public final class CaptureFs extends FuseStubFS {
             lf.captureIfChanged("final-unclosed", 0);
             Series old;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 old = lf.series();
                 lf.setSeries(null);
@@ -307,6 +316,7 @@ public final class CaptureFs extends FuseStubFS {
     public Version arrived(String r, String reason, OnBehalf who) {
         LiveFile lf;
         namespace.writeLock().lock();
+        caps.forgetAll(); // names change: see CapabilityMemo
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null || !Stat.isRegular(st)) return null;
@@ -345,6 +355,7 @@ public final class CaptureFs extends FuseStubFS {
         if (lf == null) return null;
         try {
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 Series s = lf.series();
                 lf.setSeries(null);
@@ -363,6 +374,7 @@ public final class CaptureFs extends FuseStubFS {
         if (lf == null) return;
         try {
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 lf.setSeries(s);
             } finally {
@@ -399,6 +411,7 @@ public final class CaptureFs extends FuseStubFS {
     public int moveOut(String r, int dstDir, String dstName, boolean noReplace, Series old, OnBehalf who) {
         LiveFile lf;
         namespace.writeLock().lock();
+        caps.forgetAll(); // names change: see CapabilityMemo
         try {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null) return -Posix.errno();
@@ -540,6 +553,7 @@ public final class CaptureFs extends FuseStubFS {
             String r = rel(path);
             if (xattr != null) xname(xattr);
             if (targets.isProtected(r)) return readOnly(r);
+            caps.forgetAll(); // metadata changes (setcap is a setxattr): see CapabilityMemo
             LiveFile lf = refByName(r);
             if (lf == null) return result(byPath.apply(r));
             try {
@@ -618,8 +632,13 @@ public final class CaptureFs extends FuseStubFS {
             if (!XATTRS) return Errno.ENOSYS.negated();
             String r = rel(path);
             if (r == null || isTemp(r)) return Errno.ENOENT.negated();
+            boolean cap = CapabilityMemo.NAME.equals(name);
+            if (cap && caps.knownAbsent(r)) return Errno.ENODATA.negated(); // the kernel's ask before each write(2)
             long n = C.lgetxattr(procPath(r), xname(name), size == 0 ? null : value, size);
-            return n < 0 ? -Posix.errno() : (int) n;
+            if (n >= 0) return (int) n;
+            int e = Posix.errno();
+            if (cap && e == Errno.ENODATA.code) caps.absent(r);
+            return -e;
         } catch (Throwable t) {
             return failed("getxattr", path, t);
         }
@@ -826,6 +845,7 @@ public final class CaptureFs extends FuseStubFS {
             if (targets.isProtected(to)) return readOnly(to);
             Arrival a;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 if (C.linkat(rootFd, from, rootFd, to, 0) != 0) return -Posix.errno();
                 a = linked(from, to);
@@ -884,6 +904,7 @@ public final class CaptureFs extends FuseStubFS {
             int pid = who != null ? who.pid() : pid();
             LiveFile lf;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
                 FileId id = st != null ? FileId.of(st) : null;
@@ -919,6 +940,7 @@ public final class CaptureFs extends FuseStubFS {
             LiveFile replaced = null;
             Arrival a = null;
             namespace.writeLock().lock();
+            caps.forgetAll(); // names change: see CapabilityMemo
             try {
                 FileStat st = Stat.at(rootFd, from, LibC.AT_SYMLINK_NOFOLLOW);
                 if (st == null) return -Posix.errno();
@@ -1124,6 +1146,14 @@ public final class CaptureFs extends FuseStubFS {
             lf.release();
             return a;
         }
+        // A file with several names: libfuse2's path API gives each name its own kernel inode, so
+        // each would have its own page cache and a read through one name could miss a write
+        // through another. direct_io sends every read and write to us instead. Asked before the
+        // truncation below, while o.links() (the fstat of open) and the versions sharing the inode
+        // still describe the same inode: a truncation that swaps in a fresh inode leaves the
+        // versions behind, and the old count would then look like links we did not make (every
+        // back-to-back rewrite after the first went direct_io).
+        boolean direct = lf.multiplyLinked(o.links());
         if (how.create()) lf.created();
         if (how.truncate()) {
             int t = lf.truncate(0, null); // not a write by this handle: see CaptureRule
@@ -1134,10 +1164,7 @@ public final class CaptureFs extends FuseStubFS {
         }
         Handle h = new Handle(-1, o.id(), how.write(), lf);
         h.append = how.append();
-        // A file with several names: libfuse2's path API gives each name its own kernel inode, so
-        // each would have its own page cache and a read through one name could miss a write
-        // through another. direct_io sends every read and write to us instead.
-        if (lf.multiplyLinked(o.links())) FuseSupport.directIo(fi);
+        if (direct) FuseSupport.directIo(fi);
         fi.fh.set(register(h));
         return 0;
     }
@@ -1151,6 +1178,28 @@ public final class CaptureFs extends FuseStubFS {
             if (lf != null) return lf.read(buf, size, offset);
             long n = C.pread(h.fd, buf, size, offset);
             return n < 0 ? -Posix.errno() : (int) n;
+        } catch (Throwable t) {
+            return failed("read", path, t);
+        }
+    }
+
+    /**
+     * The read path: with read_buf implemented libfuse never calls read(). The reply is our
+     * descriptor and an offset, which libfuse splices from once we have returned (splice_write):
+     * the data never enters the JVM, as in libfuse's C pass-through. The descriptor must still be
+     * open, and still this file's, at that moment: a handle's own descriptor closes only at its
+     * release (the kernel releases a file after every reply on it), and a versioned file's keeps
+     * its number across copy-on-write swaps ({@code LiveFile.readFd}).
+     */
+    @Override
+    public int read_buf(String path, Pointer bufp, long size, long offset, FuseFileInfo fi) {
+        try {
+            Handle h = handles.get(fi.fh.get());
+            if (h == null) return Errno.EBADF.negated();
+            LiveFile lf = h.live;
+            int fd = lf != null ? lf.readFd() : h.fd;
+            if (fd < 0) return Errno.EBADF.negated();
+            return FuseBufs.replyFromFd(bufp, fd, size, offset);
         } catch (Throwable t) {
             return failed("read", path, t);
         }

@@ -106,6 +106,7 @@ public final class FuseMount implements AutoCloseable {
 
     /** As {@link #mount(CaptureFs, Path, String)}, coherent with the mounts of the same files on other nodes. */
     public static FuseMount mountAcrossNodes(CaptureFs fs, Path mountPoint, String extraOptions) {
+        fs.coherentAcrossNodes();
         Path mp = mountPoint.toAbsolutePath().normalize();
         prepareMountPoint(mp);
         return start(new FuseMount(fs, mp, ACROSS_NODES_OPTIONS, extraOptions));

@@ -208,9 +208,7 @@ final class LiveFile {
                 return -e;
             }
             if (fd0 >= 0) C.close(fd0);
-            if (fd >= 0) C.close(fd);
-            fd = nf;
-            fdWritable = w;
+            takeFd(nf, w);
             return 0;
         } finally {
             lock.writeLock().unlock();
@@ -238,10 +236,32 @@ final class LiveFile {
             C.close(nf);
             return Errno.EAGAIN.negated(); // the name was just renamed over: the caller may retry
         }
-        if (fd >= 0) C.close(fd);
-        fd = nf;
-        fdWritable = w;
+        takeFd(nf, w);
         return 0;
+    }
+
+    /**
+     * {@code nf} becomes the live descriptor. While the file has one, its <em>number</em> never
+     * changes: the new file is put under the old number with dup3 (closing the old file and reusing
+     * the number in one step), and {@code nf} is closed. Why: {@link #readFd} hands that number to
+     * libfuse, which splices the reply from it after the callback has returned and every lock
+     * is released; a copy-on-write swap (or a reopen read-write) in between must never leave the
+     * number closed, or reused by another open. A read that races with a swap reads the new inode
+     * (as if it came after the change); the old one is a version, whose content the live file
+     * had at the swap anyway. Under the write lock.
+     */
+    private void takeFd(int nf, boolean writable) {
+        if (fd < 0) {
+            fd = nf;
+        } else if (C.dup3(nf, fd, LibC.O_CLOEXEC) >= 0) {
+            C.close(nf);
+        } else {
+            // Cannot happen with two valid descriptors (EMFILE does not apply to dup3 onto an open
+            // number); if it does, a reply in flight gets EBADF rather than another file's data.
+            C.close(fd);
+            fd = nf;
+        }
+        fdWritable = writable;
     }
 
     /** The last handle went away: close the descriptor unless someone attached meanwhile. */
@@ -289,6 +309,21 @@ final class LiveFile {
             if (fd < 0) return Errno.EBADF.negated();
             long n = C.pread(fd, buf, size, offset);
             return n < 0 ? -Posix.errno() : (int) n;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * The descriptor libfuse splices a read reply from (read_buf), after this returns: valid as
+     * long as a handle is open (closing waits for the last release, which the kernel sends only
+     * after every reply on it), and never another file's, since the number stays this file's
+     * across swaps ({@link #takeFd}). -EBADF if there is none.
+     */
+    int readFd() {
+        lock.readLock().lock();
+        try {
+            return fd >= 0 ? fd : Errno.EBADF.negated();
         } finally {
             lock.readLock().unlock();
         }
@@ -751,9 +786,7 @@ final class LiveFile {
         } finally {
             fs.namespace().writeLock().unlock();
         }
-        if (fd >= 0) C.close(fd);
-        fd = nf;
-        fdWritable = true;
+        takeFd(nf, true);
         return 0;
     }
 

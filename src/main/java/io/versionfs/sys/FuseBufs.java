@@ -29,6 +29,31 @@ public final class FuseBufs {
 
     private FuseBufs() {}
 
+    /**
+     * Answers a read_buf call with a reply libfuse splices from {@code fd} at {@code offset} (up to
+     * {@code size} bytes; fewer at the end of the file) after the callback returns: the data goes
+     * from the page cache to /dev/fuse without entering this process. {@code bufp} is the
+     * callback's {@code struct fuse_bufvec **}; the vector is malloc'ed because libfuse frees it.
+     * The caller guarantees {@code fd} stays open and this file's until the reply is sent. 0 or -ENOMEM.
+     */
+    public static int replyFromFd(Pointer bufp, int fd, long size, long offset) {
+        long addr = Posix.C.malloc(BUFVEC_SIZE);
+        if (addr == 0) return -12; // ENOMEM
+        Pointer v = Runtime.getSystemRuntime().getMemoryManager().newPointer(addr, BUFVEC_SIZE);
+        v.putLong(0, 1);        // count
+        v.putLong(8, 0);        // idx
+        v.putLong(16, 0);       // off
+        v.putLong(24, size);    // buf[0].size
+        v.putInt(32, FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        v.putInt(36, 0);
+        v.putLong(40, 0);       // mem: none (libfuse frees it: must be NULL)
+        v.putInt(48, fd);
+        v.putInt(52, 0);
+        v.putLong(56, offset);  // pos
+        bufp.putAddress(0, addr);
+        return 0;
+    }
+
     /** Copies all of {@code src} (a struct fuse_bufvec*) to {@code fd} at {@code offset}; bytes or -errno. */
     public static int copyToFd(Pointer src, int fd, long offset) {
         Pointer dst = DST.get();

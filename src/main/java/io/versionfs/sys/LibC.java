@@ -95,7 +95,14 @@ public interface LibC {
     @SaveError int fcntl(int fd, int cmd, long arg);
     @SaveError int futimens(int fd, Pointer times);
     @SaveError int setpriority(int which, int who, int prio);
+    /** posix_fadvise(2): returns the error number itself (0 on success), errno is not set. */
+    int posix_fadvise(int fd, long offset, long len, int advice);
+    int POSIX_FADV_SEQUENTIAL = 2, POSIX_FADV_DONTNEED = 4;
+    /** dup3(2) with O_CLOEXEC: {@code newfd} refers to {@code oldfd}'s file, closed and reused in one step. */
+    @SaveError int dup3(int oldfd, int newfd, int flags);
     long syscall(long number);
+    /** malloc(3): for structs libfuse frees itself (the read_buf reply). 0 when out of memory. */
+    long malloc(long size);
     int getuid();
     int isatty(int fd);
     int getgid();

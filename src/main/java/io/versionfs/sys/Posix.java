@@ -43,19 +43,46 @@ public final class Posix {
     private static final int PRIO_PROCESS = 0, SYS_GETTID = "aarch64".equals(System.getProperty("os.arch")) ? 178 : 186;
 
     /**
-     * Makes the calling thread nice 10. Hashing and copy-on-write copies run on such threads, so
-     * on a busy node the FUSE threads answering the program's close() and write() come first.
+     * How much a background thread yields to the job. Its nice value, set on the thread itself
+     * (Linux nice is per thread); an unprivileged process can only ever lower it, never raise it
+     * back, so each pool is made at the priority it keeps.
      */
-    public static void lowerThreadPriority() {
-        long tid = C.syscall(SYS_GETTID);
-        if (tid > 0) C.setpriority(PRIO_PROCESS, (int) tid, 10);
+    public enum Background {
+        /**
+         * nice 10: copy-on-write copies and the separator. The program's own write can wait for a
+         * copy ({@code CopyJob.await}), so the copy must not starve behind the job's processes.
+         */
+        LOW(10),
+        /**
+         * nice 19 (weight 15 against 1024 for a nice-0 process: about 1.5 % of a core the job keeps
+         * busy): the SHA-256 of saved versions, which nothing the job does waits for. On a node whose
+         * every core is busy it runs in the job's idle moments, and after the job at full speed.
+         */
+        LOWEST(19);
+
+        final int nice;
+
+        Background(int nice) {
+            this.nice = nice;
+        }
     }
 
-    /** Daemon threads at lower priority ({@link #lowerThreadPriority}), for background work. */
+    /** Sets the calling thread's nice value (the process's other threads keep theirs). */
+    public static void lowerThreadPriority(Background how) {
+        long tid = C.syscall(SYS_GETTID);
+        if (tid > 0) C.setpriority(PRIO_PROCESS, (int) tid, how.nice);
+    }
+
+    /** Daemon threads at lower priority ({@link Background#LOW}), for background work. */
     public static java.util.concurrent.ThreadFactory backgroundThreads(String name) {
+        return backgroundThreads(name, Background.LOW);
+    }
+
+    /** Daemon threads at priority {@code how}, for background work. */
+    public static java.util.concurrent.ThreadFactory backgroundThreads(String name, Background how) {
         return r -> {
             Thread t = new Thread(() -> {
-                lowerThreadPriority();
+                lowerThreadPriority(how);
                 r.run();
             }, name);
             t.setDaemon(true);
