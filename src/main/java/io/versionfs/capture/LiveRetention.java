@@ -37,6 +37,10 @@ final class LiveRetention {
         this.policy = p;
     }
 
+    Retention.Policy policy() {
+        return policy;
+    }
+
     /** A version was saved: the rules are applied to its series now. */
     void saved(Version v) {
         if (policy.keepsAll()) return;

@@ -24,7 +24,11 @@ public final class ManifestMerge {
     private ManifestMerge() {}
 
     /** What a merge did: lines taken from other nodes, and this run's versions per host. */
-    public record Result(int fromNodes, Map<String, HostCount> byHost) {
+    public record Result(int fromNodes, Map<String, HostCount> byHost, int prunedAcrossNodes) {
+        public Result(int fromNodes, Map<String, HostCount> byHost) {
+            this(fromNodes, byHost, 0);
+        }
+
         public Map<String, Integer> savedByHost() {
             Map<String, Integer> out = new TreeMap<>();
             byHost.forEach((h, c) -> out.put(h, c.saved()));
@@ -54,6 +58,11 @@ public final class ManifestMerge {
         return at;
     }
 
+    /** After the merge, every agent ended cleanly: the number placeholders go (NodeNumbering.clearTombstones). */
+    public static int clearTombstones(VersionStore store) throws IOException {
+        return NodeNumbering.clearTombstones(store.access());
+    }
+
     /**
      * Merges the nodes' manifests into {@code store}'s manifest.jsonl from {@code mark} on, and
      * lists the merged versions in the store's summary. Call with the store drained and no agent left.
@@ -65,8 +74,43 @@ public final class ManifestMerge {
     static Result merge(VersionStore store, long mark, ManifestSwap.Seam seam) throws IOException {
         Outcome o = store.manifest().replacedBy(() -> mergeFiles(store.dirFd(), store.access(), mark, seam));
         List<ManifestLine> merged = parsed(o.region());
+        List<ManifestLine> pruned = keepRulesAcrossNodes(store, merged);
+        merged.addAll(pruned);
         relist(store, merged);
-        return new Result(o.fromNodes(), byHost(merged));
+        return new Result(o.fromNodes(), byHost(merged), pruned.size());
+    }
+
+    /**
+     * The run's keep rules over the merged history: each node applied them to its own versions
+     * only, so across nodes more were kept than asked (--keep-last 2 kept the newest 2 of each
+     * node). What the rules do not keep now goes, each with a pruned line. Its file is replaced by
+     * a tombstone, as any removal on several nodes (cleared once every agent ended cleanly).
+     */
+    private static List<ManifestLine> keepRulesAcrossNodes(VersionStore store, List<ManifestLine> merged) throws IOException {
+        Retention.Policy p = store.retentionPolicy();
+        if (p.keepsAll() || store.nodes() == null) return List.of();
+        Map<String, List<ManifestLine>> bySeries = new TreeMap<>();
+        for (ManifestLine l : Manifest.latest(merged)) {
+            if (l.saved() && l.file() != null && l.path() != null) bySeries.computeIfAbsent(l.file(), k -> new ArrayList<>()).add(l);
+        }
+        List<ManifestLine> out = new ArrayList<>();
+        for (List<ManifestLine> rows : bySeries.values()) {
+            Map<Long, ManifestLine> byNumber = new java.util.HashMap<>();
+            List<Retention.Entry> entries = new ArrayList<>();
+            rows.sort(java.util.Comparator.comparingLong(ManifestLine::version));
+            for (ManifestLine r : rows) {
+                byNumber.put(r.version(), r);
+                entries.add(new Retention.Entry(r.version(), r.size() == null ? 0 : r.size(), r.instant() == null ? Instant.EPOCH : r.instant()));
+            }
+            for (Retention.Decision d : Retention.toPrune(entries, p)) {
+                ManifestLine r = byNumber.get(d.entry().number());
+                if (!store.nodes().retire(store.dirFd(), r.path(), r.file())) continue; // kept: more than asked, nothing lost
+                ManifestLine line = r.toBuilder().path(null).status("pruned").pruned(d.why()).build();
+                store.manifest().append(line);
+                out.add(line);
+            }
+        }
+        return out;
     }
 
     /**

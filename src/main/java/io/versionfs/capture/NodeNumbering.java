@@ -9,6 +9,12 @@ import io.versionfs.sys.LibC;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
@@ -141,6 +147,41 @@ public final class NodeNumbering {
             return false;
         }
         return false;
+    }
+
+    /**
+     * Removes every tombstone of {@code vdir} (the files in it and in its series' subfolders that
+     * are links of the taken* files, then those files). Only once no node can number any more (the
+     * job's end, every agent ended cleanly): until then a removed tombstone would free its number
+     * for another node. Afterwards the folder reads as on one node: a lost or dropped version is a
+     * manifest line without a file. Returns how many were removed.
+     */
+    public static int clearTombstones(Path vdir) throws IOException {
+        List<Path> taken = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(vdir.resolve(VersionStore.HIDDEN), "taken*")) {
+            for (Path t : ds) taken.add(t);
+        } catch (java.nio.file.NoSuchFileException e) {
+            return 0;
+        }
+        Set<Object> keys = new HashSet<>();
+        for (Path t : taken) keys.add(Files.readAttributes(t, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey());
+        int n = clearIn(vdir, keys, true);
+        for (Path t : taken) Files.deleteIfExists(t);
+        return n;
+    }
+
+    /** The tombstones in {@code dir}, and in its subfolders (series in a subfolder) if {@code down}. */
+    private static int clearIn(Path dir, Set<Object> keys, boolean down) throws IOException {
+        int n = 0;
+        // A directory stream, not Files.walk: vdir may be /proc/self/fd/N, a link walk() would not enter.
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+            for (Path p : ds) {
+                BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+                if (a.isDirectory() && down && !p.getFileName().toString().equals(VersionStore.HIDDEN)) n += clearIn(p, keys, false);
+                else if (a.isRegularFile() && a.size() == 0 && keys.contains(a.fileKey()) && Files.deleteIfExists(p)) n++;
+            }
+        }
+        return n;
     }
 
     /** Makes the folder of a series in a subfolder (no-op for most). */

@@ -608,6 +608,10 @@ public final class VersionStore implements AutoCloseable {
     }
 
     /** The keep rules applied after each capture (see {@link LiveRetention}); default: keep everything. */
+    Retention.Policy retentionPolicy() {
+        return retention.policy();
+    }
+
     public void retention(Retention.Policy p) {
         retention.policy(p);
     }

@@ -200,11 +200,32 @@ final class LinkCapture implements Capture {
             out.add("note: versions by node: " + r.savedByHost() + " (" + r.fromNodes()
                     + " manifest line(s) from other nodes merged into " + s.manifestPath() + ")");
             out.addAll(NodeCounts.notes(agents.states(), r));
+            if (r.prunedAcrossNodes() > 0) {
+                out.add("note: keep rules over the versions of every node: " + r.prunedAcrossNodes()
+                        + " more version(s) pruned at the end (each node had applied them to its own), each recorded in the manifest");
+            }
+            clearTombstones(s);
             return out;
         } catch (IOException | RuntimeException e) {
             Log.warn("could not merge the other nodes' manifests into " + s.manifestPath() + ": " + e.getMessage()
                     + "; they stay in " + s.dir().resolve(io.versionfs.capture.NodeNumbering.NODES));
             return List.of();
+        }
+    }
+
+    /**
+     * The empty files that held lost or dropped versions' numbers while several nodes numbered
+     * (NodeNumbering) go once every agent ended cleanly: a user listing the folder should not find
+     * empty files named like versions. If an agent did not end cleanly it might still number, so
+     * they stay (verify and the next run know them).
+     */
+    private void clearTombstones(VersionStore s) {
+        if (!agents.states().values().stream().allMatch(st -> st == Agents.NodeState.DONE)) return;
+        try {
+            int n = io.versionfs.capture.ManifestMerge.clearTombstones(s);
+            if (n > 0) Log.debug(n + " number placeholder(s) removed from " + s.dir());
+        } catch (IOException | RuntimeException e) {
+            Log.debug("number placeholders stay in " + s.dir() + ": " + e.getMessage());
         }
     }
 

@@ -93,5 +93,15 @@ class NodeNumberingIT {
 
         TestSupport.Result v = TestSupport.vfs(tmp, 120, "verify", dir.toString());
         assertEquals(0, v.exit(), v.out() + v.err());
+
+        // The job's end, every agent stopped: the placeholders go, the versions stay as they were.
+        assertEquals(lost + dropped, NodeNumbering.clearTombstones(dir), "one placeholder per lost or dropped number");
+        for (ManifestLine r : byNumber.values()) {
+            Path f = dir.resolve(VersionNaming.versionName("job.gbw", r.version()));
+            if (r.saved()) assertEquals(r.sha256(), Sha256.of(f), "version " + r.version() + " after the clearing");
+            else assertFalse(Files.exists(f), "lost version " + r.version() + " has no file once the job ended");
+        }
+        TestSupport.Result after = TestSupport.vfs(tmp, 120, "verify", dir.toString());
+        assertEquals(0, after.exit(), after.out() + after.err());
     }
 }

@@ -25,6 +25,7 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -112,6 +113,40 @@ class MultiNodeIT {
         List<String> hosts = saved.stream().map(ManifestLine::host).toList();
         // initial, t=0 (node1), t=1 (node2), t=2 (node1), t=4 (node1): node2's t=3 and t=5 are not versioned
         assertEquals(List.of("node1", "node1", "node2", "node1", "node1"), hosts, () -> saved + run.describe());
+        assertFinal(job, "t=" + (turns - 1) + " by node2\n");
+        assertNothingMounted(run);
+        job.delete();
+    }
+
+    /**
+     * --keep-last on two nodes: a dropped version's number is held by an empty placeholder while
+     * both nodes number (NodeNumbering); once the agents ended cleanly the placeholders go, so the
+     * folder holds exactly the kept versions, each as its manifest says.
+     */
+    @Test
+    @Order(4)
+    void keepLastOnTwoNodesLeavesOnlyTheKeptVersions(TestInfo info) throws Exception {
+        NodeJob job = new NodeJob(cluster, info);
+        int turns = 2 * ROUNDS;
+        NodeJob.Run run = job.submit(script(turns, -1).replace("versionfs run ", "versionfs run --keep-last 2 --keep-first=false "));
+        run.assertCompleted();
+        run.assertLine("versionfs exit: 0");
+        assertEquals(turns, run.count("READ-OK "), run::describe);
+        Path vdir = job.dir.resolve("job.gbw.versions");
+        List<String> files;
+        try (Stream<Path> s = Files.list(vdir)) {
+            files = s.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("job.")).sorted().toList();
+        }
+        List<ManifestLine> latest = new ArrayList<>();
+        io.versionfs.capture.LatestRows.each(vdir, skipped -> fail(skipped), latest::add);
+        List<String> kept = new ArrayList<>();
+        for (ManifestLine l : latest) {
+            if (!l.saved()) continue;
+            kept.add(l.path());
+            assertEquals(l.sha256(), sha256(vdir.resolve(l.path())), l::toString);
+        }
+        assertEquals(2, kept.size(), () -> "the newest 2 kept: " + kept + run.describe());
+        assertEquals(kept.stream().sorted().toList(), files, () -> "no empty placeholder left beside them\n" + run.describe());
         assertFinal(job, "t=" + (turns - 1) + " by node2\n");
         assertNothingMounted(run);
         job.delete();
