@@ -44,6 +44,15 @@ public final class Hooks {
         });
     }
 
+    /** The command, for the agents on the other nodes of a job (they run it for their own versions). */
+    public String command() {
+        return command;
+    }
+
+    public int jobs() {
+        return pool.getCorePoolSize();
+    }
+
     void manifest(java.util.function.Consumer<ManifestLine.Builder> m) {
         this.manifest = m;
     }

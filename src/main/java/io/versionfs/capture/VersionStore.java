@@ -619,7 +619,9 @@ public final class VersionStore implements AutoCloseable {
     /** Runs {@code h} after each version is saved and hashed (see {@link Hooks}). */
     public void hooks(Hooks h) {
         h.manifest(this::event);
-        h.logAt(access.resolve(Hooks.LOG));
+        // An agent's hooks log beside the batch node's, never into it: appends from two nodes to one
+        // file are not atomic on NFS.
+        h.logAt(access.resolve(onNode ? "hooks." + nodes.host() + ".log" : Hooks.LOG));
         h.onDone(v -> retention.prune(v.file));
         this.hooks = h;
     }

@@ -20,17 +20,22 @@ import java.util.Map;
 record AgentPlan(String jobId, String batchNode, List<String> others, Path control, List<Serve> serves) {
 
     /** One target as an agent serves it: the same mount point path as on the batch node, the same live file. */
-    record Serve(Path versionsDir, Path liveDir, String liveRel, String series, Path mountPoint, Path target) {
+    /** {@code onVersion}: the run's --on-version command (null: none), run by each agent for its node's versions. */
+    record Serve(Path versionsDir, Path liveDir, String liveRel, String series, Path mountPoint, Path target,
+                 String onVersion, int onVersionJobs) {
         Map<String, Object> toMap() {
-            return Json.obj().put("versions_dir", versionsDir.toString()).put("live_dir", liveDir.toString())
+            Json.Obj o = Json.obj().put("versions_dir", versionsDir.toString()).put("live_dir", liveDir.toString())
                     .put("live_rel", liveRel).put("series", series).put("mount", mountPoint.toString())
-                    .put("target", target.toString()).asMap();
+                    .put("target", target.toString());
+            if (onVersion != null) o.put("on_version", onVersion).put("on_version_jobs", onVersionJobs);
+            return o.asMap();
         }
 
         static Serve of(Map<?, ?> m) {
+            Object jobs = m.get("on_version_jobs");
             return new Serve(Path.of((String) m.get("versions_dir")), Path.of((String) m.get("live_dir")),
                     (String) m.get("live_rel"), (String) m.get("series"), Path.of((String) m.get("mount")),
-                    Path.of((String) m.get("target")));
+                    Path.of((String) m.get("target")), (String) m.get("on_version"), jobs == null ? 1 : ((Number) jobs).intValue());
         }
     }
 

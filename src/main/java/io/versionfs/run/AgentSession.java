@@ -2,6 +2,7 @@ package io.versionfs.run;
 
 import io.versionfs.capture.NodeNumbering;
 import io.versionfs.capture.Targets;
+import io.versionfs.capture.Hooks;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.fs.CaptureFs;
 import io.versionfs.fs.FuseMount;
@@ -37,6 +38,12 @@ public final class AgentSession {
     private final List<FuseMount> mounts = new ArrayList<>();
     private final List<Integer> fds = new ArrayList<>();
     private final CountDownLatch stop = new CountDownLatch(1);
+    /**
+     * How long this node's pending --on-version commands get at the end: within the batch node's
+     * wait for a quiet stop (Agents.STOP_FILE_MILLIS); what is left is said (this node's stderr)
+     * and can be run later with 'versionfs hook'.
+     */
+    private static final long HOOKS_MILLIS = 5_000;
 
     public AgentSession(Path control) {
         this.control = control;
@@ -65,6 +72,7 @@ public final class AgentSession {
         VersionStore store = stores.get(s.versionsDir());
         if (store == null) {
             store = VersionStore.openOnNode(s.versionsDir(), Instant.now(), new NodeNumbering(node));
+            if (s.onVersion() != null) store.hooks(new Hooks(s.onVersion(), s.onVersionJobs(), s.versionsDir()));
             stores.put(s.versionsDir(), store);
         }
         Files.createDirectories(s.mountPoint().getParent(),
@@ -86,8 +94,11 @@ public final class AgentSession {
             }
         }
         int saved = 0, lost = 0;
+        long hooksUntil = System.currentTimeMillis() + HOOKS_MILLIS;
         for (VersionStore s : stores.values()) {
-            s.drain();
+            s.publishRemaining();
+            s.drain(); // every hashed version has its hook queued
+            if (s.hooks() != null) s.hooks().finish(hooksUntil - System.currentTimeMillis());
             saved += s.versions().values().stream().mapToLong(v -> v.saved()).sum();
             lost += s.lostCount();
             s.close();

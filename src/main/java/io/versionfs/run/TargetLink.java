@@ -373,7 +373,9 @@ final class TargetLink {
 
     /** What an agent on another node serves for this target: the same mount point path and live file. */
     AgentPlan.Serve serve() {
-        return new AgentPlan.Serve(store.dir(), liveDir, liveRel(), name, mountPoint, target);
+        var hooks = store.hooks();
+        return new AgentPlan.Serve(store.dir(), liveDir, liveRel(), name, mountPoint, target,
+                hooks == null ? null : hooks.command(), hooks == null ? 1 : hooks.jobs());
     }
 
     void mount(Path mountPoint) throws IOException {

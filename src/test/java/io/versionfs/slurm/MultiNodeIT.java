@@ -152,6 +152,29 @@ class MultiNodeIT {
         job.delete();
     }
 
+    /** --on-version on two nodes: each node runs the command for the versions it saved, with its own log. */
+    @Test
+    @Order(5)
+    void onVersionRunsForTheVersionsOfEveryNode(TestInfo info) throws Exception {
+        NodeJob job = new NodeJob(cluster, info);
+        int turns = 2 * ROUNDS;
+        NodeJob.Run run = job.submit(script(turns, -1).replace("versionfs run ",
+                "versionfs run --on-version 'echo \"$VERSIONFS_VERSION $(hostname) $(cat \"$VERSIONFS_PATH\")\" >> hooked.$(hostname)' "));
+        run.assertCompleted();
+        run.assertLine("versionfs exit: 0");
+        List<String> hooked = new ArrayList<>();
+        for (String node : TwoNodeSlurm.NODES) hooked.addAll(job.read("hooked." + node).lines().toList());
+        List<String> want = new ArrayList<>();
+        Path vdir = job.dir.resolve("job.gbw.versions");
+        for (ManifestLine l : saved(vdir)) want.add(l.version() + " " + l.host() + " " + Files.readString(vdir.resolve(l.path())).strip());
+        assertEquals(want.stream().sorted().toList(), hooked.stream().sorted().toList(),
+                () -> "one hook per version, on the node that saved it, on its content\n" + run.describe());
+        assertEquals(turns + 1, want.size(), run::describe);
+        assertTrue(Files.exists(vdir.resolve("hooks.node2.log")), "node2's hooks log beside the batch node's");
+        assertNothingMounted(run);
+        job.delete();
+    }
+
     /** Measured cost: the same two-node rewrite job, unwrapped and wrapped, timed inside one job. */
     @Test
     @Order(3)
