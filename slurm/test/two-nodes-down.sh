@@ -18,7 +18,9 @@ set -uo pipefail
 root=${VERSIONFS_SLURM2_DIR:-/var/tmp/versionfs-slurm2}
 root=$(realpath -m -- "$root")
 bridge=vfs2br0
-nodes=(node1 node2)
+# The nodes two-nodes-up.sh made (VERSIONFS_SLURM2_NODES): their folders in the cluster's folder.
+nodes=(); for d in "$root"/node[1-9]; do [[ -d $d ]] && nodes+=("${d##*/}"); done
+(( ${#nodes[@]} )) || nodes=(node1 node2)
 t0=${EPOCHREALTIME/./}
 # Progress on stderr, with the seconds since the start (EPOCHREALTIME: no fork).
 say() { local us=$(( ${EPOCHREALTIME/./} - t0 )); printf 'two-nodes-down: [%d.%01ds] %s\n' $(( us / 1000000 )) $(( us / 100000 % 10 )) "$*" >&2; }

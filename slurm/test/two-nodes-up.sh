@@ -42,7 +42,11 @@ ctld_port=${VERSIONFS_SLURM2_CTLD_PORT:-6917}
 slurmd_port=${VERSIONFS_SLURM2_SLURMD_PORT:-6918}
 private_tmp=${VERSIONFS_SLURM2_PRIVATE_TMP:-}
 bridge=vfs2br0
-nodes=(node1 node2)
+# VERSIONFS_SLURM2_NODES=N models N nodes (node1 .. nodeN, 2 to 9; default 2); two-nodes-down.sh
+# finds them in the cluster's folder.
+count=${VERSIONFS_SLURM2_NODES:-2}
+[[ $count =~ ^[2-9]$ ]] || { echo "two-nodes-up: error: VERSIONFS_SLURM2_NODES must be 2 to 9, not '$count'" >&2; exit 1; }
+nodes=(); for ((i = 1; i <= count; i++)); do nodes+=("node$i"); done
 t0=${EPOCHREALTIME/./}
 # Progress on stderr, with the seconds since the start (EPOCHREALTIME: no fork).
 say() { local us=$(( ${EPOCHREALTIME/./} - t0 )); printf 'two-nodes-up: [%d.%01ds] %s\n' $(( us / 1000000 )) $(( us / 100000 % 10 )) "$*" >&2; }
@@ -75,6 +79,10 @@ install_slurm "${extra[@]}"
 host=$(hostname -s)
 mkdir -p "$root"/{etc,state,log,run,munge/run,shared}
 for n in "${nodes[@]}"; do mkdir -p "$root/$n"/{tmp,spool}; done
+# Nodes of an earlier, larger cluster go (two-nodes-down.sh stops the nodes it finds here).
+for d in "$root"/node[1-9]; do
+  [[ -d $d && ${d##*/node} -gt $count ]] && rm -rf --one-file-system -- "$d"
+done
 # munged refuses group/world-writable folders on the path to its key, socket and logs; the socket's
 # folder must be world-executable so that job processes (any user) can reach it.
 chmod 0755 "$root" "$root"/{etc,state,log,run,munge,munge/run}
