@@ -336,6 +336,11 @@ public final class VersionStore implements AutoCloseable {
         }
     }
 
+    /** Copies the open file {@code fd} (the caller keeps and closes it) as the next version. */
+    public Captured copyFromFd(int fd, String series, String reason) {
+        return saveCopy(Source.open(fd), new Request(series, reason, 0, "", () -> false));
+    }
+
     /** Saves the file {@code rel} (relative to {@code dirFd}) as the next version: the "initial" version. */
     public Captured captureAt(int dirFd, String rel, String series, String reason) {
         return saveLink(new Source(dirFd, rel, 0, -1), new Request(series, reason, 0, "", () -> false));

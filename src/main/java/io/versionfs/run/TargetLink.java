@@ -709,27 +709,36 @@ final class TargetLink {
 
     private void noticeRealFile() {
         if (!follow) return; // --no-follow: as before following existed, warn only
+        // The file, not the name: an atomic save (from another node, or with the trap off) may put
+        // a new file at the name while we copy; the one we hold stays whole, and is a version.
+        int fd = Posix.C.openat(LibC.AT_FDCWD, target.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW
+                | LibC.O_NONBLOCK, 0);
+        if (fd < 0) return; // a symlink (ELOOP), gone, or not readable: nothing to notice
         try {
-            if (!Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) return;
-            String stamp = stamp();
+            Path held = Path.of("/proc/self/fd/" + fd);
+            if (!Files.isRegularFile(held)) return;
+            String stamp = stamp(held);
             if (stamp.equals(lastNoticed)) return;
             // The program writes this file without us: copy it only once it has been still for a
             // second (or at the end, when the job is gone), and drop the copy if it changed meanwhile.
-            long age = System.currentTimeMillis() - Files.getLastModifiedTime(target, LinkOption.NOFOLLOW_LINKS).toMillis();
+            long age = System.currentTimeMillis() - Files.getLastModifiedTime(held).toMillis();
             if (!ending && age < 1000) return;
-            VersionStore.Captured c = store.copyAtPath(target, name, "noticed");
-            if (!stamp.equals(stamp())) {
+            VersionStore.Captured c = store.copyFromFd(fd, name, "noticed");
+            if (!stamp.equals(stamp(held))) {
                 if (!c.version().lost()) store.room().giveUp(c.version(), "changed while being copied (written outside versionfs)");
                 return;
             }
             lastNoticed = stamp;
         } catch (IOException e) {
             Log.debug("notice " + target + ": " + e.getMessage());
+        } finally {
+            Posix.C.close(fd);
         }
     }
 
-    private String stamp() throws IOException {
-        var a = Files.readAttributes(target, java.nio.file.attribute.PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+    /** Size, mtime and identity of the file {@code held} leads to (/proc/self/fd/N: followed). */
+    private static String stamp(Path held) throws IOException {
+        var a = Files.readAttributes(held, java.nio.file.attribute.PosixFileAttributes.class);
         return a.size() + "@" + a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS) + "@" + a.fileKey();
     }
 

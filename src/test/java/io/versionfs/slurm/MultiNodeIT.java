@@ -175,6 +175,46 @@ class MultiNodeIT {
         job.delete();
     }
 
+    /**
+     * Atomic saves (a temp file renamed onto the target) made on node2, where no trap holds the
+     * job's renames: the batch node notices each new file after the fact (it has been still for
+     * a second) and copies the file it holds, not the name, so a save that lands during the copy
+     * does not lose the one before it (3 of 5 were lost so).
+     */
+    @Test
+    @Order(6)
+    void atomicSavesOnTheOtherNodeAreNoticedOneByOne(TestInfo info) throws Exception {
+        NodeJob job = new NodeJob(cluster, info);
+        job.write("save.sh", """
+                #!/bin/bash
+                if [ $SLURM_PROCID -eq 1 ]; then
+                  for i in 1 2 3 4 5; do echo "save $i by $(hostname)" > job.tmp; mv job.tmp job.gbw; sleep 1.5; done
+                fi
+                """);
+        NodeJob.Run run = job.submit("""
+                #!/bin/bash
+                #SBATCH -N 2
+                #SBATCH --time=3
+                echo initial > job.gbw
+                versionfs run --target job.gbw -- srun -N2 --ntasks-per-node=1 ./save.sh
+                echo "versionfs exit: $?"
+                """);
+        run.assertCompleted();
+        run.assertLine("versionfs exit: 0");
+        assertTrue(run.out.contains("replaced job.gbw with a new file"), run::describe);
+        Path vdir = job.dir.resolve("job.gbw.versions");
+        List<String> contents = new ArrayList<>();
+        for (ManifestLine l : saved(vdir)) {
+            assertEquals(l.sha256(), sha256(vdir.resolve(l.path())), l::toString);
+            contents.add(Files.readString(vdir.resolve(l.path())).strip());
+        }
+        assertEquals(List.of("initial", "save 1 by node2", "save 2 by node2", "save 3 by node2", "save 4 by node2",
+                "save 5 by node2"), contents, run::describe);
+        assertFinal(job, "save 5 by node2\n");
+        assertNothingMounted(run);
+        job.delete();
+    }
+
     /** Measured cost: the same two-node rewrite job, unwrapped and wrapped, timed inside one job. */
     @Test
     @Order(3)
