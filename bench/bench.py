@@ -950,6 +950,137 @@ def bench_loaded(cfg, R):
         log(f"loaded ~{secs} s: wall run {rw:.2f} s / plain {pw:.2f} s; daemon CPU {daemon}")
 
 
+class RunSession:
+    """A `versionfs run --target BIG --target SMALL -- cat` kept running while the bench reads through
+    the targets' symlinks: the very mount a job on one node gets (or, with
+    -Dversionfs.acrossNodesMount=true, the one a job on several nodes gets on each node). The job
+    (`cat`) ends when its stdin is closed, and the run with it; unmounted and checked on exit."""
+
+    def __init__(self, work, side, targets, java_opts=""):
+        self.side, self.targets = side, targets
+        self.base = os.path.dirname(targets[0])
+        self.mnt = self.base  # for the emergency cleanup's log line
+        self.java_opts = java_opts
+        self.mounts = []
+
+    def __enter__(self):
+        env = dict(os.environ)
+        env["VERSIONFS_JAVA_OPTS"] = (env.get("VERSIONFS_JAVA_OPTS", "") + " " + self.java_opts).strip()
+        self.logpath = os.path.join(self.base, "run.log")
+        self.logf = open(self.logpath, "w")
+        cmd = [VERSIONFS, "run", "--quiet"]
+        for t in self.targets:
+            cmd += ["--target", t]
+        self.proc = subprocess.Popen(cmd + ["--", "cat"], stdin=subprocess.PIPE, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=self.base, env=env, start_new_session=True)
+        LIVE_MOUNTS.append(self)
+        deadline = time.monotonic() + 60
+        while not all(os.path.islink(t) and os.path.exists(t) for t in self.targets):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"versionfs run exited with {self.proc.returncode}: see {self.logpath}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"versionfs run ({self.side}) not serving its targets after 60 s: see {self.logpath}")
+            time.sleep(0.02)
+        with open("/proc/mounts") as f:
+            fuse = [ln.split()[1] for ln in f if ln.split()[2:3] == ["fuse.versionfs"]]
+        for t in self.targets:
+            real = os.path.realpath(t)
+            self.mounts += [m for m in fuse if real.startswith(m + "/")]
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.proc.stdin.close()
+            rc = self.proc.wait(timeout=120)
+            if rc != 0:
+                problem(f"[coherence {self.side}] versionfs run exited with code {rc} (see {self.logpath})")
+        except subprocess.TimeoutExpired:
+            problem(f"[coherence {self.side}] versionfs run did not end within 120 s of its job's end (hang); killed")
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for m in self.mounts:
+            if fuse_mounted(m):
+                problem(f"[coherence {self.side}] mount {m} left behind after the run ended; lazy-unmounting")
+                subprocess.run(["fusermount", "-u", "-z", m])
+        for t in self.targets:
+            if os.path.islink(t) or not os.path.isfile(t):
+                problem(f"[coherence {self.side}] {t} is not a regular file after the run")
+        self.logf.close()
+        LIVE_MOUNTS.remove(self)
+        return False
+
+
+def bench_coherence(cfg, R):
+    """What the mount options of a job on several nodes (FuseMount.ACROSS_NODES_OPTIONS: no
+    kernel_cache, attribute/entry/negative timeouts 0) cost reads, on one node: two `versionfs run`
+    sessions side by side, one as on one node, one with -Dversionfs.acrossNodesMount=true, read in
+    turn (A B A B ...). Reads only: no version is made after the initial one."""
+    mib, reps, opens = cfg.coh_mib, cfg.coh_reps, cfg.coh_opens
+    sides = ("default", "across")
+    files = {}
+    for side in sides:
+        d = os.path.join(cfg.work, "coherence-" + side)
+        os.makedirs(d, exist_ok=True)
+        big, small = os.path.join(d, "big.dat"), os.path.join(d, "small.dat")
+        run_json([cfg.tool, "seqwrite", big, str(mib), "1024", "nofsync"])
+        with open(small, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        files[side] = (big, small)
+    os.sync()
+    res = {side: {"first": [], "reread": [], "open_us": [], "open_median_us": []} for side in sides}
+    opts = {"default": "", "across": "-Dversionfs.acrossNodesMount=true"}
+    with RunSession(cfg.work, "default", list(files["default"]), opts["default"]) as a, \
+            RunSession(cfg.work, "across", list(files["across"]), opts["across"]) as b:
+        runs = {"default": a, "across": b}
+        for side in sides:  # warm-up, not counted: the backing files into the page cache, the daemons' JIT
+            big, small = files[side]
+            run_json([cfg.tool, "seqread", big, "1024"])
+            run_json([cfg.tool, "openloop", small, str(max(200, opens // 10)), "1024"])
+        for rep in range(reps):
+            order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+            for side in order:
+                big, small = files[side]
+                sh([cfg.tool, "dropcache", big])  # the mount's pages of it; the backing file stays cached
+                r = run_json([cfg.tool, "seqread", big, "1024"])
+                res[side]["first"].append(r["bytes"] / r["read_s"] / 1e6)
+                r = run_json([cfg.tool, "seqread", big, "1024"])  # close, open again, read again
+                if r["bytes"] != mib << 20:
+                    problem(f"[coherence {side}] read {r['bytes']} bytes of {big}, expected {mib << 20}")
+                res[side]["reread"].append(r["bytes"] / r["read_s"] / 1e6)
+                r = run_json([cfg.tool, "openloop", small, str(opens), "1024"])
+                if r["bytes"] != opens * 64 * 1024:
+                    problem(f"[coherence {side}] open loop read {r['bytes']} bytes, expected {opens * 64 * 1024}")
+                res[side]["open_us"].append(r["total_s"] / opens * 1e6)
+                res[side]["open_median_us"].append(r["median_us"])
+            log(f"coherence rep {rep + 1}/{reps}: " + "; ".join(
+                f"{side} first {res[side]['first'][-1]:.0f} MB/s, re-read {res[side]['reread'][-1]:.0f} MB/s,"
+                f" open+read+close {res[side]['open_us'][-1]:.0f} us" for side in sides))
+        mounts = {side: runs[side].mounts for side in sides}
+    for side in sides:
+        for t in files[side]:
+            vdir = t + ".versions"
+            n = len(glob.glob(os.path.join(vdir, "*.[0-9][0-9][0-9][0-9][0-9][0-9]*.dat")))
+            if n != 1:
+                problem(f"[coherence {side}] {n} versions of {t} after reads only, expected 1 (initial)")
+    shutil.rmtree(os.path.join(cfg.work, "coherence-default"), ignore_errors=True)
+    shutil.rmtree(os.path.join(cfg.work, "coherence-across"), ignore_errors=True)
+    R["raw"]["coherence"] = {"mib": mib, "reps": reps, "opens": opens, "samples": res, "mounts": mounts}
+
+    def rng(v, unit):
+        return f"{min(v):.0f}-{max(v):.0f} {unit}"
+    for key, label, unit in (("first", f"read MB/s, {mib} MiB, 1st after open (backing file cached)", "MB/s"),
+                             ("reread", f"read MB/s, {mib} MiB, re-read after close/open", "MB/s"),
+                             ("open_us", f"open+read+close us, 64 KiB file, x{opens}", "us")):
+        acr, dft = res["across"][key], res["default"][key]
+        pairs = [x / y for x, y in zip(acr, dft)]
+        note = (f"across-nodes options / one-node options; median of {reps}, alternating A B A B; per-pair ratios"
+                f" {min(pairs):.2f}-{max(pairs):.2f}; across {rng(acr, unit)}, default {rng(dft, unit)}")
+        if key == "open_us":
+            note += (f"; median iteration {statistics.median(res['across']['open_median_us']):.0f} us vs"
+                     f" {statistics.median(res['default']['open_median_us']):.0f} us")
+        R["rows"].append(row("coherence: " + label, statistics.median(acr), statistics.median(dft), "info", None, note))
+
+
 def bench_start(cfg, R):
     """Cold start: `versionfs run --target X -- true` (JVM start, mount, symlink, unmount, file put
     back) against a bare `java -Xshare:auto -version` on the same machine, alternating, medians.
@@ -1087,7 +1218,7 @@ def main():
     ap.add_argument("--tool", required=True)
     ap.add_argument("--jar", default="")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="seq,b2b,close,rewriters,rss,example,scratch,loaded,start")
+    ap.add_argument("--only", default="seq,b2b,close,rewriters,rss,example,scratch,loaded,start,coherence")
     ap.add_argument("--seq-mib", type=int, default=0, dest="seq_mib_arg", help="file size of the seq section")
     ap.add_argument("--seq-reps", type=int, default=0, dest="seq_reps_arg")
     ap.add_argument("--b2b-reps", type=int, default=0, dest="b2b_reps_arg", help="repetitions of the b2b section")
@@ -1115,6 +1246,8 @@ def main():
     # back-to-back rewrites: MiB, rewrites in a row, repetitions (sides alternate every repetition)
     cfg.b2b_mib, cfg.b2b_rewrites, cfg.b2b_reps = (128, 3, 1) if q else (512, 3, 3)
     cfg.b2b_reps = cfg.b2b_reps_arg or cfg.b2b_reps
+    # coherence: target MiB, repetitions (A B each), opens of the 64 KiB file per repetition
+    cfg.coh_mib, cfg.coh_reps, cfg.coh_opens = (256, 2, 2000) if q else (256, 5, 2000)
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1142,7 +1275,8 @@ def main():
                 ("rss", "daemon memory vs version count", bench_rss), ("example", "example job wall time", bench_example),
                 ("scratch", "directory mode vs symlink mode with large scratch files", bench_scratch),
                 ("loaded", "loaded node: a job on every core, wrapped vs plain", bench_loaded),
-                ("start", "cold start: versionfs run -- true vs java -version", bench_start)]
+                ("start", "cold start: versionfs run -- true vs java -version", bench_start),
+                ("coherence", "reads under the mount options of a job on several nodes vs one node", bench_coherence)]
     try:
         for key, title, fn in sections:
             if key in only:

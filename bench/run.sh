@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # versionfs benchmark suite: one command, every measurement side by side in the same run.
 #
-#   bash bench/run.sh [--quick] [--head] [--keep] [--only seq,close,rewriters,rss,example,scratch]
+#   bash bench/run.sh [--quick] [--head] [--keep] [--only seq,b2b,close,...,coherence]
 #
 #   --quick   small sizes and one repetition (a couple of minutes) instead of the full run (~10 min)
 #   --head    benchmark the committed HEAD (git archive, built in the work folder) instead of
 #             target/versionfs.jar (which is built only if missing)
 #   --keep    keep the work folder (bench/results/work.*) instead of deleting it at the end
-#   --only    run only some sections (comma-separated): seq,b2b,close,rewriters,rss,example,scratch,loaded,start
+#   --only    run only some sections (comma-separated): seq,b2b,close,rewriters,rss,example,scratch,loaded,start,coherence
 #   --seq-mib N / --seq-reps N   size and repetitions of the seq section
 #   --b2b-reps N                 repetitions of the back-to-back rewrites section (3)
 #   --close-sizes 1,64,512       which file sizes the close section measures

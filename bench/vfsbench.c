@@ -23,6 +23,12 @@
  *       BURN_MS of its own CPU time (a compute step), then flock(LOCKFILE), rewrite FILE with KIB KiB
  *       (open O_TRUNC, 64 KiB writes, close), unlock. Prints JSON: rewrites done, wall_s, and the
  *       processes' CPU (cpu_s, from getrusage of the children).
+ *   vfsbench dropcache FILE
+ *       posix_fadvise(DONTNEED) on FILE: drops the page cache of that one inode (through a FUSE
+ *       mount: the mount's pages, not the backing file's). Prints nothing.
+ *   vfsbench openloop  FILE COUNT BLOCK_KIB
+ *       COUNT times: open(O_RDONLY), read FILE to EOF in BLOCK_KIB blocks, close(). Prints JSON:
+ *       count, bytes (all iterations), total_s, and the median and p99 of one iteration in us.
  *   vfsbench verify    FILE...
  *       For each file prints "OK w seq" when it is exactly one complete rewrite (byte for byte),
  *       else "TORN <reason>".
@@ -123,6 +129,52 @@ static int cmd_seqread(int argc, char **argv) {
     close(fd);
     double t1 = now_s();
     printf("{\"bytes\":%lld,\"read_s\":%.6f}\n", total, t1 - t0);
+    return 0;
+}
+
+static int cmd_dropcache(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: dropcache FILE\n"); return 2; }
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) die("open", argv[2]);
+    int e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (e) { errno = e; die("posix_fadvise", argv[2]); }
+    close(fd);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_openloop(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: openloop FILE COUNT BLOCK_KIB\n"); return 2; }
+    const char *path = argv[2];
+    int count = atoi(argv[3]);
+    size_t block = (size_t)atol(argv[4]) * 1024;
+    if (count < 1) { fprintf(stderr, "openloop: COUNT must be >= 1\n"); return 2; }
+    char *buf = aligned_alloc(4096, block);
+    double *lat = calloc(count, sizeof(double));
+    long long total = 0;
+    double t0 = now_s();
+    for (int i = 0; i < count; i++) {
+        double a = now_s();
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) die("open", path);
+        for (;;) {
+            ssize_t r = read(fd, buf, block);
+            if (r < 0) { if (errno == EINTR) continue; die("read", path); }
+            if (r == 0) break;
+            total += r;
+        }
+        if (close(fd) < 0) die("close", path);
+        lat[i] = (now_s() - a) * 1e6;
+    }
+    double t1 = now_s();
+    qsort(lat, count, sizeof(double), cmp_double);
+    int p99 = (int)((count * 99 + 99) / 100) - 1;
+    printf("{\"count\":%d,\"bytes\":%lld,\"total_s\":%.6f,\"median_us\":%.2f,\"p99_us\":%.2f}\n",
+           count, total, t1 - t0, lat[count / 2], lat[p99]);
     return 0;
 }
 
@@ -336,13 +388,15 @@ static int cmd_loaded(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: vfsbench seqwrite|seqread|closelat|rewriters|loaded|verify ...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: vfsbench seqwrite|seqread|closelat|rewriters|loaded|dropcache|openloop|verify ...\n"); return 2; }
     if (!strcmp(argv[1], "seqwrite")) return cmd_seqwrite(argc, argv);
     if (!strcmp(argv[1], "seqread")) return cmd_seqread(argc, argv);
     if (!strcmp(argv[1], "closelat")) return cmd_closelat(argc, argv);
     if (!strcmp(argv[1], "rewriters")) return cmd_rewriters(argc, argv);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc, argv);
     if (!strcmp(argv[1], "loaded")) return cmd_loaded(argc, argv);
+    if (!strcmp(argv[1], "dropcache")) return cmd_dropcache(argc, argv);
+    if (!strcmp(argv[1], "openloop")) return cmd_openloop(argc, argv);
     fprintf(stderr, "vfsbench: unknown command %s\n", argv[1]);
     return 2;
 }

@@ -54,6 +54,13 @@ public final class FuseMount implements AutoCloseable {
     public static final String ACROSS_NODES_OPTIONS = BASE_OPTIONS.replace(",kernel_cache", "")
             + ",attr_timeout=0,entry_timeout=0,negative_timeout=0";
 
+    /**
+     * {@code -Dversionfs.acrossNodesMount=true}: every {@link #mount} on this node is made as on a
+     * node of a job on several nodes ({@link #mountAcrossNodes}). Not a user option: bench/run.sh's
+     * coherence section uses it to measure what those settings cost on one node (bench/README.md).
+     */
+    private static final boolean ACROSS_NODES_MOUNT = Boolean.getBoolean("versionfs.acrossNodesMount");
+
     /** {@code -Dversionfs.splice=read,write,move} (any of them; "none" or "false" for none). */
     private static String splice(String which) {
         StringBuilder sb = new StringBuilder();
@@ -99,6 +106,7 @@ public final class FuseMount implements AutoCloseable {
 
     /** As {@link #mount(CaptureFs, Path)}, with more mount options ({@code ",name=value"}). */
     public static FuseMount mount(CaptureFs fs, Path mountPoint, String extraOptions) {
+        if (ACROSS_NODES_MOUNT) return mountAcrossNodes(fs, mountPoint, extraOptions);
         Path mp = mountPoint.toAbsolutePath().normalize();
         prepareMountPoint(mp);
         return start(new FuseMount(fs, mp, extraOptions));
