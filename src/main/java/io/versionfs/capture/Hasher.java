@@ -90,6 +90,21 @@ final class Hasher {
     }
 
     /** Waits until every line handed over so far is written. */
+    /** As {@link #drain()}, but waits at most {@code millis}: true if the queue was through by then. */
+    boolean drain(long millis) {
+        try {
+            THREAD.submit(() -> {}).get(millis, java.util.concurrent.TimeUnit.MILLISECONDS);
+            return true;
+        } catch (java.util.concurrent.TimeoutException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     void drain() {
         try {
             THREAD.submit(() -> {}).get();

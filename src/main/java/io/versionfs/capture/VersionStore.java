@@ -713,6 +713,14 @@ public final class VersionStore implements AutoCloseable {
         hasher.drain();
     }
 
+    /**
+     * Waits (at most {@code millis}) until the hasher is through its queue: a version given way
+     * while it was being hashed keeps its blocks until the hasher closes it. True if through.
+     */
+    public boolean settle(long millis) {
+        return hasher.drain(millis);
+    }
+
     /** The folder's own markers: the batch node's (or the one node's) to remove. */
     private void dropMarkers() {
         Posix.C.unlinkat(dirFd, Publication.FOLDER, LibC.AT_REMOVEDIR); // empty unless a version could not get its name (said)

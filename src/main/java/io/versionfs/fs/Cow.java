@@ -236,6 +236,12 @@ final class Cow {
             if (copy == null) break;
             err = copy.await(cancel);
         }
+        if (err != null && err.noSpace() && !mayDropVersions && settled()) {
+            // At the end: space a version given way still held (the hasher was reading it) is
+            // free once the hasher is through; one more try before the last version gives way.
+            copy = startCopy(false);
+            if (copy != null) err = copy.await(cancel);
+        }
         if (err == null) {
             int r = putInPlace(copy.tmp);
             if (r == 0) return 0;
@@ -351,6 +357,15 @@ final class Cow {
         giveUpAll("dropped before the next change: " + why);
         return 0;
     }
+
+    /** Waits up to 2 s for the hashers of the versions sharing this inode; true if any had work left then. */
+    private boolean settled() {
+        boolean any = false;
+        for (var s : versions.stream().map(Linked::store).distinct().toList()) any |= s.settle(SETTLE_MILLIS);
+        return any;
+    }
+
+    private static final long SETTLE_MILLIS = 2_000;
 
     /** End of run and no copy: the file stays shared (said), unless versions of ours give way to a full disk. */
     private void keptAtEnd(IoError err) {

@@ -124,6 +124,38 @@ enum ContainerRuntime {
         return null;
     }
 
+    /**
+     * The warning for a bind whose source reaches {@code folder} (a target's, as the kernel
+     * resolves it) through a symlink ({@code /home -> /gpfs/home}; {@code -b $PWD} in a folder
+     * entered through a link), or null: the container has the folder at the link's path only,
+     * while the target's symlink leads into the mount by the resolved path.
+     */
+    String boundThroughLink(List<String> command, Path folder) {
+        for (int i = 0; i < command.size() && !command.get(i).equals("--"); i++) {
+            String w = command.get(i), spec = null;
+            for (String o : bindOptions) {
+                if (w.equals(o) && i + 1 < command.size()) spec = command.get(i + 1);
+                else if (w.startsWith(o + "=")) spec = w.substring(o.length() + 1);
+            }
+            if (spec == null) continue;
+            for (String one : spec.split(",")) {
+                String s = one.split(":")[0];
+                if (s.isEmpty()) continue;
+                Path src = Path.of(s).toAbsolutePath().normalize(), real;
+                try {
+                    real = src.toRealPath();
+                } catch (java.io.IOException e) {
+                    continue;
+                }
+                if (real.equals(src) || !folder.startsWith(real)) continue;
+                return "the command binds " + src + ", which is " + real + " through a symlink: the target's link leads into"
+                        + " versionfs's mount by " + real + ", which the container does not have; bind that path (" + bindOption(real)
+                        + ") or start the job from it (cd " + real + ")";
+            }
+        }
+        return null;
+    }
+
     /** The option that binds {@code dir} at its own path in the container. */
     String bindOption(Path dir) {
         return this == CHARLIECLOUD ? "-b " + dir : bindOptions.isEmpty() ? "" : bindOptions.get(0) + " " + dir + ":" + dir;

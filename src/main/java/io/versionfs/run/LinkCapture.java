@@ -179,6 +179,8 @@ final class LinkCapture implements Capture {
                     + " container that binds " + targetFolder + " at its own path sees it");
             String elsewhere = runtime.boundElsewhere(command, targetFolder);
             if (elsewhere != null) Log.warn(elsewhere);
+            String throughLink = runtime.boundThroughLink(command, targetFolder);
+            if (throughLink != null) Log.warn(throughLink);
         }
         made.put(key, fresh);
         return fresh;
@@ -352,7 +354,7 @@ final class LinkCapture implements Capture {
 
     @Override
     public int unversionable() {
-        return behind.size();
+        return behind.size() + (int) links.stream().filter(TargetLink::mayHaveMissed).count();
     }
 
     /** What the summary says of a versions folder besides its versions: pruned, storage, hooks, skipped. */

@@ -530,6 +530,7 @@ final class TargetLink {
                     + " Fix: run with --mode dir" + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
                     + (follow ? "" : ", or drop --no-follow") + " (README: 'Renames').";
             problems.add(msg);
+            mayHaveMissed = true;
             Log.warn(msg);
             store.event(ManifestLine.event(seen.eventName()).file(name).detail(what));
         }
@@ -1105,6 +1106,17 @@ final class TargetLink {
         out.add("followed renames and deletes: " + after + " more version(s) captured after the first");
         if (unseenChanges > 0) out.add(unseenChanges + " change(s) to " + name + " were made outside versionfs and may be missing");
         return out;
+    }
+
+    /**
+     * The name stopped leading through versionfs at some point (a real file the job put there,
+     * or a deletion not followed): writes made then were versioned only when noticed, if at all,
+     * and nobody can count what was missed. A loss for --strict.
+     */
+    private volatile boolean mayHaveMissed;
+
+    boolean mayHaveMissed() {
+        return mayHaveMissed;
     }
 
     List<String> problems() {

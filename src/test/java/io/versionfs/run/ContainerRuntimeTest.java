@@ -34,6 +34,18 @@ class ContainerRuntimeTest {
     }
 
     @Test
+    void aBindThatReachesTheFolderThroughASymlinkIsSaid(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Path real = java.nio.file.Files.createDirectory(tmp.resolve("real")).toRealPath();
+        Path link = java.nio.file.Files.createSymbolicLink(tmp.resolve("link"), real);
+        String said = ContainerRuntime.CHARLIECLOUD.boundThroughLink(List.of("ch-run", "-b", link.toString(), "-c", link.toString(), "img"), real);
+        assertNotNull(said, "-b $PWD in a folder entered through a link");
+        assertEquals(true, said.contains("-b " + real), said);
+        assertNotNull(ContainerRuntime.PODMAN.boundThroughLink(List.of("podman", "run", "-v", link + ":" + link, "img"), real));
+        assertNull(ContainerRuntime.CHARLIECLOUD.boundThroughLink(List.of("ch-run", "-b", real.toString(), "img"), real), "the real path");
+        assertNull(ContainerRuntime.CHARLIECLOUD.boundThroughLink(List.of("ch-run", "-b", tmp.resolve("nowhere").toString(), "img"), real));
+    }
+
+    @Test
     void theTrapStaysOffOnlyWhereSetuidHelpersAreNeeded() {
         List<String> podman = List.of("podman", "run", "img");
         assertNull(ContainerRuntime.PODMAN.trapConflict(podman, true), "root needs no newuidmap");

@@ -97,6 +97,22 @@ class FollowIT {
         assertTrue(r.err().contains("is not versioned"), r.err());
     }
 
+    /**
+     * A save the follow mode can only notice after the fact (an atomic save onto the target with
+     * the trap off) may have missed writes nobody can count: --strict fails the successful job.
+     */
+    @Test
+    void strictFailsAJobWhoseSavesWereOnlyNoticed() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "guess\n");
+        String job = "echo one > t; mv t job.gbw; sleep 1.5";
+        Result plain = vfs("run", "--target", "job.gbw", "--", "sh", "-c", job);
+        assertEquals(0, plain.exit(), plain.err());
+        assertTrue(plain.err().contains("writes may be missed"), plain.err());
+        Result strict = vfs("run", "--strict", "--target", "job.gbw", "--", "sh", "-c", job);
+        assertEquals(207, strict.exit(), strict.err());
+        assertRegular("job.gbw", "one\n");
+    }
+
     @Test
     void aDeleteThenRecreateIsFollowed() throws Exception {
         Files.writeString(dir.resolve("x.dat"), "zero\n");
