@@ -89,7 +89,9 @@ final class DoctorCommand implements Callable<Integer> {
             out.print(table(checks, code));
         }
         out.flush();
-        return code;
+        // A node's doctor step answers in its JSON; exiting 0 keeps srun from treating the first
+        // node with a problem as a failed task while the others still write their answers.
+        return thisNode ? 0 : code;
     }
 
     private static List<Object> rows(List<Doctor.Check> checks) {

@@ -49,6 +49,23 @@ final class NodeChecks {
         if (mountDir != null) cmd.addAll(List.of("--mount-dir", mountDir.toAbsolutePath().toString()));
         Map<String, NodeResult> byNode = new LinkedHashMap<>();
         nodes.forEach(n -> byNode.put(n, null));
+        Asked a = ask(cmd, byNode);
+        // srun passes the tasks' output on in pieces: two nodes answering at once can cut each
+        // other's line (both unreadable). Asked once more, they rarely finish together again.
+        if (a.rc() != 124 && byNode.containsValue(null)) a = ask(cmd, byNode);
+        List<NodeResult> out = new ArrayList<>();
+        for (Map.Entry<String, NodeResult> e : byNode.entrySet()) {
+            out.add(e.getValue() != null ? e.getValue() : unanswered(e.getKey(), (a.rc() == 124 ? "no answer within "
+                    + STEP_SECONDS + " s" : "no answer (srun exit " + a.rc() + ")") + (a.said() == null ? "" : ": " + a.said())));
+        }
+        return out;
+    }
+
+    /** What one doctor step ended with: srun's exit code and its last error line (null: none). */
+    private record Asked(int rc, String said) {}
+
+    /** Runs the doctor step once; each node's answer (a JSON line on srun's stdout) goes into {@code byNode}. */
+    private static Asked ask(List<String> cmd, Map<String, NodeResult> byNode) {
         String said;
         int rc;
         try {
@@ -72,12 +89,7 @@ final class NodeChecks {
             rc = -1;
             said = "interrupted";
         }
-        List<NodeResult> out = new ArrayList<>();
-        for (Map.Entry<String, NodeResult> e : byNode.entrySet()) {
-            out.add(e.getValue() != null ? e.getValue() : unanswered(e.getKey(), (rc == 124 ? "no answer within "
-                    + STEP_SECONDS + " s" : "no answer (srun exit " + rc + ")") + (said == null ? "" : ": " + said)));
-        }
-        return out;
+        return new Asked(rc, said);
     }
 
     private static NodeResult unanswered(String node, String why) {
