@@ -120,10 +120,13 @@ public final class CaptureFs extends FuseStubFS {
         stopping = true;
     }
 
-    /** Runs libfuse's main loop on the calling thread until unmounted. */
-    int runLoop(String[] args) {
+    /** Mounts at {@code mountPoint} with {@code args} and serves on the calling thread until unmounted. */
+    int runLoop(String[] args, java.nio.file.Path mountPoint) {
         FuseSupport.allowNullPaths(fuseOperations); // a file unlinked while open keeps working
-        return libFuse.fuse_main_real(args.length, args, fuseOperations, Struct.size(fuseOperations), null);
+        if (!FuseLoop.JAVA_THREADS) {
+            return libFuse.fuse_main_real(args.length, args, fuseOperations, Struct.size(fuseOperations), null);
+        }
+        return FuseLoop.run(args, Struct.getMemory(fuseOperations), Struct.size(fuseOperations), mountPoint);
     }
 
     /**

@@ -96,7 +96,7 @@ public final class FuseMount implements AutoCloseable {
 
     private void runLoop() {
         String[] args = {"versionfs", "-f", mountPoint.toString(), "-o", baseOptions + ",auto_unmount" + extraOptions};
-        loopResult = fs.runLoop(args);
+        loopResult = fs.runLoop(args, mountPoint);
     }
 
     /** Mounts and returns once the filesystem answers; throws UserError(MOUNT_FAILED) otherwise. */
