@@ -132,6 +132,11 @@ class RunLifeIT {
         waitFor(dir.resolve("failed"));
         for (ProcessHandle h : jobs) h.destroyForcibly();
         Await.gone(jobs, "the job's shell"); // so nothing writes lastok, failed or the mount folder any more
+        // fusermount's auto_unmount detaches the dead mount once the killed daemon's descriptors
+        // are closed; on a loaded machine that can come after the job's shell is gone.
+        String tmpAbs = tmpdir.toAbsolutePath().toString();
+        Await.until(Await.LONG, "auto_unmount of the killed daemon's mount",
+                () -> TestSupport.versionfsMounts().stream().noneMatch(l -> l.split(" ")[1].startsWith(tmpAbs)));
         try (Stream<Path> s = Files.walk(tmpdir)) {
             List<Path> files = s.filter(Files::isRegularFile).toList();
             assertTrue(files.isEmpty(), "nothing was written into the dead mount's folder: " + files);
