@@ -363,6 +363,10 @@ class MultiNodeIT {
                 this.id = id;
             }
 
+            NodeJob job() {
+                return NodeJob.this;
+            }
+
             String describe() {
                 return end + "\n--- job-" + id + ".out ---\n" + out + "\n" + cluster.slurm().logTails();
             }
