@@ -354,7 +354,12 @@ final class LinkCapture implements Capture {
 
     @Override
     public int unversionable() {
-        return behind.size() + (int) links.stream().filter(TargetLink::mayHaveMissed).count();
+        return (int) links.stream().filter(l -> l.notVersioned() || behind.containsKey(l)).count(); // each target once
+    }
+
+    @Override
+    public int noticedAfterTheFact() {
+        return (int) links.stream().filter(TargetLink::onlyNoticed).count();
     }
 
     /** What the summary says of a versions folder besides its versions: pruned, storage, hooks, skipped. */
