@@ -5,7 +5,9 @@ import io.versionfs.capture.Manifest;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -88,6 +90,78 @@ public final class TestSupport {
         assertEquals(0, run(at.getParent(), null, 60, "mount", "-o", "loop", img.toString(), at.toString()).exit,
                 "loop-mount " + img + " at " + at);
         return new SmallDisk(at);
+    }
+
+    /**
+     * An ordinary user for a test run, as on a cluster: created if missing ({@code useradd -m}, with
+     * any {@code others} the test needs beside it), and {@code /dev/fuse} made 0666 as a cluster has it
+     * until {@link #close} puts its mode back. Needs root and /dev/fuse: the caller is skipped otherwise.
+     */
+    public static final class OrdinaryUser implements AutoCloseable {
+        public final String name;
+        public final int uid, gid;
+        private final String devFuseMode;
+
+        private OrdinaryUser(String name, int uid, int gid, String devFuseMode) {
+            this.name = name;
+            this.uid = uid;
+            this.gid = gid;
+            this.devFuseMode = devFuseMode;
+        }
+
+        public static OrdinaryUser create(String name, String... others) throws Exception {
+            org.junit.jupiter.api.Assumptions.assumeTrue(isRoot(), "skipped: needs root to create the test user " + name
+                    + " and open /dev/fuse to users as a cluster does (run the tests as root, e.g. bin/test)");
+            org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(Path.of("/dev/fuse")), "skipped: this machine has no /dev/fuse");
+            for (String u : Stream.concat(Stream.of(name), Arrays.stream(others)).toList()) {
+                if (run(PROJECT, null, 30, "id", "-u", u).exit() == 0) continue;
+                Result r = run(PROJECT, null, 60, "useradd", "-m", "-s", "/bin/sh", u);
+                assertEquals(0, r.exit(), "useradd " + u + ": " + r.err());
+            }
+            int uid = Integer.parseInt(run(PROJECT, null, 30, "id", "-u", name).out().trim());
+            int gid = Integer.parseInt(run(PROJECT, null, 30, "id", "-g", name).out().trim());
+            OrdinaryUser user = new OrdinaryUser(name, uid, gid, run(PROJECT, null, 30, "stat", "-c", "%a", "/dev/fuse").out().trim());
+            chmodDevFuse("666");
+            return user;
+        }
+
+        /** Gives each of {@code paths} (not what a symlink points to) to the user and its group. */
+        public void own(Path... paths) throws IOException {
+            for (Path p : paths) {
+                Files.setAttribute(p, "unix:uid", uid, LinkOption.NOFOLLOW_LINKS);
+                Files.setAttribute(p, "unix:gid", gid, LinkOption.NOFOLLOW_LINKS);
+            }
+        }
+
+        /** Puts /dev/fuse's mode back. */
+        @Override
+        public void close() throws Exception {
+            chmodDevFuse(devFuseMode);
+        }
+
+        /** Sets /dev/fuse's mode (a test of a node that does not open it to users); {@link #close} still restores the first. */
+        public static void chmodDevFuse(String mode) throws Exception {
+            Result r = run(PROJECT, null, 30, "chmod", mode, "/dev/fuse");
+            assertEquals(0, r.exit(), "chmod " + mode + " /dev/fuse: " + r.err());
+        }
+    }
+
+    /**
+     * A new folder in {@code parent} that every user can read, holding a copy of the launcher
+     * ({@code bin/versionfs}) and the jar ({@code versionfs.jar}, for {@code VERSIONFS_JAR}): an
+     * install an {@link OrdinaryUser} can run, as a cluster's shared software folder is.
+     */
+    public static Path worldReadableInstall(Path parent, String prefix) throws IOException {
+        Path base = mode(Files.createTempDirectory(parent, prefix), "rwxr-xr-x");
+        mode(Files.createDirectory(base.resolve("bin")), "rwxr-xr-x");
+        mode(Files.copy(LAUNCHER, base.resolve("bin/versionfs")), "rwxr-xr-x");
+        mode(Files.copy(PROJECT.resolve("target/versionfs.jar"), base.resolve("versionfs.jar")), "rw-r--r--");
+        return base;
+    }
+
+    /** {@code p} with its mode set to {@code perms} ("rwxr-xr-x"), whatever the umask. */
+    private static Path mode(Path p, String perms) throws IOException {
+        return Files.setPosixFilePermissions(p, PosixFilePermissions.fromString(perms));
     }
 
     /** {@code n} random bytes (content no filesystem can deduplicate or compress away). */

@@ -116,19 +116,33 @@ public final class ManifestMerge {
     /**
      * At the open of a versions folder by a run (which holds the folder's lock, so no job on
      * several nodes writes it): node manifests a killed batch node left are merged first, so their
-     * versions keep their sha256, time and host. Returns how many lines were taken in.
+     * versions keep their sha256, time and host; then the number placeholders a job whose agent
+     * did not end cleanly kept ({@link NodeNumbering#clearTombstones}) go, as at a clean end: no
+     * node of that job numbers any more. Returns how many lines were taken in.
      */
     static int recover(int dirFd, Path access, Path shown) throws IOException {
+        int fromNodes = 0;
         if (NodeManifests.files(access).isEmpty()) {
             tidy(access); // a merge stopped after its last node file went
-            return 0;
+        } else {
+            fromNodes = mergeFiles(dirFd, access, NodeManifests.mark(access), ManifestSwap.Seam.NONE).fromNodes();
+            if (fromNodes > 0) {
+                io.versionfs.text.Log.warn(fromNodes + " line(s) of the node manifests a job on several nodes left in " + shown
+                        + " (its batch node was killed before merging them) merged into " + shown.resolve(Manifest.FILE_NAME));
+            }
         }
-        Outcome o = mergeFiles(dirFd, access, NodeManifests.mark(access), ManifestSwap.Seam.NONE);
-        if (o.fromNodes() > 0) {
-            io.versionfs.text.Log.warn(o.fromNodes() + " line(s) of the node manifests a job on several nodes left in " + shown
-                    + " (its batch node was killed before merging them) merged into " + shown.resolve(Manifest.FILE_NAME));
+        clearLeftTombstones(access, shown);
+        return fromNodes;
+    }
+
+    /** The placeholders an earlier job left; if they cannot go, they stay (the readers know them). */
+    private static void clearLeftTombstones(Path access, Path shown) {
+        try {
+            int n = NodeNumbering.clearTombstones(access);
+            if (n > 0) io.versionfs.text.Log.debug(n + " number placeholder(s) an earlier job on several nodes left removed from " + shown);
+        } catch (IOException e) {
+            io.versionfs.text.Log.debug("number placeholders stay in " + shown + ": " + e.getMessage());
         }
-        return o.fromNodes();
     }
 
     /**
@@ -136,7 +150,6 @@ public final class ManifestMerge {
      * holding the folder's lock: its lines must come after the job's, not between them.
      */
     public static void recoverLeftovers(Path dir) throws IOException {
-        if (!NodeManifests.present(dir)) return;
         int fd = io.versionfs.sys.Posix.openDir(dir.toString());
         try {
             recover(fd, dir, dir);

@@ -152,8 +152,8 @@ public final class NodeNumbering {
     /**
      * Removes every tombstone of {@code vdir} (the files in it and in its series' subfolders that
      * are links of the taken* files, then those files). Only once no node can number any more (the
-     * job's end, every agent ended cleanly): until then a removed tombstone would free its number
-     * for another node. Afterwards the folder reads as on one node: a lost or dropped version is a
+     * job's end, every agent ended cleanly; else the next run or prune, holding the folder's lock):
+     * until then a removed tombstone would free its number for another node. Afterwards the folder reads as on one node: a lost or dropped version is a
      * manifest line without a file. Returns how many were removed.
      */
     public static int clearTombstones(Path vdir) throws IOException {
@@ -163,6 +163,7 @@ public final class NodeNumbering {
         } catch (java.nio.file.NoSuchFileException e) {
             return 0;
         }
+        if (taken.isEmpty()) return 0; // no job on several nodes left any: nothing to look for
         Set<Object> keys = new HashSet<>();
         for (Path t : taken) keys.add(Files.readAttributes(t, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey());
         int n = clearIn(vdir, keys, true);

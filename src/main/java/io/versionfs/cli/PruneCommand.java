@@ -68,7 +68,8 @@ final class PruneCommand implements Callable<Integer> {
             for (Path d : dirs) {
                 RunLock lock = Files.isDirectory(d.resolve(VersionStore.HIDDEN)) && !dryRun
                         ? RunLock.acquire(d.resolve(VersionStore.HIDDEN).resolve("lock"), "the versions folder " + d) : null;
-                // A writer first merges node manifests a killed job on several nodes left (the readers show them merged).
+                // A writer first merges node manifests a killed job on several nodes left (the readers show them
+                // merged) and clears the number placeholders a job whose agent did not end cleanly kept.
                 if (lock != null) ManifestMerge.recoverLeftovers(d);
                 try (Manifest manifest = dryRun ? null : new Manifest(d)) {
                     for (Map.Entry<String, List<ManifestLine>> e : savedBySeries(d).entrySet()) {

@@ -37,6 +37,10 @@ public final class Summary {
     private final Instant start;
     /** versionfs's own CPU time (the JVM, not the job); null where /proc could not be read. */
     private ProcessCpu.Usage cpu;
+    /** Files that matched a target but could not be versioned at all. */
+    private int unversionable;
+    /** Targets whose saves could only be noticed after the fact: versioned by copy, writes between may be missed. */
+    private int noticedAfterTheFact;
 
     public Summary(Instant start) {
         this.start = start;
@@ -62,6 +66,22 @@ public final class Summary {
     public Summary node(Map<String, Object> n) {
         nodes.add(n);
         return this;
+    }
+
+    /**
+     * The run's targets that are a loss beyond lost versions (each said in its file's lines):
+     * {@code unversionable} could not be versioned at all, {@code noticedAfterTheFact} had their
+     * saves noticed only after the fact. For --json and --strict.
+     */
+    public Summary uncounted(int unversionable, int noticedAfterTheFact) {
+        this.unversionable = unversionable;
+        this.noticedAfterTheFact = noticedAfterTheFact;
+        return this;
+    }
+
+    /** Whether anything was lost: a version, a target not versioned, or saves noticed only after the fact. */
+    public boolean anyLoss() {
+        return totalLost() > 0 || unversionable > 0 || noticedAfterTheFact > 0;
     }
 
     public Summary warn(String w) {
@@ -186,6 +206,8 @@ public final class Summary {
                     .put("warnings", f.warnings).put("versions", vs).put("lost_versions", lostOnes));
         }
         o.put("files", fs);
+        o.put("unversionable", unversionable);
+        o.put("noticed_after_the_fact", noticedAfterTheFact);
         if (!nodes.isEmpty()) o.put("nodes", nodes);
         o.put("warnings", warnings);
         return o.toString();

@@ -63,8 +63,20 @@ interface Capture {
     /** Adds this capture's part to the summary: its mode, one report per file. */
     void report(Summary summary);
 
-    /** Files that matched a target but could not be versioned at all (a loss for --strict). */
+    /**
+     * Files that matched a target but could not be versioned at all (written behind the mount,
+     * a rename or deletion not followed, a symlink in directory mode): a loss for --strict.
+     */
     default int unversionable() {
+        return 0;
+    }
+
+    /**
+     * Targets whose saves could only be noticed after the fact (a real file put at the target where
+     * the trap could not hold the rename): versioned by copy when noticed, writes between may be
+     * missed and nobody can count them. A loss for --strict too, but not "unversionable".
+     */
+    default int noticedAfterTheFact() {
         return 0;
     }
 }

@@ -1,6 +1,7 @@
 package io.versionfs.run;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -104,22 +105,11 @@ enum ContainerRuntime {
      * its absolute host path, which does not exist in there.
      */
     String boundElsewhere(List<String> command, Path folder) {
-        for (int i = 0; i < command.size() && !command.get(i).equals("--"); i++) {
-            String w = command.get(i), spec = null;
-            for (String o : bindOptions) {
-                if (w.equals(o) && i + 1 < command.size()) spec = command.get(i + 1);
-                else if (w.startsWith(o + "=")) spec = w.substring(o.length() + 1);
-            }
-            if (spec == null) continue;
-            for (String one : spec.split(",")) {
-                String[] f = one.split(":");
-                if (f.length < 2 || f[0].isEmpty() || f[1].isEmpty()) continue;
-                Path src = Path.of(f[0]).toAbsolutePath().normalize(), dst = Path.of(f[1]).normalize();
-                if (!folder.startsWith(src) || dst.equals(src)) continue;
-                return "the command binds " + src + " at " + dst + " in the container, but " + folder + "'s targets are"
-                        + " symlinks into versionfs's mount by their path on this host, which the container does not have:"
-                        + " bind the folder at its own path instead (" + bindOptions.get(0) + " " + src + ":" + src + ")";
-            }
+        for (Bind b : bindSpecs(command)) {
+            if (b.dst() == null || !folder.startsWith(b.src()) || b.dst().equals(b.src())) continue;
+            return "the command binds " + b.src() + " at " + b.dst() + " in the container, but " + folder + "'s targets are"
+                    + " symlinks into versionfs's mount by their path on this host, which the container does not have:"
+                    + " bind the folder at its own path instead (" + bindOptions.get(0) + " " + b.src() + ":" + b.src() + ")";
         }
         return null;
     }
@@ -131,29 +121,97 @@ enum ContainerRuntime {
      * while the target's symlink leads into the mount by the resolved path.
      */
     String boundThroughLink(List<String> command, Path folder) {
-        for (int i = 0; i < command.size() && !command.get(i).equals("--"); i++) {
-            String w = command.get(i), spec = null;
-            for (String o : bindOptions) {
-                if (w.equals(o) && i + 1 < command.size()) spec = command.get(i + 1);
-                else if (w.startsWith(o + "=")) spec = w.substring(o.length() + 1);
+        for (Bind b : bindSpecs(command)) {
+            Path real;
+            try {
+                real = b.src().toRealPath();
+            } catch (java.io.IOException e) {
+                continue;
             }
-            if (spec == null) continue;
-            for (String one : spec.split(",")) {
-                String s = one.split(":")[0];
-                if (s.isEmpty()) continue;
-                Path src = Path.of(s).toAbsolutePath().normalize(), real;
-                try {
-                    real = src.toRealPath();
-                } catch (java.io.IOException e) {
-                    continue;
-                }
-                if (real.equals(src) || !folder.startsWith(real)) continue;
-                return "the command binds " + src + ", which is " + real + " through a symlink: the target's link leads into"
-                        + " versionfs's mount by " + real + ", which the container does not have; bind that path (" + bindOption(real)
-                        + ") or start the job from it (cd " + real + ")";
-            }
+            if (real.equals(b.src()) || !folder.startsWith(real)) continue;
+            return "the command binds " + b.src() + ", which is " + real + " through a symlink: the target's link leads into"
+                    + " versionfs's mount by " + real + ", which the container does not have; bind that path (" + bindOption(real)
+                    + ") or start the job from it (cd " + real + ")";
         }
         return null;
+    }
+
+    /**
+     * One host folder the command binds into the container: {@code src} absolute and normalised,
+     * {@code dst} normalised, or null when the command names none (Charliecloud's {@code -b SRC}
+     * and Apptainer's {@code -B SRC} put it at its own path; Podman's {@code -v PATH} alone is an anonymous volume).
+     */
+    record Bind(Path src, Path dst) {
+    }
+
+    /**
+     * The binds the runtime's options ask for, in the order given: {@code -v SRC:DST},
+     * {@code --volume=SRC:DST}, the joined {@code -vSRC:DST} (likewise {@code -b}, {@code -B}; Apptainer
+     * takes several, comma-separated) and, for Podman and Apptainer, {@code --mount
+     * type=bind,src=SRC,dst=DST}. Read from the runtime's own word on (a launcher's options before it
+     * are not the runtime's: {@code srun -v}) up to {@code --}.
+     */
+    private List<Bind> bindSpecs(List<String> command) {
+        List<Bind> binds = new ArrayList<>();
+        for (int i = programAt(command) + 1; i < command.size() && !command.get(i).equals("--"); i++) {
+            String w = command.get(i), next = i + 1 < command.size() ? command.get(i + 1) : null;
+            String spec = optionValue(w, next, bindOptions);
+            if (spec != null) {
+                for (String one : spec.split(",")) addBind(binds, one.split(":"));
+                continue;
+            }
+            String mount = this == PODMAN || this == APPTAINER ? optionValue(w, next, List.of("--mount")) : null;
+            if (mount != null) addMount(binds, mount);
+        }
+        return binds;
+    }
+
+    /** {@code w}'s value if it is one of {@code options}: {@code -o VALUE}, {@code --opt=VALUE} or, short, {@code -oVALUE}; else null. */
+    private static String optionValue(String w, String next, List<String> options) {
+        for (String o : options) {
+            if (w.equals(o)) return next;
+            if (w.startsWith(o + "=")) return w.substring(o.length() + 1);
+            if (o.length() == 2 && w.startsWith(o)) return w.substring(2); // o is "-x": w cannot be a long option
+        }
+        return null;
+    }
+
+    /** SRC[:DST[:OPTIONS]]: an empty SRC or DST is none. */
+    private static void addBind(List<Bind> binds, String[] fields) {
+        if (fields.length == 0 || fields[0].isEmpty()) return;
+        String dst = fields.length > 1 && !fields[1].isEmpty() ? fields[1] : null;
+        binds.add(bind(fields[0], dst));
+    }
+
+    /** {@code type=bind,src=SRC,dst=DST} (also source=, target=, destination=); other types bind no host folder. */
+    private static void addMount(List<Bind> binds, String spec) {
+        String type = null, src = null, dst = null;
+        for (String kv : spec.split(",")) {
+            int eq = kv.indexOf('=');
+            if (eq < 0) continue;
+            String key = kv.substring(0, eq), value = kv.substring(eq + 1);
+            switch (key) {
+                case "type" -> type = value;
+                case "src", "source" -> src = value;
+                case "dst", "destination", "target" -> dst = value;
+                default -> { } // ro, relabel, bind-propagation...: nothing about where
+            }
+        }
+        if ("bind".equals(type) && src != null && !src.isEmpty()) binds.add(bind(src, dst == null || dst.isEmpty() ? null : dst));
+    }
+
+    private static Bind bind(String src, String dst) {
+        return new Bind(Path.of(src).toAbsolutePath().normalize(), dst == null ? null : Path.of(dst).normalize());
+    }
+
+    /** The index of the first word before {@code --} that names this runtime's program, else -1. */
+    private int programAt(List<String> command) {
+        for (int i = 0; i < command.size() && !command.get(i).equals("--"); i++) {
+            String word = command.get(i);
+            Path p = word.isEmpty() ? null : Path.of(word).getFileName();
+            if (p != null && programs.contains(p.toString())) return i;
+        }
+        return -1;
     }
 
     /** The option that binds {@code dir} at its own path in the container. */

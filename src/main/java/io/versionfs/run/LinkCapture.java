@@ -219,7 +219,8 @@ final class LinkCapture implements Capture {
      * The empty files that held lost or dropped versions' numbers while several nodes numbered
      * (NodeNumbering) go once every agent ended cleanly: a user listing the folder should not find
      * empty files named like versions. If an agent did not end cleanly it might still number, so
-     * they stay (verify and the next run know them).
+     * they stay until the next run or prune on the folder clears them under its lock
+     * ({@code ManifestMerge.recover}); verify knows them meanwhile.
      */
     private void clearTombstones(VersionStore s) {
         if (!agents.states().values().stream().allMatch(st -> st == Agents.NodeState.DONE)) return;
@@ -354,7 +355,12 @@ final class LinkCapture implements Capture {
 
     @Override
     public int unversionable() {
-        return behind.size() + (int) links.stream().filter(TargetLink::mayHaveMissed).count();
+        return (int) links.stream().filter(l -> l.notVersioned() || behind.containsKey(l)).count(); // each target once
+    }
+
+    @Override
+    public int noticedAfterTheFact() {
+        return (int) links.stream().filter(TargetLink::onlyNoticed).count();
     }
 
     /** What the summary says of a versions folder besides its versions: pruned, storage, hooks, skipped. */

@@ -225,10 +225,9 @@ public final class RunSession {
             System.err.println("versionfs: error: " + failure.getMessage());
             return failure.code;
         }
-        boolean lost = summary.totalLost() > 0 || capture.unversionable() > 0;
         // The job's own answer is the run's (a Slurm afterok chain follows the job, not us);
         // --strict makes a loss fail a successful job.
-        return opt.output().strict() && end.exit() == 0 && lost ? ExitCodes.VERSIONS_LOST : end.exit();
+        return opt.output().strict() && end.exit() == 0 && summary.anyLoss() ? ExitCodes.VERSIONS_LOST : end.exit();
     }
 
     private Summary summary(Instant start, String status) {
@@ -239,6 +238,7 @@ public final class RunSession {
         String slurmJob = SlurmContext.current().jobLine();
         if (slurmJob != null) s.put("slurm", slurmJob);
         capture.report(s);
+        s.uncounted(capture.unversionable(), capture.noticedAfterTheFact());
         return s.cpu(ProcessCpu.now());
     }
 

@@ -530,7 +530,8 @@ final class TargetLink {
                     + " Fix: run with --mode dir" + (name.endsWith(".gbw") ? ", or add !NoAutoStart to the ORCA input" : "")
                     + (follow ? "" : ", or drop --no-follow") + " (README: 'Renames').";
             problems.add(msg);
-            mayHaveMissed = true;
+            if (follow && exists) onlyNoticed = true;
+            else notVersioned = true;
             Log.warn(msg);
             store.event(ManifestLine.event(seen.eventName()).file(name).detail(what));
         }
@@ -1109,14 +1110,24 @@ final class TargetLink {
     }
 
     /**
-     * The name stopped leading through versionfs at some point (a real file the job put there,
-     * or a deletion not followed): writes made then were versioned only when noticed, if at all,
-     * and nobody can count what was missed. A loss for --strict.
+     * The name stopped leading through versionfs at some point because the job put a real file
+     * there (the trap could not hold the rename): its saves were versioned only when noticed, by
+     * copy, and nobody can count the writes missed between. A loss for --strict.
      */
-    private volatile boolean mayHaveMissed;
+    private volatile boolean onlyNoticed;
+    /**
+     * The name stopped leading through versionfs and nothing follows it (--no-follow, a deletion
+     * or rename that could not be followed): what the job wrote there then is not versioned at all.
+     * A loss for --strict.
+     */
+    private volatile boolean notVersioned;
 
-    boolean mayHaveMissed() {
-        return mayHaveMissed;
+    boolean onlyNoticed() {
+        return onlyNoticed;
+    }
+
+    boolean notVersioned() {
+        return notVersioned;
     }
 
     List<String> problems() {

@@ -119,6 +119,48 @@ class NodeManifestsIT {
         assertEquals(0, v.exit(), v.out() + v.err());
     }
 
+    /**
+     * A job whose agent did not end cleanly: the batch node merged but kept the number
+     * placeholders (the agent might still have numbered). The next run on the folder, and prune,
+     * clear them under the folder's lock, as a clean end does; every version stays as it was.
+     */
+    @Test
+    void placeholdersAJobWithAKilledAgentKeptAreClearedByTheNextRunAndByPrune() throws Exception {
+        for (String next : List.of("run", "prune")) {
+            Path work = Files.createDirectory(tmp.resolve(next)), dir = work.resolve("job.gbw.versions");
+            killedJob(dir);
+            int dirFd = io.versionfs.sys.Posix.openDir(dir.toString());
+            try {
+                ManifestMerge.mergeFiles(dirFd, dir, NodeManifests.mark(dir), ManifestSwap.Seam.NONE); // the batch node's merge
+            } finally {
+                io.versionfs.sys.Posix.C.close(dirFd);
+            }
+            assertFalse(NodeManifests.present(dir), "merged: nothing for the next run to merge");
+            List<ManifestLine> rows = Manifest.read(dir).stream().filter(ManifestLine::isVersion).toList();
+            long held = rows.stream().filter(r -> !r.saved() && isTombstone(dir, r)).count();
+            assertTrue(held > 0, next + ": lost and dropped versions' numbers are held by placeholders: " + rows.size() + " rows");
+
+            TestSupport.Result r = next.equals("run")
+                    ? TestSupport.vfs(work, 120, "run", "--target", "job.gbw", "--", "true")
+                    : TestSupport.vfs(work, 120, "prune", "--keep-last", "1000", dir.toString());
+            assertEquals(0, r.exit(), next + ": " + r.out() + r.err());
+
+            assertFalse(Files.exists(dir.resolve(NodeNumbering.TOMBSTONE)), next + ": the placeholders' file is gone");
+            for (ManifestLine row : rows) {
+                Path f = dir.resolve(VersionNaming.versionName(row.file(), row.version()));
+                if (row.saved()) assertEquals(row.sha256(), io.versionfs.sys.Sha256.of(f), next + ": version " + row.version());
+                else assertFalse(Files.exists(f), next + ": lost or dropped version " + row.version() + " keeps no placeholder");
+            }
+            TestSupport.Result v = TestSupport.vfs(work, 120, "verify", dir.toString());
+            assertEquals(0, v.exit(), next + ": " + v.out() + v.err());
+        }
+    }
+
+    private static boolean isTombstone(Path dir, ManifestLine row) {
+        Path f = dir.resolve(VersionNaming.versionName(row.file(), row.version()));
+        return Files.exists(f) && NodeNumbering.isTombstone(dir, f);
+    }
+
     /** prune writes the folder too: it merges what the killed job left first, so its lines come after the job's. */
     @Test
     void pruneAfterAKilledJobMergesItFirst() throws Exception {

@@ -9,7 +9,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
@@ -42,8 +41,7 @@ class ContainerIT {
     static final String USER = "vfsctr";
     static final String IMAGE = "localhost/vfs-busybox";
     private static Path base; // world-readable: launcher, jar, image tree and tarball, containers.conf, the tests' folders
-    private static String devFuseMode;
-    private static int uid, gid;
+    private static TestSupport.OrdinaryUser testUser; // USER, with /dev/fuse open to users until the end
     private static boolean haveChRun, havePodman;
 
     private Path work, tmp;
@@ -59,25 +57,14 @@ class ContainerIT {
         // Only a package that cannot be installed skips its runtime; anything else is a failure below.
         assertTrue(haveChRun || havePodman, "bin/prereqs --test installed neither Charliecloud nor Podman: " + pre.err());
         assertTrue(Files.isExecutable(Path.of("/bin/busybox")), "busybox-static (the image's only program): " + pre.err());
-        if (sh(null, "id -u " + USER).exit() != 0) {
-            Result r = sh(null, "useradd -m -s /bin/sh " + USER);
-            assertEquals(0, r.exit(), "useradd: " + r.err());
-        }
+        testUser = TestSupport.OrdinaryUser.create(USER);
         // Rootless podman maps the user's subordinate ids (useradd adds them where /etc/subuid exists).
         if (sh(null, "grep -q '^" + USER + ":' /etc/subuid && grep -q '^" + USER + ":' /etc/subgid").exit() != 0) {
             Result r = sh(null, "echo " + USER + ":300000:65536 >> /etc/subuid && echo " + USER + ":300000:65536 >> /etc/subgid");
             assertEquals(0, r.exit(), "subordinate ids for " + USER + ": " + r.err());
         }
-        uid = Integer.parseInt(sh(null, "id -u " + USER).out().trim());
-        gid = Integer.parseInt(sh(null, "id -g " + USER).out().trim());
-        devFuseMode = sh(null, "stat -c %a /dev/fuse").out().trim();
-        assertEquals(0, sh(null, "chmod 666 /dev/fuse").exit());
         // Not under /tmp: a job's folder on a cluster is not, and ch-run puts the host's /tmp at /tmp.
-        base = Files.createTempDirectory(Path.of("/var/tmp"), "vfs-ctr-");
-        Files.setPosixFilePermissions(base, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Files.createDirectories(base.resolve("bin"));
-        Files.copy(TestSupport.LAUNCHER, base.resolve("bin/versionfs"));
-        Files.copy(TestSupport.PROJECT.resolve("target/versionfs.jar"), base.resolve("versionfs.jar"));
+        base = TestSupport.worldReadableInstall(Path.of("/var/tmp"), "vfs-ctr-");
         Files.writeString(base.resolve("containers.conf"), String.join("\n",
                 "[containers]", "default_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]", "netns = \"none\"",
                 "[engine]", "runtime = \"runc\"", "cgroup_manager = \"cgroupfs\"", "events_logger = \"file\"", ""));
@@ -111,7 +98,7 @@ class ContainerIT {
     @AfterAll
     static void restore() throws Exception {
         try {
-            if (devFuseMode != null) sh(null, "chmod " + devFuseMode + " /dev/fuse");
+            if (testUser != null) testUser.close();
             if (havePodman && base != null) {
                 TestSupport.run(base, env(), 120, "podman", "rmi", "-f", IMAGE);
                 TestSupport.run(base, null, 120, as("podman", "rmi", "-f", IMAGE));
@@ -191,7 +178,7 @@ class ContainerIT {
         Result r = TestSupport.run(base, null, 180, asIn(work, vfs(List.of("--mode", "dir"), chRun(work, "./job.sh", "rename"))));
         assertJobVersioned(r, true, false);
         sh(null, "rm -rf " + work.resolve("job.gbw.versions") + " " + work.resolve("job.ges") + " && echo start > " + work.resolve("job.gbw")
-                + " && chown " + uid + ":" + gid + " " + work.resolve("job.gbw"));
+                + " && chown " + testUser.uid + ":" + testUser.gid + " " + work.resolve("job.gbw"));
         r = TestSupport.run(base, null, 300, asIn(work, vfs(List.of("--mode", "dir"), podman(work, "./job.sh", "rename"))));
         assertJobVersioned(r, true, false);
         assertEquals("", userProcesses(), "the pause process started inside the job ended with it");
@@ -310,10 +297,7 @@ class ContainerIT {
             Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
         }
         if (user) {
-            for (Path p : List.of(t, work, tmp, work.resolve("job.gbw"), work.resolve("job.sh"))) {
-                Files.setAttribute(p, "unix:uid", uid, LinkOption.NOFOLLOW_LINKS);
-                Files.setAttribute(p, "unix:gid", gid, LinkOption.NOFOLLOW_LINKS);
-            }
+            testUser.own(t, work, tmp, work.resolve("job.gbw"), work.resolve("job.sh"));
         }
     }
 

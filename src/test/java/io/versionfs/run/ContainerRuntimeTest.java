@@ -34,6 +34,35 @@ class ContainerRuntimeTest {
     }
 
     @Test
+    void theMountAndJoinedBindFormsAreReadToo() {
+        Path w = Path.of("/scratch/u/job");
+        assertNotNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "--mount", "type=bind,src=/scratch/u/job,dst=/work", "img"), w));
+        assertNotNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "--mount=type=bind,source=/scratch/u,target=/data,ro=true", "img"), w));
+        assertNotNull(ContainerRuntime.APPTAINER.boundElsewhere(List.of("apptainer", "exec", "--mount", "type=bind,destination=/w,source=/scratch/u/job", "x.sif"), w),
+                "keys in any order");
+        assertNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "--mount", "type=bind,src=/scratch/u/job,dst=/scratch/u/job", "img"), w));
+        assertNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "--mount", "type=volume,src=/scratch/u/job,dst=/work", "img"), w),
+                "not a bind of a host folder");
+        assertNull(ContainerRuntime.CHARLIECLOUD.boundElsewhere(List.of("ch-run", "--mount", "type=bind,src=/scratch/u/job,dst=/work", "img"), w),
+                "ch-run's --mount is a SquashFS mount point, not a bind");
+        assertNotNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("podman", "run", "-v/scratch/u/job:/work", "img"), w));
+        assertNotNull(ContainerRuntime.CHARLIECLOUD.boundElsewhere(List.of("ch-run", "-b/scratch/u/job:/work", "img"), w));
+        assertNotNull(ContainerRuntime.APPTAINER.boundElsewhere(List.of("apptainer", "exec", "-B/opt:/opt,/scratch/u/job:/w", "x.sif"), w));
+        assertNull(ContainerRuntime.CHARLIECLOUD.boundElsewhere(List.of("ch-run", "-b/scratch/u/job", "img"), w), "SRC alone: same path");
+        assertNull(ContainerRuntime.PODMAN.boundElsewhere(List.of("srun", "-v/scratch/u/job:/work", "podman", "run", "img"), w),
+                "a launcher's option before the runtime is not a bind");
+    }
+
+    @Test
+    void aMountOrJoinedBindReachingTheFolderThroughASymlinkIsSaid(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Path real = java.nio.file.Files.createDirectory(tmp.resolve("real")).toRealPath();
+        Path link = java.nio.file.Files.createSymbolicLink(tmp.resolve("link"), real);
+        assertNotNull(ContainerRuntime.PODMAN.boundThroughLink(List.of("podman", "run", "--mount", "type=bind,src=" + link + ",dst=" + link, "img"), real));
+        assertNotNull(ContainerRuntime.CHARLIECLOUD.boundThroughLink(List.of("ch-run", "-b" + link, "img"), real));
+        assertNull(ContainerRuntime.PODMAN.boundThroughLink(List.of("podman", "run", "--mount", "type=tmpfs,dst=" + link, "img"), real));
+    }
+
+    @Test
     void aBindThatReachesTheFolderThroughASymlinkIsSaid(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
         Path real = java.nio.file.Files.createDirectory(tmp.resolve("real")).toRealPath();
         Path link = java.nio.file.Files.createSymbolicLink(tmp.resolve("link"), real);

@@ -45,6 +45,13 @@ class FollowIT {
         return TestSupport.vfs(dir, 180, a);
     }
 
+    /** The --json summary's counts of targets that are a loss beyond lost versions. */
+    private static Map<String, Integer> uncounted(Result r) {
+        Map<String, Object> summary = io.versionfs.text.Json.parseObject(r.out().trim());
+        return Map.of("unversionable", ((Number) summary.get("unversionable")).intValue(),
+                "noticed_after_the_fact", ((Number) summary.get("noticed_after_the_fact")).intValue());
+    }
+
     private static List<String> reasons(List<Map<String, Object>> rows) {
         return rows.stream().map(m -> (String) m.get("reason")).toList();
     }
@@ -89,12 +96,13 @@ class FollowIT {
     @Test
     void noFollowKeepsTheOldWarning() throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "guess\n");
-        Result r = vfs("run", "--no-follow", "--target", "job.gbw", "--", AUTOSTART.toString(), "job.gbw", "3", "1", "4");
+        Result r = vfs("run", "--no-follow", "--json", "--target", "job.gbw", "--", AUTOSTART.toString(), "job.gbw", "3", "1", "4");
         assertEquals(0, r.exit(), r.err());
         assertRegular("job.ges", "guess\n");
         assertRegular("job.gbw", "step 3\n");
         assertEquals(List.of("initial"), reasons(verifyVersions(dir.resolve("job.gbw.versions"))));
         assertTrue(r.err().contains("is not versioned"), r.err());
+        assertEquals(Map.of("unversionable", 1, "noticed_after_the_fact", 0), uncounted(r), "not versioned at all: " + r.out());
     }
 
     /**
@@ -105,9 +113,11 @@ class FollowIT {
     void strictFailsAJobWhoseSavesWereOnlyNoticed() throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "guess\n");
         String job = "echo one > t; mv t job.gbw; sleep 1.5";
-        Result plain = vfs("run", "--target", "job.gbw", "--", "sh", "-c", job);
+        Result plain = vfs("run", "--json", "--target", "job.gbw", "--", "sh", "-c", job);
         assertEquals(0, plain.exit(), plain.err());
         assertTrue(plain.err().contains("writes may be missed"), plain.err());
+        assertEquals(Map.of("unversionable", 0, "noticed_after_the_fact", 1), uncounted(plain),
+                "noticed after the fact, not unversionable: " + plain.out());
         Result strict = vfs("run", "--strict", "--target", "job.gbw", "--", "sh", "-c", job);
         assertEquals(207, strict.exit(), strict.err());
         assertRegular("job.gbw", "one\n");

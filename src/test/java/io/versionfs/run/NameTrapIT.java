@@ -516,41 +516,19 @@ class NameTrapIT {
 
     @Test
     void atomicSavesAsAnOrdinaryUser() throws Exception {
-        assumeTrue(TestSupport.isRoot(), "skipped: needs root to create the user " + UnprivilegedIT.USER
-                + " and open /dev/fuse to users (run the tests as root, e.g. bin/test)");
-        assumeTrue(Files.exists(Path.of("/dev/fuse")), "skipped: this machine has no /dev/fuse");
         assumeTrue(Files.isExecutable(Path.of("/usr/sbin/runuser")) || Files.isExecutable(Path.of("/sbin/runuser")),
                 "skipped: runuser (util-linux) is missing");
         String user = UnprivilegedIT.USER;
-        if (TestSupport.run(TestSupport.PROJECT, null, 30, "id", "-u", user).exit() != 0) {
-            Result add = TestSupport.run(TestSupport.PROJECT, null, 60, "useradd", "-m", "-s", "/bin/sh", user);
-            assertEquals(0, add.exit(), "useradd " + user + ": " + add.err());
-        }
-        int uid = Integer.parseInt(TestSupport.run(TestSupport.PROJECT, null, 30, "id", "-u", user).out().trim());
-        int gid = Integer.parseInt(TestSupport.run(TestSupport.PROJECT, null, 30, "id", "-g", user).out().trim());
-        String devFuseMode = TestSupport.run(TestSupport.PROJECT, null, 30, "stat", "-c", "%a", "/dev/fuse").out().trim();
-        Path base = Files.createTempDirectory(Path.of("/tmp"), "vfs-trap-");
-        try {
-            assertEquals(0, TestSupport.run(TestSupport.PROJECT, null, 30, "chmod", "666", "/dev/fuse").exit());
+        Path base = TestSupport.worldReadableInstall(Path.of("/tmp"), "vfs-trap-");
+        try (TestSupport.OrdinaryUser testUser = TestSupport.OrdinaryUser.create(user)) {
             Result pre = TestSupport.run(TestSupport.PROJECT, null, 600, TestSupport.PROJECT.resolve("bin/prereqs").toString());
             assertEquals(0, pre.exit(), "bin/prereqs: " + pre.err());
-            Files.setPosixFilePermissions(base, PosixFilePermissions.fromString("rwxr-xr-x"));
-            Files.createDirectories(base.resolve("bin"));
-            Files.copy(TestSupport.LAUNCHER, base.resolve("bin/versionfs"));
-            Files.copy(TestSupport.PROJECT.resolve("target/versionfs.jar"), base.resolve("versionfs.jar"));
             Files.copy(WRITERS, base.resolve("writers.py"));
+            Files.setPosixFilePermissions(base.resolve("writers.py"), PosixFilePermissions.fromString("rw-r--r--"));
             Path work = Files.createDirectory(base.resolve("work")), tmp = Files.createDirectory(base.resolve("tmp"));
-            for (Path p : List.of(base.resolve("bin"), base.resolve("bin/versionfs"), work, tmp)) {
-                Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
-            }
-            for (Path p : List.of(base.resolve("versionfs.jar"), base.resolve("writers.py"))) {
-                Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
-            }
+            for (Path p : List.of(work, tmp)) Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
             Files.write(work.resolve("job.gbw"), INITIAL);
-            for (Path p : List.of(work, tmp, work.resolve("job.gbw"))) {
-                Files.setAttribute(p, "unix:uid", uid, LinkOption.NOFOLLOW_LINKS);
-                Files.setAttribute(p, "unix:gid", gid, LinkOption.NOFOLLOW_LINKS);
-            }
+            testUser.own(work, tmp, work.resolve("job.gbw"));
             Path log = work.resolve("truth.log");
             Result r = TestSupport.run(base, null, 180, "runuser", "-u", user, "--", "env",
                     "VERSIONFS_JAR=" + base.resolve("versionfs.jar"), "TMPDIR=" + tmp, "HOME=/home/" + user,
@@ -563,7 +541,7 @@ class NameTrapIT {
                 assertEquals(10, cks.size());
                 assertEveryCheckpointIsAVersion(work.resolve("job.gbw.versions"), INITIAL, log, c -> "rename");
                 assertRegular(work.resolve("job.gbw"), cks.get(9).bytes());
-                assertEquals(uid, Files.getAttribute(work.resolve("job.gbw"), "unix:uid", LinkOption.NOFOLLOW_LINKS),
+                assertEquals(testUser.uid, Files.getAttribute(work.resolve("job.gbw"), "unix:uid", LinkOption.NOFOLLOW_LINKS),
                         "the target still belongs to the user");
                 assertHeldMode(r.err());
             } finally {
@@ -573,7 +551,6 @@ class NameTrapIT {
                 assertEquals(List.of(), left, "FUSE mounts left behind");
             }
         } finally {
-            TestSupport.run(TestSupport.PROJECT, null, 30, "chmod", devFuseMode, "/dev/fuse");
             try (Stream<Path> s = Files.walk(base)) {
                 for (Path x : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(x);
             }

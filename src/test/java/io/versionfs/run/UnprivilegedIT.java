@@ -41,55 +41,30 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 class UnprivilegedIT {
     static final String USER = "vfstest", OTHER = "vfsother";
     private static Path base;      // world-readable: launcher, jar, the tests' folders
-    private static String devFuseMode;
-    private static int uid, gid;
+    private static TestSupport.OrdinaryUser testUser; // USER, with /dev/fuse open to users until the end
 
     private Path work, tmp;
 
     @BeforeAll
     static void asOnACluster() throws Exception {
-        assumeTrue(TestSupport.isRoot(), "skipped: needs root to create the test users and set /dev/fuse as a cluster"
-                + " has it (run the tests as root, e.g. bin/test)");
-        assumeTrue(Files.exists(Path.of("/dev/fuse")), "skipped: this machine has no /dev/fuse");
         assumeTrue(Files.isExecutable(Path.of("/usr/sbin/runuser")) || Files.isExecutable(Path.of("/sbin/runuser")),
                 "skipped: runuser (util-linux) is missing");
-        for (String u : List.of(USER, OTHER)) {
-            if (TestSupport.run(TestSupport.PROJECT, null, 30, "id", "-u", u).exit() != 0) {
-                Result r = TestSupport.run(TestSupport.PROJECT, null, 60, "useradd", "-m", "-s", "/bin/sh", u);
-                assertEquals(0, r.exit(), "useradd " + u + ": " + r.err());
-            }
-        }
-        uid = Integer.parseInt(TestSupport.run(TestSupport.PROJECT, null, 30, "id", "-u", USER).out().trim());
-        gid = Integer.parseInt(TestSupport.run(TestSupport.PROJECT, null, 30, "id", "-g", USER).out().trim());
-        devFuseMode = TestSupport.run(TestSupport.PROJECT, null, 30, "stat", "-c", "%a", "/dev/fuse").out().trim();
-        chmodDevFuse("666");
+        testUser = TestSupport.OrdinaryUser.create(USER, OTHER);
         Result pre = TestSupport.run(TestSupport.PROJECT, null, 600, TestSupport.PROJECT.resolve("bin/prereqs").toString());
         assertEquals(0, pre.exit(), "bin/prereqs: " + pre.err());
-        base = Files.createTempDirectory(Path.of("/tmp"), "vfs-unpriv-");
-        Files.setPosixFilePermissions(base, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Files.createDirectories(base.resolve("bin"));
-        Files.copy(TestSupport.LAUNCHER, base.resolve("bin/versionfs"));
-        Files.copy(TestSupport.PROJECT.resolve("target/versionfs.jar"), base.resolve("versionfs.jar"));
-        Files.setPosixFilePermissions(base.resolve("bin"), PosixFilePermissions.fromString("rwxr-xr-x"));
-        Files.setPosixFilePermissions(base.resolve("bin/versionfs"), PosixFilePermissions.fromString("rwxr-xr-x"));
-        Files.setPosixFilePermissions(base.resolve("versionfs.jar"), PosixFilePermissions.fromString("rw-r--r--"));
+        base = TestSupport.worldReadableInstall(Path.of("/tmp"), "vfs-unpriv-");
     }
 
     @AfterAll
     static void restore() throws Exception {
         try {
-            if (devFuseMode != null) chmodDevFuse(devFuseMode);
+            if (testUser != null) testUser.close();
         } finally {
             if (base != null) {
                 TestSupport.assertNoMountUnder(base);
                 deleteTree(base);
             }
         }
-    }
-
-    private static void chmodDevFuse(String mode) throws Exception {
-        Result r = TestSupport.run(TestSupport.PROJECT, null, 30, "chmod", mode, "/dev/fuse");
-        assertEquals(0, r.exit(), "chmod " + mode + " /dev/fuse: " + r.err());
     }
 
     @BeforeEach
@@ -99,7 +74,7 @@ class UnprivilegedIT {
         tmp = Files.createDirectory(t.resolve("tmp"));
         for (Path p : List.of(t, work, tmp)) {
             Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
-            chown(p);
+            testUser.own(p);
         }
     }
 
@@ -113,11 +88,6 @@ class UnprivilegedIT {
                 .filter(m -> m.startsWith(base.toString())).toList();
         for (String m : left) TestSupport.run(base, null, 30, "runuser", "-u", USER, "--", "fusermount", "-u", "-z", m);
         assertEquals(List.of(), left, "FUSE mounts left behind");
-    }
-
-    private static void chown(Path p) throws Exception {
-        Files.setAttribute(p, "unix:uid", uid, LinkOption.NOFOLLOW_LINKS);
-        Files.setAttribute(p, "unix:gid", gid, LinkOption.NOFOLLOW_LINKS);
     }
 
     /** {@code runuser -u USER -- env VERSIONFS_JAR=... TMPDIR=... CMD...} in {@code work}. */
@@ -155,10 +125,10 @@ class UnprivilegedIT {
             for (Path p : s.toList()) {
                 int u = (Integer) Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
                 int g = (Integer) Files.getAttribute(p, "unix:gid", LinkOption.NOFOLLOW_LINKS);
-                if (u != uid || g != gid) wrong.add(p + " " + u + ":" + g);
+                if (u != testUser.uid || g != testUser.gid) wrong.add(p + " " + u + ":" + g);
             }
         }
-        assertTrue(wrong.isEmpty(), "owned by " + USER + " (" + uid + ":" + gid + "), not: " + wrong);
+        assertTrue(wrong.isEmpty(), "owned by " + USER + " (" + testUser.uid + ":" + testUser.gid + "), not: " + wrong);
     }
 
     private static List<Path> list(Path p) throws Exception {
@@ -184,7 +154,7 @@ class UnprivilegedIT {
                 Files.readString(files.get(2))));
         assertEquals(3, manifestVersions(v).size());
         String mount = Files.readString(work.resolve("mount.txt"));
-        assertTrue(mount.contains("user_id=" + uid + ","), "the mount was the user's own: " + mount);
+        assertTrue(mount.contains("user_id=" + testUser.uid + ","), "the mount was the user's own: " + mount);
         assertOwnedByUser(work);
         assertOwnedByUser(tmp);
         assertEquals(List.of(), list(tmp), "the private mount folder is gone");
@@ -230,7 +200,7 @@ class UnprivilegedIT {
         assertEquals("2\n", Files.readString(work.resolve("job.txt")));
         List<Map<String, Object>> rows = manifestVersions(work.resolve("job.txt.versions"));
         assertEquals(List.of("initial", "close", "rename"), rows.stream().map(m -> m.get("reason")).toList(), rows.toString());
-        assertTrue(Files.readString(work.resolve("mount.txt")).contains("user_id=" + uid + ","),
+        assertTrue(Files.readString(work.resolve("mount.txt")).contains("user_id=" + testUser.uid + ","),
                 Files.readString(work.resolve("mount.txt")));
         assertEquals("s\n", Files.readString(work.resolve("sub/scratch")));
         assertOwnedByUser(work);
@@ -327,7 +297,7 @@ class UnprivilegedIT {
         assertEquals(List.of(), list(work), "the probe in the versions folder left nothing");
 
         try {
-            chmodDevFuse("600");
+            TestSupport.OrdinaryUser.chmodDevFuse("600");
             Result bad = TestSupport.run(work, null, 120, vfsAs("doctor", "--json"));
             assertEquals(204, bad.exit(), bad.out() + bad.err());
             Map<String, Object> doc = Json.parseObject(bad.out().trim());
@@ -344,7 +314,7 @@ class UnprivilegedIT {
             assertEquals(204, run.exit(), "run agrees with doctor: " + run.err());
             assertTrue(run.err().contains("chmod 0666"), run.err());
         } finally {
-            chmodDevFuse("666");
+            TestSupport.OrdinaryUser.chmodDevFuse("666");
         }
         assertEquals(List.of(), list(tmp));
     }

@@ -78,13 +78,12 @@ class MultiNodeIT {
         run.assertLine("versionfs exit: 0");
         assertEquals(turns, run.count("READ-OK "), run::describe);
         assertEquals(0, run.count("READ-BAD "), run::describe);
-        List<ManifestLine> saved = saved(job.dir.resolve("job.gbw.versions"));
+        List<ManifestLine> saved = assertEachMatchesItsSha(job.dir.resolve("job.gbw.versions"), saved(job.dir.resolve("job.gbw.versions")));
         assertEquals(turns + 1, saved.size(), () -> "every close a version (+ initial): " + saved + run.describe());
         for (int i = 0; i < saved.size(); i++) {
             ManifestLine l = saved.get(i);
             assertEquals(i + 1, l.version(), () -> "numbers in order: " + saved);
             String content = Files.readString(job.dir.resolve("job.gbw.versions").resolve(l.path()));
-            assertEquals(l.sha256(), sha256(job.dir.resolve("job.gbw.versions").resolve(l.path())), l::toString);
             String want = i == 0 ? "initial\n" : "t=" + (i - 1) + " by node" + (i % 2 == 1 ? 1 : 2) + "\n";
             assertEquals(want, content, l::toString);
             assertEquals(i == 0 || i % 2 == 1 ? "node1" : "node2", l.host(), () -> "the writer's host: " + l);
@@ -139,12 +138,8 @@ class MultiNodeIT {
         }
         List<ManifestLine> latest = new ArrayList<>();
         io.versionfs.capture.LatestRows.each(vdir, skipped -> fail(skipped), latest::add);
-        List<String> kept = new ArrayList<>();
-        for (ManifestLine l : latest) {
-            if (!l.saved()) continue;
-            kept.add(l.path());
-            assertEquals(l.sha256(), sha256(vdir.resolve(l.path())), l::toString);
-        }
+        List<String> kept = assertEachMatchesItsSha(vdir, latest.stream().filter(ManifestLine::saved).toList())
+                .stream().map(ManifestLine::path).toList();
         assertEquals(2, kept.size(), () -> "the newest 2 kept: " + kept + run.describe());
         assertEquals(kept.stream().sorted().toList(), files, () -> "no empty placeholder left beside them\n" + run.describe());
         assertFinal(job, "t=" + (turns - 1) + " by node2\n");
@@ -166,7 +161,7 @@ class MultiNodeIT {
         for (String node : TwoNodeSlurm.NODES) hooked.addAll(job.read("hooked." + node).lines().toList());
         List<String> want = new ArrayList<>();
         Path vdir = job.dir.resolve("job.gbw.versions");
-        for (ManifestLine l : saved(vdir)) want.add(l.version() + " " + l.host() + " " + Files.readString(vdir.resolve(l.path())).strip());
+        for (ManifestLine l : assertEachMatchesItsSha(vdir, saved(vdir))) want.add(l.version() + " " + l.host() + " " + Files.readString(vdir.resolve(l.path())).strip());
         assertEquals(want.stream().sorted().toList(), hooked.stream().sorted().toList(),
                 () -> "one hook per version, on the node that saved it, on its content\n" + run.describe());
         assertEquals(turns + 1, want.size(), run::describe);
@@ -204,10 +199,7 @@ class MultiNodeIT {
         assertTrue(run.out.contains("replaced job.gbw with a new file"), run::describe);
         Path vdir = job.dir.resolve("job.gbw.versions");
         List<String> contents = new ArrayList<>();
-        for (ManifestLine l : saved(vdir)) {
-            assertEquals(l.sha256(), sha256(vdir.resolve(l.path())), l::toString);
-            contents.add(Files.readString(vdir.resolve(l.path())).strip());
-        }
+        for (ManifestLine l : assertEachMatchesItsSha(vdir, saved(vdir))) contents.add(Files.readString(vdir.resolve(l.path())).strip());
         assertEquals(List.of("initial", "save 1 by node2", "save 2 by node2", "save 3 by node2", "save 4 by node2",
                 "save 5 by node2"), contents, run::describe);
         assertFinal(job, "save 5 by node2\n");
@@ -272,6 +264,12 @@ class MultiNodeIT {
         List<ManifestLine> out = new ArrayList<>();
         for (ManifestLine l : Manifest.read(vdir)) if (l.saved()) out.add(l);
         return out;
+    }
+
+    /** Each of {@code lines}' version files in {@code vdir} has the sha256 its line says; returns {@code lines}. */
+    private static List<ManifestLine> assertEachMatchesItsSha(Path vdir, List<ManifestLine> lines) throws Exception {
+        for (ManifestLine l : lines) assertEquals(l.sha256(), sha256(vdir.resolve(l.path())), l::toString);
+        return lines;
     }
 
     private static void assertFinal(NodeJob job, String content) throws IOException {
@@ -361,6 +359,10 @@ class MultiNodeIT {
 
             Run(String id) {
                 this.id = id;
+            }
+
+            NodeJob job() {
+                return NodeJob.this;
             }
 
             String describe() {

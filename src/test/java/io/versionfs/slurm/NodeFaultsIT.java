@@ -61,15 +61,9 @@ class NodeFaultsIT {
         try (NodeBind b = new NodeBind("node2", hang, JAVA)) {
             run = job.submit(JOB.replace("EXPORTS", "export VERSIONFS_AGENT_DEADLINE=5"));
         }
-        run.assertCompleted();
-        run.assertLine("versionfs exit: 211");
-        String line = oneErrorLine(job, run);
-        for (String part : List.of("the versionfs agent on node2 did not say it was ready within 5 s"
+        assertRefusedCleanly(run, 211, "the versionfs agent on node2 did not say it was ready within 5 s"
                 + " (VERSIONFS_AGENT_DEADLINE)", "hangs there", "the job was not started", "job.gbw is unchanged",
-                "Fix: run 'versionfs doctor' inside the allocation", "raise VERSIONFS_AGENT_DEADLINE")) {
-            assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
-        }
-        assertNotStartedAndIntact(job, run);
+                "Fix: run 'versionfs doctor' inside the allocation", "raise VERSIONFS_AGENT_DEADLINE");
         job.delete();
     }
 
@@ -82,14 +76,8 @@ class NodeFaultsIT {
         try (NodeBind b = new NodeBind("node2", Path.of("/dev/null"), JAR)) {
             run = job.submit(JOB.replace("EXPORTS", ""));
         }
-        run.assertCompleted();
-        run.assertLine("versionfs exit: 211");
-        String line = oneErrorLine(job, run);
-        for (String part : List.of("the versionfs agent on node2 ended before it was ready (exit 200: versionfs: error: ",
-                "/target/versionfs.jar not found: build it first", "the job was not started", "job.gbw is unchanged", "Fix: run 'versionfs doctor'")) {
-            assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
-        }
-        assertNotStartedAndIntact(job, run);
+        assertRefusedCleanly(run, 211, "the versionfs agent on node2 ended before it was ready (exit 200: versionfs: error: ",
+                "/target/versionfs.jar not found: build it first", "the job was not started", "job.gbw is unchanged", "Fix: run 'versionfs doctor'");
         job.delete();
     }
 
@@ -99,14 +87,8 @@ class NodeFaultsIT {
         NodeJob job = new NodeJob(cluster, info);
         // srun reads SLURM_CONSTRAINT as --constraint: slurmctld refuses every step of this job.
         NodeJob.Run run = job.submit(JOB.replace("EXPORTS", "export SLURM_CONSTRAINT=nosuchfeature"));
-        run.assertCompleted();
-        run.assertLine("versionfs exit: 212");
-        String line = oneErrorLine(job, run);
-        for (String part : List.of("Slurm refused the step that starts the versionfs agents on node2 (srun exit 1: srun:"
-                + " error: Unable to create step", "the job was not started", "job.gbw is unchanged", "Fix: ")) {
-            assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
-        }
-        assertNotStartedAndIntact(job, run);
+        assertRefusedCleanly(run, 212, "Slurm refused the step that starts the versionfs agents on node2 (srun exit 1: srun:"
+                + " error: Unable to create step", "the job was not started", "job.gbw is unchanged", "Fix: ");
         job.delete();
     }
 
@@ -121,15 +103,9 @@ class NodeFaultsIT {
                 export PATH=$(dirname "$(command -v versionfs)"):$PWD/nosrun
                 command -v srun || echo "no srun on PATH"
                 """).replace("-- srun -N2 --ntasks-per-node=1 sh -c", "-- sh -c")); // the job's own command is found
-        run.assertCompleted();
         run.assertLine("no srun on PATH");
-        run.assertLine("versionfs exit: 212");
-        String line = oneErrorLine(job, run);
-        for (String part : List.of("this job spans 2 nodes but srun is not on PATH", "the job was not started and the"
-                + " target is unchanged", "Fix: put Slurm's commands on PATH")) {
-            assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
-        }
-        assertNotStartedAndIntact(job, run);
+        assertRefusedCleanly(run, 212, "this job spans 2 nodes but srun is not on PATH", "the job was not started and the"
+                + " target is unchanged", "Fix: put Slurm's commands on PATH");
         job.delete();
     }
 
@@ -168,8 +144,7 @@ class NodeFaultsIT {
             assertEquals(Boolean.TRUE, nodes.get(0).get("ok"));
             assertEquals(Boolean.FALSE, nodes.get(1).get("ok"));
             assertEquals(205, ((Number) nodes.get(1).get("exit")).intValue());
-            run.assertNoProcessLeft();
-            MultiNodeIT.assertNothingMounted(run);
+            MultiNodeIT.assertNothingMounted(run); // and no process of the job left
         }
         job.delete();
     }
@@ -184,17 +159,24 @@ class NodeFaultsIT {
         }
     }
 
-    private static String oneErrorLine(NodeJob job, NodeJob.Run run) {
+    /**
+     * A run refused before the job: the job step ended cleanly and versionfs with {@code code}, its
+     * stderr is one error line holding each of {@code parts} (and no summary), no rank started
+     * (no ran.N), job.gbw is the regular file it was, and nothing is mounted or left running on
+     * either node.
+     */
+    private static void assertRefusedCleanly(NodeJob.Run run, int code, String... parts) throws IOException {
+        NodeJob job = run.job();
+        run.assertCompleted();
+        run.assertLine("versionfs exit: " + code);
         String err = job.read("vfs.err");
         List<String> errors = err.lines().filter(l -> l.startsWith("versionfs: error:")).toList();
         assertEquals(1, errors.size(), () -> "one error line:\n" + err + run.describe());
         assertEquals(List.of(errors.get(0)), err.lines().toList(), () -> "nothing but the error line:\n" + err + run.describe());
         assertFalse(err.contains("---- summary ----"), () -> "no summary for a job never started:\n" + err);
-        System.out.println("[NodeFaultsIT] " + errors.get(0));
-        return errors.get(0);
-    }
-
-    private static void assertNotStartedAndIntact(NodeJob job, NodeJob.Run run) throws IOException {
+        String line = errors.get(0);
+        System.out.println("[NodeFaultsIT] " + line);
+        for (String part : parts) assertTrue(line.contains(part), () -> "'" + part + "' in: " + line);
         try (var s = Files.list(job.dir)) {
             assertEquals(List.of(), s.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("ran.")).toList(),
                     () -> "the job was not started\n" + run.describe());
