@@ -1086,11 +1086,24 @@ public final class CaptureFs extends FuseStubFS {
         if ((how.write() || create) && targets.isProtected(r)) return readOnly(r);
         for (int attempt = 0; attempt < 8; attempt++) {
             Opened o = openBacking(r, how);
-            if (o.err() < 0) return o.err();
+            if (o.err() < 0) return create ? o.err() : lookAgainIfGone(o.err());
             int a = o.live() == null ? openPassThrough(o, how, fi) : openVersioned(o, how, fi);
             if (a != LiveFile.RETRY) return a;
         }
         return Errno.EAGAIN.negated();
+    }
+
+    /**
+     * An open (not a create) of a name that is gone: the kernel looked the name up, then sent the
+     * open (two FUSE calls), and in between the name went from the backing folder without libfuse
+     * seeing it (a rename or delete of the target that the trap held and versionfs did there).
+     * On a plain disk the open would get the file it looked up. ESTALE makes the kernel walk the
+     * path once more (do_filp_open retries with LOOKUP_REVAL): an open with O_CREAT (which FUSE
+     * does not pass to open) then creates the file, one without it gets ENOENT; either is what
+     * the call gives had it come just after the change. ENOENT here failed open(O_CREAT).
+     */
+    private static int lookAgainIfGone(int err) {
+        return Errno.ENOENT.is(-err) ? Errno.ESTALE.negated() : err;
     }
 
     /** Opens and identifies the backing file under the namespace lock. */
