@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Two processes of one job race on the target's name: one deletes (or renames away) the target
- * and creates it again, the other overwrites it ({@code echo b > job.gbw}), 150 times each, in
+ * and creates it again, the other overwrites it ({@code echo b > job.gbw}), 150-250 times each, in
  * the background together. On a plain disk no open(O_CREAT|O_TRUNC) of the second fails: the
  * kernel looks the name up and opens what it found (or creates it). Through versionfs the
  * lookup and the open are two FUSE calls, and the name could change between them: the open then
@@ -31,6 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class NameRaceIT {
     private static final int N = 150;
+    /** A rename away races less often than a delete (one process writes into the renamed file): more rounds. */
+    private static final int N_RENAME = 250;
     /** What a close can see: a write, or the file just truncated by the other process's open. */
     private static final Set<String> AT_A_CLOSE = Set.of("init\n", "a\n", "b\n", "");
 
@@ -44,35 +46,35 @@ class NameRaceIT {
 
     @Test
     void deleteAndCreateRacingAnOverwriteLosesNoWriteWithTheTrap() throws Exception {
-        Result r = race("rm -f job.gbw", List.of());
+        Result r = race("rm -f job.gbw", List.of(), N);
         assertTrue(r.err().contains("held while versionfs handles them"), "the trap held the job's calls: " + r.err());
         assertTrue(r.err().contains("held and done for the job: " + N + " delete(s)"), r.err());
     }
 
     @Test
     void deleteAndCreateRacingAnOverwriteLosesNoWriteInDirectoryMode() throws Exception {
-        race("rm -f job.gbw", List.of("--mode", "dir"));
+        race("rm -f job.gbw", List.of("--mode", "dir"), N);
     }
 
     @Test
     void renameAwayAndCreateRacingAnOverwriteFailsNoOpenWithTheTrap() throws Exception {
         // A write into the file renamed away goes to job.ges, as on a plain disk: no count of versions.
-        Result r = race("mv -f job.gbw job.ges", List.of());
+        Result r = race("mv -f job.gbw job.ges", List.of(), N_RENAME);
         assertTrue(r.err().contains("held while versionfs handles them"), "the trap held the job's calls: " + r.err());
         assertTrue(AT_A_CLOSE.contains(Files.readString(dir.resolve("job.ges"))));
     }
 
     @Test
     void renameAwayAndCreateRacingAnOverwriteFailsNoOpenInDirectoryMode() throws Exception {
-        race("mv -f job.gbw job.ges", List.of("--mode", "dir"));
+        race("mv -f job.gbw job.ges", List.of("--mode", "dir"), N_RENAME);
         assertTrue(AT_A_CLOSE.contains(Files.readString(dir.resolve("job.ges"))));
     }
 
     /** Runs the race with {@code away} as the first process's name change; checks what holds for every variant. */
-    private Result race(String away, List<String> mode) throws Exception {
+    private Result race(String away, List<String> mode, int n) throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "init\n");
-        String job = "( for i in $(seq " + N + "); do " + away + "; echo a > job.gbw || echo FAILED-A; done ) & "
-                + "( for i in $(seq " + N + "); do echo b > job.gbw || echo FAILED-B; done ) & wait";
+        String job = "( for i in $(seq " + n + "); do " + away + "; echo a > job.gbw || echo FAILED-A; done ) & "
+                + "( for i in $(seq " + n + "); do echo b > job.gbw || echo FAILED-B; done ) & wait";
         List<String> args = new java.util.ArrayList<>(List.of("run", "--target", "job.gbw"));
         args.addAll(mode);
         args.addAll(List.of("--", "bash", "-c", job));
