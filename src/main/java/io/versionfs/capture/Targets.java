@@ -94,6 +94,13 @@ public final class Targets {
         return null;
     }
 
+    /** Whether {@code relPath} matches a target (opens no store, unlike {@link #seriesFor}). */
+    public boolean matches(String relPath) {
+        if (relPath == null || isProtected(relPath)) return false;
+        for (Rule r : rules) if (r.matcher.matches(relPath)) return true;
+        return false;
+    }
+
     /** True when {@code relPath} is a versions folder inside the mount, or inside one. */
     public boolean isProtected(String relPath) {
         if (relPath == null || protectedDirs.isEmpty()) return false;

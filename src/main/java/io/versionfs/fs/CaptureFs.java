@@ -9,6 +9,7 @@ import io.versionfs.sys.Errno;
 import io.versionfs.sys.FuseBufs;
 import io.versionfs.sys.InodeAttrs;
 import io.versionfs.sys.LibC;
+import io.versionfs.sys.OpenCall;
 import io.versionfs.sys.Posix;
 import io.versionfs.sys.Stat;
 import jnr.ffi.Pointer;
@@ -486,12 +487,34 @@ public final class CaptureFs extends FuseStubFS {
 
     // ---- attributes -------------------------------------------------------------------------
 
+    /**
+     * Names in the mount change through libfuse (directory mode, versionfs mount): a lookup of a
+     * versioned name by an open that may create is answered "absent", so the kernel creates
+     * (see {@link #getattr}).
+     */
+    private volatile boolean createAtLookup;
+
+    /** Turns on {@link #createAtLookup}: for mounts where the job's deletes go through libfuse. */
+    public void createAtLookup() {
+        createAtLookup = true;
+    }
+
+    /**
+     * Also the kernel's lookup of a name. A lookup by an open that may create (O_CREAT without
+     * O_EXCL) of a versioned name answers ENOENT when {@link #createAtLookup} is on: the kernel
+     * then sends one create (FUSE_CREATE), which opens the file if it is there and creates it if
+     * not, in one step on the backing folder. Otherwise it sends an open after the lookup, and a
+     * delete by another process in between (another process of the job: rm, then create) made
+     * libfuse2 forget the name and answer that open ENOENT itself, before versionfs saw it: an
+     * open(O_CREAT) failing, which never happens on a plain disk (the file's write lost).
+     */
     @Override
     public int getattr(String path, FileStat stat) {
         try {
             String r = rel(path);
             if (r == null) return Errno.ENOENT.negated();
             if (isTemp(r)) return Errno.ENOENT.negated();
+            if (createAtLookup && targets.matches(r) && OpenCall.mayCreate(pid())) return Errno.ENOENT.negated();
             return C.fstatat(rootFd, r, Struct.getMemory(stat), LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
         } catch (Throwable t) {
             return failed("getattr", path, t);
@@ -1089,11 +1112,24 @@ public final class CaptureFs extends FuseStubFS {
         if ((how.write() || create) && targets.isProtected(r)) return readOnly(r);
         for (int attempt = 0; attempt < 8; attempt++) {
             Opened o = openBacking(r, how);
-            if (o.err() < 0) return o.err();
+            if (o.err() < 0) return create ? o.err() : lookAgainIfGone(o.err());
             int a = o.live() == null ? openPassThrough(o, how, fi) : openVersioned(o, how, fi);
             if (a != LiveFile.RETRY) return a;
         }
         return Errno.EAGAIN.negated();
+    }
+
+    /**
+     * An open (not a create) of a name that is gone: the kernel looked the name up, then sent the
+     * open (two FUSE calls), and in between the name went from the backing folder without libfuse
+     * seeing it (a rename or delete of the target that the trap held and versionfs did there).
+     * On a plain disk the open would get the file it looked up. ESTALE makes the kernel walk the
+     * path once more (do_filp_open retries with LOOKUP_REVAL): an open with O_CREAT (which FUSE
+     * does not pass to open) then creates the file, one without it gets ENOENT; either is what
+     * the call gives had it come just after the change. ENOENT here failed open(O_CREAT).
+     */
+    private static int lookAgainIfGone(int err) {
+        return Errno.ENOENT.is(-err) ? Errno.ESTALE.negated() : err;
     }
 
     /** Opens and identifies the backing file under the namespace lock. */

@@ -123,6 +123,12 @@ public final class FuseMount implements AutoCloseable {
     /**
      * Mounts over a folder that has files (directory mode: the job's own folder, served by
      * {@code fs} from a descriptor opened on it before the mount hid it).
+     *
+     * <p>entry_timeout=0: the kernel looks the name up at every open, never opening from a name it
+     * remembers, so that an open that may create reaches {@link CaptureFs#getattr} (which turns it
+     * into one create) and never a name another process of the job deleted meanwhile (libfuse2
+     * answers an open of a deleted name ENOENT, also for O_CREAT). The price: one lookup more per
+     * path walk into the folder.
      */
     public static FuseMount mountOver(CaptureFs fs, Path folder) {
         Path mp = folder.toAbsolutePath().normalize();
@@ -131,7 +137,7 @@ public final class FuseMount implements AutoCloseable {
             throw new UserError(ExitCodes.MOUNT_FAILED, mp + " already has a FUSE filesystem mounted on it"
                     + " (another versionfs run?): see findmnt " + mp);
         }
-        return start(new FuseMount(fs, mp, ",nonempty"));
+        return start(new FuseMount(fs, mp, ",nonempty,entry_timeout=0"));
     }
 
     private static FuseMount start(FuseMount m) {

@@ -114,6 +114,7 @@ final class DirCapture implements Capture {
         removeTempsOfKilledRun(viaFd);
         targets = versionsDir != null ? intoOneFolder(viaFd) : intoFolderPerFile(viaFd);
         fs = new CaptureFs(rootFd, targets);
+        fs.createAtLookup(); // the job's deletes go through libfuse here: see CaptureFs.getattr
         saveInitialContent(viaFd);
         fs.onNamespaceEvent(ev -> {
             synchronized (events) {

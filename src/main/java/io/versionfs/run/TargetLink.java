@@ -482,6 +482,7 @@ final class TargetLink {
      */
     synchronized void check() {
         if (!linkInstalled) return;
+        dropRetired(false); // a name retired by the job's last name call goes 2 s later, not at its next one
         try {
             materializePending();
         } catch (IOException e) {
@@ -839,14 +840,23 @@ final class TargetLink {
      * symlink just before (or kept a realpath) still reaches a file, whose writes are versions.
      */
     private int useGeneration(int g) {
+        int e = swapTo(g);
+        if (e != 0) {
+            Log.warn("could not point " + target + " to its new live file (" + Posix.strerror(-e) + "): it is kept in "
+                    + liveDir.resolve(liveRel(g)) + " and put in the versions folder at the end");
+        }
+        return e;
+    }
+
+    /** Swaps the symlink to generation {@code g}'s name in one rename and retires the old name; -errno if it could not. */
+    private int swapTo(int g) {
         String old = liveRel();
         Path to = mountPoint.resolve(liveRel(g));
         String tmp = "." + name + ".versionfs-link";
         Posix.C.unlinkat(folderFd, tmp, 0);
         if (Posix.C.symlinkat(to.toString(), folderFd, tmp) != 0 || Posix.C.renameat(folderFd, tmp, folderFd, name) != 0) {
             int e = errno();
-            Log.warn("could not point " + target + " to its new live file (" + Posix.strerror(-e) + "): it is kept in "
-                    + liveDir.resolve(liveRel(g)) + " and put in the versions folder at the end");
+            Posix.C.unlinkat(folderFd, tmp, 0);
             return e;
         }
         generation = g;
@@ -870,6 +880,7 @@ final class TargetLink {
             retired.poll();
             String rel = (String) r[0];
             fs.unlink("/" + rel, new CaptureFs.OnBehalf(0, name, null), null);
+            targets.removeFile(rel); // one rule per generation would make every lookup longer (a job deleting its file 100,000 times)
             dropGenerationFolderIfEmpty(rel);
         }
     }
@@ -1014,12 +1025,31 @@ final class TargetLink {
         return held(Held.LINKED_ONTO, 0);
     }
 
-    /** unlink(target): the live file leaves the mount (open descriptors keep it); the name is left empty. */
+    /**
+     * unlink(target): the name is left empty by moving the target on to a fresh generation whose
+     * name does not exist yet (the symlink swapped to it); the live file's old name is retired
+     * like a replaced one (removed 2 s later; open descriptors keep the file after that).
+     *
+     * <p>Not removed at once: the kernel looks a name up and opens it in two FUSE calls, so
+     * another process of the job may have looked the live name up just before this unlink and
+     * be on its way to open it. On a plain disk that open gets the file it looked up, whatever
+     * happens to the name meanwhile; a name removed under it made its open fail with ENOENT
+     * (even an open with O_CREAT, which never fails so on a plain disk), a write of the job lost.
+     * What it writes through the retired name is versioned like any close.
+     */
     synchronized int unlinkTarget(int tid) {
         int refused = refusal(LinkState.Event.UNLINKED);
         if (refused != 0) return refused;
-        int r = fs.unlink("/" + liveRel(), new CaptureFs.OnBehalf(tid, name, null), "unlink");
-        if (r != 0) return r;
+        int g = newGeneration();
+        int r = g < 0 ? g : swapTo(g);
+        if (r == 0) {
+            store.event(ManifestLine.event("unlink").file(name).pid(tid));
+        } else {
+            if (g >= 0) targets.removeFile(liveRel(g));
+            Log.debug("unlink of " + target + ": no fresh name (" + Posix.strerror(-r) + "): the live name is removed at once");
+            r = fs.unlink("/" + liveRel(), new CaptureFs.OnBehalf(tid, name, null), "unlink");
+            if (r != 0) return r;
+        }
         return held(Held.UNLINKED, 0);
     }
 
