@@ -40,6 +40,7 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         Log.phase("main");
+        if (mounts(args)) io.versionfs.fs.FuseAhead.start();
         dropPrivateJar();
         int rc;
         try {
@@ -48,6 +49,20 @@ public final class Main implements Runnable {
             rc = outOfMemory();
         }
         System.exit(rc);
+    }
+
+    /**
+     * The commands that mount (run, mount, agent), unless only their help or version is asked:
+     * their mount is prepared on a second thread while picocli parses (bench/README.md, "Fixed cost
+     * of run -- true").
+     */
+    static boolean mounts(String[] args) {
+        if (args.length == 0 || !(args[0].equals("run") || args[0].equals("mount") || args[0].equals("agent"))) return false;
+        for (String a : args) {
+            if (a.equals("--")) break;
+            if (a.equals("-h") || a.equals("--help") || a.equals("-V") || a.equals("--version")) return false;
+        }
+        return true;
     }
 
     /** One line, and what to do, instead of a stack trace (the commands stream, but the heap is small). */
