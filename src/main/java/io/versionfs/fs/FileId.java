@@ -12,4 +12,16 @@ record FileId(long dev, long ino) {
     static FileId of(FileStat st) {
         return new FileId(Stat.dev(st), Stat.ino(st));
     }
+
+    // Written out (the same values as the generated ones), as in trap.Inode: the generated ones are
+    // linked by an invokedynamic at first use, 7 % of the CPU samples of a run of true.
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof FileId f && f.dev == dev && f.ino == ino;
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * Long.hashCode(dev) + Long.hashCode(ino);
+    }
 }
