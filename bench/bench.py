@@ -386,6 +386,16 @@ def cpu_delta(a, b):
     return {k: round(b[k] - a[k], 3) for k in a}
 
 
+def wait_named(m, n, timeout=120):
+    """Waits until n version files are on disk; their number. The newest version gets its name
+    only once the program can no longer write its inode (the live file separated from it, after a
+    quiet moment: README, "What you get"), so right after the last close it is not there yet."""
+    t0 = time.monotonic()
+    while len(m.versions()) < n and time.monotonic() - t0 < timeout:
+        time.sleep(0.05)
+    return len(m.versions())
+
+
 def wait_listed(m, n, timeout=600):
     """Waits until the mount's manifest lists n saved versions, each with its sha256; seconds waited."""
     t0 = time.monotonic()
@@ -510,7 +520,7 @@ def bench_close(cfg, R):
                 drop_caches()
                 before = len(m.versions())
                 v = run_json([cfg.tool, "closelat", m.path, str(mib), str(n), str(pause)])
-                nver = len(m.versions()) - before
+                nver = wait_named(m, before + n) - before
                 if nver != n:
                     problem(f"close-latency {mib} MiB {mode}: {n} rewrites closed but {nver} new versions on disk")
                 res[mode] = {"vfs": v, "direct": d, "versions": nver}
