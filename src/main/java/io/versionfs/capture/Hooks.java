@@ -201,7 +201,10 @@ public final class Hooks {
         pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
         spawning.lock();
         try {
-            Process p = pb.start();
+            Process p;
+            synchronized (io.versionfs.sys.Spawns.LOCK) { // not while libfuse forks fusermount: see Spawns
+                p = pb.start();
+            }
             live.add(p.pid());
             return p;
         } finally {

@@ -59,7 +59,10 @@ final class FuseLoop {
      */
     static int run(String[] args, Pointer ops, long opsSize, Path mountPoint) {
         Pointer mp = FuseSession.allocate(8);
-        Pointer fuse = F.fuse_setup(args.length, args, ops, opsSize, mp, FuseSession.allocate(4), null);
+        Pointer fuse;
+        synchronized (io.versionfs.sys.Spawns.LOCK) { // fuse_setup forks fusermount: see Spawns
+            fuse = F.fuse_setup(args.length, args, ops, opsSize, mp, FuseSession.allocate(4), null);
+        }
         if (fuse == null) return 1;
         FuseLoop loop = new FuseLoop(F.fuse_get_session(fuse));
         loop.serve(mountPoint);
