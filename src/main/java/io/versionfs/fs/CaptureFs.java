@@ -420,10 +420,12 @@ public final class CaptureFs extends FuseStubFS {
             FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
             if (st == null) return -Posix.errno();
             FileId id = FileId.of(st);
-            int rc = noReplace ? C.renameat2(rootFd, r, dstDir, dstName, 1 /* RENAME_NOREPLACE */) : C.renameat(rootFd, r, dstDir, dstName);
-            if (rc != 0) return -Posix.errno();
             lf = table.get(id);
+            int pin = pinIfLastName(lf, r);
+            int rc = noReplace ? C.renameat2(rootFd, r, dstDir, dstName, 1 /* RENAME_NOREPLACE */) : C.renameat(rootFd, r, dstDir, dstName);
+            if (rc != 0) return unpinned(pin, -Posix.errno());
             if (lf != null) lf.nameRemoved(r);
+            keepInode(lf, pin);
         } finally {
             namespace.writeLock().unlock();
         }
@@ -445,6 +447,17 @@ public final class CaptureFs extends FuseStubFS {
             return !lf.sharesWithVersion();
         } finally {
             lf.release();
+        }
+    }
+
+    /** The object the table holds for the inode at {@code r} now, or null; no reference taken (tests look at it). */
+    LiveFile knownAt(String r) {
+        namespace.readLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            return st != null ? table.get(FileId.of(st)) : null;
+        } finally {
+            namespace.readLock().unlock();
         }
     }
 
@@ -560,6 +573,33 @@ public final class CaptureFs extends FuseStubFS {
         }
     }
 
+    /**
+     * An operation by path: on a versioned file through its LiveFile (a reference held meanwhile),
+     * on any other by {@code byPath} (FUSE's answer), run under the namespace lock. Why under it:
+     * a name found absent, or not versioned, could otherwise become a versioned file in between
+     * (a create at the target's name, even a version of it), and the operation land on that
+     * version; under the lock no rename or link reaches the name, and an absent name answers
+     * ENOENT, as the call would have just before that create.
+     */
+    private int byName(String r, java.util.function.ToIntFunction<String> byPath, java.util.function.ToIntFunction<LiveFile> versioned) {
+        LiveFile lf;
+        namespace.readLock().lock();
+        try {
+            FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
+            if (st == null) return -Posix.errno();
+            lf = lookup(st, r);
+            if (lf == null) return byPath.applyAsInt(r);
+            lf.acquire();
+        } finally {
+            namespace.readLock().unlock();
+        }
+        try {
+            return versioned.applyAsInt(lf);
+        } finally {
+            lf.release();
+        }
+    }
+
     /** A metadata change by path, as libc answers it (0, or -1 with errno) for a file that is not versioned. */
     @FunctionalInterface
     private interface ByPath {
@@ -580,13 +620,7 @@ public final class CaptureFs extends FuseStubFS {
             if (xattr != null) xname(xattr);
             if (targets.isProtected(r)) return readOnly(r);
             caps.forgetAll(); // metadata changes (setcap is a setxattr): see CapabilityMemo
-            LiveFile lf = refByName(r);
-            if (lf == null) return result(byPath.apply(r));
-            try {
-                return lf.changeMetadata(fd -> result(byFd.applyAsInt(fd)));
-            } finally {
-                lf.release();
-            }
+            return byName(r, name -> result(byPath.apply(name)), lf -> lf.changeMetadata(fd -> result(byFd.applyAsInt(fd))));
         } catch (Throwable t) {
             return failed(op, path, t);
         }
@@ -934,9 +968,12 @@ public final class CaptureFs extends FuseStubFS {
             try {
                 FileStat st = Stat.at(rootFd, r, LibC.AT_SYMLINK_NOFOLLOW);
                 FileId id = st != null ? FileId.of(st) : null;
-                if (C.unlinkat(rootFd, r, 0) != 0) return -Posix.errno();
                 lf = id != null ? table.get(id) : null;
-                if (lf != null && lf.nameRemoved(r) && eventName != null) {
+                int pin = pinIfLastName(lf, r);
+                if (C.unlinkat(rootFd, r, 0) != 0) return unpinned(pin, -Posix.errno());
+                boolean mainName = lf != null && lf.nameRemoved(r);
+                keepInode(lf, pin);
+                if (mainName && eventName != null) {
                     ManifestLine.Builder e = ManifestLine.event(eventName).file(who != null ? who.from() : r).pid(pid);
                     event(lf.series(), who != null && who.to() != null ? e.by(who.to()) : e);
                     if (lf.series() != null && who == null) renameListener.accept("unlink " + r);
@@ -975,9 +1012,11 @@ public final class CaptureFs extends FuseStubFS {
                 boolean regular = Stat.isRegular(st), folder = Stat.isDirectory(st);
                 FileStat stTo = Stat.at(rootFd, to, LibC.AT_SYMLINK_NOFOLLOW);
                 FileId idTo = stTo != null ? FileId.of(stTo) : null;
-                if (C.renameat(rootFd, from, rootFd, to) != 0) return -Posix.errno();
-                if (idFrom.equals(idTo)) return 0; // two links of one file: rename(2) does nothing
-                if (idTo != null) replaced = nameReplaced(idTo, from, to, pid);
+                boolean twoLinks = idFrom.equals(idTo);
+                int pin = idTo != null && !twoLinks ? pinIfLastName(table.get(idTo), to) : -1;
+                if (C.renameat(rootFd, from, rootFd, to) != 0) return unpinned(pin, -Posix.errno());
+                if (twoLinks) return 0; // two links of one file: rename(2) does nothing
+                if (idTo != null) replaced = nameReplaced(idTo, from, to, pid, pin);
                 if (folder) folderRenamed(from, to);
                 else if (regular) a = fileRenamed(idFrom, from, to, pid);
             } finally {
@@ -992,13 +1031,37 @@ public final class CaptureFs extends FuseStubFS {
     }
 
     /** Namespace write lock held: the rename put {@code from} over the file at {@code to}. That file's LiveFile, if any. */
-    private LiveFile nameReplaced(FileId idTo, String from, String to, int pid) {
+    private LiveFile nameReplaced(FileId idTo, String from, String to, int pid, int pin) {
         LiveFile replaced = table.get(idTo);
-        if (replaced != null && replaced.nameRemoved(to) && replaced.nameCount() == 0) {
+        boolean mainName = replaced != null && replaced.nameRemoved(to);
+        keepInode(replaced, pin);
+        if (mainName && replaced.nameCount() == 0) {
             // Still open somewhere: its later closes are versions of a deleted file.
             event(replaced.series(), ManifestLine.event("replaced").file(to).by(from).pid(pid));
         }
         return replaced;
+    }
+
+    /**
+     * Namespace write lock held, just before the name {@code r} of {@code lf} goes: an O_PATH
+     * descriptor on the inode if that is its last name we know, for {@link #keepInode} (see
+     * LiveFile's pin: an inode whose object is in the table must not die). -1 otherwise.
+     */
+    private int pinIfLastName(LiveFile lf, String r) {
+        if (lf == null || lf.nameCount() > 1) return -1;
+        return C.openat(rootFd, r, LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
+    }
+
+    /** Namespace write lock held, just after a name of {@code lf} went: {@code pin} is kept by it if that was its last name. */
+    private static void keepInode(LiveFile lf, int pin) {
+        if (lf != null) lf.keepInode(pin);
+        else unpinned(pin, 0);
+    }
+
+    /** The name did not go (or there is no object to keep it): closes {@code pin}, returns {@code result}. */
+    private static int unpinned(int pin, int result) {
+        if (pin >= 0) C.close(pin);
+        return result;
     }
 
     /** Namespace write lock held: the names under a renamed folder move; a file no longer at a versioned name leaves its series. */
@@ -1272,23 +1335,20 @@ public final class CaptureFs extends FuseStubFS {
         try {
             String r = rel(path);
             if (targets.isProtected(r)) return readOnly(r);
-            LiveFile lf = refByName(r);
-            if (lf != null) {
-                try {
-                    return lf.truncate(size, null);
-                } finally {
-                    lf.release();
-                }
-            }
-            int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
-            if (fd < 0) return -Posix.errno();
-            try {
-                return C.ftruncate(fd, size) == 0 ? 0 : -Posix.errno();
-            } finally {
-                C.close(fd);
-            }
+            return byName(r, name -> truncateUnversioned(name, size), lf -> lf.truncate(size, null));
         } catch (Throwable t) {
             return failed("truncate", path, t);
+        }
+    }
+
+    /** truncate(2) of a file that is not versioned: 0 or -errno. */
+    private int truncateUnversioned(String r, long size) {
+        int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
+        if (fd < 0) return -Posix.errno();
+        try {
+            return C.ftruncate(fd, size) == 0 ? 0 : -Posix.errno();
+        } finally {
+            C.close(fd);
         }
     }
 

@@ -75,6 +75,15 @@ final class LiveFile {
     private volatile String rel;                          // main name; null once every name is gone
     private final List<String> aliases = new ArrayList<>(0); // more names, made by link() through the mount
     private volatile Series series;                       // null: not versioned (renamed away)
+    /**
+     * An O_PATH descriptor on the inode once its last name is gone, closed when this object leaves
+     * the table: the table knows a file by (dev, ino), and the number of a freed inode goes to the
+     * next new file at once (ext4), which a create would then take for this object: a new file
+     * with no name as far as we know, so that its next copy-on-write swap left a saved version
+     * under the live name, to be written in place. So no inode dies while its object is in the
+     * table. Set and closed under the namespace write lock (and, when it moves, this lock).
+     */
+    private int pin = -1;
 
     // Guarded by lock (id also by the namespace write lock when it changes; read without a lock).
     private volatile FileId id;
@@ -138,6 +147,20 @@ final class LiveFile {
         String r = rel;
         if (r != null && r.startsWith(fromDir + "/")) rel = toDir + r.substring(fromDir.length());
         aliases.replaceAll(a -> a.startsWith(fromDir + "/") ? toDir + a.substring(fromDir.length()) : a);
+    }
+
+    /**
+     * {@code fd} (O_PATH, or -1 if none could be opened) was opened on the inode just before a
+     * name of it went: kept if no name is left (see {@link #pin}), else closed.
+     */
+    void keepInode(int fd) {
+        if (fd < 0) return;
+        if (nameCount() > 0) {
+            C.close(fd);
+            return;
+        }
+        if (pin >= 0) C.close(pin); // of an inode this object left at a swap, if any: this one is current
+        pin = fd;
     }
 
     /** @return true if the removed name was the main one */
@@ -290,6 +313,7 @@ final class LiveFile {
             fs.forget(this, this::unused, () -> {
                 cow.forgotten();
                 closeFdLocked();
+                unpin(); // out of the table: its inode may go now
             });
         } finally {
             lock.writeLock().unlock();
@@ -711,6 +735,11 @@ final class LiveFile {
         }
     }
 
+    /** This file's lock (see Lock order): a test holds it to stop the file's own steps at a chosen point. */
+    ReentrantReadWriteLock lock() {
+        return lock;
+    }
+
     // ---- what Cow's transitions see of this file ----------------------------------------------
 
     /** This file as {@link Cow} reaches it: its lock, descriptor and names (every call under the write lock). */
@@ -776,8 +805,10 @@ final class LiveFile {
             if (name != null) {
                 if (C.renameat(root, tmp, root, name) != 0) return -Posix.errno();
                 for (String a : aliases) relink(name, a);
+                unpin(); // the fresh inode has a name: that keeps it
             } else {
                 C.unlinkat(root, tmp, 0); // no name left: the fresh inode lives on through our descriptor
+                repin(nf);
             }
             if (newId != null) {
                 fs.rekey(id, newId, this);
@@ -788,6 +819,17 @@ final class LiveFile {
         }
         takeFd(nf, true);
         return 0;
+    }
+
+    /** The fresh inode {@code nf}, which has no name, is the one that must stay alive now (see {@link #pin}). Both locks held. */
+    private void repin(int nf) {
+        unpin();
+        pin = C.fcntl(nf, LibC.F_DUPFD_CLOEXEC, 0);
+    }
+
+    private void unpin() {
+        if (pin >= 0) C.close(pin);
+        pin = -1;
     }
 
     /** Points {@code alias} at the inode now under {@code name} (a link made by the program stays a link). */

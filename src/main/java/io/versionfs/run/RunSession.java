@@ -165,17 +165,39 @@ public final class RunSession {
     private void endLeftovers() {
         if (!job.started()) return;
         // No hook may be half-started while the leftovers are listed (it would look like one).
-        List<Lock> held = new ArrayList<>();
-        for (VersionStore s : capture.stores()) {
-            if (s.hooks() == null) continue;
-            s.hooks().spawnLock().lock();
-            held.add(s.hooks().spawnLock());
+        List<Lock> locks = new ArrayList<>();
+        for (VersionStore s : capture.stores()) if (s.hooks() != null) locks.add(s.hooks().spawnLock());
+        List<Lock> held = lockAll(locks, HOOK_START_WAIT_MILLIS);
+        if (held.size() < locks.size()) {
+            Log.warn("an --on-version command has been starting for " + HOOK_START_WAIT_MILLIS / 1000 + " s: the job's"
+                    + " leftovers are ended without waiting for it, and it may be ended with them");
         }
         try {
             Reaper.endLeftovers(pid -> ours.contains(pid) || isHook(pid), 3_000);
         } finally {
             held.forEach(Lock::unlock);
         }
+    }
+
+    /** How long the end waits for a hook's process to finish starting (a start never hangs, unless something is badly wrong). */
+    static final long HOOK_START_WAIT_MILLIS = 5_000;
+
+    /**
+     * Takes each of {@code locks} within {@code millis} in all, and returns those it got: the
+     * end of a run goes on rather than wait for ever (a TERM from Slurm must still end the run).
+     */
+    static List<Lock> lockAll(List<Lock> locks, long millis) {
+        long deadline = System.nanoTime() + millis * 1_000_000L;
+        List<Lock> held = new ArrayList<>();
+        for (Lock l : locks) {
+            try {
+                if (l.tryLock(Math.max(0, deadline - System.nanoTime()), java.util.concurrent.TimeUnit.NANOSECONDS)) held.add(l);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        return held;
     }
 
     /** Asked again at each look: hooks come and go. */

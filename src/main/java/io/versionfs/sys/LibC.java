@@ -31,7 +31,8 @@ public interface LibC {
     int O_DIRECTORY = OpenFlags.O_DIRECTORY.intValue(), O_NOFOLLOW = OpenFlags.O_NOFOLLOW.intValue(),
             O_CLOEXEC = OpenFlags.O_CLOEXEC.intValue(), O_NONBLOCK = OpenFlags.O_NONBLOCK.intValue();
     int SEEK_DATA = 3, SEEK_HOLE = 4; // the same on every Linux architecture
-    int F_GETFL = 3, F_SETFL = 4;
+    int F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
+    int O_PATH = 010000000; // asm-generic's, which x86_64 and aarch64 share
 
     long FICLONE = 0x40049409L;
     int PR_SET_CHILD_SUBREAPER = 36;

@@ -236,6 +236,55 @@ class CaptureFsTest {
         }
     }
 
+    /**
+     * The table knows a file by (dev, ino). Deleting a file that nothing holds open frees its
+     * inode, and ext4 gives that number to the next new file at once; the deleted file's object
+     * left the table only a moment later (it takes its own lock first). A file created in that
+     * moment was taken for the deleted one: versioned as the deleted target (no name, so its next
+     * copy-on-write swap left the saved version under the new file's name, and the rewrite after
+     * that changed the version: NameRaceIT caught a version listed empty that held "b"). Here the
+     * moment is held open by holding the deleted file's lock; the new file is in a subfolder (the
+     * kernel holds the target's folder locked until the unlink returns).
+     */
+    @Test
+    void aFileCreatedRightAfterADeleteIsNotTakenForTheDeletedOne() throws Exception {
+        try (MountFixture m = new MountFixture(tmp, "job.gbw")) {
+            String f = m.file("job.gbw").toString();
+            Files.createDirectories(m.file("sub"));
+            String other = m.file("sub/other.dat").toString();
+            fsops("write", f, "one");
+            m.settle(); // independent of version 1, descriptor closed: only its name keeps the inode
+            LiveFile deleted = m.fs.knownAt("job.gbw");
+            assertTrue(deleted != null, "job.gbw is known to the file system");
+            Process delete;
+            Process create;
+            deleted.lock().writeLock().lock();
+            try {
+                delete = TestSupport.fsopsAsync("unlink", f); // waits for the lock after its unlink(2)
+                Path backing = m.store.liveDir().resolve("job.gbw");
+                for (int i = 0; i < 500 && Files.exists(backing); i++) Thread.sleep(10);
+                assertTrue(Files.notExists(backing), "the unlink reached the backing folder");
+                create = TestSupport.fsopsAsync("write", other, "two");
+                create.waitFor(2, java.util.concurrent.TimeUnit.SECONDS); // before the fix, it waited for the lock
+            } finally {
+                deleted.lock().writeLock().unlock();
+            }
+            assertEquals(0, delete.waitFor(), "unlink");
+            assertEquals(0, create.waitFor(), "write two");
+            fsops("write", other, "three");
+            fsops("write", other, "four");
+            m.settle();
+            assertEquals("four", TestSupport.read(m.file("sub/other.dat")));
+            List<String> contents = new ArrayList<>();
+            for (Map<String, Object> row : manifestVersions(m.versions)) {
+                byte[] b = Files.readAllBytes(m.versions.resolve((String) row.get("path")));
+                assertEquals(row.get("sha256"), sha256(b), "version " + row.get("path") + " still holds what was saved");
+                contents.add(new String(b, StandardCharsets.UTF_8));
+            }
+            assertEquals(List.of("one"), contents, "sub/other.dat is not a target: no versions of it");
+        }
+    }
+
     @Test
     void unclosedChangesAreSavedAtTheEndAndMarked() throws Exception {
         try (MountFixture m = new MountFixture(tmp, "job.gbw")) {
