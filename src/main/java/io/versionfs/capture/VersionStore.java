@@ -256,12 +256,38 @@ public final class VersionStore implements AutoCloseable {
     }
 
     /**
-     * Next number for {@code series}, continuing after any versions already in the folder. The
-     * folder is scanned once per series, streaming: a million old versions cost one pass, not a
-     * million names held in memory.
+     * Next number for {@code series}, continuing after any versions already in the folder and
+     * after the numbers the manifest's newest lines name (a version whose file is gone: removed
+     * by hand, given way, lost). The folder is scanned once per series, streaming: a million old
+     * versions cost one pass, not a million names held in memory.
      */
     private long allocate(String series) {
-        return next.computeIfAbsent(series, f -> new AtomicLong(highestExisting(f) + 1)).getAndIncrement();
+        return next.computeIfAbsent(series, f -> new AtomicLong(Math.max(highestExisting(f), highestListed(f)) + 1))
+                .getAndIncrement();
+    }
+
+    /** The manifest tail's highest numbers, read once (before this store's first version); guarded by its own lock. */
+    private Map<String, Long> listed;
+    private final Object listedLock = new Object();
+
+    private long highestListed(String series) {
+        synchronized (listedLock) {
+            return listedNumbers().getOrDefault(series, 0L);
+        }
+    }
+
+    private Map<String, Long> listedNumbers() {
+        if (listed == null) {
+            try {
+                // Through our descriptor on the folder (never through our own mount); the history's
+                // manifest.jsonl also on a node of a job on several nodes, whose own lines go elsewhere.
+                listed = ManifestTail.highestNumbers(access.resolve(Manifest.FILE_NAME));
+            } catch (IOException e) {
+                Log.debug("cannot read the tail of " + dir.resolve(Manifest.FILE_NAME) + ": " + e.getMessage());
+                listed = Map.of();
+            }
+        }
+        return listed;
     }
 
     /** Whether the highest-numbered version file of {@code series} is the inode (dev, ino). */

@@ -96,6 +96,23 @@ class RunIT {
     }
 
     @Test
+    void aVersionWhoseFileWasRemovedKeepsItsNumber() throws Exception {
+        // Someone removes the newest version file by hand between two runs (or it was given way
+        // or lost): its manifest line stays, so the next run must not give its number again.
+        Files.writeString(dir.resolve("job.gbw"), "zero\n");
+        Result first = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo one > job.gbw; echo two > job.gbw");
+        assertEquals(0, first.exit(), first.err());
+        Path vdir = dir.resolve("job.gbw.versions");
+        assertEquals(3, versions(vdir, "job", ".gbw").size());
+        Files.delete(vdir.resolve("job.000003.gbw"));
+        Result second = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "echo three > job.gbw");
+        assertEquals(0, second.exit(), second.err());
+        List<Object> numbers = manifestVersions(vdir).stream().map(m -> m.get("version")).toList();
+        assertEquals(numbers.size(), new java.util.HashSet<>(numbers).size(), "each number on one line: " + numbers);
+        assertEquals("three\n", Files.readString(vdir.resolve("job.000005.gbw")), "after 4, the second run's initial version");
+    }
+
+    @Test
     void existingTargetIsReadByTheJobAndKeptAsVersionOne() throws Exception {
         Files.writeString(dir.resolve("job.gbw"), "original orbitals");
         Result r = vfs("run", "--target", "job.gbw", "--", "sh", "-c", "cat job.gbw > seen.txt; echo new > job.gbw");
