@@ -185,6 +185,31 @@ def main(argv):
         os.close(fd)
     elif cmd == "chmod":            # chmod PATH OCTAL
         os.chmod(path, int(argv[2], 8))
+    elif cmd == "reread":           # reread PATH N: a reader keeps its cached pages while N O_TRUNC rewrites and an in-place write land
+        with open(path, "wb") as f:
+            f.write(b"A" * 1_000_000)
+        r = os.open(path, os.O_RDONLY)
+        assert os.pread(r, 1_000_000, 0) == b"A" * 1_000_000
+        stale = 0
+        for i in range(int(argv[2])):
+            want = bytes([66 + i % 20]) * (700_000 - i)
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            write_all(fd, want)
+            os.close(fd)
+            fresh = os.open(path, os.O_RDONLY)
+            for how, got in (("the reader's descriptor", os.pread(r, 1_000_000, 0)), ("a new descriptor", os.pread(fresh, 1_000_000, 0))):
+                if got != want:
+                    stale += 1
+                    print(f"rewrite {i}: {how} read {len(got)} bytes starting {got[:1]!r}, not {len(want)} of {want[:1]!r}")
+            os.close(fresh)
+        fd = os.open(path, os.O_WRONLY)
+        os.pwrite(fd, b"Z" * 10, 100)
+        os.close(fd)
+        if os.pread(r, 10, 100) != b"Z" * 10:
+            stale += 1
+            print("in-place write: the reader still reads the old bytes")
+        os.close(r)
+        return 1 if stale else 0
     elif cmd == "rewrite-many":     # rewrite-many PATH COUNT: small O_TRUNC rewrites
         for i in range(int(argv[2])):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

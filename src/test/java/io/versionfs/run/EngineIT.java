@@ -88,6 +88,21 @@ class EngineIT {
         return out;
     }
 
+    /**
+     * Write-only opens go direct_io (no copy into the mount's page cache): a reader that keeps the
+     * file open, with its pages cached, must still read each rewrite, never the old pages; so must
+     * a new open (the mount keeps its cache across opens: kernel_cache).
+     */
+    @Test
+    void aReaderNeverSeesOldContentAfterARewrite() throws Exception {
+        for (String mode : List.of("symlink", "dir")) {
+            Files.deleteIfExists(dir.resolve("c.dat"));
+            Result r = vfs(120, "run", "--mode", mode, "--target", "c.dat", "--", "sh", "-c", PY + " reread c.dat 20");
+            assertEquals(0, r.exit(), mode + " mode: " + r.out() + r.err());
+            verifyVersions(dir.resolve("c.dat.versions"));
+        }
+    }
+
     @Test
     void renameWhileOpenNeverChangesAVersionNorDropsAWrite() throws Exception {
         // open a.xyz, write AAAAAAAA, rename to b.xyz, pwrite ZZ at 0 on the same fd, close;
