@@ -201,10 +201,7 @@ public final class Hooks {
         pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
         spawning.lock();
         try {
-            Process p;
-            synchronized (io.versionfs.sys.Spawns.LOCK) { // not while libfuse forks fusermount: see Spawns
-                p = pb.start();
-            }
+            Process p = io.versionfs.sys.Spawns.start(pb); // not while libfuse forks fusermount
             live.add(p.pid());
             return p;
         } finally {

@@ -6,7 +6,8 @@ import ru.serce.jnrfuse.struct.FileStat;
 /**
  * Identity of a backing file: (st_dev, st_ino), as libfuse's passthrough_hp keys its inode table.
  * A name is only how a file is reached; renames, hard links and unlinks change names, never which
- * {@link LiveFile} a descriptor writes to.
+ * {@link LiveFile} a descriptor writes to. A number names one inode only while that inode lives
+ * (a freed one's goes to the next new file): the table keeps every inode it knows alive (LiveFile's pin).
  */
 record FileId(long dev, long ino) {
     static FileId of(FileStat st) {

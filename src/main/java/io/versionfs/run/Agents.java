@@ -136,8 +136,8 @@ final class Agents {
         plan.write();
         clearStale();
         long t0 = System.nanoTime();
-        srun = new ProcessBuilder(agentCommand()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                .redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
+        srun = io.versionfs.sys.Spawns.start(new ProcessBuilder(agentCommand()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                .redirectOutput(ProcessBuilder.Redirect.INHERIT));
         srunErr = StepOutput.pump(srun.getErrorStream(), System.err);
         try {
             awaitReady(System.currentTimeMillis() + readyMillis);
@@ -417,8 +417,8 @@ final class Agents {
         try {
             List<String> bounded = new ArrayList<>(List.of("timeout", "-k", "5", Integer.toString(seconds)));
             bounded.addAll(cmd);
-            Process p = new ProcessBuilder(bounded).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                    .redirectErrorStream(true).start();
+            Process p = io.versionfs.sys.Spawns.start(new ProcessBuilder(bounded).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                    .redirectErrorStream(true));
             byte[] out = p.getInputStream().readAllBytes();
             if (!p.waitFor(seconds + 10L, TimeUnit.SECONDS)) {
                 p.destroyForcibly();

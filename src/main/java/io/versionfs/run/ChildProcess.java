@@ -64,7 +64,7 @@ public final class ChildProcess {
                     }
                     ProcessBuilder pb = new ProcessBuilder(cmd.toStrings()).directory(workDir.toFile()).inheritIO();
                     JvmEnv.clean(pb.environment());
-                    Process p = pb.start();
+                    Process p = io.versionfs.sys.Spawns.start(pb);
                     launched.complete(p);
                     return p;
                 } catch (IOException e) {

@@ -69,7 +69,7 @@ final class NodeChecks {
         String said;
         int rc;
         try {
-            Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+            Process p = io.versionfs.sys.Spawns.start(new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))));
             // stderr (libfuse's lines, srun's errors) on a thread, so a full pipe never stalls the step
             StepOutput err = StepOutput.pump(p.getErrorStream(), System.err);
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

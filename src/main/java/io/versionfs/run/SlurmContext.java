@@ -139,7 +139,7 @@ public final class SlurmContext {
         String list = nodeList();
         if (list == null) return List.of();
         try {
-            Process p = new ProcessBuilder("scontrol", "show", "hostnames", list).redirectErrorStream(true).start();
+            Process p = io.versionfs.sys.Spawns.start(new ProcessBuilder("scontrol", "show", "hostnames", list).redirectErrorStream(true));
             p.getOutputStream().close();
             String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
             if (!p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) return List.of();

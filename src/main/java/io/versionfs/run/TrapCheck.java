@@ -55,7 +55,7 @@ final class TrapCheck {
             return e.getMessage();
         }
         try {
-            Process p = new ProcessBuilder("mv", "a", "b").directory(scratch.toFile()).redirectErrorStream(true).start();
+            Process p = io.versionfs.sys.Spawns.start(new ProcessBuilder("mv", "a", "b").directory(scratch.toFile()).redirectErrorStream(true));
             if (!p.waitFor(10, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 return "mv did not finish within 10 s under the trap";
