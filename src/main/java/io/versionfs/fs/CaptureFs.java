@@ -444,7 +444,7 @@ public final class CaptureFs extends FuseStubFS {
             namespace.writeLock().unlock();
         }
         if (old != null) event(old, ManifestLine.event("rename").from(who.from()).to(who.to()).pid(who.pid()));
-        if (lf != null) lf.forgetIfUnused();
+        if (lf != null) forgetSoon(lf);
         return 0;
     }
 
@@ -463,6 +463,20 @@ public final class CaptureFs extends FuseStubFS {
             lf.release();
         }
     }
+
+    /**
+     * Lets go of a file a namespace change may have left unused, without waiting for its lock:
+     * the unlink or rename that calls this holds the kernel's lock on the folder until it
+     * returns, and while it does an open(O_CREAT) of the same name fails (ENOENT), a write of the
+     * job lost; the lock can be held for seconds (a copy-on-write copy of a big file). Then one
+     * background thread does it once the lock is free; until then the pin keeps the inode.
+     */
+    private static void forgetSoon(LiveFile lf) {
+        if (!lf.tryForgetIfUnused()) FORGETTER.execute(lf::forgetIfUnused);
+    }
+
+    private static final java.util.concurrent.ExecutorService FORGETTER =
+            java.util.concurrent.Executors.newSingleThreadExecutor(Posix.backgroundThreads("versionfs-forget"));
 
     /** The object the table holds for the inode at {@code r} now, or null; no reference taken (tests look at it). */
     LiveFile knownAt(String r) {
@@ -995,7 +1009,7 @@ public final class CaptureFs extends FuseStubFS {
             } finally {
                 namespace.writeLock().unlock();
             }
-            if (lf != null) lf.forgetIfUnused();
+            if (lf != null) forgetSoon(lf);
             return 0;
         } catch (Throwable t) {
             return failed("unlink", path, t);
@@ -1036,7 +1050,7 @@ public final class CaptureFs extends FuseStubFS {
             } finally {
                 namespace.writeLock().unlock();
             }
-            if (replaced != null) replaced.forgetIfUnused();
+            if (replaced != null) forgetSoon(replaced);
             versionOf(a, "rename", pid);
             return 0;
         } catch (Throwable t) {

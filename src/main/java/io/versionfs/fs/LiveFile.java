@@ -310,14 +310,32 @@ final class LiveFile {
     void forgetIfUnused() {
         lock.writeLock().lock();
         try {
-            fs.forget(this, this::unused, () -> {
-                cow.forgotten();
-                closeFdLocked();
-                unpin(); // out of the table: its inode may go now
-            });
+            forgetLocked();
         } finally {
             lock.writeLock().unlock();
         }
+    }
+
+    /**
+     * As {@link #forgetIfUnused}, but only if this file's lock is free now; false (nothing done)
+     * while it is held, e.g. by a copy-on-write copy of a big file that takes seconds.
+     */
+    boolean tryForgetIfUnused() {
+        if (!lock.writeLock().tryLock()) return false;
+        try {
+            forgetLocked();
+            return true;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private void forgetLocked() {
+        fs.forget(this, this::unused, () -> {
+            cow.forgotten();
+            closeFdLocked();
+            unpin(); // out of the table: its inode may go now
+        });
     }
 
     /** Under this lock and the namespace write lock: no user, and nothing a later open by name would need. */

@@ -51,7 +51,6 @@ final class DirCapture implements Capture {
     /** Files written behind the mount (a process in an older mount namespace), each with its summary line. */
     private final java.util.Map<String, String> behind = new java.util.LinkedHashMap<>();
     /** The --on-version lines of the summary, one per versions folder with a hook. */
-    private final List<String> hookNotes = new ArrayList<>();
 
     /** @param versionsDir one versions folder for every file (null: NAME.versions beside each) */
     DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, StoreRules rules) {
@@ -222,7 +221,6 @@ final class DirCapture implements Capture {
     public void takeNotes() {
         for (VersionStore s : stores()) {
             s.drain();
-            if (s.hooks() != null) hookNotes.add(s.hooks().report());
             if (s.skippedCount() > 0) continue; // see WrittenBehind.check
             s.versions().forEach((file, vs) -> {
                 String why = WrittenBehind.check(folder.resolve(file), vs);
@@ -238,9 +236,13 @@ final class DirCapture implements Capture {
     public void report(Summary summary) {
         summary.put("mode", "dir (" + folder + " served through versionfs)");
         reports().forEach(summary::add);
-        if (!hookNotes.isEmpty()) {
-            summary.add(new Summary.FileReport("--on-version (" + folder + ")", "-", "-", null, List.copyOf(hookNotes)));
-        }
+    }
+
+    /** {@code r} with one more line under it (the folder's --on-version note goes under its last file). */
+    private static Summary.FileReport withNote(Summary.FileReport r, String note) {
+        List<String> w = new ArrayList<>(r.warnings());
+        w.add(note);
+        return new Summary.FileReport(r.file(), r.versionsDir(), r.manifest(), r.versions(), w);
     }
 
     /** One report per versioned file, grouped by file. */
@@ -251,8 +253,10 @@ final class DirCapture implements Capture {
                     "-", "-", null, List.of("NOT versioned: " + why))));
         }
         for (VersionStore s : stores()) {
+            int first = out.size();
             s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(folder.resolve(file).toString(),
                     s.dir().toString(), s.manifestPath().toString(), vs, behind.containsKey(file) ? List.of(behind.get(file)) : List.of())));
+            if (s.hooks() != null && out.size() > first) out.set(out.size() - 1, withNote(out.get(out.size() - 1), s.hooks().report()));
         }
         if (out.isEmpty()) {
             out.add(new Summary.FileReport(String.join(", ", patterns) + " (in " + folder + ")", "-", "-", null,

@@ -243,8 +243,8 @@ class CaptureFsTest {
      * moment was taken for the deleted one: versioned as the deleted target (no name, so its next
      * copy-on-write swap left the saved version under the new file's name, and the rewrite after
      * that changed the version: NameRaceIT caught a version listed empty that held "b"). Here the
-     * moment is held open by holding the deleted file's lock; the new file is in a subfolder (the
-     * kernel holds the target's folder locked until the unlink returns).
+     * moment is held open by holding the deleted file's lock (its object then leaves the table in
+     * the background, once the lock is free: the unlink itself does not wait for it).
      */
     @Test
     void aFileCreatedRightAfterADeleteIsNotTakenForTheDeletedOne() throws Exception {
@@ -258,19 +258,23 @@ class CaptureFsTest {
             assertTrue(deleted != null, "job.gbw is known to the file system");
             Process delete;
             Process create;
+            Process again;
             deleted.lock().writeLock().lock();
             try {
-                delete = TestSupport.fsopsAsync("unlink", f); // waits for the lock after its unlink(2)
-                Path backing = m.store.liveDir().resolve("job.gbw");
-                for (int i = 0; i < 500 && Files.exists(backing); i++) Thread.sleep(10);
-                assertTrue(Files.notExists(backing), "the unlink reached the backing folder");
+                delete = TestSupport.fsopsAsync("unlink", f);
+                // rm does not wait for the file's own lock (it once did, and while it waited an
+                // open(O_CREAT) of the same name failed with ENOENT: the folder was the kernel's)
+                assertTrue(delete.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "the unlink returned while the lock is held");
+                assertEquals(0, delete.exitValue(), "unlink");
                 create = TestSupport.fsopsAsync("write", other, "two");
-                create.waitFor(2, java.util.concurrent.TimeUnit.SECONDS); // before the fix, it waited for the lock
+                again = TestSupport.fsopsAsync("write", f, "new"); // the deleted file's name, while its object waits for the lock
+                create.waitFor(2, java.util.concurrent.TimeUnit.SECONDS); // before the pin, it waited for the lock
+                again.waitFor(2, java.util.concurrent.TimeUnit.SECONDS);
             } finally {
                 deleted.lock().writeLock().unlock();
             }
-            assertEquals(0, delete.waitFor(), "unlink");
             assertEquals(0, create.waitFor(), "write two");
+            assertEquals(0, again.waitFor(), "write job.gbw anew");
             fsops("write", other, "three");
             fsops("write", other, "four");
             m.settle();
@@ -281,7 +285,8 @@ class CaptureFsTest {
                 assertEquals(row.get("sha256"), sha256(b), "version " + row.get("path") + " still holds what was saved");
                 contents.add(new String(b, StandardCharsets.UTF_8));
             }
-            assertEquals(List.of("one"), contents, "sub/other.dat is not a target: no versions of it");
+            assertEquals(List.of("one", "new"), contents, "sub/other.dat is not a target: no versions of it");
+            assertEquals("new", TestSupport.read(m.file("job.gbw")));
         }
     }
 
