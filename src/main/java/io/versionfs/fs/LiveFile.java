@@ -159,7 +159,7 @@ final class LiveFile {
             C.close(fd);
             return;
         }
-        if (pin >= 0) C.close(pin); // of an inode this object left at a swap, if any: this one is current
+        unpin(); // of an inode this object left at a swap, if any: this one is current
         pin = fd;
     }
 

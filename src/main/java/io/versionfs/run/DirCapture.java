@@ -50,7 +50,6 @@ final class DirCapture implements Capture {
     private final List<String> events = new ArrayList<>();
     /** Files written behind the mount (a process in an older mount namespace), each with its summary line. */
     private final java.util.Map<String, String> behind = new java.util.LinkedHashMap<>();
-    /** The --on-version lines of the summary, one per versions folder with a hook. */
 
     /** @param versionsDir one versions folder for every file (null: NAME.versions beside each) */
     DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, StoreRules rules) {

@@ -8,6 +8,8 @@ import java.util.regex.Pattern;
 
 /** The running kernel's version, for behaviour that only newer kernels have. */
 public final class Kernel {
+    private static final Pattern MAJOR_MINOR = Pattern.compile("^(\\d+)\\.(\\d+)");
+
     private Kernel() {}
 
     /** Whether the running kernel is at least {@code major.minor} (false if its version cannot be read). */
@@ -17,7 +19,7 @@ public final class Kernel {
 
     /** As {@link #atLeast(int, int)} for a release string such as "6.1.0-28-amd64" or "5.14.0-427.el9.x86_64". */
     static boolean atLeast(String release, int major, int minor) {
-        Matcher m = Pattern.compile("^(\\d+)\\.(\\d+)").matcher(release);
+        Matcher m = MAJOR_MINOR.matcher(release);
         if (!m.find()) return false;
         int a = Integer.parseInt(m.group(1)), b = Integer.parseInt(m.group(2));
         return a > major || a == major && b >= minor;
