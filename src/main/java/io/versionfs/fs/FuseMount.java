@@ -141,6 +141,16 @@ public final class FuseMount implements AutoCloseable {
     }
 
     private static FuseMount start(FuseMount m) {
+        if (FuseLoop.JAVA_THREADS) return startAndAwait(m); // FuseLoop holds Spawns.LOCK around its fork
+        // libfuse's own loop (-Dversionfs.fuseLoop=libfuse) forks fusermount somewhere inside
+        // fuse_main_real, on the loop's thread, which cannot hold the lock for that moment alone:
+        // hold process starts from here until the mount answers (or fails, or 30 s pass).
+        synchronized (io.versionfs.sys.Spawns.LOCK) {
+            return startAndAwait(m);
+        }
+    }
+
+    private static FuseMount startAndAwait(FuseMount m) {
         Path mp = m.mountPoint;
         CaptureFs fs = m.fs;
         m.loop.start();

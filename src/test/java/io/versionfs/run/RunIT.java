@@ -591,4 +591,27 @@ class RunIT {
         assertFalse(log.contains("dd=0"), "no hook could write its version: " + log);
         assertTrue(log.contains("Permission denied"), log);
     }
+
+    @Test
+    void libfusesOwnLoopServesRunsWithHooks() throws Exception {
+        // The fallback loop (-Dversionfs.fuseLoop=libfuse, no other test uses it) forks fusermount
+        // inside fuse_main_real; a process started at that moment could hang on a pipe the
+        // fusermount child inherited (see Spawns). A few runs in a row with hooks, each bounded.
+        // (The hang itself is a narrow race: 18 runs without the lock did not hit it.)
+        Map<String, String> env = new java.util.HashMap<>(tmpEnv());
+        env.put("VERSIONFS_JAVA_OPTS", "-Dversionfs.fuseLoop=libfuse");
+        for (int run = 0; run < 6; run++) {
+            Files.writeString(dir.resolve("job.gbw"), "start " + run + "\n");
+            Result r = TestSupport.run(dir, env, 60, TestSupport.LAUNCHER.toString(), "run", "--on-version", "echo hooked",
+                    "--target", "job.gbw", "--", "sh", "-c", "for i in 1 2 3; do echo $i > job.gbw; done");
+            assertEquals(0, r.exit(), r.err());
+            assertRegularFile(dir.resolve("job.gbw"), "3\n");
+            Path v = dir.resolve("job.gbw.versions");
+            List<Map<String, Object>> rows = EngineIT.verifyVersions(v);
+            assertEquals(4, rows.stream().filter(m -> "saved".equals(m.get("status"))).count(), "initial + 3: " + rows);
+            assertEquals(4, Files.readString(v.resolve("hooks.log")).lines().filter(l -> l.equals("hooked")).count(),
+                    "every hook ran: " + Files.readString(v.resolve("hooks.log")));
+            TestSupport.run(dir, null, 30, "rm", "-rf", "job.gbw.versions", "job.gbw");
+        }
+    }
 }
