@@ -61,13 +61,13 @@ final class FuseLoop {
         Pointer mp = FuseSession.allocate(8);
         Pointer fuse;
         synchronized (io.versionfs.sys.Spawns.LOCK) { // fuse_setup forks fusermount: see Spawns
-            fuse = F.fuse_setup(args.length, args, ops, opsSize, mp, FuseSession.allocate(4), null);
+            fuse = FuseSession.setup(args, ops, opsSize, mp);
         }
         if (fuse == null) return 1;
         FuseLoop loop = new FuseLoop(F.fuse_get_session(fuse));
         loop.serve(mountPoint);
         if (loop.threads.isEmpty()) {
-            F.fuse_teardown(fuse, mp.getPointer(0));
+            FuseSession.teardown(fuse, mp);
         } else {
             // Tearing down frees what those threads still use: leave it (the process ends soon).
             Log.warn(loop.threads.size() + " FUSE worker(s) still busy after " + mountPoint + " was unmounted; left running");

@@ -16,7 +16,11 @@ public final class FuseSession {
     public interface Lib {
         Pointer fuse_setup(int argc, String[] argv, Pointer op, long opSize, Pointer mountpoint, Pointer multithreaded, Pointer userData);
 
-        void fuse_teardown(Pointer fuse, Pointer mountpoint);
+        void fuse_remove_signal_handlers(Pointer se);
+
+        void fuse_unmount(Pointer mountpoint, Pointer ch);
+
+        void fuse_destroy(Pointer fuse);
 
         Pointer fuse_get_session(Pointer fuse);
 
@@ -44,6 +48,29 @@ public final class FuseSession {
     private static final int OPCODE_OFFSET = 4, FORGET = 2, BATCH_FORGET = 42;
 
     private FuseSession() {}
+
+    /**
+     * fuse_setup, and libfuse's signal handling undone at once. fuse_setup makes its session the
+     * process's one "signal session" (a static in libfuse's helper.c) and fuse_teardown complains
+     * "fuse: fuse_remove_signal_handlers: unknown session" on stderr for any other: with two
+     * targets (two mounts), every run printed it. The JVM's own handlers of HUP, INT and TERM stay
+     * (libfuse only replaces handlers left at their default); only SIGPIPE stays ignored. Callers
+     * hold one lock around this, so the static is always empty between two set-ups.
+     */
+    public static Pointer setup(String[] args, Pointer ops, long opsSize, Pointer mountpoint) {
+        Pointer fuse = FUSE.fuse_setup(args.length, args, ops, opsSize, mountpoint, allocate(4), null);
+        if (fuse != null) FUSE.fuse_remove_signal_handlers(FUSE.fuse_get_session(fuse));
+        return fuse;
+    }
+
+    /** fuse_teardown without its signal step (undone in {@link #setup}): unmount, destroy, free the mount point's name. */
+    public static void teardown(Pointer fuse, Pointer mountpoint) {
+        Pointer ch = FUSE.fuse_session_next_chan(FUSE.fuse_get_session(fuse), null);
+        Pointer name = mountpoint.getPointer(0);
+        FUSE.fuse_unmount(name, ch);
+        FUSE.fuse_destroy(fuse);
+        if (name != null) Posix.C.free(name.address());
+    }
 
     /** Native memory of {@code size} bytes (zeroed), freed when unreachable. */
     public static Pointer allocate(long size) {

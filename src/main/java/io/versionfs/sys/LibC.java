@@ -104,6 +104,8 @@ public interface LibC {
     long syscall(long number);
     /** malloc(3): for structs libfuse frees itself (the read_buf reply). 0 when out of memory. */
     long malloc(long size);
+    /** free(3): for what libfuse allocated and leaves to its caller (fuse_setup's mount point name). */
+    void free(long ptr);
     int getuid();
     int isatty(int fd);
     int getgid();
