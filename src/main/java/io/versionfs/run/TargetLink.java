@@ -32,7 +32,8 @@ import java.util.Map;
  * One target in symlink mode: its versions folder, its mount, and the symlink at the target path
  * that points into the mount. Owns the whole life of that symlink: putting it in place without
  * ever losing the user's file, noticing when the program renames or replaces it, and turning it
- * back into a regular file with the final content at the end, or after a crash, on the next run.
+ * back into a regular file with the final content at the end (after a crash, on the next run:
+ * {@link EarlierRun}).
  */
 final class TargetLink {
 
@@ -122,205 +123,7 @@ final class TargetLink {
 
     /** Recovers what an earlier, killed run left (stale mount, dangling symlink, live content). */
     void recoverEarlierRun() throws IOException {
-        Path state = stateFile();
-        if (Files.exists(state)) recover(KilledRun.read(state, liveDir, liveFile()));
-        cleanTemps();
-        Files.deleteIfExists(state);
-    }
-
-    /** What a run wrote in its recovery record ({@link #writeState}), as far as it can be read. */
-    private record KilledRun(long pid, Path mount, Path liveDir, Path live) {
-        static KilledRun read(Path state, Path liveDir, Path live) throws IOException {
-            Map<String, Object> s;
-            try {
-                s = Json.parseObject(Files.readString(state));
-            } catch (RuntimeException e) {
-                s = Map.of();
-            }
-            Path recordedLive = s.get("live") instanceof String l ? Path.of(l) : null;
-            return new KilledRun(s.get("pid") instanceof Long p ? p : -1,
-                    s.get("mount") instanceof String m ? Path.of(m) : null,
-                    s.get("live_dir") instanceof String d ? Path.of(d)
-                            : recordedLive != null ? recordedLive.getParent().getParent() : liveDir,
-                    recordedLive != null ? recordedLive : live);
-        }
-
-        /** The recorded run is still alive (the record is not a killed run's: it is in use). */
-        boolean running() {
-            // Our own pid is an earlier run in a pid namespace (a container: the JVM is pid 1 each time).
-            return pid > 0 && pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
-                    && ProcessHandle.of(pid).flatMap(p -> p.info().commandLine()).map(c -> c.contains("versionfs")).orElse(false);
-        }
-    }
-
-    private void recover(KilledRun killed) throws IOException {
-        if (killed.running()) {
-            throw new UserError(ExitCodes.VERSIONS_DIR, "another versionfs run (pid " + killed.pid() + ") is using " + store.dir()
-                    + ": wait for it to finish, or give this run its own --versions-dir");
-        }
-        if (killed.mount() != null) clearMount(killed.mount());
-        List<String> places = new ArrayList<>();
-        // Every symlink the killed run's job left pointing into its mount (the target, and any
-        // name the job renamed it to: job.ges after an ORCA AutoStart rename) becomes a regular
-        // file with the content of the file it led to.
-        if (killed.mount() != null) {
-            for (Map.Entry<Path, List<Path>> e : symlinksInto(killed.mount(), killed.liveDir()).entrySet()) {
-                putBackAfterKill(e.getKey(), e.getValue(), killed.pid(), places);
-            }
-        }
-        keepUnreached(killed, places);
-        keepInFlight(killed.liveDir(), places);
-        store.event(ManifestLine.event("recovered").file(name).fromPid(killed.pid()).into(places));
-    }
-
-    /** A killed run's mount is gone or dead by now (auto_unmount): clear what is left of it. */
-    private static void clearMount(Path mp) {
-        if (FuseMount.isStale(mp) || io.versionfs.fs.MountTable.fuseAt(mp) != null) FuseMount.lazyUnmount(mp);
-        try {
-            Files.deleteIfExists(mp);
-            Files.deleteIfExists(mp.getParent());
-        } catch (IOException e) {
-            // not empty or not ours: leave it
-        }
-    }
-
-    /** The file a killed run's symlinks led to becomes a regular file at their places (or they go, if it is gone). */
-    private void putBackAfterKill(Path backing, List<Path> links, long pid, List<String> places) throws IOException {
-        if (!Files.exists(backing, LinkOption.NOFOLLOW_LINKS)) {
-            for (Path p : links) {
-                Log.warn(p + " is a dangling symlink left by an earlier versionfs run (pid " + pid
-                        + ") whose file was deleted; its versions are in " + store.dir() + ". Removing the symlink.");
-                Files.deleteIfExists(p);
-            }
-            return;
-        }
-        // A killed run's live file may still share its inode with its last version: then copy,
-        // so the version cannot change when the user edits the recovered file.
-        Object dev = Files.getAttribute(backing, "unix:dev", LinkOption.NOFOLLOW_LINKS);
-        Object ino = Files.getAttribute(backing, "unix:ino", LinkOption.NOFOLLOW_LINKS);
-        boolean sharesVersion = store.isLatestVersion(name, ((Number) dev).longValue(), ((Number) ino).longValue());
-        putInPlace(backing, links, sharesVersion);
-        for (Path p : links) places.add(p.toString());
-    }
-
-    /** A killed run's live file that no symlink leads to any more (the program replaced the target) is kept. */
-    private void keepUnreached(KilledRun killed, List<String> places) throws IOException {
-        if (Files.exists(killed.live(), LinkOption.NOFOLLOW_LINKS)) {
-            Path keep = store.dir().resolve(recoveredName());
-            Files.move(killed.live(), keep);
-            places.add(keep.toString());
-            Log.warn("an earlier versionfs run (pid " + killed.pid() + ") was killed; its last content of " + name
-                    + " is kept as " + keep + " (" + target + " was replaced meanwhile)");
-        } else if (!places.isEmpty()) {
-            Log.warn("recovered the last content of " + name + " from an earlier versionfs run that was killed (pid "
-                    + killed.pid() + ") into " + String.join(", ", places));
-        }
-    }
-
-    /**
-     * Symlinks in the target's folder that lead into {@code mount}, grouped by the backing file
-     * they lead to (under {@code backingRoot}); the target first in its group.
-     */
-    private Map<Path, List<Path>> symlinksInto(Path mount, Path backingRoot) {
-        return symlinksInto(mount, backingRoot, target.getParent());
-    }
-
-    private Map<Path, List<Path>> symlinksInto(Path mount, Path backingRoot, Path folder) {
-        Map<Path, List<Path>> found = new java.util.LinkedHashMap<>();
-        // The target's folder and its direct subfolders (mv job.gbw old/job.ges), at most a few
-        // thousand entries: a symlink moved further or to another filesystem cannot be found.
-        List<Path> candidates = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(folder)) {
-            for (Path p : ds) {
-                candidates.add(p);
-                if (candidates.size() < 5000 && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) && !VersionNaming.isVersionsFolderName(p.getFileName().toString())) {
-                    try (DirectoryStream<Path> sub = Files.newDirectoryStream(p)) {
-                        for (Path q : sub) {
-                            candidates.add(q);
-                            if (candidates.size() >= 5000) break;
-                        }
-                    } catch (IOException e) {
-                        // unreadable subfolder
-                    }
-                }
-            }
-        } catch (IOException e) {
-            // unreadable folder: nothing found
-        }
-        {
-            for (Path p : candidates) {
-                try {
-                    if (!Files.isSymbolicLink(p)) continue;
-                    Path to = Files.readSymbolicLink(p);
-                    if (!to.startsWith(mount) || to.equals(mount)) continue;
-                    found.computeIfAbsent(backingRoot.resolve(mount.relativize(to)), k -> new ArrayList<>()).add(p);
-                } catch (IOException e) {
-                    // vanished meanwhile
-                }
-            }
-        }
-        for (List<Path> l : found.values()) l.sort((a, b) -> a.equals(target) ? -1 : b.equals(target) ? 1 : a.compareTo(b));
-        return found;
-    }
-
-    /**
-     * Puts {@code backing}'s content at each of {@code links} (symlinks), as regular files: the
-     * first gets the file itself (a rename, O(1): the user's own hard links to it stay links), the
-     * others copies. A file that still shares its inode with a version is copied instead.
-     */
-    private static void putInPlace(Path backing, List<Path> links, boolean sharesVersion) throws IOException {
-        Path first = links.get(0);
-        for (Path p : links) if (!p.equals(first)) copyFile(backing, p);
-        if (sharesVersion) {
-            copyFile(backing, first);
-            Files.delete(backing);
-        } else {
-            try {
-                Files.move(backing, first, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } catch (java.nio.file.AtomicMoveNotSupportedException e) {
-                copyFile(backing, first);
-                Files.delete(backing);
-            }
-        }
-    }
-
-    /**
-     * Whatever a killed run left in its live folders that no symlink led to (a file between two
-     * steps of a rename onto or away from the target, a generation not yet linked): the job's
-     * data, so it is kept in the versions folder and named. Our own temp copies are not.
-     */
-    private void keepInFlight(Path oldLiveDir, List<String> places) throws IOException {
-        if (!Files.isDirectory(oldLiveDir)) return;
-        try (DirectoryStream<Path> subs = Files.newDirectoryStream(oldLiveDir, LIVE_SUB + "*")) {
-            for (Path sub : subs) {
-                if (!Files.isDirectory(sub, LinkOption.NOFOLLOW_LINKS)) continue;
-                try (DirectoryStream<Path> ds = Files.newDirectoryStream(sub, p -> !p.getFileName().toString().startsWith(CaptureFs.TMP_PREFIX))) {
-                    for (Path p : ds) {
-                        if (!Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) continue;
-                        Path keep = store.dir().resolve(recoveredName().replace(".recovered-", ".in-flight-" + places.size() + "-"));
-                        Files.move(p, keep);
-                        places.add(keep.toString());
-                        Log.warn("an earlier versionfs run was killed while it renamed a file of the job onto or away from "
-                                + name + ": that file is kept as " + keep);
-                    }
-                }
-                if (!sub.getFileName().toString().equals(LIVE_SUB)) deleteIfEmpty(sub);
-            }
-        }
-    }
-
-    private String recoveredName() {
-        String stamp = Long.toString(System.currentTimeMillis() / 1000);
-        return VersionNaming.taggedName(name, "recovered-" + stamp);
-    }
-
-    private void cleanTemps() throws IOException {
-        for (Path dir : List.of(store.liveDir(), liveDir, liveDir.resolve(LIVE_SUB))) {
-            if (!Files.isDirectory(dir)) continue;
-            try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, CaptureFs.TMP_PREFIX + "*")) {
-                for (Path p : ds) Files.deleteIfExists(p);
-            }
-        }
+        new EarlierRun(target, store, liveDir, liveFile()).recover(stateFile());
     }
 
     /**
@@ -345,7 +148,7 @@ final class TargetLink {
                 // from scratch, as ORCA does).
                 Files.createLink(live, target);
             } catch (IOException | UnsupportedOperationException e) {
-                copyFile(target, live); // versions folder on another filesystem
+                LinkedFiles.copyFile(target, live); // versions folder on another filesystem
             }
         } catch (IOException e) {
             if (Errno.isNoSpace(e)) {
@@ -354,15 +157,6 @@ final class TargetLink {
             }
             throw new UserError(ExitCodes.VERSIONS_DIR, "cannot copy " + target + " into " + liveDir + ": " + e.getMessage());
         }
-    }
-
-    /** Copies {@code from} to {@code to} via a temp name (reflink/copy_file_range when possible), keeping mode and mtime. */
-    static void copyFile(Path from, Path to) throws IOException {
-        Path tmp = to.resolveSibling(CaptureFs.TMP_PREFIX + to.getFileName() + ".copy");
-        IoError err = FileCopier.copyAt(LibC.AT_FDCWD, from.toString(), LibC.AT_FDCWD, tmp.toString(), true, () -> false);
-        if (err != null) throw err.thrown();
-        Files.setLastModifiedTime(tmp, Files.getLastModifiedTime(from));
-        Files.move(tmp, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
     // ---- mount and link ---------------------------------------------------------------------
@@ -498,7 +292,7 @@ final class TargetLink {
         boolean exists = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
         // Only symlinks to the file the target stands for now: one renamed away earlier and not yet
         // made a regular file (materializePending waits for a quiet second) is not this rename.
-        List<Path> moved = new ArrayList<>(symlinksInto(mountPoint, liveDir).getOrDefault(liveFile(), List.of()));
+        List<Path> moved = new ArrayList<>(LinkedFiles.symlinksInto(mountPoint, liveDir, target.getParent(), target).getOrDefault(liveFile(), List.of()));
         moved.remove(target);
         if (follow && !exists && !ending && mount != null && mount.isAlive()) {
             try {
@@ -679,7 +473,7 @@ final class TargetLink {
         if (copyKey.equals(now)) {
             Files.delete(tmp);
         } else {
-            Path keep = store.dir().resolve(recoveredName().replace(".recovered-", ".raced-"));
+            Path keep = store.dir().resolve(LinkedFiles.keptName(name, "raced"));
             Files.move(tmp, keep);
             Log.warn(p + " changed twice while versionfs replaced its symlink: one of its contents is kept as " + keep);
         }
@@ -1200,14 +994,14 @@ final class TargetLink {
                     + " that may be lost (each is a 'lost' line in the manifest there)");
         }
         Path live = liveNow.resolve(liveRel());
-        Map<Path, List<Path>> links = linkInstalled ? symlinksInto(mountPoint, liveNow, folder) : new java.util.HashMap<>();
+        Map<Path, List<Path>> links = linkInstalled ? LinkedFiles.symlinksInto(mountPoint, liveNow, folder, target) : new java.util.HashMap<>();
         aliases.forEach((alias, link) -> {
             Path backing = liveNow.resolve(mountPoint.relativize(alias));
             if (!links.containsKey(backing) && isLinkTo(link, alias)) links.computeIfAbsent(backing, k -> new ArrayList<>()).add(link);
         });
         for (Map.Entry<Path, List<Path>> e : links.entrySet()) {
             if (Files.exists(e.getKey(), LinkOption.NOFOLLOW_LINKS)) {
-                putInPlace(e.getKey(), e.getValue(), false); // detached at the end of capture
+                LinkedFiles.putInPlace(e.getKey(), e.getValue(), false); // detached at the end of capture
             } else {
                 for (Path p : e.getValue()) Files.deleteIfExists(p); // the program deleted the file: so be it
             }
@@ -1233,13 +1027,13 @@ final class TargetLink {
         for (int g = 0; g < generation; g++) {
             Path old = liveNow.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);
             if (trapUsed && Files.isRegularFile(old, LinkOption.NOFOLLOW_LINKS)) {
-                Path keep = keepDir.resolve(recoveredName().replace(".recovered-", ".old-name-" + g + "-"));
+                Path keep = keepDir.resolve(LinkedFiles.keptName(name, "old-name-" + g));
                 Files.move(old, keep);
                 said("something wrote " + name + " through a name versionfs had already replaced (a path resolved before a"
                         + " rename onto the target): that file is kept as " + keep);
             }
             Files.deleteIfExists(old);
-            if (g > 0) deleteIfEmpty(old.getParent());
+            if (g > 0) LinkedFiles.deleteIfEmpty(old.getParent());
         }
         linkInstalled = false;
     }
@@ -1260,14 +1054,6 @@ final class TargetLink {
         }
     }
 
-    private static void deleteIfEmpty(Path dir) {
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
-            if (!ds.iterator().hasNext()) Files.delete(dir);
-        } catch (IOException e) {
-            // not there, or not empty
-        }
-    }
-
     /** Releases the descriptor and removes the state file and mount point. */
     void cleanup(boolean restored) {
         if (rootFd >= 0) Posix.C.close(rootFd);
@@ -1277,7 +1063,7 @@ final class TargetLink {
         try {
             // A failed restore keeps the record: the next run recovers from it.
             if (stateWritten && restored) Files.deleteIfExists(stateFile());
-            for (int g = 0; g <= generation; g++) deleteIfEmpty(liveDir.resolve(g == 0 ? LIVE_SUB : LIVE_SUB + g));
+            for (int g = 0; g <= generation; g++) LinkedFiles.deleteIfEmpty(liveDir.resolve(g == 0 ? LIVE_SUB : LIVE_SUB + g));
             if (!liveDir.equals(store.liveDir()) && Files.isDirectory(liveDir)) {
                 try (DirectoryStream<Path> ds = Files.newDirectoryStream(liveDir)) {
                     if (!ds.iterator().hasNext()) Files.delete(liveDir);
