@@ -235,6 +235,30 @@ public final class TestSupport {
         assertTrue(left.isEmpty(), "FUSE mounts left behind: " + left);
     }
 
+    /**
+     * Aborts the FUSE connection of every versionfs mount under {@code dir} (as
+     * {@code echo 1 > /sys/fs/fuse/connections/N/abort}): the way out of a deadlocked mount, whose
+     * processes even SIGKILL cannot end, so that a test that found one fails instead of hanging
+     * the suite. Reads /proc/self/mountinfo (the device number; never stats the mount), then
+     * unmounts the dead mount lazily. Returns how many it aborted.
+     */
+    public static int abortMountsUnder(Path dir) throws Exception {
+        String abs = dir.toAbsolutePath().toString();
+        int n = 0;
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            String[] f = line.split(" ");
+            if (!line.contains("fuse.versionfs") || !f[4].startsWith(abs)) continue;
+            String minor = f[2].substring(f[2].indexOf(':') + 1);
+            Path abort = Path.of("/sys/fs/fuse/connections", minor, "abort");
+            if (Files.exists(abort)) {
+                Files.writeString(abort, "1");
+                n++;
+            }
+            run(Path.of("/"), null, 30, "fusermount", "-u", "-z", f[4]); // the dead mount out of the way
+        }
+        return n;
+    }
+
     /** Running = exists and is not a zombie waiting to be reaped by whoever inherited it. */
     public static boolean isRunning(long pid) {
         try {

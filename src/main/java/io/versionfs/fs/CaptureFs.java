@@ -548,6 +548,13 @@ public final class CaptureFs extends FuseStubFS {
      * delete by another process in between (another process of the job: rm, then create) made
      * libfuse2 forget the name and answer that open ENOENT itself, before versionfs saw it: an
      * open(O_CREAT) failing, which never happens on a plain disk (the file's write lost).
+     *
+     * <p>Only a name that is absent or a regular file is answered "absent". A symlink is answered
+     * as it is, so the kernel follows it itself: the create would otherwise reach us for the
+     * symlink's own name, and opening that name follows the link on our side, while the kernel
+     * holds the folder locked for the create. A link to an absolute path through the mount (the
+     * mount is over the job's folder) then waited for that lock in our FUSE thread: the job and
+     * versionfs stuck for good, beyond kill -9.
      */
     @Override
     public int getattr(String path, FileStat stat) {
@@ -555,8 +562,11 @@ public final class CaptureFs extends FuseStubFS {
             String r = rel(path);
             if (r == null) return Errno.ENOENT.negated();
             if (isTemp(r)) return Errno.ENOENT.negated();
-            if (createAtLookup && targets.matches(r) && OpenCall.mayCreate(pid())) return Errno.ENOENT.negated();
-            return C.fstatat(rootFd, r, Struct.getMemory(stat), LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+            int rc = C.fstatat(rootFd, r, Struct.getMemory(stat), LibC.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Posix.errno();
+            if (createAtLookup && (rc != 0 || Stat.isRegular(stat)) && targets.matches(r) && OpenCall.mayCreate(pid())) {
+                return Errno.ENOENT.negated();
+            }
+            return rc;
         } catch (Throwable t) {
             return failed("getattr", path, t);
         }
@@ -1207,6 +1217,7 @@ public final class CaptureFs extends FuseStubFS {
         if ((how.write() || create) && targets.isProtected(r)) return readOnly(r);
         for (int attempt = 0; attempt < 8; attempt++) {
             Opened o = openBacking(r, how);
+            if (Errno.ELOOP.is(-o.err())) return Errno.ESTALE.negated(); // a symlink now: the kernel follows it (see openBacking)
             if (o.err() < 0) return create ? o.err() : lookAgainIfGone(o.err());
             int a = o.live() == null ? openPassThrough(o, how, fi) : openVersioned(o, how, fi);
             if (a != LiveFile.RETRY) return a;
@@ -1227,11 +1238,17 @@ public final class CaptureFs extends FuseStubFS {
         return Errno.ENOENT.is(-err) ? Errno.ESTALE.negated() : err;
     }
 
-    /** Opens and identifies the backing file under the namespace lock. */
+    /**
+     * Opens and identifies the backing file under the namespace lock. Never through a symlink
+     * (O_NOFOLLOW): the kernel follows symlinks itself and sends opens only for files, so a
+     * symlink here is a name replaced since the kernel's lookup, and following it from here
+     * could lead through our own mount while the kernel holds a folder of it locked (see
+     * {@link #getattr}). ELOOP then tells the caller to have the kernel look again.
+     */
     private Opened openBacking(String r, OpenFlags how) {
         namespace.readLock().lock();
         try {
-            int fd = C.openat(rootFd, r, how.backing(), how.mode());
+            int fd = C.openat(rootFd, r, how.backing() | LibC.O_NOFOLLOW, how.mode());
             if (fd < 0) return Opened.failed(-Posix.errno());
             FileStat st = Stat.of(fd);
             if (st == null) {
@@ -1375,7 +1392,7 @@ public final class CaptureFs extends FuseStubFS {
 
     /** truncate(2) of a file that is not versioned: 0 or -errno. */
     private int truncateUnversioned(String r, long size) {
-        int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK, 0);
+        int fd = C.openat(rootFd, r, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NONBLOCK | LibC.O_NOFOLLOW, 0); // see openBacking
         if (fd < 0) return -Posix.errno();
         try {
             return C.ftruncate(fd, size) == 0 ? 0 : -Posix.errno();

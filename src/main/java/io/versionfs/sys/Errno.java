@@ -8,7 +8,7 @@ package io.versionfs.sys;
 public enum Errno {
     EPERM(1), ENOENT(2), EIO(5), ENXIO(6), EBADF(9), EAGAIN(11), ENOMEM(12), EACCES(13), EBUSY(16), EEXIST(17),
     EXDEV(18), ENOTDIR(20), EISDIR(21), EINVAL(22), ENOTTY(25), ENOSPC(28), EROFS(30), EMLINK(31), ERANGE(34),
-    ENAMETOOLONG(36), ENOSYS(38), ENOTEMPTY(39), ENODATA(61), EOPNOTSUPP(95), ENOTCONN(107), ESTALE(116), EDQUOT(122),
+    ENAMETOOLONG(36), ENOSYS(38), ENOTEMPTY(39), ELOOP(40), ENODATA(61), EOPNOTSUPP(95), ENOTCONN(107), ESTALE(116), EDQUOT(122),
     /** Also what versionfs gives a copy it stopped itself (the run is ending, the copy became pointless). */
     ECANCELED(125);
 

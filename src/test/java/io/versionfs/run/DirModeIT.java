@@ -48,6 +48,40 @@ class DirModeIT {
         return "python3 " + TestSupport.FSOPS;
     }
 
+    /**
+     * A symlink in the folder that leads to a target by its absolute path, which goes through the
+     * mount (it is over the folder), written through with O_CREAT. The lookup used to answer such
+     * a name "absent" (so that the kernel creates in one step), the kernel then sent the create for
+     * the symlink's own name while holding the folder locked, and versionfs, opening that name,
+     * followed the link back through its own mount and waited for that lock: the job and
+     * versionfs stuck in D state for good, beyond SIGKILL. A dangling link is the same with a
+     * file that does not exist yet. Bounded: on a hang the mount is aborted and the test fails.
+     */
+    @Test
+    void aSymlinkLeadingThroughTheMountIsFollowedWithoutDeadlock() throws Exception {
+        Files.writeString(dir.resolve("job.gbw"), "init\n");
+        Path out = dir.getParent().resolve(dir.getFileName() + ".out"), err = dir.getParent().resolve(dir.getFileName() + ".err");
+        Process p = new ProcessBuilder(TestSupport.LAUNCHER.toString(), "run", "--mode", "dir", "--target", "*.gbw", "--target", "loop*",
+                "--", "bash", "-c", "ln -s \"$PWD/job.gbw\" x.gbw && echo w > x.gbw && ln -s \"$PWD/other\" loop && echo o > loop"
+                        + " && cat x.gbw loop > seen").directory(dir.toFile()).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        if (!p.waitFor(90, java.util.concurrent.TimeUnit.SECONDS)) {
+            int aborted = TestSupport.abortMountsUnder(dir);
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            org.junit.jupiter.api.Assertions.fail("the run hung (" + aborted + " mount(s) aborted): " + Files.readString(err));
+        }
+        String stderr = Files.readString(err);
+        Files.deleteIfExists(out);
+        Files.deleteIfExists(err);
+        assertEquals(0, p.exitValue(), stderr);
+        assertEquals("w\no\n", Files.readString(dir.resolve("seen")));
+        assertEquals("w\n", Files.readString(dir.resolve("job.gbw")));
+        assertEquals("o\n", Files.readString(dir.resolve("other")));
+        assertTrue(Files.isSymbolicLink(dir.resolve("x.gbw")) && Files.isSymbolicLink(dir.resolve("loop")), "the links stay links");
+        assertEquals(List.of("init\n", "w\n"), contents(dir.resolve("job.gbw.versions"), "job", ".gbw"), "the write through the link is a version");
+        EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
+    }
+
     /** Hooks run while the job runs, although the versions folder is read-only through the mount. */
     @Test
     void hooksRunDuringTheJobInDirectoryMode() throws Exception {
