@@ -166,7 +166,7 @@ final class Publication {
     private boolean moveOut(Version v) {
         String from = pendingName(v.versionFile);
         readOnly(dirFd, from, v.mode);
-        return moveInto(from, v.versionFile);
+        return moveInto(from, v.versionFile, true);
     }
 
     /** Version files are read-only to everyone, their owner too: a careless tool gets EACCES, not a changed version. */
@@ -174,12 +174,15 @@ final class Publication {
         if (mode >= 0) Posix.C.fchmodat(dirFd, name, mode & 07555, 0);
     }
 
-    /** Renames a hidden version file to its name, never over another file. False (and said) if it cannot. */
-    private boolean moveInto(String from, String name) {
-        int e = renameNoReplace(from, name);
+    /**
+     * Renames a hidden version file to its name, never over another file. False (and said) if it
+     * cannot. {@code ours}: the name is this run's (numbered by it), see {@link #claim}.
+     */
+    private boolean moveInto(String from, String name, boolean ours) {
+        int e = ours ? claim(from, name) : renameNoReplace(from, name);
         if (e == Errno.ENOENT.code && !VersionNaming.folderOf(name).isEmpty()) {
             Posix.C.mkdirat(dirFd, VersionNaming.folderOf(name), 0755); // first version of sub/x.dat
-            e = renameNoReplace(from, name);
+            e = ours ? claim(from, name) : renameNoReplace(from, name);
         }
         if (e == 0) return true;
         if (e != Errno.ENOENT.code) { // ENOENT: no file left to name (removed from outside)
@@ -187,6 +190,25 @@ final class Publication {
                     + Posix.strerror(e) + ")");
         }
         return false;
+    }
+
+    /**
+     * 0, or the errno of renaming {@code from} to {@code name}, a version name this run numbered:
+     * never over another file. The name was free when the version was numbered; a file that took
+     * it since was not made by versionfs (a tool writing into the versions folder, e.g. a
+     * python open() of the next version's name). Refusing would leave the version without its
+     * name and out of the manifest; replacing would lose that file. So that file is kept beside,
+     * under a name that is never a version's ({@code job.000003.not-a-version-STAMP.gbw}), and
+     * the version gets its name.
+     */
+    int claim(String from, String name) {
+        int e = renameNoReplace(from, name);
+        if (e != Errno.EEXIST.code) return e;
+        String aside = VersionNaming.taggedName(name, "not-a-version-" + System.currentTimeMillis() / 1000);
+        if (renameNoReplace(name, aside) != 0) return e;
+        Log.warn(dir.resolve(name) + " was not made by versionfs but took the name of a version being saved: kept as "
+                + dir.resolve(aside));
+        return renameNoReplace(from, name);
     }
 
     /** 0, or the errno of renaming {@code from} to {@code name} where no file has that name. */
@@ -230,7 +252,7 @@ final class Publication {
         int mode = Stat.mode(st) & 07777;
         if (Stat.nlink(st) <= 1) {
             readOnly(dirFd, from, mode);
-            return moveInto(from, name);
+            return moveInto(from, name, false);
         }
         String tmp = VersionStore.HIDDEN + "/tmp/" + escape(name) + ".recovered";
         IoError err = FileCopier.copyAt(dirFd, from, dirFd, tmp, false, () -> false);
@@ -239,7 +261,7 @@ final class Publication {
             return false;
         }
         readOnly(dirFd, tmp, mode);
-        if (!moveInto(tmp, name)) {
+        if (!moveInto(tmp, name, false)) {
             Posix.C.unlinkat(dirFd, tmp, 0);
             return false;
         }

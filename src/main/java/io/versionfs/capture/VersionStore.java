@@ -459,8 +459,9 @@ public final class VersionStore implements AutoCloseable {
     private IoError copyInto(Source src, String name, BooleanSupplier cancelled) {
         String tmp = HIDDEN + "/tmp/" + name.replace('/', '~') + ".part";
         IoError err = copyTo(src, tmp, cancelled);
-        if (err == null && Posix.C.renameat(dirFd, tmp, dirFd, name) != 0) {
-            err = IoError.last("rename");
+        int e = err == null ? publication.claim(tmp, name) : 0; // never over a file that took the name meanwhile
+        if (e != 0) {
+            err = new IoError(e, "rename");
             Posix.C.unlinkat(dirFd, tmp, 0);
         }
         return err;

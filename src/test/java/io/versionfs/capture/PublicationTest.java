@@ -105,6 +105,28 @@ class PublicationTest {
     }
 
     @Test
+    void aFileThatTookAHiddenVersionsNameIsSetAsideAndTheVersionStillGetsItsNameAndLine() throws Exception {
+        Version v1 = hidden("job.dat", 1);
+        Version v2 = copy("job.dat", 2);
+        // A tool in the job wrote the name meanwhile (python open('job.000001.dat', 'w')).
+        Files.writeString(tmp.resolve(v1.versionFile), "not ours");
+
+        pub.publish(v1);
+
+        assertEquals(Publication.State.LISTED, v1.publication, "not stranded in the pending folder");
+        assertEquals(List.of(1L, 2L), numbers(listed), "its line, in its turn: the later one was not held up for good");
+        assertEquals("job.dat1", Files.readString(tmp.resolve(v1.versionFile)), "the version under its name");
+        try (var ds = Files.newDirectoryStream(tmp, "job.000001.not-a-version-*.dat")) {
+            List<Path> aside = new ArrayList<>();
+            ds.forEach(aside::add);
+            assertEquals(1, aside.size(), "the other file is kept beside: " + aside);
+            assertEquals("not ours", Files.readString(aside.get(0)));
+            assertTrue(VersionNaming.parse("job.dat", aside.get(0).getFileName().toString()).isEmpty(), "and is never taken for a version");
+        }
+        assertEquals("job.dat2", Files.readString(tmp.resolve(v2.versionFile)));
+    }
+
+    @Test
     void seriesDoNotWaitForEachOther() throws Exception {
         hidden("a.dat", 1);
         copy("b.dat", 1);
@@ -145,18 +167,15 @@ class PublicationTest {
     }
 
     @Test
-    void aVersionThatCannotGetItsNameStaysHiddenAndNoLongerHoldsUpOthers() throws Exception {
+    void aVersionThatCannotGetItsNameNoLongerHoldsUpOthers() throws Exception {
         Version v1 = hidden("job.dat", 1);
         copy("job.dat", 2);
-        Files.writeString(tmp.resolve(v1.versionFile), "stray"); // put there by hand
+        Files.delete(tmp.resolve(Publication.pendingName(v1.versionFile))); // removed from outside: nothing left to name
         pub.publish(v1);
         assertEquals(Publication.State.STRANDED, v1.publication);
-        assertEquals("stray", Files.readString(tmp.resolve(v1.versionFile)), "never renamed over another file");
-        assertEquals("job.dat1", Files.readString(tmp.resolve(Publication.pendingName(v1.versionFile))), "kept, hidden");
+        assertTrue(Files.notExists(tmp.resolve(v1.versionFile)));
         assertEquals(List.of(2L), numbers(listed));
         assertTrue(pub.remove(v1), "a stranded version can still be removed");
-        assertTrue(Files.notExists(tmp.resolve(Publication.pendingName(v1.versionFile))));
-        assertEquals("stray", Files.readString(tmp.resolve(v1.versionFile)));
     }
 
     @Test
