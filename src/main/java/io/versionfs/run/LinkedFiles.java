@@ -56,7 +56,9 @@ final class LinkedFiles {
                 try {
                     if (!Files.isSymbolicLink(p)) continue;
                     Path to = Files.readSymbolicLink(p);
-                    if (!to.startsWith(mount) || to.equals(mount)) continue;
+                    // A file in the mount is MOUNT/fN/NAME: a link to the mount, to its fN folder
+                    // (a job can make one) or deeper leads to no file of ours and stays as it is.
+                    if (!to.startsWith(mount) || mount.relativize(to).getNameCount() != 2) continue;
                     found.computeIfAbsent(backingRoot.resolve(mount.relativize(to)), k -> new ArrayList<>()).add(p);
                 } catch (IOException e) {
                     // vanished meanwhile

@@ -236,6 +236,25 @@ class NameTrapIT {
     // ---------------------------------------------------------------- 1. atomic save
 
     @Test
+    void aLinkTheJobMakesToTheMountsFolderIsLeftAloneAndTheTargetIsPutBack() throws Exception {
+        // The job links to the folder its target leads into; the end of the run took that link
+        // for one to a file, moved the live folder onto it and failed ("Not a directory"),
+        // leaving job.gbw a dangling symlink; every later run then failed to set up (exit 200).
+        Files.writeString(dir.resolve("job.gbw"), "init\n");
+        for (int run = 1; run <= 2; run++) {
+            Result r = vfs("run", "--quiet", "--target", "job.gbw", "--", "sh", "-c",
+                    "ln -sfn \"$(dirname \"$(readlink job.gbw)\")\" mroot && echo run" + run + " > job.gbw && cat mroot/job.gbw > seen");
+            assertEquals(0, r.exit(), r.err());
+            assertEquals("run" + run + "\n", Files.readString(dir.resolve("seen")), "the link led to the live file during the run");
+            assertTrue(Files.isRegularFile(dir.resolve("job.gbw"), java.nio.file.LinkOption.NOFOLLOW_LINKS), r.err());
+            assertEquals("run" + run + "\n", Files.readString(dir.resolve("job.gbw")));
+            assertTrue(Files.isSymbolicLink(dir.resolve("mroot")), "the job's own link is left as it made it");
+            assertFalse(r.err().contains("could not put"), r.err());
+        }
+        EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
+    }
+
+    @Test
     void atomicSavesEveryHalfSecondAreEachAVersionByteExact() throws Exception {
         byte[] initial = initialTarget("job.gbw");
         Path log = dir.resolve("truth.log");
