@@ -181,14 +181,32 @@ public final class RunLock implements AutoCloseable {
         }
     }
 
-    /** Releases the lock and removes the file (a waiting run then retries on a fresh one). */
+    /**
+     * Releases the lock and removes the file (a waiting run then retries on a fresh one), where
+     * it is now: its folder may have been renamed during the run (from outside the job), and the
+     * file left behind there said a run held it.
+     */
     @Override
     public void close() {
+        Path now = whereNow();
         try {
-            Files.deleteIfExists(path);
+            FileStat st = Stat.of(fd);
+            long ino = st != null ? Stat.ino(st) : -1;
+            FileStat there = Stat.at(LibC.AT_FDCWD, now.toString(), LibC.AT_SYMLINK_NOFOLLOW);
+            if (there != null && Stat.ino(there) == ino) Files.deleteIfExists(now); // never another run's new lock file
         } catch (Exception e) {
-            Log.debug("lock " + path + ": " + e.getMessage());
+            Log.debug("lock " + now + ": " + e.getMessage());
         }
         Posix.C.close(fd);
+    }
+
+    /** The lock file's path now (the kernel's name for our descriptor), or the path it was taken at. */
+    private Path whereNow() {
+        try {
+            String p = Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString();
+            return p.startsWith("/") && !p.endsWith(" (deleted)") ? Path.of(p) : path;
+        } catch (java.io.IOException | RuntimeException e) {
+            return path;
+        }
     }
 }
