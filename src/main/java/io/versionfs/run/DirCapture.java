@@ -49,7 +49,7 @@ final class DirCapture implements Capture {
     private FuseMount mount;
     private final List<String> events = new ArrayList<>();
     /** Files written behind the mount (a process in an older mount namespace), each with its summary line. */
-    private final java.util.Map<String, String> behind = new java.util.LinkedHashMap<>();
+    private final java.util.Map<Path, String> behind = new java.util.LinkedHashMap<>();
 
     /** @param versionsDir one versions folder for every file (null: NAME.versions beside each) */
     DirCapture(Path folder, List<String> patterns, Path versionsDir, Instant start, StoreRules rules) {
@@ -222,9 +222,10 @@ final class DirCapture implements Capture {
             s.drain();
             if (s.skippedCount() > 0) continue; // see WrittenBehind.check
             s.versions().forEach((file, vs) -> {
-                String why = WrittenBehind.check(folder.resolve(file), vs);
+                Path f = fileOf(s, file);
+                String why = WrittenBehind.check(f, vs);
                 if (why != null) {
-                    behind.put(file, why);
+                    behind.put(f, why);
                     Log.warn(why);
                 }
             });
@@ -235,6 +236,16 @@ final class DirCapture implements Capture {
     public void report(Summary summary) {
         summary.put("mode", "dir (" + folder + " served through versionfs)");
         reports().forEach(summary::add);
+    }
+
+    /**
+     * The file of series {@code file} in {@code s}: with --versions-dir a series is named by its
+     * path in the folder; otherwise by the file's name, beside its NAME.versions folder (a target
+     * in a subfolder was reported, and checked for writes behind the mount, as if it were in the
+     * folder itself: a false alarm on an unrelated file of that name).
+     */
+    private Path fileOf(VersionStore s, String file) {
+        return versionsDir != null ? folder.resolve(file) : s.dir().getParent().resolve(file);
     }
 
     /** {@code r} with one more line under it (the folder's --on-version note goes under its last file). */
@@ -253,8 +264,8 @@ final class DirCapture implements Capture {
         }
         for (VersionStore s : stores()) {
             int first = out.size();
-            s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(folder.resolve(file).toString(),
-                    s.dir().toString(), s.manifestPath().toString(), vs, behind.containsKey(file) ? List.of(behind.get(file)) : List.of())));
+            s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(fileOf(s, file).toString(),
+                    s.dir().toString(), s.manifestPath().toString(), vs, behind.containsKey(fileOf(s, file)) ? List.of(behind.get(fileOf(s, file))) : List.of())));
             if (s.hooks() != null && out.size() > first) out.set(out.size() - 1, withNote(out.get(out.size() - 1), s.hooks().report()));
         }
         if (out.isEmpty()) {

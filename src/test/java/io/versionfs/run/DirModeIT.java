@@ -82,6 +82,26 @@ class DirModeIT {
         EngineIT.verifyVersions(dir.resolve("job.gbw.versions"));
     }
 
+    /**
+     * A target in a subfolder, beside an unrelated file of the same name in the folder itself:
+     * the summary named the unrelated file, and took it for one written behind the mount.
+     */
+    @Test
+    void aTargetInASubfolderIsReportedAtItsOwnPath() throws Exception {
+        Files.createDirectory(dir.resolve("sub"));
+        Files.writeString(dir.resolve("job.gbw"), "unrelated\n");
+        Result r = run("--mode", "dir", "--json", "--target", "sub/job.gbw", "--", "sh", "-c", "echo one > sub/job.gbw; echo two > sub/job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        assertFalse(r.err().contains("WRITTEN BEHIND"), r.err());
+        Map<String, Object> json = io.versionfs.text.Json.parseObject(r.out().trim());
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> files = (List<Map<String, Object>>) json.get("files");
+        assertEquals(List.of(dir.resolve("sub/job.gbw").toString()), files.stream().map(f -> f.get("file")).toList(), r.out());
+        assertEquals(0L, ((Number) json.get("unversionable")).longValue(), r.out());
+        assertEquals(List.of("one\n", "two\n"), contents(dir.resolve("sub/job.gbw.versions"), "job", ".gbw"));
+        assertEquals("unrelated\n", Files.readString(dir.resolve("job.gbw")));
+    }
+
     /** Hooks run while the job runs, although the versions folder is read-only through the mount. */
     @Test
     void hooksRunDuringTheJobInDirectoryMode() throws Exception {
