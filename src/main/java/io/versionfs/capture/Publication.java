@@ -204,11 +204,21 @@ final class Publication {
     int claim(String from, String name) {
         int e = renameNoReplace(from, name);
         if (e != Errno.EEXIST.code) return e;
-        String aside = VersionNaming.taggedName(name, "not-a-version-" + System.currentTimeMillis() / 1000);
-        if (renameNoReplace(name, aside) != 0) return e;
-        Log.warn(dir.resolve(name) + " was not made by versionfs but took the name of a version being saved: kept as "
-                + dir.resolve(aside));
+        if (!setAside(name)) return e;
         return renameNoReplace(from, name);
+    }
+
+    /**
+     * Moves a file versionfs did not make away from the version name {@code name} of this run
+     * (see {@link #claim}), keeping it beside under a name that is never a version's; said.
+     * False if it could not be moved (the name then stays taken).
+     */
+    boolean setAside(String name) {
+        String aside = VersionNaming.taggedName(name, "not-a-version-" + System.currentTimeMillis() / 1000);
+        if (renameNoReplace(name, aside) != 0) return false;
+        Log.warn(dir.resolve(name) + " was not made by versionfs but took the name of a version of this run: kept as "
+                + dir.resolve(aside));
+        return true;
     }
 
     /** 0, or the errno of renaming {@code from} to {@code name} where no file has that name. */

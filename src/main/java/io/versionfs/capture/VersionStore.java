@@ -392,13 +392,9 @@ public final class VersionStore implements AutoCloseable {
     /** An independent copy under the next number no stray file has taken. */
     private Captured saveCopy(Source src, Request r) {
         if (nodes != null) return copyAcrossNodes(src, r); // numbered by link(): a rename could replace another node's version
-        if (nodes != null) return copyAcrossNodes(src, r);
         Instant now = Instant.now();
-        long number = allocate(r.series());
         if (!VersionNaming.folderOf(r.series()).isEmpty()) Posix.C.mkdirat(dirFd, VersionNaming.folderOf(r.series()), 0755);
-        while (exists(VersionNaming.versionName(r.series(), number))) {
-            number = allocate(r.series()); // taken by a stray file: skip the number
-        }
+        long number = freeNumber(r.series());
         String name = VersionNaming.versionName(r.series(), number);
         return finish(number, name, now, r, roomMadeFor(copyInto(src, name, r.cancelled()), src, name, r.cancelled()), false);
     }
@@ -410,10 +406,7 @@ public final class VersionStore implements AutoCloseable {
     private Captured saveLink(Source src, Request r) {
         if (nodes != null) return copyAcrossNodes(src, r);
         Instant now = Instant.now();
-        long number = allocate(r.series());
-        for (int tries = 0; tries < 1000 && exists(VersionNaming.versionName(r.series(), number)); tries++) {
-            number = allocate(r.series()); // a file already has that name (put there by hand): skip the number
-        }
+        long number = freeNumber(r.series());
         int e = link(src, VersionNaming.versionName(r.series(), number));
         for (int tries = 0; e == Errno.EEXIST.code && tries < 1000; tries++) {
             number = allocate(r.series());
@@ -422,6 +415,23 @@ public final class VersionStore implements AutoCloseable {
         String name = VersionNaming.versionName(r.series(), number);
         if (e == 0) return finish(number, name, now, r, null, true);
         return finish(number, name, now, r, linkFailed(e, src, name, r.cancelled()), false);
+    }
+
+    /**
+     * The next number of {@code series} whose name no file has. Numbering starts after every
+     * version file in the folder (the manifest and a scan at the start), so a file that has a
+     * later number's name now was put there during the run by something else (a tool writing
+     * job.000005.gbw): it is set aside (Publication.setAside) rather than left to look like an
+     * unlisted version, which made verify report versions lost; if it cannot be, the number is
+     * skipped.
+     */
+    private long freeNumber(String series) {
+        long number = allocate(series);
+        for (int tries = 0; tries < 1000 && exists(VersionNaming.versionName(series, number)); tries++) {
+            if (publication.setAside(VersionNaming.versionName(series, number))) break;
+            number = allocate(series);
+        }
+        return number;
     }
 
     /** 0, or the errno of linking the source under the hidden name of {@code name}. */

@@ -616,4 +616,30 @@ class RunIT {
             TestSupport.run(dir, null, 30, "rm", "-rf", "job.gbw.versions", "job.gbw");
         }
     }
+
+    @Test
+    void filesPutAtTheNamesOfComingVersionsAreSetAsideAndEveryVersionIsListed() throws Exception {
+        // A tool of the job writes job.000003.gbw .. job.000005.gbw into the versions folder
+        // before those versions exist. They were skipped silently, and verify then reported
+        // them as unlisted versions (exit 207, "versions lost") although nothing was lost.
+        Files.writeString(dir.resolve("job.gbw"), "init\n");
+        Result r = vfs("run", "--quiet", "--target", "job.gbw", "--", "sh", "-c",
+                "echo a > job.gbw; for n in 3 4 5; do echo stray$n > job.gbw.versions/job.00000$n.gbw; done;"
+                        + " echo b > job.gbw; echo c > job.gbw; echo d > job.gbw");
+        assertEquals(0, r.exit(), r.err());
+        Path v = dir.resolve("job.gbw.versions");
+        assertEquals(List.of("init\n", "a\n", "b\n", "c\n", "d\n"),
+                versions(v, "job", ".gbw").stream().map(p -> { try { return Files.readString(p); } catch (Exception e) { throw new RuntimeException(e); } }).toList());
+        Result verify = TestSupport.vfs(dir, 60, "verify", v.toString()); // every version's sha256, nothing unlisted
+        assertEquals(0, verify.exit(), verify.out() + verify.err());
+        for (int n = 3; n <= 5; n++) {
+            int k = n;
+            try (var ds = Files.newDirectoryStream(v, "job.00000" + n + ".not-a-version-*.gbw")) {
+                List<Path> aside = new ArrayList<>();
+                ds.forEach(aside::add);
+                assertEquals(1, aside.size(), "stray " + k + " kept beside: " + aside);
+                assertEquals("stray" + k + "\n", Files.readString(aside.get(0)));
+            }
+        }
+    }
 }
