@@ -214,7 +214,7 @@ final class Publication {
      * False if it could not be moved (the name then stays taken).
      */
     boolean setAside(String name) {
-        String aside = VersionNaming.taggedName(name, "not-a-version-" + System.currentTimeMillis() / 1000);
+        String aside = VersionNaming.keptName(name, "not-a-version");
         if (renameNoReplace(name, aside) != 0) return false;
         Log.warn(dir.resolve(name) + " was not made by versionfs but took the name of a version of this run: kept as "
                 + dir.resolve(aside));

@@ -65,6 +65,16 @@ public final class VersionNaming {
     }
 
     /**
+     * A name in {@code series}' shape for a file kept because it is not, or no longer, where it
+     * belongs ({@code job.recovered-1764672000.gbw}, {@code job.000003.not-a-version-1764672000.gbw}):
+     * never a version file name, so numbering ignores it; the time in seconds keeps two runs'
+     * files apart.
+     */
+    public static String keptName(String series, String tag) {
+        return taggedName(series, tag + "-" + System.currentTimeMillis() / 1000);
+    }
+
+    /**
      * If {@code candidate} (a name in the series' folder) is a version file of {@code series}, its
      * number. Digit runs beyond {@link #MAX_NUMBER} are not ours (a stray {@code job.99999999999.gbw}
      * must not push numbering into overflow) and give empty.

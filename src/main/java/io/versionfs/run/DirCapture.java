@@ -264,8 +264,11 @@ final class DirCapture implements Capture {
         }
         for (VersionStore s : stores()) {
             int first = out.size();
-            s.versions().forEach((file, vs) -> out.add(new Summary.FileReport(fileOf(s, file).toString(),
-                    s.dir().toString(), s.manifestPath().toString(), vs, behind.containsKey(fileOf(s, file)) ? List.of(behind.get(fileOf(s, file))) : List.of())));
+            s.versions().forEach((file, vs) -> {
+                Path f = fileOf(s, file);
+                out.add(new Summary.FileReport(f.toString(), s.dir().toString(), s.manifestPath().toString(), vs,
+                        behind.containsKey(f) ? List.of(behind.get(f)) : List.of()));
+            });
             if (s.hooks() != null && out.size() > first) out.set(out.size() - 1, withNote(out.get(out.size() - 1), s.hooks().report()));
         }
         if (out.isEmpty()) {

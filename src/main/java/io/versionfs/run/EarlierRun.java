@@ -1,6 +1,7 @@
 package io.versionfs.run;
 
 import io.versionfs.capture.ManifestLine;
+import io.versionfs.capture.VersionNaming;
 import io.versionfs.capture.VersionStore;
 import io.versionfs.errors.ExitCodes;
 import io.versionfs.errors.UserError;
@@ -129,7 +130,7 @@ final class EarlierRun {
     /** A killed run's live file that no symlink leads to any more (the program replaced the target) is kept. */
     private void keepUnreached(KilledRun killed, List<String> places) throws IOException {
         if (Files.exists(killed.live(), LinkOption.NOFOLLOW_LINKS)) {
-            Path keep = store.dir().resolve(LinkedFiles.keptName(name, "recovered"));
+            Path keep = store.dir().resolve(VersionNaming.keptName(name, "recovered"));
             Files.move(killed.live(), keep);
             places.add(keep.toString());
             Log.warn("an earlier versionfs run (pid " + killed.pid() + ") was killed; its last content of " + name
@@ -153,7 +154,7 @@ final class EarlierRun {
                 try (DirectoryStream<Path> ds = Files.newDirectoryStream(sub, p -> !p.getFileName().toString().startsWith(CaptureFs.TMP_PREFIX))) {
                     for (Path p : ds) {
                         if (!Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) continue;
-                        Path keep = store.dir().resolve(LinkedFiles.keptName(name, "in-flight-" + places.size()));
+                        Path keep = store.dir().resolve(VersionNaming.keptName(name, "in-flight-" + places.size()));
                         Files.move(p, keep);
                         places.add(keep.toString());
                         Log.warn("an earlier versionfs run was killed while it renamed a file of the job onto or away from "

@@ -18,9 +18,9 @@ import java.util.Map;
 
 /**
  * Symlink mode's files seen from outside the mount: the symlinks that lead into a mount, the
- * files behind them put back in their place as regular files, copies made through a temp name,
- * and the names files are kept under when nothing leads to them. Used at the end of a run
- * ({@link TargetLink}) and when a killed run is recovered ({@link EarlierRun}). Stateless.
+ * files behind them put back in their place as regular files, and copies made through a temp
+ * name. Used at the end of a run ({@link TargetLink}) and when a killed run is recovered
+ * ({@link EarlierRun}). Stateless.
  */
 final class LinkedFiles {
     private LinkedFiles() {}
@@ -106,14 +106,5 @@ final class LinkedFiles {
         } catch (IOException e) {
             // not there, or not empty
         }
-    }
-
-    /**
-     * A name in {@code series}' shape for a file kept because nothing leads to it any more
-     * ({@code job.recovered-1764672000.gbw}, {@code job.raced-1764672000.gbw}): never a version
-     * file name, so numbering ignores it; the time in seconds keeps two runs' files apart.
-     */
-    static String keptName(String series, String tag) {
-        return VersionNaming.taggedName(series, tag + "-" + System.currentTimeMillis() / 1000);
     }
 }

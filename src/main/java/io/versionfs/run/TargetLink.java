@@ -473,7 +473,7 @@ final class TargetLink {
         if (copyKey.equals(now)) {
             Files.delete(tmp);
         } else {
-            Path keep = store.dir().resolve(LinkedFiles.keptName(name, "raced"));
+            Path keep = store.dir().resolve(VersionNaming.keptName(name, "raced"));
             Files.move(tmp, keep);
             Log.warn(p + " changed twice while versionfs replaced its symlink: one of its contents is kept as " + keep);
         }
@@ -1027,7 +1027,7 @@ final class TargetLink {
         for (int g = 0; g < generation; g++) {
             Path old = liveNow.resolve((g == 0 ? LIVE_SUB : LIVE_SUB + g) + "/" + name);
             if (trapUsed && Files.isRegularFile(old, LinkOption.NOFOLLOW_LINKS)) {
-                Path keep = keepDir.resolve(LinkedFiles.keptName(name, "old-name-" + g));
+                Path keep = keepDir.resolve(VersionNaming.keptName(name, "old-name-" + g));
                 Files.move(old, keep);
                 said("something wrote " + name + " through a name versionfs had already replaced (a path resolved before a"
                         + " rename onto the target): that file is kept as " + keep);

@@ -75,7 +75,7 @@ class LinkedFilesTest {
 
     @Test
     void keptNames_areNeverVersionFileNames() {
-        String kept = LinkedFiles.keptName("job.gbw", "in-flight-2");
+        String kept = io.versionfs.capture.VersionNaming.keptName("job.gbw", "in-flight-2");
         assertTrue(kept.matches("job\\.in-flight-2-[0-9]+\\.gbw"), kept);
         assertTrue(io.versionfs.capture.VersionNaming.parse("job.gbw", kept).isEmpty(), "numbering ignores " + kept);
     }
